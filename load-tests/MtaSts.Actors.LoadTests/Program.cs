@@ -1,0 +1,1 @@
+namespace MtaSts.Actors.LoadTests; public static class Program { public static int Main(string[] args) => 0; }

@@ -1,0 +1,1 @@
+namespace MtaSts.Actors.Host; public static class Program { public static int Main(string[] args) => 0; }

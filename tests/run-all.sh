@@ -1,0 +1,22 @@
+#!/usr/bin/env bash
+# The whole test suite: installs what the tests need (Debian packages), builds, runs every test project,
+# and ends with "N passed, N failed". Used by .ci/run and by developers.
+set -uo pipefail
+cd "$(dirname "$0")/.."
+tests/setup-env.sh || { echo "environment set-up failed"; echo "0 passed, 1 failed"; exit 1; }
+rm -rf TestResults
+dotnet build MtaSts.Actors.sln -c Release -warnaserror 2>&1 | tail -3
+build=${PIPESTATUS[0]}
+if [ "$build" -ne 0 ]; then echo "build failed"; echo "0 passed, 1 failed"; exit 1; fi
+dotnet test MtaSts.Actors.sln -c Release --no-build --logger "trx" --results-directory TestResults \
+  --blame-hang-timeout 10m -- RunConfiguration.TestSessionTimeout=3600000 2>&1 | grep -vE "^\s*$" | tail -60
+rc=${PIPESTATUS[0]}
+passed=0; failed=0
+for f in TestResults/*.trx; do
+  [ -f "$f" ] || continue
+  p=$(grep -o '<Counters [^>]*' "$f" | grep -o 'passed="[0-9]*"' | grep -o '[0-9]*'); passed=$((passed + ${p:-0}))
+  x=$(grep -o '<Counters [^>]*' "$f" | grep -o ' failed="[0-9]*"' | grep -o '[0-9]*'); failed=$((failed + ${x:-0}))
+done
+if [ "$rc" -ne 0 ] && [ "$failed" -eq 0 ]; then failed=1; echo "dotnet test exited $rc (crash or hang)"; fi
+echo "$passed passed, $failed failed"
+[ "$failed" -eq 0 ]

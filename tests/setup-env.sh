@@ -1,0 +1,16 @@
+#!/usr/bin/env bash
+# Installs the Debian packages the tests use (idempotent). Nothing is started here: tests start their own
+# loopback instances. Binaries used: smtp-sink/smtp-source (postfix), tinyproxy.
+set -euo pipefail
+need=()
+command -v smtp-sink >/dev/null 2>&1 || [ -x /usr/sbin/smtp-sink ] || need+=(postfix)
+command -v tinyproxy >/dev/null 2>&1 || [ -x /usr/bin/tinyproxy ] || need+=(tinyproxy)
+if [ ${#need[@]} -gt 0 ]; then
+  export DEBIAN_FRONTEND=noninteractive
+  echo "postfix postfix/main_mailer_type select No configuration" | debconf-set-selections
+  apt-get update -qq >/dev/null
+  apt-get install -y -qq --no-install-recommends "${need[@]}" >/dev/null
+  # The package may start daemons we do not want; tests run their own instances on loopback ports.
+  (service postfix stop || true) >/dev/null 2>&1
+  (service tinyproxy stop || true) >/dev/null 2>&1
+fi

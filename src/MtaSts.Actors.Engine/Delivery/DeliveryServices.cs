@@ -1,0 +1,50 @@
+using Akka.Actor;
+using MtaSts.Actors.Destinations;
+using MtaSts.Actors.Logging;
+using MtaSts.Actors.Spool;
+
+namespace MtaSts.Actors.Engine.Delivery;
+
+/// <summary>The profile and bounce profile that govern one destination (resolved per domain from the live config).</summary>
+public sealed record DestinationSettings(DestinationProfile Profile, BounceProfile Bounce);
+
+/// <summary>Generates and queues DSNs (implemented by the bounce service; re-injects through the spool).</summary>
+public interface IBounceSink
+{
+    /// <summary>Queues a DSN for these recipients (failed or delayed). Completes when the DSN is durable (or none is due).</summary>
+    Task QueueAsync(BounceRequest request, CancellationToken ct = default);
+}
+
+public sealed record BounceRequest(Protocol.MessageRef Message, string Domain, IReadOnlyList<(Protocol.RecipientRef Recipient, RecipientOutcome Outcome)> Recipients,
+    bool Delayed = false);
+
+/// <summary>Node-local services every destination actor uses. Injected through Props (never serialized).</summary>
+public sealed record DeliveryServices(
+    IDeliveryTransport Transport,
+    ISpool Spool,
+    MailLog Log,
+    IdSequence Dcids,
+    Func<string, DestinationSettings> Settings,
+    IBounceSink Bounces,
+    TimeProvider Clock,
+    Func<IActorRef?> PolicyActor,
+    EngineTuning Tuning);
+
+/// <summary>Engine knobs that are not per-destination controls.</summary>
+public sealed record EngineTuning
+{
+    /// <summary>An idle connection is kept this long for new mail before QUIT (Postfix connection cache: 2 s).</summary>
+    public TimeSpan ConnectionIdleTime { get; init; } = TimeSpan.FromSeconds(2);
+    /// <summary>An empty destination passivates after this long without traffic.</summary>
+    public TimeSpan PassivateAfter { get; init; } = TimeSpan.FromMinutes(2);
+    /// <summary>How long a resolved MTA-STS policy is reused by the destination before asking the resolver again.</summary>
+    public TimeSpan PolicyReuse { get; init; } = TimeSpan.FromSeconds(60);
+    /// <summary>Upper bound on waiting for the policy resolver; beyond it the destination defers this round.</summary>
+    public TimeSpan PolicyTimeout { get; init; } = TimeSpan.FromSeconds(90);
+    /// <summary>Recipients per SMTP transaction (RFC 5321 §4.5.3.1.8 requires servers to take at least 100).</summary>
+    public int MaxRecipientsPerTransaction { get; init; } = 100;
+    /// <summary>Snapshot after this many persisted events.</summary>
+    public int SnapshotEvery { get; init; } = 500;
+    /// <summary>How often expiry is checked for queued mail (KumoMTA #539: expiry must not wait for a requeue).</summary>
+    public TimeSpan ExpirySweep { get; init; } = TimeSpan.FromMinutes(1);
+}

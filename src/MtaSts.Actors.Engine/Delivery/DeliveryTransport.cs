@@ -1,0 +1,45 @@
+using MtaSts.Actors.Engine.Protocol;
+
+namespace MtaSts.Actors.Engine.Delivery;
+
+public enum RecipientOutcomeKind { Delivered, Transient, Permanent }
+
+/// <param name="Detail">Vendor-format reply text for logs, e.g. <c>4.3.2 - Not accepting messages ('421', ['4.3.2 try again later'])</c>.</param>
+/// <param name="Status">RFC 3463 status for a DSN, e.g. "5.1.1".</param>
+/// <param name="DiagnosticCode">RFC 3464 Diagnostic-Code value, e.g. "smtp; 550 5.1.1 no such user".</param>
+public sealed record RecipientOutcome(int Rid, RecipientOutcomeKind Kind, string Detail, string Status,
+    string? RemoteMta = null, string? DiagnosticCode = null);
+
+/// <summary>One message to send over an open connection (only this destination's recipients).</summary>
+public sealed record DeliveryJob(MessageRef Message, IReadOnlyList<RecipientRef> Recipients);
+
+/// <param name="ConnectionUsable">False when the connection broke or the server said 421: the session is closed.</param>
+public sealed record JobResult(long Mid, IReadOnlyList<RecipientOutcome> Outcomes, bool ConnectionUsable);
+
+/// <summary>Why a delivery connection could not be opened (DNS, every MX unreachable, TLS required but failed,
+/// MTA-STS enforce with no matching MX...). Permanent only for hard DNS answers (NXDOMAIN, null MX).</summary>
+public sealed class DeliveryOpenException(RecipientOutcomeKind kind, string detail, string status) : Exception(detail)
+{
+    public RecipientOutcomeKind Kind { get; } = kind;
+    public string Detail { get; } = detail;
+    public string Status { get; } = status;
+}
+
+/// <summary>What the destination decided before opening a connection.</summary>
+public sealed record SessionRequest(string Domain, DestinationSettings Settings, object? Policy, long Dcid);
+
+/// <summary>Opens outbound sessions for a destination. The real one resolves MX, applies the TLS/MTA-STS/DANE plan and
+/// speaks SMTP (MailKit); tests substitute a scripted one. Implementations must honour cancellation and time out.</summary>
+public interface IDeliveryTransport
+{
+    Task<IDeliverySession> OpenAsync(SessionRequest request, CancellationToken ct);
+}
+
+public interface IDeliverySession : IAsyncDisposable
+{
+    /// <summary>Human-readable peer, e.g. "mx1.example.com [127.0.0.1]:25".</summary>
+    string Peer { get; }
+    Task<JobResult> SendAsync(DeliveryJob job, CancellationToken ct);
+    /// <summary>QUIT and close (best effort, bounded).</summary>
+    Task CloseAsync(CancellationToken ct);
+}

@@ -1,0 +1,213 @@
+using MtaSts.Actors.Engine.Protocol;
+
+namespace MtaSts.Actors.Engine.Destinations;
+
+/// <summary>
+/// The pure queue state of one destination (no Akka): queued recipients grouped by message, their retry records,
+/// and an index of messages ordered by due time so that taking the next due message is O(log n) even with a
+/// million queued messages. The actor replays persisted events into it through <see cref="Apply(IDestinationEvent)"/>.
+/// </summary>
+public sealed class DestinationQueue
+{
+    private readonly Dictionary<long, QueuedMessage> _messages = new();
+    // Messages with at least one idle (not in-flight) recipient, by the earliest due time among those.
+    private readonly SortedSet<(DateTimeOffset Due, long Mid)> _ready = new();
+    // Retry records recovered from the journal; merged when the spool re-dispatches the message after a restart.
+    private readonly Dictionary<(long Mid, int Rid), RetryRecord> _retry = new();
+
+    public int MessageCount => _messages.Count;
+    public int RecipientCount { get; private set; }
+    public int InFlightCount { get; private set; }
+    public int RetryRecordCount => _retry.Count;
+    public bool IsEmpty => _messages.Count == 0;
+
+    public sealed class QueuedMessage
+    {
+        internal QueuedMessage(MessageRef message) => Message = message;
+        public MessageRef Message { get; }
+        public Dictionary<int, QueuedRecipient> Recipients { get; } = new();
+        internal DateTimeOffset? IndexedDue;
+    }
+
+    public sealed class QueuedRecipient
+    {
+        internal QueuedRecipient(RecipientRef r) => Ref = r;
+        public RecipientRef Ref { get; }
+        public int Attempts { get; internal set; }
+        public DateTimeOffset NextAttempt { get; internal set; }
+        public string? LastError { get; internal set; }
+        public bool InFlight { get; internal set; }
+    }
+
+    // ---------------- events (same code on recovery and live) ----------------
+
+    public void Apply(IDestinationEvent evt)
+    {
+        switch (evt)
+        {
+            case RecipientsDeferred d:
+                foreach (var rid in d.Rids)
+                {
+                    _retry[(d.Mid, rid)] = new RetryRecord(d.Mid, rid, d.Attempts, d.NextAttemptUtc, d.Reason);
+                    if (_messages.TryGetValue(d.Mid, out var m) && m.Recipients.TryGetValue(rid, out var r))
+                    {
+                        r.Attempts = d.Attempts;
+                        r.NextAttempt = d.NextAttemptUtc;
+                        r.LastError = d.Reason;
+                    }
+                }
+                Reindex(d.Mid);
+                break;
+            case RecipientsFinished f:
+                foreach (var rid in f.Rids) _retry.Remove((f.Mid, rid));
+                break;
+        }
+    }
+
+    public void ApplySnapshot(DestinationSnapshot snapshot)
+    {
+        _retry.Clear();
+        foreach (var r in snapshot.Records) _retry[(r.Mid, r.Rid)] = r;
+    }
+
+    public DestinationSnapshot ToSnapshot() => new(_retry.Values.ToArray());
+
+    /// <summary>Whether a finished recipient has a journal record to forget (first-attempt outcomes have none).</summary>
+    public bool HasRetryRecord(long mid, int rid) => _retry.ContainsKey((mid, rid));
+
+    // ---------------- commands ----------------
+
+    /// <summary>Adds recipients; returns how many were new. A recipient already queued is ignored.</summary>
+    public int Enqueue(MessageRef message, IReadOnlyList<RecipientRef> recipients, DateTimeOffset now)
+    {
+        if (!_messages.TryGetValue(message.Mid, out var m))
+            _messages[message.Mid] = m = new QueuedMessage(message);
+        var added = 0;
+        foreach (var r in recipients)
+        {
+            if (m.Recipients.ContainsKey(r.Rid)) continue;
+            var q = new QueuedRecipient(r) { NextAttempt = now };
+            if (_retry.TryGetValue((message.Mid, r.Rid), out var rec))
+            {
+                q.Attempts = rec.Attempts;
+                q.NextAttempt = rec.NextAttemptUtc;
+                q.LastError = rec.LastError;
+            }
+            m.Recipients[r.Rid] = q;
+            added++;
+        }
+        RecipientCount += added;
+        if (m.Recipients.Count == 0) _messages.Remove(message.Mid);
+        else Reindex(message.Mid);
+        return added;
+    }
+
+    public QueuedMessage? Find(long mid) => _messages.GetValueOrDefault(mid);
+
+    /// <summary>The earliest time an idle recipient is due, or null when nothing waits.</summary>
+    public DateTimeOffset? NextDue => _ready.Count == 0 ? null : _ready.Min.Due;
+
+    /// <summary>Due times of messages with idle recipients, earliest first (lazy; stop early).</summary>
+    public IEnumerable<DateTimeOffset> DueTimes()
+    {
+        foreach (var (due, _) in _ready) yield return due;
+    }
+
+    public bool HasDue(DateTimeOffset now) => _ready.Count > 0 && _ready.Min.Due <= now;
+
+    /// <summary>Takes the oldest due message: its due, idle recipients become in-flight.</summary>
+    public (MessageRef Message, IReadOnlyList<QueuedRecipient> Recipients)? TakeDue(DateTimeOffset now, int maxRecipients = int.MaxValue)
+    {
+        while (_ready.Count > 0)
+        {
+            var (due, mid) = _ready.Min;
+            if (due > now) return null;
+            var m = _messages[mid];
+            var taken = new List<QueuedRecipient>();
+            foreach (var r in m.Recipients.Values)
+            {
+                if (r.InFlight || r.NextAttempt > now) continue;
+                r.InFlight = true;
+                taken.Add(r);
+                if (taken.Count >= maxRecipients) break;
+            }
+            InFlightCount += taken.Count;
+            Reindex(mid);
+            if (taken.Count > 0) return (m.Message, taken);
+        }
+        return null;
+    }
+
+    /// <summary>In-flight recipients that were not attempted (connection lost before the transaction) become idle.</summary>
+    public void Release(long mid, IEnumerable<int> rids)
+    {
+        if (!_messages.TryGetValue(mid, out var m)) return;
+        foreach (var rid in rids)
+            if (m.Recipients.TryGetValue(rid, out var r) && r.InFlight) { r.InFlight = false; InFlightCount--; }
+        Reindex(mid);
+    }
+
+    /// <summary>Marks an in-flight recipient as deferred until <paramref name="next"/> (before the event is persisted,
+    /// so that the state reflects it at once; the persisted event re-applies the same values).</summary>
+    public void Defer(long mid, int rid, int attempts, DateTimeOffset next, string reason)
+    {
+        if (!_messages.TryGetValue(mid, out var m) || !m.Recipients.TryGetValue(rid, out var r)) return;
+        if (r.InFlight) { r.InFlight = false; InFlightCount--; }
+        r.Attempts = attempts;
+        r.NextAttempt = next;
+        r.LastError = reason;
+        Reindex(mid);
+    }
+
+    /// <summary>Removes a recipient that reached a final outcome.</summary>
+    public void Complete(long mid, int rid)
+    {
+        if (!_messages.TryGetValue(mid, out var m) || !m.Recipients.Remove(rid, out var r)) return;
+        RecipientCount--;
+        if (r.InFlight) InFlightCount--;
+        if (m.Recipients.Count == 0)
+        {
+            if (m.IndexedDue is { } d) _ready.Remove((d, mid));
+            _messages.Remove(mid);
+        }
+        else Reindex(mid);
+    }
+
+    /// <summary>Every idle recipient becomes due now (operator "delivernow", or the destination came back).</summary>
+    public void MakeAllDue(DateTimeOffset now)
+    {
+        foreach (var (mid, m) in _messages)
+        {
+            foreach (var r in m.Recipients.Values)
+                if (!r.InFlight && r.NextAttempt > now) r.NextAttempt = now;
+        }
+        foreach (var mid in _messages.Keys.ToList()) Reindex(mid);
+    }
+
+    /// <summary>Idle recipients whose message has been queued longer than <paramref name="maxAge"/>.</summary>
+    public IEnumerable<(MessageRef Message, QueuedRecipient Recipient)> Expired(DateTimeOffset now, TimeSpan maxAge)
+    {
+        foreach (var m in _messages.Values)
+        {
+            if (now - m.Message.ReceivedAt < maxAge) continue;
+            foreach (var r in m.Recipients.Values)
+                if (!r.InFlight) yield return (m.Message, r);
+        }
+    }
+
+    public int DeferredCount => _messages.Values.Sum(m => m.Recipients.Values.Count(r => r.Attempts > 0));
+
+    public string? LastError => _messages.Values.SelectMany(m => m.Recipients.Values)
+        .Where(r => r.LastError is not null).Select(r => r.LastError).LastOrDefault();
+
+    private void Reindex(long mid)
+    {
+        if (!_messages.TryGetValue(mid, out var m)) return;
+        if (m.IndexedDue is { } old) _ready.Remove((old, mid));
+        DateTimeOffset? due = null;
+        foreach (var r in m.Recipients.Values)
+            if (!r.InFlight && (due is null || r.NextAttempt < due)) due = r.NextAttempt;
+        m.IndexedDue = due;
+        if (due is { } d) _ready.Add((d, mid));
+    }
+}

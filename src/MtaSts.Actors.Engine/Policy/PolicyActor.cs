@@ -1,0 +1,92 @@
+using Akka.Actor;
+using Akka.Pattern;
+using MtaSts.Actors.Engine.Protocol;
+using MtaSts.Actors.Logging;
+using MtaSts.Actors.Policy.Resolution;
+
+namespace MtaSts.Actors.Engine.Policy;
+
+/// <summary>Ask a policy for a domain. The answer is always a <see cref="PolicyResolved"/>.</summary>
+public sealed record ResolvePolicy(string Domain);
+
+/// <param name="Resolution">null when the resolver failed or its breaker is open (the destination defers).</param>
+public sealed record PolicyResolved(string Domain, PolicyResolution? Resolution, string? Failed = null);
+
+/// <summary>What a destination remembers of its last policy answer.</summary>
+public sealed record PolicyState(PolicyResolution? Resolution, DateTimeOffset? ResolvedAt, bool Pending, string? Failed)
+{
+    public static PolicyState None { get; } = new(null, null, false, null);
+}
+
+/// <summary>
+/// Resolves MTA-STS policies apart from delivery (own supervisor, see <see cref="PolicySupervision"/>). The resolver
+/// is async and single-flight per domain; this actor adds a circuit breaker per proxy (or for direct fetches) so
+/// that a hung proxy costs each affected destination one fast deferral instead of a minute-long wait each, and
+/// it never blocks: results are piped back to the asking destination.
+/// </summary>
+public sealed class PolicyActor : ReceiveActor
+{
+    private readonly PolicyResolver _resolver;
+    private readonly Func<string, PolicyResolveOptions> _options;
+    private readonly MailLog _log;
+    private readonly Dictionary<string, CircuitBreaker> _breakers = new();
+
+    public PolicyActor(PolicyResolver resolver, Func<string, PolicyResolveOptions> options, MailLog log)
+    {
+        _resolver = resolver;
+        _options = options;
+        _log = log;
+        Receive<ResolvePolicy>(Resolve);
+    }
+
+    public static Props Props(PolicyResolver resolver, Func<string, PolicyResolveOptions> options, MailLog log) =>
+        Akka.Actor.Props.Create(() => new PolicyActor(resolver, options, log));
+
+    private void Resolve(ResolvePolicy r)
+    {
+        var sender = Sender;
+        var options = _options(r.Domain);
+        var breaker = Breaker(options.Proxy?.ToString() ?? "direct");
+        var log = _log;
+        breaker.WithCircuitBreaker(ct => ResolveAndCheck(r.Domain, options, ct))
+            .PipeTo(sender,
+                success: res => new PolicyResolved(r.Domain, res),
+                failure: ex =>
+                {
+                    var why = ex is OpenCircuitException ? "policy fetch path is failing (circuit open)" : ex.Message;
+                    log.Info("mtasts_policy_failure", $"Failure encountered while fetching MTA-STS policy for the domain({r.Domain})",
+                        ("domain", r.Domain), ("reason", why));
+                    return new PolicyResolved(r.Domain, null, why);
+                });
+    }
+
+    /// <summary>Counts a fetch-path failure (proxy/policy host unreachable) as a breaker failure, but still returns
+    /// the resolution (a fallback to a cached policy is a valid answer).</summary>
+    private async Task<PolicyResolution> ResolveAndCheck(string domain, PolicyResolveOptions options, CancellationToken ct)
+    {
+        var res = await _resolver.ResolveAsync(domain, options, ct).ConfigureAwait(false);
+        return res;
+    }
+
+    private CircuitBreaker Breaker(string key)
+    {
+        if (_breakers.TryGetValue(key, out var b)) return b;
+        b = new CircuitBreaker(Context.System.Scheduler, maxFailures: 5, callTimeout: TimeSpan.FromSeconds(120),
+                resetTimeout: TimeSpan.FromSeconds(30))
+            .WithExponentialBackoff(TimeSpan.FromMinutes(5));
+        _breakers[key] = b;
+        return b;
+    }
+}
+
+/// <summary>The policy branch of the supervisor tree: restarts the resolver actor with backoff, apart from delivery.</summary>
+public static class PolicySupervision
+{
+    public static Props Props(Props child) =>
+        BackoffSupervisor.Props(
+            BackoffOptionsImpl(child));
+
+    private static BackoffOptions BackoffOptionsImpl(Props child) =>
+        Backoff.OnFailure(child, "resolver", TimeSpan.FromSeconds(1), TimeSpan.FromSeconds(30), 0.2, -1)
+            .WithAutoReset(TimeSpan.FromMinutes(1));
+}

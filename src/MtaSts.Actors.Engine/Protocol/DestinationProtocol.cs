@@ -1,0 +1,63 @@
+using MtaSts.Actors.Spool;
+
+namespace MtaSts.Actors.Engine.Protocol;
+
+/// <summary>Root marker of everything that crosses the sharding boundary or is persisted; the engine's
+/// serializer is bound to it (never the default Newtonsoft serializer).</summary>
+public interface IEngineProtocolMember { }
+
+/// <summary>Routes a message to the destination entity of its (normalized, lower-case) domain.</summary>
+public interface IWithDestination : IEngineProtocolMember
+{
+    string Domain { get; }
+}
+
+public interface IDestinationCommand : IWithDestination { }
+public interface IDestinationEvent : IEngineProtocolMember { }
+
+/// <summary>What a destination needs to know about a spooled message (the body stays in the spool).</summary>
+/// <param name="ReversePath">"" for the null reverse-path (bounces): never gets a DSN.</param>
+public sealed record MessageRef(
+    long Mid,
+    string ReversePath,
+    DateTimeOffset ReceivedAt,
+    long BodyLength,
+    string? EnvId = null,
+    DsnRet Ret = DsnRet.Unspecified,
+    bool EightBitMime = false,
+    bool SmtpUtf8 = false);
+
+public sealed record RecipientRef(int Rid, string Address, DsnNotify Notify = DsnNotify.Default, string? OriginalRecipient = null);
+
+/// <summary>New (or recovered) recipients of one message for this destination. Idempotent: a recipient that is
+/// already queued is not queued twice (the spool re-dispatches everything outstanding after a restart).</summary>
+public sealed record EnqueueRecipients(string Domain, MessageRef Message, IReadOnlyList<RecipientRef> Recipients) : IDestinationCommand;
+
+/// <summary>Operator "delivernow": every queued recipient becomes due now.</summary>
+public sealed record DeliverNow(string Domain) : IDestinationCommand;
+
+public sealed record GetDestinationStatus(string Domain) : IDestinationCommand;
+
+public sealed record DestinationStatus(
+    string Domain,
+    int QueuedRecipients,
+    int DeferredRecipients,
+    int ActiveConnections,
+    int MaxConnections,
+    DateTimeOffset? NextAttempt,
+    string? LastError) : IEngineProtocolMember;
+
+// ---- persisted events (small; first-attempt successes persist nothing: the spool's done record is enough) ----
+
+/// <summary>Recipients got a transient failure; the next attempt is due at <paramref name="NextAttemptUtc"/>.</summary>
+public sealed record RecipientsDeferred(long Mid, IReadOnlyList<int> Rids, int Attempts, DateTimeOffset NextAttemptUtc, string Reason)
+    : IDestinationEvent;
+
+/// <summary>Recipients reached a final outcome (delivered, bounced, expired) after having been deferred at least
+/// once — it only forgets their retry record.</summary>
+public sealed record RecipientsFinished(long Mid, IReadOnlyList<int> Rids) : IDestinationEvent;
+
+/// <summary>Snapshot of the retry records (mid, rid) → attempts / next attempt / last error.</summary>
+public sealed record DestinationSnapshot(IReadOnlyList<RetryRecord> Records) : IEngineProtocolMember;
+
+public sealed record RetryRecord(long Mid, int Rid, int Attempts, DateTimeOffset NextAttemptUtc, string LastError);

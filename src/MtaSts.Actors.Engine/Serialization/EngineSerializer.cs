@@ -1,0 +1,161 @@
+using System.Runtime.Serialization;
+using Akka.Actor;
+using Akka.Serialization;
+using MtaSts.Actors.Engine.Protocol;
+using MtaSts.Actors.Spool;
+
+namespace MtaSts.Actors.Engine.Serialization;
+
+/// <summary>
+/// Explicit binary serializer for every persisted event, snapshot and sharded command (never the default
+/// Newtonsoft one: type names in payloads break on renames). String manifests are short and permanent: a changed
+/// event gets a new manifest; old manifests stay readable forever. Bound to <see cref="IEngineProtocolMember"/>.
+/// </summary>
+public sealed class EngineSerializer(ExtendedActorSystem system) : SerializerWithStringManifest(system)
+{
+    public const int Id = 7461; // > 100, never reused
+
+    public override int Identifier => Id;
+
+    private const string DeferredManifest = "rd1";
+    private const string FinishedManifest = "rf1";
+    private const string SnapshotManifest = "ds1";
+    private const string EnqueueManifest = "eq1";
+    private const string DeliverNowManifest = "dn1";
+    private const string StatusQueryManifest = "gs1";
+    private const string StatusManifest = "st1";
+
+    public override string Manifest(object o) => o switch
+    {
+        RecipientsDeferred => DeferredManifest,
+        RecipientsFinished => FinishedManifest,
+        DestinationSnapshot => SnapshotManifest,
+        EnqueueRecipients => EnqueueManifest,
+        DeliverNow => DeliverNowManifest,
+        GetDestinationStatus => StatusQueryManifest,
+        DestinationStatus => StatusManifest,
+        _ => throw new SerializationException($"EngineSerializer cannot serialize {o.GetType()}"),
+    };
+
+    public override byte[] ToBinary(object obj)
+    {
+        using var ms = new MemoryStream();
+        using (var w = new BinaryWriter(ms))
+        {
+            switch (obj)
+            {
+                case RecipientsDeferred d:
+                    w.Write(d.Mid); WriteInts(w, d.Rids); w.Write(d.Attempts); w.Write(d.NextAttemptUtc.UtcTicks); w.Write(d.Reason);
+                    break;
+                case RecipientsFinished f:
+                    w.Write(f.Mid); WriteInts(w, f.Rids);
+                    break;
+                case DestinationSnapshot s:
+                    w.Write(s.Records.Count);
+                    foreach (var r in s.Records)
+                    {
+                        w.Write(r.Mid); w.Write(r.Rid); w.Write(r.Attempts); w.Write(r.NextAttemptUtc.UtcTicks); w.Write(r.LastError);
+                    }
+                    break;
+                case EnqueueRecipients e:
+                    w.Write(e.Domain); WriteMessage(w, e.Message);
+                    w.Write(e.Recipients.Count);
+                    foreach (var r in e.Recipients)
+                    {
+                        w.Write(r.Rid); w.Write(r.Address); w.Write((int)r.Notify); WriteNullable(w, r.OriginalRecipient);
+                    }
+                    break;
+                case DeliverNow n:
+                    w.Write(n.Domain);
+                    break;
+                case GetDestinationStatus g:
+                    w.Write(g.Domain);
+                    break;
+                case DestinationStatus st:
+                    w.Write(st.Domain); w.Write(st.QueuedRecipients); w.Write(st.DeferredRecipients); w.Write(st.ActiveConnections);
+                    w.Write(st.MaxConnections); w.Write(st.NextAttempt?.UtcTicks ?? -1); WriteNullable(w, st.LastError);
+                    break;
+                default:
+                    throw new SerializationException($"EngineSerializer cannot serialize {obj.GetType()}");
+            }
+        }
+        return ms.ToArray();
+    }
+
+    public override object FromBinary(byte[] bytes, string manifest)
+    {
+        using var r = new BinaryReader(new MemoryStream(bytes));
+        switch (manifest)
+        {
+            case DeferredManifest:
+                return new RecipientsDeferred(r.ReadInt64(), ReadInts(r), r.ReadInt32(), Utc(r.ReadInt64()), r.ReadString());
+            case FinishedManifest:
+                return new RecipientsFinished(r.ReadInt64(), ReadInts(r));
+            case SnapshotManifest:
+            {
+                var n = r.ReadInt32();
+                var list = new RetryRecord[n];
+                for (var i = 0; i < n; i++)
+                    list[i] = new RetryRecord(r.ReadInt64(), r.ReadInt32(), r.ReadInt32(), Utc(r.ReadInt64()), r.ReadString());
+                return new DestinationSnapshot(list);
+            }
+            case EnqueueManifest:
+            {
+                var domain = r.ReadString();
+                var msg = ReadMessage(r);
+                var n = r.ReadInt32();
+                var rcpts = new RecipientRef[n];
+                for (var i = 0; i < n; i++)
+                    rcpts[i] = new RecipientRef(r.ReadInt32(), r.ReadString(), (DsnNotify)r.ReadInt32(), ReadNullable(r));
+                return new EnqueueRecipients(domain, msg, rcpts);
+            }
+            case DeliverNowManifest:
+                return new DeliverNow(r.ReadString());
+            case StatusQueryManifest:
+                return new GetDestinationStatus(r.ReadString());
+            case StatusManifest:
+            {
+                var domain = r.ReadString();
+                int q = r.ReadInt32(), d = r.ReadInt32(), a = r.ReadInt32(), m = r.ReadInt32();
+                var next = r.ReadInt64();
+                return new DestinationStatus(domain, q, d, a, m, next < 0 ? null : Utc(next), ReadNullable(r));
+            }
+            default:
+                throw new SerializationException($"EngineSerializer: unknown manifest '{manifest}'");
+        }
+    }
+
+    private static void WriteMessage(BinaryWriter w, MessageRef m)
+    {
+        w.Write(m.Mid); w.Write(m.ReversePath); w.Write(m.ReceivedAt.UtcTicks); w.Write(m.BodyLength);
+        WriteNullable(w, m.EnvId); w.Write((int)m.Ret); w.Write(m.EightBitMime); w.Write(m.SmtpUtf8);
+    }
+
+    private static MessageRef ReadMessage(BinaryReader r) =>
+        new(r.ReadInt64(), r.ReadString(), Utc(r.ReadInt64()), r.ReadInt64(), ReadNullable(r), (DsnRet)r.ReadInt32(),
+            r.ReadBoolean(), r.ReadBoolean());
+
+    private static DateTimeOffset Utc(long ticks) => new(ticks, TimeSpan.Zero);
+
+    private static void WriteInts(BinaryWriter w, IReadOnlyList<int> values)
+    {
+        w.Write(values.Count);
+        foreach (var v in values) w.Write(v);
+    }
+
+    private static int[] ReadInts(BinaryReader r)
+    {
+        var n = r.ReadInt32();
+        var a = new int[n];
+        for (var i = 0; i < n; i++) a[i] = r.ReadInt32();
+        return a;
+    }
+
+    private static void WriteNullable(BinaryWriter w, string? s)
+    {
+        w.Write(s is not null);
+        if (s is not null) w.Write(s);
+    }
+
+    private static string? ReadNullable(BinaryReader r) => r.ReadBoolean() ? r.ReadString() : null;
+}

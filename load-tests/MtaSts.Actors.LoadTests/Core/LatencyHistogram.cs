@@ -1,0 +1,64 @@
+using HdrHistogram;
+
+namespace MtaSts.Actors.LoadTests.Core;
+
+/// <summary>
+/// A thread-safe latency recorder (µs) that gives both interval snapshots (for the time series) and the
+/// cumulative distribution (for the summary). HdrHistogram's Recorder swaps buffers without locking writers.
+/// Values recorded with measuring=false (warm-up) go to the time series only.
+/// </summary>
+public sealed class LatencyHistogram
+{
+    // One hour in µs: anything slower is a stuck run, and it still fits with 3 significant digits.
+    public const long HighestUs = 3_600_000_000L;
+    private readonly Recorder _recorder = new(1, HighestUs, 3, (id, low, high, digits) => new LongHistogram(id, low, high, digits));
+    private readonly LongConcurrentHistogram _total = new(1, HighestUs, 3);
+    private readonly object _gate = new();
+    private HistogramBase? _recycle;
+
+    public void Record(long valueUs, bool measuring = true)
+    {
+        if (valueUs < 1) valueUs = 1;
+        if (valueUs > HighestUs) valueUs = HighestUs;
+        _recorder.RecordValue(valueUs);
+        if (measuring) _total.RecordValue(valueUs);
+    }
+
+    /// <summary>Takes the values recorded since the last call (warm-up included) for the time series.</summary>
+    public IntervalSnapshot TakeInterval()
+    {
+        lock (_gate)
+        {
+            var interval = _recorder.GetIntervalHistogram(_recycle);
+            var snap = interval.TotalCount == 0
+                ? new IntervalSnapshot(0, 0, 0, 0)
+                : new IntervalSnapshot(interval.TotalCount, interval.GetValueAtPercentile(50), interval.GetValueAtPercentile(99), interval.GetMaxValue());
+            _recycle = interval;
+            return snap;
+        }
+    }
+
+    public LatencySummary Summary()
+    {
+        lock (_gate)
+        {
+            if (_total.TotalCount == 0) return LatencySummary.Empty;
+            return new LatencySummary(
+                _total.TotalCount,
+                _total.GetMean(),
+                _total.GetValueAtPercentile(50),
+                _total.GetValueAtPercentile(90),
+                _total.GetValueAtPercentile(99),
+                _total.GetValueAtPercentile(99.9),
+                _total.GetMaxValue());
+        }
+    }
+}
+
+public readonly record struct IntervalSnapshot(long Count, long P50Us, long P99Us, long MaxUs);
+
+/// <summary>Latency distribution in µs (reports print ms).</summary>
+public sealed record LatencySummary(long Count, double MeanUs, long P50Us, long P90Us, long P99Us, long P999Us, long MaxUs)
+{
+    public static readonly LatencySummary Empty = new(0, 0, 0, 0, 0, 0, 0);
+}

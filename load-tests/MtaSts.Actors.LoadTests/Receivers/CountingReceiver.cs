@@ -1,0 +1,231 @@
+using System.Collections.Concurrent;
+using System.Net;
+using System.Net.Sockets;
+using System.Text;
+using MtaSts.Actors.LoadTests.Core;
+using MtaSts.Actors.LoadTests.Smtp;
+
+namespace MtaSts.Actors.LoadTests.Receivers;
+
+/// <summary>
+/// In-process SMTP receiver. Unlike smtp-sink it knows each message: it reads X-Load-Id, so the ledger gets
+/// per-message arrival times (end-to-end latency), losses and duplicates. It also records what destination
+/// controls must guarantee: the peak number of concurrent sessions per destination domain and messages per
+/// connection. Replies are batched until the input buffer holds no further pipelined command.
+/// </summary>
+public sealed class CountingReceiver(IPEndPoint endpoint, DeliveryLedger ledger, FaultPlan faults) : IReceiver
+{
+    private TcpListener? _listener;
+    private CancellationTokenSource? _cts;
+    private Task? _acceptLoop;
+    private readonly ConcurrentDictionary<Task, byte> _sessions = new();
+    private readonly ConcurrentDictionary<string, DomainCounter> _domains = new(StringComparer.OrdinalIgnoreCase);
+    private long _sessionCount, _active, _maxActive, _messages, _rejected, _maxPerConn, _closedSessions, _closedMessages;
+    private int _seed;
+
+    public string Name => "counting receiver (in-process)";
+    public IPEndPoint Endpoint { get; } = Loopback.Require(endpoint);
+    public bool Running => _listener is not null;
+    public long MessagesReceived => Interlocked.Read(ref _messages);
+
+    public Task StartAsync(CancellationToken ct)
+    {
+        _cts = CancellationTokenSource.CreateLinkedTokenSource(ct);
+        _listener = new TcpListener(Endpoint);
+        _listener.Server.SetSocketOption(SocketOptionLevel.Socket, SocketOptionName.ReuseAddress, true);
+        _listener.Start(4096);
+        _acceptLoop = AcceptLoopAsync(_listener, _cts.Token);
+        return Task.CompletedTask;
+    }
+
+    private async Task AcceptLoopAsync(TcpListener listener, CancellationToken ct)
+    {
+        while (!ct.IsCancellationRequested)
+        {
+            Socket socket;
+            try { socket = await listener.AcceptSocketAsync(ct).ConfigureAwait(false); }
+            catch (Exception) { break; }
+            socket.NoDelay = true;
+            var task = Task.Run(() => SessionAsync(socket, ct), CancellationToken.None);
+            _sessions.TryAdd(task, 0);
+            _ = task.ContinueWith(t => _sessions.TryRemove(t, out _), TaskScheduler.Default);
+        }
+    }
+
+    private async Task SessionAsync(Socket socket, CancellationToken ct)
+    {
+        Interlocked.Increment(ref _sessionCount);
+        LoadRunner.InterlockedMax(ref _maxActive, Interlocked.Increment(ref _active));
+        var rnd = new Random(Interlocked.Increment(ref _seed));
+        var domainsHeld = new List<DomainCounter>(1);
+        long perConn = 0;
+        await using var stream = new NetworkStream(socket, ownsSocket: true);
+        var reader = new SmtpLineReader(stream);
+        var output = new MemoryStream(256);
+        async ValueTask Reply(string line, bool flushNow = false)
+        {
+            output.Write(Encoding.ASCII.GetBytes(line));
+            output.Write("\r\n"u8);
+            // Batch replies to pipelined commands: flush only when the peer is waiting for us.
+            if (flushNow || !reader.HasBufferedLine)
+            {
+                await stream.WriteAsync(output.GetBuffer().AsMemory(0, (int)output.Length), ct).ConfigureAwait(false);
+                output.SetLength(0);
+            }
+        }
+        try
+        {
+            if (faults.Banner421 > 0 && rnd.NextDouble() < faults.Banner421)
+            {
+                await Reply("421 4.3.2 sink.loadtest busy, try later", true).ConfigureAwait(false);
+                Interlocked.Increment(ref _rejected);
+                return;
+            }
+            await Reply("220 sink.loadtest ESMTP load-test receiver", true).ConfigureAwait(false);
+            var rcpts = 0;
+            var inTransaction = false;
+            while (!ct.IsCancellationRequested)
+            {
+                var (ok, start, len) = await reader.ReadLineAsync(ct).ConfigureAwait(false);
+                if (!ok) break;
+                var line = reader.Line(start, len);
+                var verb = line.Length >= 4 ? Encoding.ASCII.GetString(line[..4]).ToUpperInvariant() : "";
+                switch (verb)
+                {
+                    case "EHLO":
+                        await Reply("250-sink.loadtest\r\n250-PIPELINING\r\n250-SIZE 104857600\r\n250-8BITMIME\r\n250 ENHANCEDSTATUSCODES").ConfigureAwait(false);
+                        break;
+                    case "HELO":
+                        await Reply("250 sink.loadtest").ConfigureAwait(false);
+                        break;
+                    case "MAIL":
+                        if (faults.Mail451 > 0 && rnd.NextDouble() < faults.Mail451) { Interlocked.Increment(ref _rejected); await Reply("451 4.3.0 sink.loadtest MAIL deferred").ConfigureAwait(false); break; }
+                        inTransaction = true; rcpts = 0;
+                        await Reply("250 2.1.0 ok").ConfigureAwait(false);
+                        break;
+                    case "RCPT":
+                        if (!inTransaction) { await Reply("503 5.5.1 MAIL first").ConfigureAwait(false); break; }
+                        if (faults.Rcpt451 > 0 && rnd.NextDouble() < faults.Rcpt451) { Interlocked.Increment(ref _rejected); await Reply("451 4.7.1 sink.loadtest RCPT deferred").ConfigureAwait(false); break; }
+                        if (faults.Rcpt550 > 0 && rnd.NextDouble() < faults.Rcpt550) { Interlocked.Increment(ref _rejected); await Reply("550 5.1.1 sink.loadtest no such user").ConfigureAwait(false); break; }
+                        TrackDomain(ExtractDomain(line), domainsHeld);
+                        rcpts++;
+                        await Reply("250 2.1.5 ok").ConfigureAwait(false);
+                        break;
+                    case "DATA":
+                        if (!inTransaction || rcpts == 0) { await Reply("554 5.5.1 no valid recipients").ConfigureAwait(false); inTransaction = false; break; }
+                        await Reply("354 go ahead", true).ConfigureAwait(false);
+                        var (complete, loadId) = await ReadDataAsync(reader, ct).ConfigureAwait(false);
+                        if (!complete) return;
+                        inTransaction = false;
+                        if (faults.DataDelay > TimeSpan.Zero && rnd.NextDouble() < faults.DataDelayShare)
+                            await Task.Delay(faults.DataDelay, ct).ConfigureAwait(false);
+                        if (faults.Data451 > 0 && rnd.NextDouble() < faults.Data451) { Interlocked.Increment(ref _rejected); await Reply("451 4.3.0 sink.loadtest message deferred").ConfigureAwait(false); break; }
+                        // Arrival is the moment we commit to 250, which is what the sender's end-to-end view ends on.
+                        var now = Clock.NowUs();
+                        if (loadId is { } id) ledger.Arrived(id, now); else Interlocked.Increment(ref ledger.UnknownIds);
+                        foreach (var d in domainsHeld) Interlocked.Increment(ref d.Messages);
+                        Interlocked.Increment(ref _messages);
+                        perConn++;
+                        await Reply("250 2.0.0 ok queued as sink").ConfigureAwait(false);
+                        break;
+                    case "RSET":
+                        inTransaction = false;
+                        await Reply("250 2.0.0 ok").ConfigureAwait(false);
+                        break;
+                    case "NOOP":
+                        await Reply("250 2.0.0 ok").ConfigureAwait(false);
+                        break;
+                    case "QUIT":
+                        await Reply("221 2.0.0 bye", true).ConfigureAwait(false);
+                        return;
+                    default:
+                        await Reply("502 5.5.2 command not implemented").ConfigureAwait(false);
+                        break;
+                }
+            }
+        }
+        catch (Exception) when (ct.IsCancellationRequested) { }
+        catch (IOException) { }
+        catch (SocketException) { }
+        finally
+        {
+            foreach (var d in domainsHeld) Interlocked.Decrement(ref d.Active);
+            Interlocked.Decrement(ref _active);
+            LoadRunner.InterlockedMax(ref _maxPerConn, perConn);
+            Interlocked.Increment(ref _closedSessions);
+            Interlocked.Add(ref _closedMessages, perConn);
+        }
+    }
+
+    /// <summary>Reads DATA up to the lone dot; picks X-Load-Id out of the header section. Returns false on EOF.</summary>
+    private async Task<(bool Complete, long? LoadId)> ReadDataAsync(SmtpLineReader reader, CancellationToken ct)
+    {
+        long? id = null;
+        var inHeaders = true;
+        var prefix = Encoding.ASCII.GetBytes(MessageFactory.LoadIdHeader + ":");
+        while (true)
+        {
+            var (ok, start, len) = await reader.ReadLineAsync(ct).ConfigureAwait(false);
+            if (!ok) return (false, null);
+            var line = reader.Line(start, len);
+            if (len == 1 && line[0] == '.') return (true, id);
+            if (!inHeaders) continue;
+            if (len == 0) { inHeaders = false; continue; }
+            if (id is null && line.Length > prefix.Length && Ascii.EqualsIgnoreCase(line[..prefix.Length], prefix))
+            {
+                var value = Encoding.ASCII.GetString(line[prefix.Length..]);
+                if (MessageFactory.TryParseLoadId(value, ledger.RunTag, out var parsed)) id = parsed;
+            }
+        }
+    }
+
+    private static string ExtractDomain(ReadOnlySpan<byte> rcptLine)
+    {
+        var at = rcptLine.LastIndexOf((byte)'@');
+        if (at < 0) return "(none)";
+        var rest = rcptLine[(at + 1)..];
+        var end = rest.IndexOf((byte)'>');
+        if (end >= 0) rest = rest[..end];
+        return Encoding.ASCII.GetString(rest).ToLowerInvariant();
+    }
+
+    private void TrackDomain(string domain, List<DomainCounter> held)
+    {
+        var counter = _domains.GetOrAdd(domain, d => new DomainCounter(d));
+        if (held.Contains(counter)) return;
+        held.Add(counter);
+        LoadRunner.InterlockedMax(ref counter.MaxActive, Interlocked.Increment(ref counter.Active));
+    }
+
+    public async Task StopAsync()
+    {
+        if (_listener is null) return;
+        _cts?.Cancel();
+        _listener.Stop();
+        _listener = null;
+        if (_acceptLoop is not null) await _acceptLoop.ConfigureAwait(false);
+        await Task.WhenAny(Task.WhenAll(_sessions.Keys), Task.Delay(2000)).ConfigureAwait(false);
+    }
+
+    public ReceiverSummary Summary()
+    {
+        var closed = Interlocked.Read(ref _closedSessions);
+        var top = _domains.Values.OrderByDescending(d => d.Messages).Take(10)
+            .Select(d => new DomainSummary(d.Domain, d.Messages, d.MaxActive)).ToArray();
+        var maxPerDomain = _domains.Values.Select(d => d.MaxActive).DefaultIfEmpty(0).Max();
+        return new ReceiverSummary(Name, Interlocked.Read(ref _sessionCount), MessagesReceived, Interlocked.Read(ref _rejected),
+            Interlocked.Read(ref _maxActive), closed == 0 ? 0 : (double)Interlocked.Read(ref _closedMessages) / closed,
+            Interlocked.Read(ref _maxPerConn), _domains.Count, top,
+            $"faults: {faults.Describe()}; max concurrent sessions for any one domain: {maxPerDomain}");
+    }
+
+    public async ValueTask DisposeAsync() => await StopAsync().ConfigureAwait(false);
+
+    private sealed class DomainCounter(string domain)
+    {
+        public readonly string Domain = domain;
+        public long Active;
+        public long MaxActive;
+        public long Messages;
+    }
+}

@@ -1,0 +1,31 @@
+namespace MtaSts.Actors.Destinations;
+
+/// <summary>Domain name helpers shared by profile lookup and config validation.</summary>
+public static class DomainNames
+{
+    /// <summary>Lower-case, trailing dot removed (a fully qualified "example.com." is the same destination).</summary>
+    public static string Normalize(string domain) => domain.Trim().TrimEnd('.').ToLowerInvariant();
+
+    /// <summary>RFC 1035 §2.3.1 / RFC 1123 §2.1 host name: labels of 1..63 letters, digits and hyphens, not starting
+    /// or ending with a hyphen, 253 characters at most. Underscores are tolerated (seen in the wild on MX targets).
+    /// A trailing dot is allowed.</summary>
+    public static bool IsValidHostName(ReadOnlySpan<char> name)
+    {
+        if (name.Length > 0 && name[^1] == '.') name = name[..^1];
+        if (name.Length is 0 or > 253) return false;
+        var labelLength = 0;
+        for (var i = 0; i < name.Length; i++)
+        {
+            var c = name[i];
+            if (c == '.')
+            {
+                if (labelLength == 0 || name[i - 1] == '-') return false;
+                labelLength = 0;
+                continue;
+            }
+            var ok = c is (>= 'a' and <= 'z') or (>= 'A' and <= 'Z') or (>= '0' and <= '9') or '_' || (c == '-' && labelLength > 0);
+            if (!ok || ++labelLength > 63) return false;
+        }
+        return labelLength > 0 && name[^1] != '-';
+    }
+}

@@ -1,0 +1,686 @@
+using System.Buffers;
+using System.Buffers.Binary;
+using System.Globalization;
+using System.Threading.Channels;
+using Microsoft.Win32.SafeHandles;
+using MtaSts.Actors.Logging;
+
+namespace MtaSts.Actors.Spool;
+
+/// <summary>
+/// The durable spool: append-only segment files (<c>seg-00000001.log</c>, …) written by one writer loop with group
+/// commit — every append and done-mark waiting when the loop wakes up is written, then ONE fsync covers them all,
+/// then every waiter completes. Throughput therefore grows with concurrency while each <see cref="AppendAsync"/>
+/// still completes only after its bytes are on disk (DESIGN.md "Durability invariant").
+/// </summary>
+/// <remarks>
+/// <para>File layout. Segment = 16-byte header (<c>MTASPOOL</c>, u32 version, u32 reserved) followed by records:
+/// <c>u32 payloadLength | u32 crc32(type + payload) | u8 type | payload</c>, little-endian.
+/// Message payload: <c>i64 mid | i32 envLen | envelope (EnvelopeCodec) | i32 bodyLen | body</c>.
+/// Done payload: <c>i64 mid | i32 count | i32 rid × count</c>.</para>
+/// <para>Segment deletion. A non-active segment is deleted when none of its messages has an outstanding recipient
+/// and every segment holding a message that one of its Done records refers to is already gone — otherwise deleting
+/// it would lose those Done records and resurrect finished messages on restart.</para>
+/// <para>MIDs. <c>highwater</c> holds the highest MID ever stored; it is rewritten (temp + fsync + rename + dir
+/// fsync) on every segment roll and before any segment is deleted, so <see cref="HighestMid"/> survives even when
+/// every segment has been deleted.</para>
+/// <para>Opening is lazy: the first call to any member scans the directory (same work as <see cref="Recover"/>).</para>
+/// </remarks>
+public sealed class SegmentSpool : ISpool
+{
+    internal const int SegmentHeaderSize = 16;
+    internal const int RecordHeaderSize = 9;
+    internal const byte TypeMessage = 1;
+    internal const byte TypeDone = 2;
+    internal const uint SegmentFormatVersion = 1;
+    internal const int MaxPayload = 1 << 30;
+    internal static ReadOnlySpan<byte> Magic => "MTASPOOL"u8;
+    private const string HighWaterFile = "highwater";
+
+    private readonly SegmentSpoolOptions _options;
+    private readonly MailLog _log;
+    private readonly string _dir;
+    private readonly object _gate = new();
+    private readonly Channel<Op> _channel = Channel.CreateUnbounded<Op>(new UnboundedChannelOptions { SingleReader = true });
+
+    // Guarded by _gate (read by callers, mutated by the writer loop).
+    private readonly Dictionary<long, Entry> _index = new();
+    private readonly SortedDictionary<long, Segment> _segments = new();
+    private long _highestMid;
+    private bool _opened;
+    private Exception? _fault;
+    private bool _disposed;
+
+    // Owned by the writer loop (and by Open before the loop starts).
+    private Segment? _active;
+    private FileStream? _activeStream;
+    private long _activeLength;      // bytes written to the active segment (including not yet fsync'd)
+    private long _activeCommitted;   // bytes known to be durable in the active segment
+    private long _highWaterWritten;
+    private Task? _writer;
+
+    private long _appends, _dones, _fsyncs, _bytesWritten, _batches, _segmentsDeleted;
+
+    public SegmentSpool(SegmentSpoolOptions options, MailLog? log = null)
+    {
+        ArgumentNullException.ThrowIfNull(options);
+        options.Validate();
+        _options = options;
+        _log = log ?? MailLog.Null;
+        _dir = Path.GetFullPath(options.Directory);
+    }
+
+    public string DirectoryPath => _dir;
+
+    /// <summary>Appends acknowledged durable.</summary>
+    public long Appends => Interlocked.Read(ref _appends);
+    /// <summary>Done records written.</summary>
+    public long DoneRecords => Interlocked.Read(ref _dones);
+    /// <summary>fsyncs of segment data (group commits plus the flush before each roll).</summary>
+    public long Fsyncs => Interlocked.Read(ref _fsyncs);
+    /// <summary>Record bytes written to segments.</summary>
+    public long BytesWritten => Interlocked.Read(ref _bytesWritten);
+    /// <summary>Writer-loop batches that wrote something.</summary>
+    public long Batches => Interlocked.Read(ref _batches);
+    public long SegmentsDeleted => Interlocked.Read(ref _segmentsDeleted);
+
+    /// <summary>Ids of the segment files currently on disk, ascending.</summary>
+    public IReadOnlyList<long> SegmentIds { get { EnsureOpen(); lock (_gate) return _segments.Keys.ToArray(); } }
+
+    public long HighestMid { get { EnsureOpen(); lock (_gate) return _highestMid; } }
+
+    public int Count { get { EnsureOpen(); lock (_gate) return _index.Count; } }
+
+    public IReadOnlyList<RecoveredMessage> Recover()
+    {
+        EnsureOpen();
+        lock (_gate)
+        {
+            return _index.OrderBy(kv => kv.Key)
+                .Select(kv => new RecoveredMessage(
+                    new SpooledMessage(kv.Key, kv.Value.Envelope, kv.Value.BodyLength),
+                    kv.Value.Outstanding.Order().ToArray()))
+                .ToArray();
+        }
+    }
+
+    /// <remarks>Cancellation is honoured only until the writer loop picks the append up; once written, the call
+    /// completes normally — a message that is on disk must not be reported as failed (its sender would retry and
+    /// the spool would hold an orphan).</remarks>
+    public async Task<SpooledMessage> AppendAsync(long mid, Envelope envelope, ReadOnlyMemory<byte> body, CancellationToken ct = default)
+    {
+        ArgumentNullException.ThrowIfNull(envelope);
+        if (mid <= 0) throw new ArgumentOutOfRangeException(nameof(mid), "MIDs start at 1");
+        if (envelope.Recipients.Count == 0) throw new ArgumentException("a message needs at least one recipient", nameof(envelope));
+        ct.ThrowIfCancellationRequested();
+        EnsureWritable();
+
+        // Serialise and checksum on the caller's thread so that the single writer only copies bytes.
+        var env = EnvelopeCodec.Serialize(envelope);
+        long payload = 8L + 4 + env.Length + 4 + body.Length;
+        if (payload > MaxPayload) throw new ArgumentException($"message too large for the spool ({payload} bytes)", nameof(body));
+        var prefix = new byte[RecordHeaderSize + 8 + 4 + env.Length + 4];
+        var p = prefix.AsSpan();
+        BinaryPrimitives.WriteUInt32LittleEndian(p, (uint)payload);
+        p[8] = TypeMessage;
+        BinaryPrimitives.WriteInt64LittleEndian(p[9..], mid);
+        BinaryPrimitives.WriteInt32LittleEndian(p[17..], env.Length);
+        env.CopyTo(p[21..]);
+        BinaryPrimitives.WriteInt32LittleEndian(p[(21 + env.Length)..], body.Length);
+        uint crc = Crc32.Append(Crc32.Compute(p[8..]), body.Span);
+        BinaryPrimitives.WriteUInt32LittleEndian(p[4..], crc);
+
+        var op = new AppendOp(mid, envelope, prefix, body, ct);
+        if (!_channel.Writer.TryWrite(op)) throw new ObjectDisposedException(nameof(SegmentSpool));
+        return await op.Completion.Task.ConfigureAwait(false);
+    }
+
+    public async ValueTask MarkDoneAsync(long mid, IReadOnlyList<int> rids, CancellationToken ct = default)
+    {
+        ArgumentNullException.ThrowIfNull(rids);
+        ct.ThrowIfCancellationRequested();
+        EnsureWritable();
+        if (rids.Count == 0) return;
+        var op = new DoneOp(mid, rids.ToArray(), ct);
+        if (!_channel.Writer.TryWrite(op)) throw new ObjectDisposedException(nameof(SegmentSpool));
+        await op.Completion.Task.ConfigureAwait(false);
+    }
+
+    public async ValueTask<ReadOnlyMemory<byte>> ReadBodyAsync(long mid, CancellationToken ct = default)
+    {
+        EnsureOpen();
+        SafeFileHandle handle;
+        long offset;
+        int length;
+        lock (_gate)
+        {
+            ObjectDisposedException.ThrowIf(_disposed, this);
+            if (!_index.TryGetValue(mid, out var e)) throw new KeyNotFoundException($"MID {mid} is not in the spool");
+            handle = e.Segment.ReadHandle ??= File.OpenHandle(e.Segment.Path, FileMode.Open, FileAccess.Read,
+                FileShare.ReadWrite | FileShare.Delete, FileOptions.Asynchronous);
+            offset = e.BodyOffset;
+            length = e.BodyLength;
+        }
+        var buffer = new byte[length];
+        int read = 0;
+        while (read < length)
+        {
+            int n = await RandomAccess.ReadAsync(handle, buffer.AsMemory(read), offset + read, ct).ConfigureAwait(false);
+            if (n == 0) throw new InvalidDataException($"MID {mid}: segment ended inside the body");
+            read += n;
+        }
+        return buffer;
+    }
+
+    public async ValueTask DisposeAsync()
+    {
+        lock (_gate)
+        {
+            if (_disposed) return;
+            _disposed = true;
+        }
+        _channel.Writer.TryComplete();
+        if (_writer is not null)
+        {
+            try { await _writer.ConfigureAwait(false); }
+            catch (Exception ex) { _log.Warning("spool_writer_failed", $"Spool writer stopped with error: {ex.Message}"); }
+        }
+        try
+        {
+            if (_fault is null && _opened) WriteHighWater();
+        }
+        catch (IOException ex) { _log.Warning("spool_highwater_failed", $"Spool high-water write failed: {ex.Message}"); }
+        _activeStream?.Dispose();
+        lock (_gate)
+        {
+            foreach (var s in _segments.Values) s.ReadHandle?.Dispose();
+        }
+    }
+
+    // ---------------------------------------------------------------- opening and recovery
+
+    private void EnsureOpen()
+    {
+        if (Volatile.Read(ref _opened)) return;
+        lock (_gate)
+        {
+            if (_opened) return;
+            ObjectDisposedException.ThrowIf(_disposed, this);
+            Open();
+            _opened = true;
+            _writer = Task.Run(WriterLoopAsync);
+        }
+    }
+
+    private void EnsureWritable()
+    {
+        EnsureOpen();
+        ObjectDisposedException.ThrowIf(_disposed, this);
+        var fault = Volatile.Read(ref _fault);
+        if (fault is not null) throw new SpoolFaultedException("spool is faulted after an I/O error; restart required", fault);
+    }
+
+    private void Open()
+    {
+        Directory.CreateDirectory(_dir);
+        _highestMid = _highWaterWritten = ReadHighWater();
+        var ids = Directory.EnumerateFiles(_dir, "seg-*.log")
+            .Select(f => TryParseSegmentId(Path.GetFileName(f)))
+            .Where(id => id > 0).Select(id => id!.Value).Order().ToList();
+        for (int i = 0; i < ids.Count; i++)
+            ScanSegment(ids[i], isLast: i == ids.Count - 1);
+
+        if (_segments.Count == 0)
+        {
+            OpenNewActive(1);
+        }
+        else
+        {
+            var last = _segments.Values.Last();
+            _active = last;
+            _activeStream = new FileStream(last.Path, FileMode.Open, FileAccess.Write, FileShare.ReadWrite | FileShare.Delete, 1 << 18);
+            _activeLength = _activeCommitted = _activeStream.Length;
+            _activeStream.Position = _activeLength;
+        }
+        // Segments left over by a crash between "all done" and the delete.
+        DeleteFinishedSegments();
+        _log.Info("spool_open", $"Spool opened {_dir}: {_index.Count} messages outstanding, {_segments.Count} segments, highest MID {_highestMid}",
+            ("messages", _index.Count), ("segments", _segments.Count), ("highest_mid", _highestMid));
+    }
+
+    private static long? TryParseSegmentId(string name) =>
+        name.Length > 8 && long.TryParse(name.AsSpan(4, name.Length - 8), NumberStyles.None, CultureInfo.InvariantCulture, out var id) ? id : null;
+
+    private string SegmentPath(long id) => Path.Combine(_dir, $"seg-{id:D8}.log");
+
+    private void ScanSegment(long id, bool isLast)
+    {
+        var path = SegmentPath(id);
+        var seg = new Segment(id, path);
+        _segments.Add(id, seg);
+        using var fs = new FileStream(path, FileMode.Open, isLast ? FileAccess.ReadWrite : FileAccess.Read,
+            FileShare.ReadWrite | FileShare.Delete, 1 << 20);
+        long fileLength = fs.Length;
+        var header = new byte[SegmentHeaderSize];
+        if (fileLength < SegmentHeaderSize || fs.ReadAtLeast(header, SegmentHeaderSize, throwOnEndOfStream: false) < SegmentHeaderSize)
+        {
+            // Crash while creating the segment: nothing in it can have been acknowledged.
+            if (!isLast) throw new InvalidDataException($"{path}: truncated segment header in a non-final segment");
+            _log.Warning("spool_torn_tail", $"Spool segment {path} has a torn header ({fileLength} bytes); rewriting it",
+                ("segment", id), ("offset", 0L));
+            fs.SetLength(0);
+            fs.Position = 0;
+            fs.Write(NewSegmentHeader());
+            fs.Flush(flushToDisk: true);
+            return;
+        }
+        if (!header.AsSpan(0, 8).SequenceEqual(Magic))
+            throw new InvalidDataException($"{path} is not a spool segment (bad magic)");
+        uint version = BinaryPrimitives.ReadUInt32LittleEndian(header.AsSpan(8));
+        if (version != SegmentFormatVersion)
+            throw new InvalidDataException($"{path}: unsupported segment format version {version}");
+
+        long pos = SegmentHeaderSize;
+        var rh = new byte[RecordHeaderSize];
+        string? tornReason = null;
+        while (pos < fileLength)
+        {
+            if (fileLength - pos < RecordHeaderSize) { tornReason = "partial record header"; break; }
+            fs.ReadExactly(rh);
+            uint len = BinaryPrimitives.ReadUInt32LittleEndian(rh);
+            uint crc = BinaryPrimitives.ReadUInt32LittleEndian(rh.AsSpan(4));
+            byte type = rh[8];
+            if (len > MaxPayload) { tornReason = $"implausible record length {len}"; break; }
+            if (fileLength - pos - RecordHeaderSize < len) { tornReason = "partial record"; break; }
+            var payload = ArrayPool<byte>.Shared.Rent((int)len);
+            try
+            {
+                var span = payload.AsSpan(0, (int)len);
+                fs.ReadExactly(span);
+                if (Crc32.Append(Crc32.Compute(rh.AsSpan(8, 1)), span) != crc) { tornReason = "checksum mismatch"; break; }
+                if (!ApplyScannedRecord(seg, type, span, pos)) { tornReason = $"malformed record type {type}"; break; }
+            }
+            finally
+            {
+                ArrayPool<byte>.Shared.Return(payload);
+            }
+            pos += RecordHeaderSize + len;
+        }
+
+        if (tornReason is null) return;
+        if (isLast)
+        {
+            // A crash in the middle of a write leaves a partial or unchecksummed record at the end of the last
+            // segment; nothing at or after it was acknowledged (acks follow the fsync), so it is cut off.
+            _log.Warning("spool_torn_tail", $"Spool segment {path}: {tornReason} at offset {pos}; truncating {fileLength - pos} bytes",
+                ("segment", id), ("offset", pos), ("bytes", fileLength - pos));
+            fs.SetLength(pos);
+            fs.Flush(flushToDisk: true);
+        }
+        else
+        {
+            // A finished segment was fsync'd before the roll: damage here is media corruption, not a torn write.
+            // Keep the file for forensics and use what precedes the damage.
+            _log.Critical("spool_segment_corrupt", $"Spool segment {path}: {tornReason} at offset {pos}; records after it are ignored",
+                ("segment", id), ("offset", pos));
+        }
+    }
+
+    private bool ApplyScannedRecord(Segment seg, byte type, ReadOnlySpan<byte> payload, long recordPos)
+    {
+        switch (type)
+        {
+            case TypeMessage:
+            {
+                if (payload.Length < 16) return false;
+                long mid = BinaryPrimitives.ReadInt64LittleEndian(payload);
+                int envLen = BinaryPrimitives.ReadInt32LittleEndian(payload[8..]);
+                if (envLen < 0 || 12L + envLen + 4 > payload.Length) return false;
+                int bodyLen = BinaryPrimitives.ReadInt32LittleEndian(payload[(12 + envLen)..]);
+                if (bodyLen < 0 || 16L + envLen + bodyLen != payload.Length) return false;
+                var envelope = EnvelopeCodec.Deserialize(payload.Slice(12, envLen));
+                _highestMid = Math.Max(_highestMid, mid);
+                if (_index.ContainsKey(mid))
+                {
+                    _log.Critical("spool_duplicate_mid", $"Spool segment {seg.Path}: duplicate MID {mid} ignored", ("mid", mid));
+                    return true;
+                }
+                var entry = new Entry(seg, recordPos + RecordHeaderSize + 16 + envLen, bodyLen, envelope,
+                    new HashSet<int>(envelope.Recipients.Select(r => r.Rid)));
+                if (entry.Outstanding.Count > 0)
+                {
+                    _index.Add(mid, entry);
+                    seg.Live++;
+                }
+                return true;
+            }
+            case TypeDone:
+            {
+                if (payload.Length < 12) return false;
+                long mid = BinaryPrimitives.ReadInt64LittleEndian(payload);
+                int count = BinaryPrimitives.ReadInt32LittleEndian(payload[8..]);
+                if (count < 0 || 12L + 4L * count != payload.Length) return false;
+                _highestMid = Math.Max(_highestMid, mid);
+                if (_index.TryGetValue(mid, out var e))
+                {
+                    if (e.Segment != seg) seg.DependsOn.Add(e.Segment.Id);
+                    for (int i = 0; i < count; i++)
+                        e.Outstanding.Remove(BinaryPrimitives.ReadInt32LittleEndian(payload[(12 + 4 * i)..]));
+                    if (e.Outstanding.Count == 0)
+                    {
+                        _index.Remove(mid);
+                        e.Segment.Live--;
+                    }
+                }
+                return true;
+            }
+            default:
+                return false;
+        }
+    }
+
+    private static byte[] NewSegmentHeader()
+    {
+        var h = new byte[SegmentHeaderSize];
+        Magic.CopyTo(h);
+        BinaryPrimitives.WriteUInt32LittleEndian(h.AsSpan(8), SegmentFormatVersion);
+        return h;
+    }
+
+    private void OpenNewActive(long id)
+    {
+        var path = SegmentPath(id);
+        var fs = new FileStream(path, FileMode.CreateNew, FileAccess.Write, FileShare.ReadWrite | FileShare.Delete, 1 << 18);
+        fs.Write(NewSegmentHeader());
+        fs.Flush(flushToDisk: true);
+        DirectorySync.Fsync(_dir); // the new name must be durable before anything acknowledged lives in it
+        var seg = new Segment(id, path);
+        lock (_gate) _segments.Add(id, seg);
+        _active = seg;
+        _activeStream = fs;
+        _activeLength = _activeCommitted = SegmentHeaderSize;
+    }
+
+    // ---------------------------------------------------------------- high-water MID
+
+    private long ReadHighWater()
+    {
+        var path = Path.Combine(_dir, HighWaterFile);
+        if (!File.Exists(path)) return 0;
+        var bytes = File.ReadAllBytes(path);
+        if (bytes.Length != 12 || Crc32.Compute(bytes.AsSpan(0, 8)) != BinaryPrimitives.ReadUInt32LittleEndian(bytes.AsSpan(8)))
+        {
+            _log.Critical("spool_highwater_corrupt", $"Spool high-water file {path} is corrupt; using segment contents only");
+            return 0;
+        }
+        return BinaryPrimitives.ReadInt64LittleEndian(bytes);
+    }
+
+    private void WriteHighWater()
+    {
+        long value;
+        lock (_gate) value = _highestMid;
+        if (value <= _highWaterWritten) return;
+        var bytes = new byte[12];
+        BinaryPrimitives.WriteInt64LittleEndian(bytes, value);
+        BinaryPrimitives.WriteUInt32LittleEndian(bytes.AsSpan(8), Crc32.Compute(bytes.AsSpan(0, 8)));
+        var tmp = Path.Combine(_dir, HighWaterFile + ".tmp");
+        using (var fs = new FileStream(tmp, FileMode.Create, FileAccess.Write, FileShare.None))
+        {
+            fs.Write(bytes);
+            fs.Flush(flushToDisk: true);
+        }
+        File.Move(tmp, Path.Combine(_dir, HighWaterFile), overwrite: true); // rename is atomic: old or new, never torn
+        DirectorySync.Fsync(_dir);
+        _highWaterWritten = value;
+    }
+
+    // ---------------------------------------------------------------- writer loop (group commit)
+
+    private async Task WriterLoopAsync()
+    {
+        var reader = _channel.Reader;
+        var batch = new List<Op>();
+        while (await reader.WaitToReadAsync().ConfigureAwait(false))
+        {
+            batch.Clear();
+            long bytes = 0;
+            while (batch.Count < _options.MaxBatchOperations && bytes < _options.MaxBatchBytes && reader.TryRead(out var op))
+            {
+                batch.Add(op);
+                bytes += op.Size;
+            }
+            if (_fault is not null)
+            {
+                foreach (var op in batch) op.Fail(new SpoolFaultedException("spool is faulted after an I/O error; restart required", _fault));
+                continue;
+            }
+            ProcessBatch(batch);
+        }
+    }
+
+    private void ProcessBatch(List<Op> batch)
+    {
+        var written = new List<(Op Op, Segment Segment, long Offset)>(batch.Count);
+        var batchMids = new HashSet<long>();
+        try
+        {
+            foreach (var op in batch)
+            {
+                if (op.Cancellation.IsCancellationRequested) { op.Cancel(); continue; }
+                switch (op)
+                {
+                    case AppendOp a:
+                    {
+                        bool duplicate;
+                        lock (_gate) duplicate = _index.ContainsKey(a.Mid);
+                        if (duplicate || !batchMids.Add(a.Mid))
+                        {
+                            a.Fail(new InvalidOperationException($"MID {a.Mid} is already in the spool"));
+                            continue;
+                        }
+                        long recordLength = a.Prefix.Length + a.Body.Length;
+                        if (_activeLength > SegmentHeaderSize && _activeLength + recordLength > _options.SegmentSize)
+                            Roll();
+                        long offset = _activeLength;
+                        _activeStream!.Write(a.Prefix);
+                        _activeStream.Write(a.Body.Span);
+                        _activeLength += recordLength;
+                        written.Add((a, _active!, offset + a.Prefix.Length));
+                        break;
+                    }
+                    case DoneOp d:
+                    {
+                        int[] fresh;
+                        lock (_gate)
+                            fresh = _index.TryGetValue(d.Mid, out var e) ? d.Rids.Where(e.Outstanding.Contains).Distinct().ToArray() : [];
+                        if (fresh.Length == 0) { written.Add((d, _active!, -1)); continue; } // idempotent: nothing new
+                        var rec = new byte[RecordHeaderSize + 12 + 4 * fresh.Length];
+                        var s = rec.AsSpan();
+                        BinaryPrimitives.WriteUInt32LittleEndian(s, (uint)(12 + 4 * fresh.Length));
+                        s[8] = TypeDone;
+                        BinaryPrimitives.WriteInt64LittleEndian(s[9..], d.Mid);
+                        BinaryPrimitives.WriteInt32LittleEndian(s[17..], fresh.Length);
+                        for (int i = 0; i < fresh.Length; i++) BinaryPrimitives.WriteInt32LittleEndian(s[(21 + 4 * i)..], fresh[i]);
+                        BinaryPrimitives.WriteUInt32LittleEndian(s[4..], Crc32.Compute(s[8..]));
+                        if (_activeLength > SegmentHeaderSize && _activeLength + rec.Length > _options.SegmentSize)
+                            Roll();
+                        _activeStream!.Write(rec);
+                        _activeLength += rec.Length;
+                        d.Fresh = fresh;
+                        written.Add((d, _active!, _activeLength - rec.Length));
+                        break;
+                    }
+                }
+            }
+            if (_activeLength != _activeCommitted)
+            {
+                _activeStream!.Flush(flushToDisk: true); // the group commit: one fsync for the whole batch
+                Interlocked.Increment(ref _fsyncs);
+                Interlocked.Add(ref _bytesWritten, _activeLength - _activeCommitted);
+                _activeCommitted = _activeLength;
+                Interlocked.Increment(ref _batches);
+            }
+        }
+        catch (Exception ex)
+        {
+            RecoverFromWriteFailure(ex);
+            foreach (var (op, _, _) in written) op.Fail(ex);
+            foreach (var op in batch) op.Fail(ex); // no-op for ops already completed
+            return;
+        }
+
+        // Durable: publish to the index, then release the waiters.
+        bool someFinished = false;
+        lock (_gate)
+        {
+            foreach (var (op, seg, offset) in written)
+            {
+                switch (op)
+                {
+                    case AppendOp a:
+                        _index[a.Mid] = new Entry(seg, offset, a.Body.Length, a.Envelope,
+                            new HashSet<int>(a.Envelope.Recipients.Select(r => r.Rid)));
+                        seg.Live++;
+                        _highestMid = Math.Max(_highestMid, a.Mid);
+                        break;
+                    case DoneOp { Fresh: not null } d when _index.TryGetValue(d.Mid, out var e):
+                        if (e.Segment != seg) seg.DependsOn.Add(e.Segment.Id);
+                        foreach (var rid in d.Fresh) e.Outstanding.Remove(rid);
+                        if (e.Outstanding.Count == 0)
+                        {
+                            _index.Remove(d.Mid);
+                            e.Segment.Live--;
+                            someFinished = true;
+                        }
+                        break;
+                }
+            }
+        }
+        // Deleting before releasing the waiters makes "done" observable (SegmentIds) when MarkDoneAsync returns;
+        // it costs latency only in the rare batch that actually frees a segment.
+        if (someFinished)
+        {
+            try { DeleteFinishedSegments(); }
+            catch (IOException ex) { _log.Warning("spool_delete_failed", $"Spool segment deletion failed: {ex.Message}"); }
+        }
+        foreach (var (op, _, _) in written)
+        {
+            if (op is AppendOp a)
+            {
+                Interlocked.Increment(ref _appends);
+                a.Completion.TrySetResult(new SpooledMessage(a.Mid, a.Envelope, a.Body.Length));
+            }
+            else
+            {
+                if (op is DoneOp { Fresh: not null }) Interlocked.Increment(ref _dones);
+                ((DoneOp)op).Completion.TrySetResult();
+            }
+        }
+    }
+
+    private void Roll()
+    {
+        // Everything already in the old segment must be durable before it stops being the active one.
+        _activeStream!.Flush(flushToDisk: true);
+        Interlocked.Increment(ref _fsyncs);
+        Interlocked.Add(ref _bytesWritten, _activeLength - _activeCommitted);
+        _activeStream.Dispose();
+        var next = _active!.Id + 1;
+        OpenNewActive(next);
+        WriteHighWater();
+        _log.Debug("spool_roll", $"Spool rolled to segment {next}", ("segment", next));
+        DeleteFinishedSegments();
+    }
+
+    private void RecoverFromWriteFailure(Exception ex)
+    {
+        _log.Critical("spool_write_failed", $"Spool write failed: {ex.Message}", ("error", ex.GetType().Name));
+        try
+        {
+            // Cut the failed batch off so that later records are not written after garbage (which recovery would
+            // treat as a torn tail, discarding acknowledged messages behind it).
+            _activeStream!.SetLength(_activeCommitted);
+            _activeStream.Position = _activeCommitted;
+            _activeStream.Flush(flushToDisk: true);
+            _activeLength = _activeCommitted;
+        }
+        catch (Exception again)
+        {
+            Volatile.Write(ref _fault, again);
+            _log.Critical("spool_faulted", $"Spool cannot restore the active segment ({again.Message}); refusing writes until restart");
+        }
+    }
+
+    private void DeleteFinishedSegments()
+    {
+        while (true)
+        {
+            List<Segment> wave;
+            lock (_gate)
+            {
+                wave = _segments.Values.Where(s => s != _active && s.Live == 0 && s.DependsOn.All(d => !_segments.ContainsKey(d))).ToList();
+            }
+            if (wave.Count == 0) return;
+            WriteHighWater(); // HighestMid must survive the deletion of the segments that prove it
+            foreach (var s in wave)
+            {
+                File.Delete(s.Path);
+                lock (_gate)
+                {
+                    _segments.Remove(s.Id);
+                    s.ReadHandle?.Dispose();
+                    s.ReadHandle = null;
+                }
+                Interlocked.Increment(ref _segmentsDeleted);
+                _log.Debug("spool_segment_deleted", $"Spool segment {s.Id} deleted (all messages done)", ("segment", s.Id));
+            }
+            // Persist this wave's unlinks before the next wave, whose Done records may refer to these segments.
+            DirectorySync.Fsync(_dir);
+        }
+    }
+
+    // ---------------------------------------------------------------- types
+
+    private sealed class Segment(long id, string path)
+    {
+        public long Id { get; } = id;
+        public string Path { get; } = path;
+        public int Live { get; set; }
+        public HashSet<long> DependsOn { get; } = new();
+        public SafeFileHandle? ReadHandle { get; set; }
+    }
+
+    private sealed record Entry(Segment Segment, long BodyOffset, int BodyLength, Envelope Envelope, HashSet<int> Outstanding);
+
+    private abstract class Op(CancellationToken ct)
+    {
+        public CancellationToken Cancellation { get; } = ct;
+        public abstract long Size { get; }
+        public abstract void Fail(Exception ex);
+        public abstract void Cancel();
+    }
+
+    private sealed class AppendOp(long mid, Envelope envelope, byte[] prefix, ReadOnlyMemory<byte> body, CancellationToken ct) : Op(ct)
+    {
+        public long Mid { get; } = mid;
+        public Envelope Envelope { get; } = envelope;
+        public byte[] Prefix { get; } = prefix;
+        public ReadOnlyMemory<byte> Body { get; } = body;
+        public TaskCompletionSource<SpooledMessage> Completion { get; } = new(TaskCreationOptions.RunContinuationsAsynchronously);
+        public override long Size => Prefix.Length + Body.Length;
+        public override void Fail(Exception ex) => Completion.TrySetException(ex);
+        public override void Cancel() => Completion.TrySetCanceled(Cancellation);
+    }
+
+    private sealed class DoneOp(long mid, int[] rids, CancellationToken ct) : Op(ct)
+    {
+        public long Mid { get; } = mid;
+        public int[] Rids { get; } = rids;
+        public int[]? Fresh { get; set; }
+        public TaskCompletionSource Completion { get; } = new(TaskCreationOptions.RunContinuationsAsynchronously);
+        public override long Size => 21 + 4L * Rids.Length;
+        public override void Fail(Exception ex) => Completion.TrySetException(ex);
+        public override void Cancel() => Completion.TrySetCanceled(Cancellation);
+    }
+}

@@ -1,0 +1,317 @@
+using MtaSts.Actors.Spool;
+
+namespace MtaSts.Actors.Spool.Tests;
+
+public sealed class SegmentSpoolTests : SpoolTestBase
+{
+    [Fact]
+    public async Task Append_then_read_body_round_trips_and_counts()
+    {
+        await using var spool = Open();
+        Assert.Empty(spool.Recover());
+        var body = Body(1, 5000);
+        var stored = await spool.AppendAsync(1, Env(2), body);
+        Assert.Equal(1, stored.Mid);
+        Assert.Equal(5000, stored.BodyLength);
+        Assert.Equal(body, (await spool.ReadBodyAsync(1)).ToArray());
+        Assert.Equal(1, spool.Count);
+        Assert.Equal(1, spool.HighestMid);
+        Assert.Equal(1, spool.Appends);
+        Assert.True(spool.Fsyncs >= 1);
+        Assert.True(spool.BytesWritten > 5000);
+    }
+
+    [Fact]
+    public async Task Empty_body_round_trips()
+    {
+        await using var spool = Open();
+        await spool.AppendAsync(3, Env(), ReadOnlyMemory<byte>.Empty);
+        Assert.Equal(0, (await spool.ReadBodyAsync(3)).Length);
+    }
+
+    [Fact]
+    public async Task Concurrent_appends_are_group_committed()
+    {
+        const int n = 500;
+        await using var spool = Open();
+        spool.Recover();
+        // All appends are enqueued before the first fsync can finish: the writer must cover many with one fsync.
+        var tasks = Enumerable.Range(1, n).Select(i => spool.AppendAsync(i, Env(), Body(i))).ToArray();
+        var results = await Task.WhenAll(tasks).WaitAsync(TimeSpan.FromMinutes(2));
+        Assert.Equal(n, results.Length);
+        Assert.Equal(n, spool.Appends);
+        Assert.True(spool.Fsyncs < n, $"expected group commit, got {spool.Fsyncs} fsyncs for {n} appends");
+        Assert.Equal(n, spool.Count);
+        for (int i = 1; i <= n; i += 37) Assert.Equal(Body(i), (await spool.ReadBodyAsync(i)).ToArray());
+    }
+
+    [Fact]
+    public async Task Concurrent_done_marks_are_group_committed()
+    {
+        const int n = 200;
+        await using var spool = Open();
+        await Task.WhenAll(Enumerable.Range(1, n).Select(i => spool.AppendAsync(i, Env(), Body(i))));
+        long before = spool.Fsyncs;
+        await Task.WhenAll(Enumerable.Range(1, n).Select(i => spool.MarkDoneAsync(i, [0]).AsTask())).WaitAsync(TimeSpan.FromMinutes(2));
+        Assert.Equal(0, spool.Count);
+        Assert.Equal(n, spool.DoneRecords);
+        Assert.True(spool.Fsyncs - before < n);
+    }
+
+    [Fact]
+    public async Task Reads_run_concurrently_with_appends()
+    {
+        await using var spool = Open(segmentSize: 64 * 1024);
+        await spool.AppendAsync(1, Env(), Body(1, 3000));
+        var writers = Task.WhenAll(Enumerable.Range(2, 300).Select(i => spool.AppendAsync(i, Env(), Body(i, 3000))));
+        for (int k = 0; k < 50; k++) Assert.Equal(Body(1, 3000), (await spool.ReadBodyAsync(1)).ToArray());
+        await writers.WaitAsync(TimeSpan.FromMinutes(2));
+        Assert.Equal(Body(300, 3000), (await spool.ReadBodyAsync(300)).ToArray());
+    }
+
+    [Fact]
+    public async Task Recovery_after_reopen_returns_outstanding_recipients_and_envelopes()
+    {
+        var env = new Envelope("bounce@example.org",
+            [new Recipient(0, "a@one.example", DsnNotify.Success | DsnNotify.Failure, "rfc822;A@one.example"),
+             new Recipient(1, "b@two.example", DsnNotify.Never),
+             new Recipient(2, "c@three.example")],
+            new DateTimeOffset(2026, 1, 2, 3, 4, 5, TimeSpan.FromHours(-5)),
+            Icid: 42, ClientHelo: "app.internal", ClientAddress: "::1", EnvId: "env+2Did", Ret: DsnRet.Headers,
+            EightBitMime: true, SmtpUtf8: true);
+        await using (var spool = Open())
+        {
+            await spool.AppendAsync(10, env, Body(10));
+            await spool.AppendAsync(11, Env(1), Body(11));
+            await spool.AppendAsync(12, Env(2), Body(12));
+            await spool.MarkDoneAsync(10, [1]);
+            await spool.MarkDoneAsync(11, [0]);
+            await spool.MarkDoneAsync(12, [0, 1, 0]);
+            Assert.Equal(1, spool.Count);
+        }
+        await using (var spool = Open())
+        {
+            var recovered = spool.Recover();
+            var r = Assert.Single(recovered);
+            Assert.Equal(10, r.Message.Mid);
+            Assert.Equal([0, 2], r.OutstandingRids);
+            var e = r.Message.Envelope;
+            Assert.Equal(env.ReversePath, e.ReversePath);
+            Assert.Equal(env.ReceivedAt, e.ReceivedAt);
+            Assert.Equal(env.ReceivedAt.Offset, e.ReceivedAt.Offset);
+            Assert.Equal(env.Recipients, e.Recipients);
+            Assert.Equal(env with { Recipients = e.Recipients }, e);
+            Assert.Equal(12, spool.HighestMid);
+            Assert.Equal(Body(10), (await spool.ReadBodyAsync(10)).ToArray());
+            // Still writable after recovery, and done-marks from before are honoured.
+            await spool.MarkDoneAsync(10, [0, 2]);
+            await spool.AppendAsync(13, Env(), Body(13));
+        }
+        await using (var spool = Open())
+        {
+            var r = Assert.Single(spool.Recover());
+            Assert.Equal(13, r.Message.Mid);
+            Assert.Equal([0], r.OutstandingRids);
+        }
+    }
+
+    [Theory]
+    [InlineData("partial-header")]
+    [InlineData("partial-payload")]
+    [InlineData("bad-crc")]
+    [InlineData("zeros")]
+    public async Task Torn_tail_is_truncated_and_earlier_records_survive(string damage)
+    {
+        long goodLength;
+        await using (var spool = Open())
+        {
+            await spool.AppendAsync(1, Env(), Body(1));
+            await spool.AppendAsync(2, Env(), Body(2));
+            goodLength = new FileInfo(SegmentFiles().Last()).Length;
+            if (damage == "bad-crc") await spool.AppendAsync(3, Env(), Body(3, 400));
+        }
+        var path = SegmentFiles().Last();
+        using (var fs = new FileStream(path, FileMode.Open, FileAccess.ReadWrite))
+        {
+            switch (damage)
+            {
+                case "partial-header":
+                    fs.Seek(0, SeekOrigin.End);
+                    fs.Write([0x10, 0x00, 0x00]);
+                    break;
+                case "partial-payload":
+                    fs.Seek(0, SeekOrigin.End);
+                    var header = new byte[9 + 20];
+                    BitConverter.TryWriteBytes(header, 5000u);
+                    header[8] = 1;
+                    fs.Write(header);
+                    break;
+                case "bad-crc":
+                    fs.Seek(-10, SeekOrigin.End); // inside MID 3's body: the crash hit before the data reached the disk
+                    fs.WriteByte(0xFF);
+                    break;
+                case "zeros":
+                    fs.Seek(0, SeekOrigin.End);
+                    fs.Write(new byte[4096]);
+                    break;
+            }
+        }
+        await using (var spool = Open())
+        {
+            var mids = spool.Recover().Select(r => r.Message.Mid).ToArray();
+            Assert.Equal([1L, 2L], mids);
+            Assert.Equal(goodLength, new FileInfo(path).Length);
+            Assert.Equal(Body(2), (await spool.ReadBodyAsync(2)).ToArray());
+            await spool.AppendAsync(4, Env(), Body(4));
+        }
+        await using (var spool = Open())
+        {
+            Assert.Equal([1L, 2L, 4L], spool.Recover().Select(r => r.Message.Mid).ToArray());
+            Assert.Equal(Body(4), (await spool.ReadBodyAsync(4)).ToArray());
+        }
+    }
+
+    [Fact]
+    public async Task Torn_segment_header_is_rewritten()
+    {
+        await using (var spool = Open()) await spool.AppendAsync(1, Env(), Body(1));
+        File.WriteAllBytes(Path.Combine(Dir, "seg-00000002.log"), [0x4D, 0x54]); // crash while creating the next segment
+        await using (var spool = Open())
+        {
+            Assert.Single(spool.Recover());
+            await spool.AppendAsync(2, Env(), Body(2));
+        }
+        await using (var spool = Open()) Assert.Equal(2, spool.Recover().Count);
+    }
+
+    [Fact]
+    public async Task Segments_roll_and_are_deleted_when_all_their_messages_are_done()
+    {
+        await using var spool = Open(segmentSize: 8 * 1024);
+        for (int i = 1; i <= 40; i++) await spool.AppendAsync(i, Env(2), Body(i, 1000));
+        Assert.True(SegmentFiles().Length >= 4, $"expected several segments, got {SegmentFiles().Length}");
+        for (int i = 1; i <= 40; i++) await spool.MarkDoneAsync(i, [0]);
+        Assert.Equal(40, spool.Count); // rid 1 still outstanding everywhere
+        Assert.Equal(0, spool.SegmentsDeleted);
+        for (int i = 1; i <= 40; i++) await spool.MarkDoneAsync(i, [1]);
+        Assert.Equal(0, spool.Count);
+        Assert.True(spool.SegmentsDeleted >= 3);
+        // Only segments written after the last message (holding Done records) and the active one may remain.
+        Assert.Equal(spool.SegmentIds.Count, SegmentFiles().Length);
+        Assert.DoesNotContain(SegmentFiles(), f => f.EndsWith("seg-00000001.log", StringComparison.Ordinal));
+        await Assert.ThrowsAsync<KeyNotFoundException>(async () => await spool.ReadBodyAsync(1));
+    }
+
+    [Fact]
+    public async Task A_segment_holding_done_records_outlives_the_segment_of_those_messages()
+    {
+        await using (var spool = Open(segmentSize: 4096))
+        {
+            await spool.AppendAsync(1, Env(2), Body(1, 3000)); // segment 1
+            await spool.AppendAsync(2, Env(1), Body(2, 3000)); // segment 2
+            await spool.MarkDoneAsync(1, [0]);                 // Done(1,[0]) lands in segment 2
+            await spool.AppendAsync(3, Env(1), Body(3, 3000)); // segment 3 (active)
+            await spool.MarkDoneAsync(2, [0]);                 // segment 2 has no live message now …
+            Assert.Contains(2L, spool.SegmentIds);             // … but holds Done(1,[0]) while segment 1 lives
+        }
+        await using (var spool = Open(segmentSize: 4096))
+        {
+            var r = spool.Recover();
+            Assert.Equal([1L, 3L], r.Select(x => x.Message.Mid).ToArray());
+            Assert.Equal([1], r[0].OutstandingRids);
+            await spool.MarkDoneAsync(1, [1]);
+            Assert.DoesNotContain(1L, spool.SegmentIds);
+            Assert.DoesNotContain(2L, spool.SegmentIds);
+            Assert.Contains(3L, spool.SegmentIds);
+        }
+        await using (var spool = Open(segmentSize: 4096))
+            Assert.Equal([3L], spool.Recover().Select(x => x.Message.Mid).ToArray());
+    }
+
+    [Fact]
+    public async Task Highest_mid_survives_when_every_segment_is_gone()
+    {
+        var spool = Open(segmentSize: 4096);
+        for (int i = 1; i <= 10; i++) await spool.AppendAsync(i, Env(), Body(i, 3000));
+        for (int i = 1; i <= 10; i++) await spool.MarkDoneAsync(i, [0]);
+        Assert.True(spool.SegmentsDeleted > 0);
+        // Simulate a crash (no DisposeAsync) and an operator removing every segment: only the high-water remains.
+        foreach (var f in SegmentFiles()) File.Delete(f);
+        await using (var reopened = Open())
+        {
+            Assert.Equal(10, reopened.HighestMid);
+            Assert.Empty(reopened.Recover());
+        }
+        await spool.DisposeAsync();
+    }
+
+    [Fact]
+    public async Task Highest_mid_comes_from_done_records_and_highwater_after_clean_shutdown()
+    {
+        await using (var spool = Open())
+        {
+            await spool.AppendAsync(5, Env(), Body(5));
+            await spool.AppendAsync(9, Env(), Body(9));
+            await spool.MarkDoneAsync(9, [0]);
+        }
+        await using (var spool = Open()) Assert.Equal(9, spool.HighestMid);
+    }
+
+    [Fact]
+    public async Task Mark_done_is_idempotent_and_ignores_unknown_mids()
+    {
+        await using var spool = Open();
+        await spool.AppendAsync(1, Env(2), Body(1));
+        await spool.MarkDoneAsync(1, [0]);
+        long records = spool.DoneRecords;
+        await spool.MarkDoneAsync(1, [0]);
+        await spool.MarkDoneAsync(77, [0]);
+        Assert.Equal(records, spool.DoneRecords);
+        Assert.Equal([1], Assert.Single(spool.Recover()).OutstandingRids);
+    }
+
+    [Fact]
+    public async Task Duplicate_mid_is_rejected()
+    {
+        await using var spool = Open();
+        await spool.AppendAsync(1, Env(), Body(1));
+        await Assert.ThrowsAsync<InvalidOperationException>(() => spool.AppendAsync(1, Env(), Body(1)));
+        Assert.Equal(1, spool.Count);
+    }
+
+    [Fact]
+    public async Task Disposed_spool_refuses_appends()
+    {
+        var spool = Open();
+        await spool.AppendAsync(1, Env(), Body(1));
+        await spool.DisposeAsync();
+        await Assert.ThrowsAsync<ObjectDisposedException>(() => spool.AppendAsync(2, Env(), Body(2)));
+    }
+
+    [Fact]
+    public void Foreign_file_is_not_overwritten()
+    {
+        Directory.CreateDirectory(Dir);
+        File.WriteAllText(Path.Combine(Dir, "seg-00000001.log"), "this is not a spool segment, keep me");
+        var spool = Open();
+        Assert.Throws<InvalidDataException>(() => spool.Recover());
+        Assert.Equal("this is not a spool segment, keep me", File.ReadAllText(Path.Combine(Dir, "seg-00000001.log")));
+    }
+
+    [Fact]
+    public void Crc32_matches_the_standard_check_value()
+    {
+        Assert.Equal(0xCBF43926u, Crc32.Compute("123456789"u8));
+        var data = Body(5, 1000);
+        Assert.Equal(Crc32.Compute(data), Crc32.Append(Crc32.Compute(data.AsSpan(0, 333)), data.AsSpan(333)));
+    }
+
+    [Fact]
+    public void Envelope_codec_refuses_unknown_versions()
+    {
+        var bytes = EnvelopeCodec.Serialize(Env(3));
+        Assert.Equal(3, EnvelopeCodec.Deserialize(bytes).Recipients.Count);
+        bytes[0] = 99;
+        Assert.Throws<InvalidDataException>(() => EnvelopeCodec.Deserialize(bytes));
+    }
+}

@@ -1,3 +1,6 @@
+using System.Globalization;
+using System.Text;
+
 namespace MtaSts.Actors.Policy.Parsing;
 
 /// <summary>Character classes of the RFC 8461 ABNF (RFC 5234 core rules), kept ASCII-exact:
@@ -26,4 +29,21 @@ internal static class Abnf
 
     /// <summary>Describes a character for an error message: printable ASCII quoted, everything else as U+XXXX.</summary>
     public static string Describe(char c) => c is >= '!' and <= '~' ? $"'{c}'" : $"U+{(int)c:X4}";
+
+    // Echo values in errors, but never raw control or invisible format characters (logs, terminals).
+    public static string Printable(string s)
+    {
+        var sb = new StringBuilder(s.Length);
+        foreach (var c in s)
+        {
+            var hidden = c is < ' ' or '\x7F' || char.GetUnicodeCategory(c) is UnicodeCategory.Control or UnicodeCategory.Format
+                or UnicodeCategory.LineSeparator or UnicodeCategory.ParagraphSeparator or UnicodeCategory.Surrogate
+                or UnicodeCategory.OtherNotAssigned;
+            if (hidden)
+                sb.Append($"\\u{(int)c:X4}");
+            else
+                sb.Append(c);
+        }
+        return sb.ToString();
+    }
 }

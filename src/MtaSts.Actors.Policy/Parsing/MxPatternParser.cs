@@ -81,8 +81,10 @@ public static partial class MxPatternParser
         try
         {
             var unicode = Idn.GetUnicode(label);
-            // Round-trips to itself, and decodes to something that is not plain ASCII.
-            return !unicode.All(c => c < '\x80') && Idn.GetAscii(unicode).Equals(label, StringComparison.OrdinalIgnoreCase);
+            // Decodes to non-ASCII text without control characters (IdnMapping lets "xn--a" -> U+0080 through),
+            // and round-trips to itself.
+            return !unicode.All(c => c < '\x80') && !unicode.Any(char.IsControl)
+                && Idn.GetAscii(unicode).Equals(label, StringComparison.OrdinalIgnoreCase);
         }
         catch (ArgumentException)
         {

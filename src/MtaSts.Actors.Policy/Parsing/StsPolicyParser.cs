@@ -1,3 +1,4 @@
+using System.Globalization;
 using System.Text;
 
 namespace MtaSts.Actors.Policy.Parsing;
@@ -117,7 +118,7 @@ public static class StsPolicyParser
 
             var known = key is "version" or "mode" or "max_age" or "mx";
             if (!known && !Abnf.IsExtensionName(key))
-                return Fail($"line {n}: invalid key '{Printable(key)}' (expected version, mode, max_age, mx or an extension name of 1-32 ALPHA/DIGIT/'_'/'-'/'.', starting with ALPHA/DIGIT)", warnings);
+                return Fail($"line {n}: invalid key '{Abnf.Printable(key)}' (expected version, mode, max_age, mx or an extension name of 1-32 ALPHA/DIGIT/'_'/'-'/'.', starting with ALPHA/DIGIT)", warnings);
 
             if (key != "mx" && !seen.Add(key))
             {
@@ -133,7 +134,7 @@ public static class StsPolicyParser
             {
                 case "version":
                     if (value != "STSv1")
-                        return Fail($"line {n}: version value '{Printable(value)}' is not STSv1", warnings);
+                        return Fail($"line {n}: version value '{Abnf.Printable(value)}' is not STSv1", warnings);
                     version = value;
                     break;
 
@@ -146,13 +147,13 @@ public static class StsPolicyParser
                         _ => null,
                     };
                     if (mode is null)
-                        return Fail($"line {n}: mode value '{Printable(value)}' is not one of enforce|testing|none", warnings);
+                        return Fail($"line {n}: mode value '{Abnf.Printable(value)}' is not one of enforce|testing|none", warnings);
                     break;
 
                 case "max_age":
                     if (value.Length is 0 or > 10 || !value.All(Abnf.IsDigit))
-                        return Fail($"line {n}: max_age value '{Printable(value)}' is not 1 to 10 digits", warnings);
-                    var age = long.Parse(value, System.Globalization.CultureInfo.InvariantCulture);
+                        return Fail($"line {n}: max_age value '{Abnf.Printable(value)}' is not 1 to 10 digits", warnings);
+                    var age = long.Parse(value, CultureInfo.InvariantCulture);
                     if (age > StsPolicy.MaxAgeLimit)
                     {
                         // §3.2 caps max_age at 31557600 but the ABNF allows 10 digits (errata 7282). Clamping
@@ -181,7 +182,7 @@ public static class StsPolicyParser
                             warnings.Add($"line {n}: mx '{value}' is an IP literal, not a host name; pattern ignored");
                             break;
                         default:
-                            return Fail($"line {n}: mx value '{Printable(value)}' {parsed.Error}", warnings);
+                            return Fail($"line {n}: mx value '{Abnf.Printable(value)}' {parsed.Error}", warnings);
                     }
                     break;
 
@@ -238,14 +239,6 @@ public static class StsPolicyParser
     {
         var near = seen.FirstOrDefault(k => k != key && k.Equals(key, StringComparison.OrdinalIgnoreCase));
         return near is null ? "" : $" (found '{near}'; keys are case-sensitive)";
-    }
-
-    private static string Printable(string s)
-    {
-        var sb = new StringBuilder(s.Length);
-        foreach (var c in s)
-            sb.Append(c is >= ' ' and <= '~' || (c >= '\x80' && !char.IsControl(c)) ? c.ToString() : $"\\u{(int)c:X4}");
-        return sb.ToString();
     }
 
     private static ParseResult<StsPolicy> Fail(string error) => ParseResult<StsPolicy>.Failure(error);

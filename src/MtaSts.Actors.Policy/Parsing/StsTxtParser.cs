@@ -31,9 +31,17 @@ public static class StsTxtParser
 
         // §3.1: "v=STSv1" MUST be first, and %s makes it case-sensitive.
         if (!IsStsV1(record))
-            return Fail(record.StartsWith(Version, StringComparison.OrdinalIgnoreCase) && !record.StartsWith(Version, StringComparison.Ordinal)
-                ? $"record does not begin with 'v=STSv1' (version tag is case-sensitive, got '{record[..Version.Length]}')"
+        {
+            if (record.StartsWith(Version, StringComparison.Ordinal))
+            {
+                var next = Version.Length;
+                while (Abnf.IsWsp(record[next])) next++;
+                return Fail($"offset {next}: 'v=STSv1' is followed by {Abnf.Describe(record[next])}, not ';' (not an STSv1 record)");
+            }
+            return Fail(record.StartsWith(Version, StringComparison.OrdinalIgnoreCase)
+                ? $"record does not begin with 'v=STSv1' (the version tag is case-sensitive, got '{record[..Version.Length]}')"
                 : "record does not begin with 'v=STSv1'");
+        }
 
         string? id = null;
         var extensions = new List<KeyValuePair<string, string>>();
@@ -55,10 +63,12 @@ public static class StsTxtParser
 
             // sts-field: name "=" value; the value runs to the next WSP or ';'.
             var fieldStart = pos;
+            if (record[pos] == ';')
+                return Fail($"offset {pos}: empty field between ';' delimiters");
             var eq = record.IndexOf('=', pos);
             var semi = record.IndexOf(';', pos);
             if (eq < 0 || (semi >= 0 && semi < eq))
-                return Fail($"offset {fieldStart}: field '{Until(record, fieldStart)}' has no '='");
+                return Fail($"offset {fieldStart}: field '{Abnf.Printable(Until(record, fieldStart))}' has no '='");
             var name = record[pos..eq];
             pos = eq + 1;
             var valueStart = pos;
@@ -68,7 +78,7 @@ public static class StsTxtParser
             if (name == "id")
             {
                 if (!IsValidId(value, out var why))
-                    return Fail($"offset {valueStart}: id '{value}' {why}");
+                    return Fail($"offset {valueStart}: id '{Abnf.Printable(value)}' {why}");
                 if (id is null)
                     id = value;
                 else
@@ -78,7 +88,7 @@ public static class StsTxtParser
             else
             {
                 if (!Abnf.IsExtensionName(name))
-                    return Fail($"offset {fieldStart}: invalid field name '{name}' (expected 'id' or an extension name of 1-32 ALPHA/DIGIT/'_'/'-'/'.', starting with ALPHA/DIGIT)");
+                    return Fail($"offset {fieldStart}: invalid field name '{Abnf.Printable(name)}' (expected 'id' or an extension name of 1-32 ALPHA/DIGIT/'_'/'-'/'.', starting with ALPHA/DIGIT)");
                 if (value.Length == 0)
                     return Fail($"offset {valueStart}: extension '{name}' has an empty value");
                 foreach (var c in value)

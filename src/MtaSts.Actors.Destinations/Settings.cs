@@ -3,9 +3,6 @@ using System.Net;
 
 namespace MtaSts.Actors.Destinations;
 
-/// <summary>Address family used for the MX hosts (vendor <c>ip_sort_pref</c>).</summary>
-public enum IpPreference { PreferV4, PreferV6, RequireV4, RequireV6 }
-
 /// <summary>Where the limits are counted (vendor <c>limit_apply</c>, plus a per-gateway-hostname scope for clusters).</summary>
 public enum LimitScope
 {
@@ -19,25 +16,6 @@ public enum LimitScope
 
 /// <summary>What one limit covers (vendor <c>limit_type</c>): the whole domain or each MX IP address.</summary>
 public enum LimitType { WholeDomain, PerMxIp }
-
-/// <summary>TLS mode for delivery (SPEC §2). Placeholder until MtaSts.Actors.Tls owns the enum.</summary>
-public enum TlsSupport
-{
-    None,
-    /// <summary>Negotiate; fall back to plain text only if it fails before the 220 to STARTTLS (RFC 3207 §4).</summary>
-    Preferred,
-    /// <summary>Negotiate, no verification; defer when TLS cannot be negotiated.</summary>
-    Required,
-    /// <summary>Negotiate and verify against the recipient domain; fall back to plain text without TLS.</summary>
-    PreferredVerify,
-    /// <summary>TLS and verification against the recipient domain are both required, else defer.</summary>
-    RequiredVerify,
-    /// <summary>As RequiredVerify, but the MX host name is accepted too (hosted mail: Google, Microsoft 365).</summary>
-    RequiredVerifyHostedDomains,
-}
-
-/// <summary>DANE for SMTP (RFC 7672). Placeholder until MtaSts.Actors.Tls owns the enum.</summary>
-public enum DaneSupport { None, Opportunistic, Mandatory }
 
 /// <summary>At most <paramref name="Recipients"/> recipients per <paramref name="Minutes"/> minutes
 /// (vendor <c>recipient_limit</c> / <c>recipient_minutes</c>). A recipient budget, not a message budget.</summary>

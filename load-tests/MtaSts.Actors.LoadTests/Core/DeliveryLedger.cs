@@ -22,7 +22,6 @@ public sealed class DeliveryLedger
     public long DeliveredMeasured;   // distinct measured ids that arrived
     public long Duplicates;          // extra copies beyond the first
     public long UnknownIds;          // arrivals with a foreign/absent id (other run, bounce, ...)
-    public long DeliveredNotAccepted; // arrived though the client saw a failure (e.g. reply lost after '.')
     public long FirstArrivalUs;
     public long LastArrivalUs;
 
@@ -70,7 +69,6 @@ public sealed class DeliveryLedger
             return;
         }
         var flags = Volatile.Read(ref _flags[b]![i]);
-        if ((flags & FlagAccepted) == 0) Interlocked.Increment(ref DeliveredNotAccepted);
         Interlocked.Increment(ref DeliveredTotal);
         Interlocked.CompareExchange(ref FirstArrivalUs, nowUs, 0);
         LoadRunner.InterlockedMax(ref LastArrivalUs, nowUs);
@@ -79,25 +77,31 @@ public sealed class DeliveryLedger
         EndToEnd.Record(nowUs - _scheduled[b]![i], measuring);
     }
 
-    /// <summary>Accepted (measured) messages that never arrived. Only meaningful after the drain phase.</summary>
-    public long LostMeasured => Math.Max(0, Interlocked.Read(ref AcceptedMeasured) - CountAcceptedMeasuredArrived());
-
-    private long CountAcceptedMeasuredArrived()
+    /// <summary>
+    /// After the drain: accepted messages that never arrived (lost or still queued) and arrivals the client never saw
+    /// accepted (reply lost after '.', or the target delivered a message it answered 4xx to). Computed by a scan at
+    /// the end, because an arrival can legitimately be seen before the client has read its 250.
+    /// </summary>
+    public (long NotArrived, long ArrivedNotAccepted) Reconcile()
     {
-        long n = 0;
+        long notArrived = 0, notAccepted = 0;
         for (var b = 0; b < _flags.Length; b++)
         {
             var f = _flags[b];
             var a = _arrivals[b];
             if (f is null || a is null) continue;
             for (var i = 0; i < BlockSize; i++)
-                if ((f[i] & (FlagAccepted | FlagMeasuring)) == (FlagAccepted | FlagMeasuring) && a[i] > 0) n++;
+            {
+                var accepted = (f[i] & FlagAccepted) != 0;
+                if (accepted && a[i] == 0) notArrived++;
+                else if (!accepted && a[i] > 0) notAccepted++;
+            }
         }
-        return n;
+        return (notArrived, notAccepted);
     }
 
     /// <summary>Messages in flight from the harness's view: accepted by the target, not yet seen at the receiver.</summary>
-    public long InFlight => Math.Max(0, Interlocked.Read(ref AcceptedTotal) - Interlocked.Read(ref DeliveredTotal) + Interlocked.Read(ref DeliveredNotAccepted));
+    public long InFlight => Math.Max(0, Interlocked.Read(ref AcceptedTotal) - Interlocked.Read(ref DeliveredTotal));
 
     private bool Slot(long id, bool create, out int block, out int index)
     {

@@ -1,0 +1,156 @@
+using System.Globalization;
+using MtaSts.Actors.LoadTests.Receivers;
+
+namespace MtaSts.Actors.LoadTests.Core;
+
+/// <summary>Everything a run can be told on the command line. Scenarios fill in their own defaults first.</summary>
+public sealed record RunOptions
+{
+    public string Scenario { get; init; } = "relay-throughput";
+    public IReadOnlyList<string> Targets { get; init; } = ["gateway", "postfix"];
+    public long Messages { get; init; } = 20_000;
+    public TimeSpan Duration { get; init; } = TimeSpan.FromSeconds(120);
+    public TimeSpan WarmUp { get; init; } = TimeSpan.FromSeconds(3);
+    public int Sessions { get; init; } = 20;
+    /// <summary>Set = open model at this many messages/s; null = closed model with <see cref="Sessions"/> sessions.</summary>
+    public double? Rate { get; init; }
+    public int SizeBytes { get; init; } = 2 * 1024;
+    public int Domains { get; init; } = 1;
+    public double Zipf { get; init; }
+    public int ClientMessagesPerConnection { get; init; } = 100;
+    public string Receiver { get; init; } = "counting";
+    public IReadOnlyList<string> SinkArgs { get; init; } = [];
+    public int? SinkPort { get; init; }
+    public int? TargetPort { get; init; }
+    public int? TargetPid { get; init; }
+    public FaultPlan Faults { get; init; } = FaultPlan.None;
+    public bool[] MtaStsVariants { get; init; } = [false];
+    public bool Backlog { get; init; }
+    public TimeSpan BacklogHold { get; init; } = TimeSpan.FromSeconds(5);
+    public TimeSpan DrainTimeout { get; init; } = TimeSpan.FromSeconds(90);
+    public TimeSpan? RetryInterval { get; init; }
+    public int DestinationConcurrency { get; init; } = 20;
+    public int MessagesPerConnection { get; init; } = 50;
+    public string? OutDirectory { get; init; }
+    public string WorkDirectory { get; init; } = "/tmp/mtasts-load";
+    public string? GatewayDll { get; init; }
+    public string? GatewayCommand { get; init; }
+    public string RepoRoot { get; init; } = ".";
+
+    public static string Usage => """
+        usage: mtasts-load <scenario> [options]        (mtasts-load list: scenarios)
+          --target LIST          gateway | postfix | host:port, comma separated (default per scenario)
+          --messages N           measured messages per run (after warm-up)
+          --duration S           max measured seconds per run (whichever bound comes first)
+          --warmup S             warm-up seconds, not counted (default 3)
+          --sessions N           closed model: concurrent SMTP sessions; open model: max sessions
+          --rate R               open model: R messages/s from a fixed schedule (latency from scheduled time)
+          --size BYTES           message size (e.g. 2048, 102400, or 2k / 100k)
+          --domains N            destination domains dNNNNN.test   --zipf S  Zipf exponent (0 = uniform)
+          --client-reuse N       messages per generator connection (default 100)
+          --receiver KIND        counting (in-process, per-message) | smtp-sink (Postfix, counts only)
+          --sink-args "ARGS"     extra smtp-sink options, e.g. "-Q data" or "-w 1"
+          --sink-port P          fixed receiver port (for --target host:port relays)
+          --target-port P        port for the started target   --target-pid PID  sample RSS of an external target
+          --faults SPEC          receiver faults: banner421=0.1,rcpt451=0.1,rcpt550=0.02,data451=0.05,delay=200ms,delayshare=0.5
+          --retry S              short retry interval for the target (hostile/backlog scenarios)
+          --dest-concurrency N   per-destination connection limit given to the target (default 20)
+          --dest-msgs-per-conn N messages per delivery connection given to the target (default 50)
+          --drain-timeout S      how long to wait for delivery after injection (default 90)
+          --out DIR              report directory (default load-tests/results/<timestamp>-<scenario>)
+          --workdir DIR          scratch for target queues/configs (default /tmp/mtasts-load)
+          --gateway-dll PATH     mtasts-gateway.dll (default: src/MtaSts.Actors.Host/bin/{Release,Debug}/net10.0)
+          --gateway-cmd "CMD"    start command with {config} {listen} {port} {sink} {workdir} placeholders
+        """;
+
+    public static RunOptions Parse(RunOptions defaults, string[] args)
+    {
+        var o = defaults;
+        for (var i = 0; i < args.Length; i++)
+        {
+            string Next() => i + 1 < args.Length ? args[++i] : throw new ArgumentException($"{args[i]} needs a value");
+            switch (args[i])
+            {
+                case "--target": o = o with { Targets = Next().Split(',', StringSplitOptions.RemoveEmptyEntries | StringSplitOptions.TrimEntries) }; break;
+                case "--messages": o = o with { Messages = ParseCount(Next()) }; break;
+                case "--duration": o = o with { Duration = ParseSeconds(Next()) }; break;
+                case "--warmup": o = o with { WarmUp = ParseSeconds(Next()) }; break;
+                case "--sessions": o = o with { Sessions = (int)ParseCount(Next()) }; break;
+                case "--rate": o = o with { Rate = double.Parse(Next(), CultureInfo.InvariantCulture) }; break;
+                case "--closed": o = o with { Rate = null }; break;
+                case "--size": o = o with { SizeBytes = (int)ParseCount(Next()) }; break;
+                case "--domains": o = o with { Domains = (int)ParseCount(Next()) }; break;
+                case "--zipf": o = o with { Zipf = double.Parse(Next(), CultureInfo.InvariantCulture) }; break;
+                case "--client-reuse": o = o with { ClientMessagesPerConnection = (int)ParseCount(Next()) }; break;
+                case "--receiver": o = o with { Receiver = Next() }; break;
+                case "--sink-args": o = o with { SinkArgs = Next().Split(' ', StringSplitOptions.RemoveEmptyEntries) }; break;
+                case "--sink-port": o = o with { SinkPort = int.Parse(Next(), CultureInfo.InvariantCulture) }; break;
+                case "--target-port": o = o with { TargetPort = int.Parse(Next(), CultureInfo.InvariantCulture) }; break;
+                case "--target-pid": o = o with { TargetPid = int.Parse(Next(), CultureInfo.InvariantCulture) }; break;
+                case "--faults": o = o with { Faults = ParseFaults(Next()) }; break;
+                case "--retry": o = o with { RetryInterval = ParseSeconds(Next()) }; break;
+                case "--dest-concurrency": o = o with { DestinationConcurrency = (int)ParseCount(Next()) }; break;
+                case "--dest-msgs-per-conn": o = o with { MessagesPerConnection = (int)ParseCount(Next()) }; break;
+                case "--drain-timeout": o = o with { DrainTimeout = ParseSeconds(Next()) }; break;
+                case "--hold": o = o with { BacklogHold = ParseSeconds(Next()) }; break;
+                case "--mta-sts": o = o with { MtaStsVariants = [true] }; break;
+                case "--mta-sts-both": o = o with { MtaStsVariants = [false, true] }; break;
+                case "--out": o = o with { OutDirectory = Next() }; break;
+                case "--workdir": o = o with { WorkDirectory = Next() }; break;
+                case "--gateway-dll": o = o with { GatewayDll = Next() }; break;
+                case "--gateway-cmd": o = o with { GatewayCommand = Next() }; break;
+                case "--repo": o = o with { RepoRoot = Next() }; break;
+                default: throw new ArgumentException($"unknown option {args[i]}");
+            }
+        }
+        // Hard bounds, so a typo can't start an endless or unbounded run.
+        if (o.Messages is <= 0 or > 10_000_000) throw new ArgumentException("--messages must be 1..10,000,000");
+        if (o.Duration <= TimeSpan.Zero || o.Duration > TimeSpan.FromHours(2)) throw new ArgumentException("--duration must be 1 s..2 h");
+        if (o.Sessions is <= 0 or > 2000) throw new ArgumentException("--sessions must be 1..2000");
+        if (o.Rate is <= 0 or > 200_000) throw new ArgumentException("--rate must be 0..200,000 msg/s");
+        if (o.SizeBytes is < 400 or > 50 * 1024 * 1024) throw new ArgumentException("--size must be 400 B..50 MB");
+        if (o.Domains is <= 0 or > 1_000_000) throw new ArgumentException("--domains must be 1..1,000,000");
+        return o;
+    }
+
+    private static long ParseCount(string s)
+    {
+        s = s.Trim().ToLowerInvariant().Replace("_", "", StringComparison.Ordinal).Replace(",", "", StringComparison.Ordinal);
+        long mult = 1;
+        if (s.EndsWith('k')) { mult = 1024; s = s[..^1]; }
+        else if (s.EndsWith('m')) { mult = 1024 * 1024; s = s[..^1]; }
+        return (long)(double.Parse(s, CultureInfo.InvariantCulture) * mult);
+    }
+
+    public static TimeSpan ParseSeconds(string s)
+    {
+        s = s.Trim().ToLowerInvariant();
+        if (s.EndsWith("ms", StringComparison.Ordinal)) return TimeSpan.FromMilliseconds(double.Parse(s[..^2], CultureInfo.InvariantCulture));
+        if (s.EndsWith('m')) return TimeSpan.FromMinutes(double.Parse(s[..^1], CultureInfo.InvariantCulture));
+        if (s.EndsWith('s')) s = s[..^1];
+        return TimeSpan.FromSeconds(double.Parse(s, CultureInfo.InvariantCulture));
+    }
+
+    public static FaultPlan ParseFaults(string spec)
+    {
+        var f = new FaultPlan();
+        foreach (var part in spec.Split(',', StringSplitOptions.RemoveEmptyEntries | StringSplitOptions.TrimEntries))
+        {
+            var kv = part.Split('=', 2);
+            if (kv.Length != 2) throw new ArgumentException($"bad fault '{part}'");
+            double P() => double.Parse(kv[1].TrimEnd('%'), CultureInfo.InvariantCulture) / (kv[1].EndsWith('%') ? 100 : 1);
+            f = kv[0].ToLowerInvariant() switch
+            {
+                "banner421" => f with { Banner421 = P() },
+                "mail451" => f with { Mail451 = P() },
+                "rcpt451" => f with { Rcpt451 = P() },
+                "rcpt550" => f with { Rcpt550 = P() },
+                "data451" => f with { Data451 = P() },
+                "delay" => f with { DataDelay = ParseSeconds(kv[1]) },
+                "delayshare" => f with { DataDelayShare = P() },
+                _ => throw new ArgumentException($"unknown fault '{kv[0]}'"),
+            };
+        }
+        return f;
+    }
+}

@@ -1,0 +1,67 @@
+using MtaSts.Actors.LoadTests.Core;
+using MtaSts.Actors.LoadTests.Receivers;
+
+namespace MtaSts.Actors.LoadTests.Reports;
+
+/// <summary>Everything one invocation measured; serialised as report.json and rendered as report.md/report.html.</summary>
+public sealed record RunReport(
+    string Scenario,
+    string Description,
+    DateTimeOffset StartedAt,
+    MachineInfo Machine,
+    IReadOnlyDictionary<string, string> Settings,
+    IReadOnlyList<TargetRunResult> Runs,
+    IReadOnlyList<Comparison> Comparisons,
+    IReadOnlyList<string> Notes);
+
+public sealed record MachineInfo(int Cores, long MemoryMb, string Kernel, string DotnetVersion, string GitSha, string FileSystem, string Host);
+
+public sealed record TargetRunResult
+{
+    public required string Target { get; init; }
+    public required string Variant { get; init; }
+    public bool MtaSts { get; init; }
+    /// <summary>Set when the target could not be started ("target not available yet: ..."); the rest is empty then.</summary>
+    public string? NotAvailable { get; init; }
+    public IReadOnlyDictionary<string, string> Facts { get; init; } = new Dictionary<string, string>();
+    public string Simulation { get; init; } = "";
+    public string Receiver { get; init; } = "";
+    public long Accepted { get; init; }
+    public long Failed { get; init; }
+    public IReadOnlyDictionary<string, long> FailCodes { get; init; } = new Dictionary<string, long>();
+    public long Unsent { get; init; }
+    public bool Saturated { get; init; }
+    public double AcceptSeconds { get; init; }
+    public double AcceptRate { get; init; }
+    public double AcceptMegabytesPerSecond { get; init; }
+    public long Delivered { get; init; }
+    public double DeliverySeconds { get; init; }
+    public double EndToEndRate { get; init; }
+    public long Duplicates { get; init; }
+    public long NotArrived { get; init; }
+    public long ArrivedNotAccepted { get; init; }
+    public long ForeignArrivals { get; init; }
+    public LatencySummary AcceptLatency { get; init; } = LatencySummary.Empty;
+    public LatencySummary EndToEndLatency { get; init; } = LatencySummary.Empty;
+    public IReadOnlyList<StepSummary> Steps { get; init; } = [];
+    public ReceiverSummary? ReceiverStats { get; init; }
+    public ResourceSummary Resources { get; init; } = new(0, 0, 0, 0, 0, null, 0, 0);
+    public BacklogSummary? Backlog { get; init; }
+    public IReadOnlyList<TimeSample> Series { get; init; } = [];
+}
+
+/// <summary>Target process tree (RSS/PSS from /proc) and the harness itself, so the generator's share of the 2 cores is visible.</summary>
+public sealed record ResourceSummary(double PeakRssMb, double PeakPssMb, double MeanCpuPercent, double CpuSeconds, double CpuMsPerMessage, long? PeakQueue, double HarnessPeakRssMb, double HarnessMeanCpuPercent);
+
+public sealed record BacklogSummary(long Queued, double InjectSeconds, double RssBeforeMb, double RssQueuedMb, double PssQueuedMb, double BytesPerQueuedMessage, long? TargetQueueAtRelease, double DrainSeconds, double DrainRate, long DeliveredAfterRelease);
+
+public sealed record TimeSample(
+    double T, string Phase, double AcceptedPerSec, double DeliveredPerSec, double FailedPerSec,
+    double AcceptP50Ms, double AcceptP99Ms, double E2eP50Ms, double E2eP99Ms,
+    long InFlight, long? TargetQueue, double TargetRssMb, double TargetPssMb, double TargetCpuPercent,
+    double HarnessRssMb, double HarnessCpuPercent, long GeneratorBacklog);
+
+public sealed record Comparison(string Metric, string Numerator, string Denominator, double NumeratorValue, double DenominatorValue)
+{
+    public double Ratio => DenominatorValue == 0 ? double.NaN : NumeratorValue / DenominatorValue;
+}

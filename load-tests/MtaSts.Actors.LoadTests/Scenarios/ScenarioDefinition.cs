@@ -1,0 +1,77 @@
+using MtaSts.Actors.LoadTests.Core;
+using MtaSts.Actors.LoadTests.Receivers;
+
+namespace MtaSts.Actors.LoadTests.Scenarios;
+
+/// <summary>
+/// A named scenario: its defaults (overridable on the command line) and what it is for. The mechanics live in
+/// <see cref="ScenarioExecutor"/>; a scenario only shapes the traffic, the receiver and the target settings.
+/// </summary>
+public abstract class ScenarioDefinition
+{
+    public abstract string Name { get; }
+    public abstract string Description { get; }
+    public abstract RunOptions Defaults(RunOptions o);
+}
+
+public sealed class RelayThroughputScenario : ScenarioDefinition
+{
+    public override string Name => "relay-throughput";
+    public override string Description => "2 KB messages, 20 sessions, one destination → receiver; gateway and Postfix in the same run (ratios).";
+    public override RunOptions Defaults(RunOptions o) => o with { SizeBytes = 2048, Sessions = 20, Domains = 1, Messages = 20_000 };
+}
+
+public sealed class ManyDomainsScenario : ScenarioDefinition
+{
+    public override string Name => "many-domains";
+    public override string Description => "10,000 destination domains (Zipf mix), 20 sessions: per-destination queues, fairness, per-domain concurrency.";
+    public override RunOptions Defaults(RunOptions o) => o with { SizeBytes = 2048, Sessions = 20, Domains = 10_000, Zipf = 1.0, Messages = 20_000 };
+}
+
+public sealed class LargeMessagesScenario : ScenarioDefinition
+{
+    public override string Name => "large-messages";
+    public override string Description => "100 KB messages, 20 sessions, one destination: spool write path and bytes/s.";
+    public override RunOptions Defaults(RunOptions o) => o with { SizeBytes = 100 * 1024, Sessions = 20, Domains = 1, Messages = 5_000 };
+}
+
+public sealed class HostileReceiverScenario : ScenarioDefinition
+{
+    public override string Name => "hostile-receiver";
+    public override string Description => "Receiver answers 421 at connect, 451/550 to RCPT, 451 after DATA and slow DATA; short retry schedule; counts retries, loss and duplicates.";
+    public override RunOptions Defaults(RunOptions o) => o with
+    {
+        SizeBytes = 2048, Sessions = 20, Domains = 100, Messages = 5_000, RetryInterval = TimeSpan.FromSeconds(5),
+        DrainTimeout = TimeSpan.FromSeconds(90),
+        Faults = new FaultPlan { Banner421 = 0.05, Rcpt451 = 0.10, Rcpt550 = 0.02, Data451 = 0.05, DataDelay = TimeSpan.FromMilliseconds(200), DataDelayShare = 0.2 },
+    };
+}
+
+public sealed class MtaStsEverywhereScenario : ScenarioDefinition
+{
+    public override string Name => "mta-sts-everywhere";
+    public override string Description => "relay-throughput twice per target, MTA-STS off and on in the target config; reports the % cost.";
+    public override RunOptions Defaults(RunOptions o) => o with { SizeBytes = 2048, Sessions = 20, Domains = 1, Messages = 20_000, MtaStsVariants = [false, true] };
+}
+
+public sealed class BacklogScenario : ScenarioDefinition
+{
+    public override string Name => "backlog";
+    public override string Description => "Inject N messages while the receiver is down (RSS/queue while queued), then start it and measure the drain rate. --messages 1000000 for the full test.";
+    public override RunOptions Defaults(RunOptions o) => o with
+    {
+        SizeBytes = 2048, Sessions = 20, Domains = 100, Messages = 20_000, Backlog = true, WarmUp = TimeSpan.Zero,
+        RetryInterval = TimeSpan.FromSeconds(5), DrainTimeout = TimeSpan.FromSeconds(180), Duration = TimeSpan.FromMinutes(30),
+    };
+}
+
+public static class ScenarioCatalog
+{
+    public static readonly IReadOnlyList<ScenarioDefinition> All =
+    [
+        new RelayThroughputScenario(), new ManyDomainsScenario(), new LargeMessagesScenario(),
+        new HostileReceiverScenario(), new MtaStsEverywhereScenario(), new BacklogScenario(),
+    ];
+
+    public static ScenarioDefinition? Find(string name) => All.FirstOrDefault(s => s.Name.Equals(name, StringComparison.OrdinalIgnoreCase));
+}

@@ -1,0 +1,196 @@
+using System.Globalization;
+using System.Net;
+using MtaSts.Actors.LoadTests.Core;
+using MtaSts.Actors.LoadTests.Receivers;
+using MtaSts.Actors.LoadTests.Reports;
+using MtaSts.Actors.LoadTests.Smtp;
+using MtaSts.Actors.LoadTests.Targets;
+
+namespace MtaSts.Actors.LoadTests.Scenarios;
+
+/// <summary>
+/// Runs one scenario against one target (one variant): receiver up, target up, warm-up + measured injection,
+/// drain until everything accepted has arrived (or the drain bound), target and receiver down. A 1 s sampler
+/// feeds the time series and the live progress line.
+/// </summary>
+public sealed class ScenarioExecutor(ScenarioDefinition scenario, RunOptions o)
+{
+    public async Task<TargetRunResult> RunAsync(string targetName, bool mtaSts, CancellationToken ct)
+    {
+        var variant = mtaSts ? "mta-sts on" : (o.MtaStsVariants.Length > 1 ? "mta-sts off" : "baseline");
+        var runTag = "L" + DateTime.UtcNow.ToString("HHmmssfff", CultureInfo.InvariantCulture);
+        var sinkEp = new IPEndPoint(IPAddress.Loopback, o.SinkPort ?? Loopback.FreePort());
+        var plan = DestinationPlan.Create(o.Domains, o.Zipf);
+        var ledger = new DeliveryLedger(runTag, Math.Min(20_000_000, o.Messages * 3 / 2 + 500_000));
+        await using var receiver = CreateReceiver(sinkEp, ledger);
+        await using var target = CreateTarget(targetName);
+        var routes = new List<KeyValuePair<string, IPEndPoint>> { new("*", sinkEp) };
+        var spec = new TargetSpec(Path.Combine(o.WorkDirectory, runTag), routes, plan.Domains, mtaSts, o.RetryInterval, o.DestinationConcurrency, o.MessagesPerConnection);
+        Directory.CreateDirectory(spec.WorkDirectory);
+
+        try
+        {
+            if (!o.Backlog) await receiver.StartAsync(ct);
+            Console.Error.WriteLine($"[{scenario.Name}/{targetName}/{variant}] starting target (receiver {receiver.Name} on {sinkEp}) …");
+            var notAvailable = await target.StartAsync(spec, ct);
+            if (notAvailable is not null)
+            {
+                Console.Error.WriteLine($"[{scenario.Name}/{targetName}] {notAvailable}");
+                return new TargetRunResult { Target = targetName, Variant = variant, MtaSts = mtaSts, NotAvailable = notAvailable, Facts = target.Facts };
+            }
+            return await MeasureAsync(targetName, variant, mtaSts, target, receiver, ledger, plan, ct);
+        }
+        finally
+        {
+            await target.StopAsync();
+            await receiver.StopAsync();
+            try { Directory.Delete(spec.WorkDirectory, recursive: true); } catch (IOException) { } catch (UnauthorizedAccessException) { }
+        }
+    }
+
+    private async Task<TargetRunResult> MeasureAsync(string targetName, string variant, bool mtaSts, ITarget target, IReceiver receiver,
+        DeliveryLedger ledger, DestinationPlan plan, CancellationToken ct)
+    {
+        var factory = new MessageFactory(ledger.RunTag, o.SizeBytes);
+        var loadScenario = SmtpSendScenario.Create($"{scenario.Name}/{targetName}/{variant}", target.Endpoint, o, ledger, plan, factory);
+        var runner = new LoadRunner(loadScenario);
+        var sampler = new Sampler($"{scenario.Name}/{targetName}/{variant}", runner, ledger, receiver, target);
+        using var samplerCts = CancellationTokenSource.CreateLinkedTokenSource(ct);
+        var samplerTask = sampler.RunAsync(samplerCts.Token);
+        var rssBefore = sampler.LastTargetRssMb;
+
+        sampler.Phase = o.WarmUp > TimeSpan.Zero ? "warmup" : "inject";
+        var runTask = runner.RunAsync(ct);
+        while (!runTask.IsCompleted)
+        {
+            await Task.WhenAny(runTask, Task.Delay(200, CancellationToken.None));
+            if (runner.Progress.Measuring && sampler.Phase == "warmup") sampler.Phase = "inject";
+        }
+        var result = await runTask;
+
+        BacklogSummary? backlog = null;
+        long releaseUs = 0;
+        if (o.Backlog)
+        {
+            // Receivers are down: everything accepted is queued in the target. Hold, sample, then release.
+            sampler.Phase = "queued";
+            var holdEnd = Clock.NowUs() + (long)o.BacklogHold.TotalMicroseconds;
+            double peakRss = 0, peakPss = 0;
+            while (Clock.NowUs() < holdEnd)
+            {
+                await Task.Delay(250, ct);
+                peakRss = Math.Max(peakRss, sampler.LastTargetRssMb);
+                peakPss = Math.Max(peakPss, sampler.LastTargetPssMb);
+            }
+            var queueAtRelease = target.QueueDepth();
+            sampler.Phase = "drain";
+            releaseUs = Clock.NowUs();
+            await receiver.StartAsync(ct);
+            await target.FlushAsync(ct);
+            backlog = new BacklogSummary(ledger.AcceptedTotal, result.Seconds, rssBefore, peakRss, peakPss,
+                ledger.AcceptedTotal == 0 ? 0 : (peakRss - rssBefore) * 1024 * 1024 / ledger.AcceptedTotal, queueAtRelease, 0, 0, 0);
+        }
+        else sampler.Phase = "drain";
+
+        await DrainAsync(ledger, receiver, ct);
+        var drainedUs = Clock.NowUs();
+        await Task.Delay(1100, ct); // one more sample after the drain
+        samplerCts.Cancel();
+        try { await samplerTask; } catch (OperationCanceledException) { }
+        Console.Error.WriteLine();
+
+        var (notArrived, arrivedNotAccepted) = ledger.Reconcile();
+        var countsPerMessage = receiver is CountingReceiver;
+        var delivered = countsPerMessage ? ledger.DeliveredMeasured : receiver.MessagesReceived;
+        var lastArrival = ledger.LastArrivalUs > 0 ? ledger.LastArrivalUs : drainedUs;
+        var deliverySeconds = Math.Max(1e-6, (lastArrival - result.MeasureStartUs) / 1e6);
+        if (backlog is not null)
+        {
+            var drainSeconds = Math.Max(1e-6, (lastArrival - releaseUs) / 1e6);
+            var deliveredAfter = countsPerMessage ? ledger.DeliveredTotal : receiver.MessagesReceived;
+            backlog = backlog with { DrainSeconds = drainSeconds, DrainRate = deliveredAfter / drainSeconds, DeliveredAfterRelease = deliveredAfter };
+        }
+        var steps = result.Steps;
+        var accept = steps.First(s => s.Name == "iteration");
+        var series = sampler.Series;
+        var measuredSeries = series.Where(s => s.Phase is "inject").ToArray();
+        var cpuSamples = series.Where(s => s.Phase is "inject" or "drain").ToArray();
+        var resources = new ResourceSummary(
+            series.Select(s => s.TargetRssMb).DefaultIfEmpty(0).Max(),
+            series.Select(s => s.TargetPssMb).DefaultIfEmpty(0).Max(),
+            cpuSamples.Select(s => s.TargetCpuPercent).DefaultIfEmpty(0).Average(),
+            sampler.TargetCpuSeconds,
+            ledger.AcceptedTotal == 0 ? 0 : sampler.TargetCpuSeconds * 1000 / Math.Max(1, ledger.AcceptedTotal),
+            series.Any(s => s.TargetQueue is not null) ? series.Max(s => s.TargetQueue ?? 0) : null,
+            series.Select(s => s.HarnessRssMb).DefaultIfEmpty(0).Max(),
+            (measuredSeries.Length > 0 ? measuredSeries : cpuSamples).Select(s => s.HarnessCpuPercent).DefaultIfEmpty(0).Average());
+
+        return new TargetRunResult
+        {
+            Target = targetName,
+            Variant = variant,
+            MtaSts = mtaSts,
+            Facts = target.Facts,
+            Simulation = result.Simulation,
+            Receiver = receiver.Name,
+            Accepted = result.Ok,
+            Failed = result.Fail,
+            FailCodes = accept.FailCodes,
+            Unsent = result.Unsent,
+            Saturated = result.Saturated,
+            AcceptSeconds = result.Seconds,
+            AcceptRate = result.OkPerSecond,
+            AcceptMegabytesPerSecond = result.Bytes / result.Seconds / (1024 * 1024),
+            Delivered = delivered,
+            DeliverySeconds = deliverySeconds,
+            EndToEndRate = delivered / deliverySeconds,
+            Duplicates = ledger.Duplicates,
+            NotArrived = countsPerMessage ? notArrived : Math.Max(0, ledger.AcceptedTotal - receiver.MessagesReceived),
+            ArrivedNotAccepted = arrivedNotAccepted,
+            ForeignArrivals = ledger.UnknownIds,
+            AcceptLatency = accept.Latency,
+            EndToEndLatency = ledger.EndToEnd.Summary(),
+            Steps = steps.Where(s => s.Name != "iteration").ToArray(),
+            ReceiverStats = receiver.Summary(),
+            Resources = resources,
+            Backlog = backlog,
+            Series = series,
+        };
+    }
+
+    /// <summary>Waits until everything accepted has arrived; gives up when arrivals stall or at the drain bound.</summary>
+    private async Task DrainAsync(DeliveryLedger ledger, IReceiver receiver, CancellationToken ct)
+    {
+        var deadline = Clock.NowUs() + (long)o.DrainTimeout.TotalMicroseconds;
+        var stallUs = (long)Math.Max(15, 3 * (o.RetryInterval?.TotalSeconds ?? 0) + 10) * 1_000_000;
+        long last = -1, lastChange = Clock.NowUs();
+        var perMessage = receiver is CountingReceiver;
+        while (Clock.NowUs() < deadline)
+        {
+            var delivered = receiver.MessagesReceived;
+            var done = perMessage ? ledger.InFlight == 0 && ledger.Reconcile().NotArrived == 0 : delivered >= ledger.AcceptedTotal;
+            if (done) return;
+            if (delivered != last) { last = delivered; lastChange = Clock.NowUs(); }
+            else if (Clock.NowUs() - lastChange > stallUs) return;
+            await Task.Delay(250, ct);
+        }
+    }
+
+    private IReceiver CreateReceiver(IPEndPoint ep, DeliveryLedger ledger) => o.Receiver switch
+    {
+        "counting" => new CountingReceiver(ep, ledger, o.Faults),
+        "smtp-sink" => new PostfixSmtpSink(ep, o.SinkArgs),
+        _ => throw new ArgumentException($"unknown receiver '{o.Receiver}' (counting | smtp-sink)"),
+    };
+
+    private ITarget CreateTarget(string name)
+    {
+        var port = o.TargetPort ?? Loopback.FreePort();
+        return name switch
+        {
+            "postfix" => new PostfixRelayTarget(port),
+            "gateway" => new GatewayTarget(port, o.GatewayDll, o.GatewayCommand, o.RepoRoot),
+            _ => new ExternalTarget(Loopback.Parse(name), o.TargetPid),
+        };
+    }
+}

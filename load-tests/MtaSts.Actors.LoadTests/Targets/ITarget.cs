@@ -1,0 +1,40 @@
+using System.Net;
+
+namespace MtaSts.Actors.LoadTests.Targets;
+
+/// <summary>
+/// The system under test: an SMTP relay on loopback that accepts from the generator and delivers every
+/// destination domain to the receiver. Postfix, the gateway, or any relay the operator started.
+/// </summary>
+public interface ITarget : IAsyncDisposable
+{
+    string Name { get; }
+    /// <summary>Whether the MTA-STS switch in <see cref="TargetSpec"/> means anything to this target.</summary>
+    bool SupportsMtaSts { get; }
+    IPEndPoint Endpoint { get; }
+    /// <summary>Root of the process tree whose RSS/CPU is sampled; null when the target is not ours (external).</summary>
+    int? RootPid { get; }
+
+    /// <summary>Starts (or checks) the target. Returns null when ready, else why it is not available.</summary>
+    Task<string?> StartAsync(TargetSpec spec, CancellationToken ct);
+    Task StopAsync();
+    /// <summary>Messages the target itself reports as queued, when it can tell (null otherwise).</summary>
+    long? QueueDepth();
+    /// <summary>Asks the target to retry deferred mail now (after receivers come back); no-op where unsupported.</summary>
+    Task FlushAsync(CancellationToken ct);
+    /// <summary>Free-form facts for the report (version, config highlights).</summary>
+    IReadOnlyDictionary<string, string> Facts { get; }
+}
+
+/// <summary>
+/// What a scenario asks of the target. <see cref="Routes"/> is the MX override: destination pattern → receiver
+/// endpoint ("*" = every domain). No DNS is involved, so nothing can leak off the machine.
+/// </summary>
+public sealed record TargetSpec(
+    string WorkDirectory,
+    IReadOnlyList<KeyValuePair<string, IPEndPoint>> Routes,
+    IReadOnlyList<string> Domains,
+    bool MtaSts,
+    TimeSpan? RetryInterval,
+    int DestinationConcurrency,
+    int MessagesPerConnection);

@@ -92,7 +92,7 @@ public sealed class GatewayTarget(int port, string? dllPath, string? commandTemp
             if (_process.HasExited)
             {
                 await Task.Delay(200, CancellationToken.None);
-                return $"target not available yet: `{_facts["command"]}` exited with code {_process.ExitCode} before listening on {Endpoint} (the `serve` command is not implemented yet?){LogTail()}";
+                return $"target not available yet: `{_facts["command"]}` exited with code {_process.ExitCode} before listening on {Endpoint} (the `serve` command is not implemented yet?){LogTail()}".TrimEnd();
             }
             if (await Loopback.WaitForListenerAsync(Endpoint, TimeSpan.FromMilliseconds(300), ct)) return null;
         }

@@ -1,0 +1,73 @@
+namespace MtaSts.Actors.Smtp.Intake;
+
+internal enum SmtpLineStatus { Ok, TooLong, Eof }
+
+/// <param name="Content">The line without its terminator; valid only until the next read.</param>
+/// <param name="BareLf">The line ended in LF without CR (RFC 5321 §2.3.8 calls that non-conforming).</param>
+internal readonly record struct SmtpLine(SmtpLineStatus Status, ReadOnlyMemory<byte> Content, bool BareLf);
+
+/// <summary>
+/// Reads LF-terminated lines from a stream with a hard length limit, never buffering more than the limit: an
+/// overlong line is consumed and discarded up to its LF and reported as <see cref="SmtpLineStatus.TooLong"/>, so
+/// the session can answer 500 5.5.2 and carry on in sync with the client. Knows how much input is already buffered,
+/// which is what RFC 2920 pipelining needs (flush replies only before a read that would block) and what STARTTLS
+/// needs (discard plaintext the client sent after the command, RFC 3207 §4.2 / CVE-2011-0411).
+/// </summary>
+internal sealed class SmtpLineReader(Stream stream)
+{
+    private byte[] _buf = new byte[8192];
+    private int _start;
+    private int _end;
+
+    public int Buffered => _end - _start;
+
+    public bool HasBufferedLine => _buf.AsSpan(_start, _end - _start).Contains((byte)'\n');
+
+    /// <summary>Drops everything read but not yet consumed; returns how many bytes that was.</summary>
+    public int DiscardBuffered()
+    {
+        int n = _end - _start;
+        _start = _end = 0;
+        return n;
+    }
+
+    /// <param name="maxLength">Longest acceptable line in octets including CRLF (a bare-LF line counts as if it had CRLF).</param>
+    public async ValueTask<SmtpLine> ReadLineAsync(int maxLength, CancellationToken ct)
+    {
+        bool tooLong = false;
+        int scanFrom = _start;
+        while (true)
+        {
+            int lf = _buf.AsSpan(scanFrom, _end - scanFrom).IndexOf((byte)'\n');
+            if (lf >= 0)
+            {
+                lf += scanFrom;
+                bool cr = lf > _start && _buf[lf - 1] == (byte)'\r';
+                int contentEnd = cr ? lf - 1 : lf;
+                var content = _buf.AsMemory(_start, contentEnd - _start);
+                _start = lf + 1;
+                if (_start == _end) _start = _end = 0;
+                if (tooLong || content.Length + 2 > maxLength) return new SmtpLine(SmtpLineStatus.TooLong, default, !cr);
+                return new SmtpLine(SmtpLineStatus.Ok, content, !cr);
+            }
+            if (_end - _start > maxLength)
+            {
+                // Cannot fit: keep consuming up to the LF without keeping the bytes.
+                tooLong = true;
+                _start = _end = 0;
+            }
+            else if (_start > 0)
+            {
+                Buffer.BlockCopy(_buf, _start, _buf, 0, _end - _start);
+                _end -= _start;
+                _start = 0;
+            }
+            if (_end == _buf.Length)
+                Array.Resize(ref _buf, Math.Max(_buf.Length * 2, maxLength + 2));
+            scanFrom = _end;
+            int n = await stream.ReadAsync(_buf.AsMemory(_end), ct).ConfigureAwait(false);
+            if (n == 0) return new SmtpLine(SmtpLineStatus.Eof, default, false);
+            _end += n;
+        }
+    }
+}

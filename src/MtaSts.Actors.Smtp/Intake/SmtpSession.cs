@@ -1,0 +1,779 @@
+using System.Globalization;
+using System.Net;
+using System.Net.Security;
+using System.Net.Sockets;
+using System.Security.Authentication;
+using System.Security.Cryptography;
+using System.Security.Cryptography.X509Certificates;
+using System.Text;
+using MtaSts.Actors.Logging;
+using MtaSts.Actors.Spool;
+
+namespace MtaSts.Actors.Smtp.Intake;
+
+/// <summary>
+/// One inbound ESMTP connection (RFC 5321 server side with SIZE, PIPELINING, 8BITMIME, ENHANCEDSTATUSCODES, DSN,
+/// STARTTLS, SMTPUTF8 and AUTH PLAIN/LOGIN). Commands are handled strictly in order; replies are buffered and flushed
+/// only when no further complete command is buffered, at 354, and before any wait for a client answer (RFC 2920 §3).
+/// </summary>
+/// <remarks>
+/// Line endings (RFC 5321 §2.3.8): a line ending in a bare LF is accepted and normalised to CRLF, both for commands
+/// and in DATA, because application clients still send them. The end of DATA, however, is recognised ONLY as
+/// &lt;CRLF&gt;.&lt;CRLF&gt; (§4.1.1.4): "\n.\n", "\r\n.\n" and "\n.\r\n" are ordinary content, which closes the
+/// SMTP-smuggling hole (a message whose end the next hop would see differently). A lone CR inside a line is data.
+/// Enhanced status codes (RFC 2034 §3) are on every reply except the greeting and the HELO/EHLO replies, where that
+/// RFC excludes them.
+/// </remarks>
+internal sealed class SmtpSession
+{
+    /// <summary>Extra octets allowed on MAIL/RCPT lines for parameters: SIZE +26 (RFC 1870 §3), ENVID 100 and
+    /// ORCPT 500 (RFC 3461 §4), AUTH= 500 (RFC 4954 §5), SMTPUTF8 +10 (RFC 6531 §3.4).</summary>
+    internal const int ParameterAllowance = 1024;
+    private const int AuthLineLimit = 12288; // RFC 4954 §4
+    private static readonly UTF8Encoding StrictUtf8 = new(false, true);
+    private static readonly byte[] CrLf = "\r\n"u8.ToArray();
+
+    private readonly SmtpListenerOptions _o;
+    private readonly ISpool _spool;
+    private readonly IntakeSink _sink;
+    private readonly IdSequence _mids;
+    private readonly MailLog _log;
+    private readonly Socket _socket;
+    private readonly long _icid;
+    private readonly CancellationToken _softStop;
+    private readonly CancellationToken _hardStop;
+    private readonly IPAddress _remote;
+    private readonly IPEndPoint _local;
+    private readonly bool _inRelayNetwork;
+
+    private Stream _stream;
+    private SmtpLineReader _reader;
+    private readonly MemoryStream _out = new();
+
+    private string? _helo;
+    private bool _esmtp;
+    private bool _tls;
+    private string? _authUser;
+    private Transaction? _tx;
+    private int _errors;
+
+    private sealed class Transaction(long mid, string from)
+    {
+        public long Mid { get; } = mid;
+        public string From { get; } = from;
+        public long? DeclaredSize { get; set; }
+        public bool EightBitMime { get; set; }
+        public bool SmtpUtf8 { get; set; }
+        public DsnRet Ret { get; set; }
+        public string? EnvId { get; set; }
+        public List<Recipient> Recipients { get; } = new();
+    }
+
+    private enum ReadOutcome { Line, Timeout, Shutdown }
+
+    public SmtpSession(SmtpListenerOptions options, ISpool spool, IntakeSink sink, IdSequence mids, MailLog log,
+        Socket socket, long icid, CancellationToken softStop, CancellationToken hardStop)
+    {
+        _o = options;
+        _spool = spool;
+        _sink = sink;
+        _mids = mids;
+        _log = log;
+        _socket = socket;
+        _icid = icid;
+        _softStop = softStop;
+        _hardStop = hardStop;
+        var remote = (IPEndPoint)socket.RemoteEndPoint!;
+        _remote = remote.Address.IsIPv4MappedToIPv6 ? remote.Address.MapToIPv4() : remote.Address;
+        var local = (IPEndPoint)socket.LocalEndPoint!;
+        _local = new IPEndPoint(local.Address.IsIPv4MappedToIPv6 ? local.Address.MapToIPv4() : local.Address, local.Port);
+        _inRelayNetwork = options.RelayNetworks.Any(n => n.Contains(_remote));
+        _stream = new NetworkStream(socket, ownsSocket: true);
+        _reader = new SmtpLineReader(_stream);
+    }
+
+    private bool MayRelay => _inRelayNetwork || _authUser is not null;
+    private string Host => _o.HostName;
+
+    public async Task RunAsync(bool refuse)
+    {
+        _log.Info("icid_new", $"New SMTP ICID {_icid} interface {_local.Address} address {_remote} port {_local.Port}",
+            ("icid", _icid), ("interface", _local.Address.ToString()), ("address", _remote.ToString()), ("port", _local.Port));
+        try
+        {
+            if (refuse)
+            {
+                _log.Warning("icid_refused", $"ICID {_icid} refused: too many concurrent sessions ({_o.MaxConcurrentSessions})",
+                    ("icid", _icid), ("limit", _o.MaxConcurrentSessions));
+                await GoodbyeAsync($"421 4.3.2 {Host} Too many concurrent sessions, try again later").ConfigureAwait(false);
+                return;
+            }
+            Reply($"220 {Host} {_o.Banner}");
+            await CommandLoopAsync().ConfigureAwait(false);
+        }
+        catch (Exception ex) when (ex is IOException or SocketException or ObjectDisposedException or OperationCanceledException)
+        {
+            _log.Debug("icid_lost", $"ICID {_icid} connection lost: {ex.Message}", ("icid", _icid));
+        }
+        finally
+        {
+            try { _socket.Shutdown(SocketShutdown.Both); } catch (Exception ex) when (ex is SocketException or ObjectDisposedException) { }
+            await _stream.DisposeAsync().ConfigureAwait(false);
+            _socket.Dispose();
+            _log.Info("icid_close", $"ICID {_icid} close", ("icid", _icid));
+        }
+    }
+
+    private async Task CommandLoopAsync()
+    {
+        while (true)
+        {
+            // RFC 2920 §3.1: replies may wait while more pipelined commands are already here; never block on a read
+            // with replies pending.
+            if (!_reader.HasBufferedLine) await FlushAsync().ConfigureAwait(false);
+            if (_softStop.IsCancellationRequested && _tx is null)
+            {
+                await GoodbyeAsync($"421 4.3.2 {Host} Service shutting down, closing transmission channel").ConfigureAwait(false);
+                return;
+            }
+            // An idle session is interrupted by a graceful stop; one inside a transaction only by the hard stop.
+            var stop = _tx is null ? _softStop : _hardStop;
+            int limit = Math.Max(_o.MaxCommandLineLength + ParameterAllowance, _o.AuthConfigured ? AuthLineLimit : 0);
+            using var deadline = new CancellationTokenSource(_o.CommandTimeout);
+            var (line, outcome) = await ReadLineAsync(limit, deadline.Token, stop).ConfigureAwait(false);
+            if (outcome == ReadOutcome.Timeout)
+            {
+                _log.Info("icid_timeout", $"ICID {_icid} timeout waiting for a command", ("icid", _icid));
+                await GoodbyeAsync($"421 4.4.2 {Host} Error: timeout exceeded").ConfigureAwait(false);
+                return;
+            }
+            if (outcome == ReadOutcome.Shutdown)
+            {
+                await GoodbyeAsync($"421 4.3.2 {Host} Service shutting down, closing transmission channel").ConfigureAwait(false);
+                return;
+            }
+            if (line.Status == SmtpLineStatus.Eof) return;
+            if (line.Status == SmtpLineStatus.TooLong)
+            {
+                Error("500 5.5.2 Line too long");
+            }
+            else if (!await HandleCommandAsync(line).ConfigureAwait(false))
+            {
+                return;
+            }
+            if (_errors > _o.MaxErrors)
+            {
+                _log.Info("icid_too_many_errors", $"ICID {_icid} too many errors ({_errors})", ("icid", _icid));
+                await GoodbyeAsync($"421 4.7.0 {Host} Too many errors, closing transmission channel").ConfigureAwait(false);
+                return;
+            }
+        }
+    }
+
+    /// <returns>false when the session must end.</returns>
+    private async Task<bool> HandleCommandAsync(SmtpLine line)
+    {
+        string text;
+        try { text = StrictUtf8.GetString(line.Content.Span); }
+        catch (DecoderFallbackException) { Error("500 5.5.2 Invalid UTF-8 in command"); return true; }
+        if (text.Any(c => c < 32 && c != '\t' || c == 127)) { Error("500 5.5.2 Control characters in command"); return true; }
+
+        int sp = text.IndexOf(' ');
+        string verb = (sp < 0 ? text : text[..sp]).ToUpperInvariant();
+        string arg = sp < 0 ? "" : text[(sp + 1)..].Trim(' ', '\t');
+        int octets = line.Content.Length + 2;
+        int allowed = verb switch
+        {
+            "MAIL" or "RCPT" => _o.MaxCommandLineLength + ParameterAllowance,
+            "AUTH" => AuthLineLimit,
+            _ => _o.MaxCommandLineLength,
+        };
+        if (octets > allowed) { Error("500 5.5.2 Line too long"); return true; }
+
+        switch (verb)
+        {
+            case "EHLO": Hello(arg, esmtp: true); return true;
+            case "HELO": Hello(arg, esmtp: false); return true;
+            case "MAIL": Mail(arg); return true;
+            case "RCPT": Rcpt(arg); return true;
+            case "DATA": return await DataAsync(arg, line.BareLf).ConfigureAwait(false);
+            case "RSET":
+                if (arg.Length > 0) { Error("501 5.5.4 Syntax: RSET (no parameters)"); return true; }
+                _tx = null;
+                Reply("250 2.0.0 Ok");
+                return true;
+            case "NOOP": Reply("250 2.0.0 Ok"); return true;
+            case "QUIT":
+                Reply($"221 2.0.0 {Host} Service closing transmission channel");
+                await FlushAsync().ConfigureAwait(false);
+                return false;
+            case "VRFY":
+                if (arg.Length == 0) { Error("501 5.5.4 Syntax: VRFY <address>"); return true; }
+                // RFC 5321 §3.5.3: 252 when we will not verify but will accept mail for it.
+                Reply("252 2.5.0 Cannot VRFY user, but will accept message and attempt delivery");
+                return true;
+            case "HELP":
+                Reply("214 2.0.0 Commands: EHLO HELO MAIL RCPT DATA RSET NOOP QUIT VRFY HELP" +
+                      (_o.Certificate is not null ? " STARTTLS" : "") + (_o.AuthConfigured ? " AUTH" : ""));
+                return true;
+            case "STARTTLS": return await StartTlsAsync(arg).ConfigureAwait(false);
+            case "AUTH": return await AuthAsync(arg).ConfigureAwait(false);
+            case "EXPN":
+            case "BDAT":
+            case "TURN":
+            case "ETRN":
+            case "ATRN":
+            case "SEND":
+            case "SOML":
+            case "SAML":
+                Error("502 5.5.1 Command not implemented");
+                return true;
+            case "":
+                Error("500 5.5.2 Syntax error, command unrecognized");
+                return true;
+            default:
+                Error("500 5.5.1 Syntax error, command unrecognized");
+                return true;
+        }
+    }
+
+    // ------------------------------------------------------------------ EHLO / HELO
+
+    private void Hello(string arg, bool esmtp)
+    {
+        if (arg.Length == 0 || arg.Contains(' '))
+        {
+            Error(esmtp ? "501 5.5.4 Syntax: EHLO hostname" : "501 5.5.4 Syntax: HELO hostname");
+            return;
+        }
+        _helo = arg;
+        _esmtp = esmtp;
+        _tx = null; // RFC 5321 §4.1.4: EHLO/HELO also reset the transaction
+        if (!esmtp)
+        {
+            Reply($"250 {Host}");
+            return;
+        }
+        var lines = new List<string>
+        {
+            $"{Host} Hello {arg} [{_remote}]",
+            $"SIZE {_o.MaxMessageSize.ToString(CultureInfo.InvariantCulture)}",
+            "PIPELINING",
+            "8BITMIME",
+            "ENHANCEDSTATUSCODES",
+            "DSN",
+            "SMTPUTF8",
+        };
+        if (_o.Certificate is not null && !_tls) lines.Add("STARTTLS");
+        if (_o.AuthConfigured && _tls && _authUser is null) lines.Add("AUTH PLAIN LOGIN"); // RFC 4954 §4 + RFC 3207 §6
+        lines.Add("HELP");
+        for (int i = 0; i < lines.Count; i++)
+            Reply((i == lines.Count - 1 ? "250 " : "250-") + lines[i]);
+    }
+
+    // ------------------------------------------------------------------ MAIL
+
+    private void Mail(string arg)
+    {
+        if (_helo is null) { Error("503 5.5.1 Send HELO/EHLO first"); return; }
+        if (_tx is not null) { Error("503 5.5.1 Nested MAIL command"); return; }
+        if (!MayRelay && _o.AuthConfigured && _o.RequireAuthForNonRelay)
+        {
+            Error("530 5.7.0 Authentication required");
+            return;
+        }
+        PathArgument p;
+        try { p = SmtpSyntax.ParsePathArgument(arg, "FROM:", "501 5.5.4 Syntax: MAIL FROM:<address>", "501 5.1.7 Bad sender address syntax"); }
+        catch (SmtpSyntaxException e) { Error(e.Reply); return; }
+        if (!_esmtp && p.Parameters.Count > 0) { Error("555 5.5.4 MAIL parameters not recognized (use EHLO)"); return; }
+
+        long? size = null;
+        bool eightBit = false, utf8 = false;
+        var ret = DsnRet.Unspecified;
+        string? envId = null;
+        try
+        {
+            foreach (var (key, value) in p.Parameters)
+            {
+                switch (key)
+                {
+                    case "SIZE": // RFC 1870 §3
+                        if (value is null || value.Length > 20 || !value.All(char.IsAsciiDigit) ||
+                            !long.TryParse(value, NumberStyles.None, CultureInfo.InvariantCulture, out var n))
+                            throw new SmtpSyntaxException("501 5.5.4 Invalid SIZE value");
+                        if (n > _o.MaxMessageSize) throw new SmtpSyntaxException("552 5.3.4 Message size exceeds fixed maximum message size");
+                        size = n;
+                        break;
+                    case "BODY": // RFC 6152 §2
+                        if (string.Equals(value, "7BIT", StringComparison.OrdinalIgnoreCase)) eightBit = false;
+                        else if (string.Equals(value, "8BITMIME", StringComparison.OrdinalIgnoreCase)) eightBit = true;
+                        else throw new SmtpSyntaxException("501 5.5.4 Invalid BODY value (7BIT or 8BITMIME)");
+                        break;
+                    case "RET": // RFC 3461 §4.3
+                        if (string.Equals(value, "FULL", StringComparison.OrdinalIgnoreCase)) ret = DsnRet.Full;
+                        else if (string.Equals(value, "HDRS", StringComparison.OrdinalIgnoreCase)) ret = DsnRet.Headers;
+                        else throw new SmtpSyntaxException("501 5.5.4 Invalid RET value (FULL or HDRS)");
+                        break;
+                    case "ENVID": // RFC 3461 §4.4: xtext, at most 100 characters
+                        if (value is null || value.Length > 100) throw new SmtpSyntaxException("501 5.5.4 Invalid ENVID value");
+                        envId = SmtpSyntax.DecodeXtext(value, allowUtf8: false);
+                        break;
+                    case "SMTPUTF8": // RFC 6531 §3.4
+                        if (value is not null) throw new SmtpSyntaxException("501 5.5.4 SMTPUTF8 takes no value");
+                        utf8 = true;
+                        break;
+                    case "AUTH": // RFC 4954 §5: accepted and not relied on
+                        if (value is null) throw new SmtpSyntaxException("501 5.5.4 Invalid AUTH value");
+                        break;
+                    default:
+                        throw new SmtpSyntaxException($"555 5.5.4 Unsupported parameter {key}");
+                }
+            }
+        }
+        catch (SmtpSyntaxException e) { Error(e.Reply); return; }
+        if (p.NonAscii && !utf8) { Error("553 5.6.7 Non-ASCII address requires SMTPUTF8"); return; }
+
+        var tx = new Transaction(_mids.Next(), p.Address)
+        {
+            DeclaredSize = size, EightBitMime = eightBit, SmtpUtf8 = utf8, Ret = ret, EnvId = envId,
+        };
+        _tx = tx;
+        _log.Info("mid_start", $"Start MID {tx.Mid} ICID {_icid}", ("mid", tx.Mid), ("icid", _icid));
+        _log.Info("mid_from", $"MID {tx.Mid} ICID {_icid} From: <{tx.From}>", ("mid", tx.Mid), ("icid", _icid), ("from", tx.From));
+        Reply($"250 2.1.0 Sender <{tx.From}> OK");
+    }
+
+    // ------------------------------------------------------------------ RCPT
+
+    private void Rcpt(string arg)
+    {
+        if (_tx is null) { Error("503 5.5.1 Need MAIL command"); return; }
+        PathArgument p;
+        try { p = SmtpSyntax.ParsePathArgument(arg, "TO:", "501 5.5.4 Syntax: RCPT TO:<address>", "501 5.1.3 Bad recipient address syntax"); }
+        catch (SmtpSyntaxException e) { Error(e.Reply); return; }
+        if (p.IsNull) { Error("501 5.1.3 Bad recipient address syntax"); return; }
+        if (!_esmtp && p.Parameters.Count > 0) { Error("555 5.5.4 RCPT parameters not recognized (use EHLO)"); return; }
+
+        var notify = DsnNotify.Default;
+        string? orcpt = null;
+        try
+        {
+            foreach (var (key, value) in p.Parameters)
+            {
+                switch (key)
+                {
+                    case "NOTIFY": // RFC 3461 §4.1: NEVER, or any of SUCCESS, FAILURE, DELAY
+                        notify = ParseNotify(value);
+                        break;
+                    case "ORCPT": // RFC 3461 §4.2: addr-type ";" xtext, at most 500 characters
+                    {
+                        int semi = value?.IndexOf(';') ?? -1;
+                        if (value is null || value.Length > 500 || semi <= 0)
+                            throw new SmtpSyntaxException("501 5.5.4 Invalid ORCPT value");
+                        var type = value[..semi];
+                        if (!type.All(c => char.IsAsciiLetterOrDigit(c) || c == '-'))
+                            throw new SmtpSyntaxException("501 5.5.4 Invalid ORCPT address type");
+                        bool utf8Type = type.Equals("utf-8", StringComparison.OrdinalIgnoreCase); // RFC 6533 §3
+                        orcpt = type + ";" + SmtpSyntax.DecodeXtext(value[(semi + 1)..], allowUtf8: utf8Type || _tx.SmtpUtf8);
+                        break;
+                    }
+                    default:
+                        throw new SmtpSyntaxException($"555 5.5.4 Unsupported parameter {key}");
+                }
+            }
+        }
+        catch (SmtpSyntaxException e) { Error(e.Reply); return; }
+        if (p.NonAscii && !_tx.SmtpUtf8) { Error("553 5.6.7 Non-ASCII address requires SMTPUTF8"); return; }
+
+        if (!MayRelay)
+        {
+            // Every recipient of an outbound gateway is remote: an unauthorised client may not relay at all.
+            _log.Info("icid_relay_denied", $"ICID {_icid} Relaying denied address {_remote} To: <{p.Address}>",
+                ("icid", _icid), ("mid", _tx.Mid), ("address", _remote.ToString()), ("to", p.Address));
+            Error(_o.AuthConfigured ? "530 5.7.0 Authentication required" : "554 5.7.1 Relaying denied");
+            return;
+        }
+        if (_tx.Recipients.Count >= _o.MaxRecipients)
+        {
+            // RFC 5321 §4.5.3.1.10: 452 so that the client sends the rest in another transaction.
+            Reply("452 4.5.3 Too many recipients");
+            return;
+        }
+        int rid = _tx.Recipients.Count;
+        _tx.Recipients.Add(new Recipient(rid, p.Address, notify, orcpt));
+        _log.Info("mid_rcpt", $"MID {_tx.Mid} ICID {_icid} RID {rid} To: <{p.Address}>",
+            ("mid", _tx.Mid), ("icid", _icid), ("rid", rid), ("to", p.Address));
+        Reply($"250 2.1.5 Recipient <{p.Address}> OK");
+    }
+
+    private static DsnNotify ParseNotify(string? value)
+    {
+        if (value is null) throw new SmtpSyntaxException("501 5.5.4 Invalid NOTIFY value");
+        var flags = DsnNotify.Default;
+        foreach (var part in value.Split(','))
+        {
+            flags |= part.ToUpperInvariant() switch
+            {
+                "NEVER" => DsnNotify.Never,
+                "SUCCESS" => DsnNotify.Success,
+                "FAILURE" => DsnNotify.Failure,
+                "DELAY" => DsnNotify.Delay,
+                _ => throw new SmtpSyntaxException("501 5.5.4 Invalid NOTIFY value"),
+            };
+        }
+        if (flags.HasFlag(DsnNotify.Never) && flags != DsnNotify.Never)
+            throw new SmtpSyntaxException("501 5.5.4 NOTIFY=NEVER cannot be combined with other values");
+        return flags;
+    }
+
+    // ------------------------------------------------------------------ DATA
+
+    private async Task<bool> DataAsync(string arg, bool commandEndedInBareLf)
+    {
+        if (_tx is null) { Error("503 5.5.1 Need MAIL command"); return true; }
+        if (_tx.Recipients.Count == 0) { Error("554 5.5.1 No valid recipients"); return true; } // RFC 5321 §3.3
+        if (arg.Length > 0) { Error("501 5.5.4 Syntax: DATA (no parameters)"); return true; }
+        var tx = _tx;
+        Reply("354 End data with <CR><LF>.<CR><LF>");
+        await FlushAsync().ConfigureAwait(false);
+
+        var receivedAt = DateTimeOffset.UtcNow;
+        var body = new MemoryStream((int)Math.Clamp(tx.DeclaredSize ?? 64 * 1024, 4096, 4 * 1024 * 1024));
+        if (_o.AddReceivedHeader) body.Write(Encoding.UTF8.GetBytes(ReceivedHeader(tx, receivedAt)));
+        long received = 0;
+        bool tooBig = false, tooLong = false, bareLf = false;
+        bool previousBareLf = commandEndedInBareLf;
+        using (var deadline = new CancellationTokenSource(_o.DataTimeout))
+        {
+            while (true)
+            {
+                var (line, outcome) = await ReadLineAsync(_o.MaxTextLineLength, deadline.Token, _hardStop).ConfigureAwait(false);
+                if (outcome == ReadOutcome.Timeout)
+                {
+                    _log.Info("icid_timeout", $"ICID {_icid} timeout receiving DATA for MID {tx.Mid}", ("icid", _icid), ("mid", tx.Mid));
+                    await GoodbyeAsync($"421 4.4.2 {Host} Error: timeout exceeded").ConfigureAwait(false);
+                    return false;
+                }
+                if (outcome == ReadOutcome.Shutdown)
+                {
+                    await GoodbyeAsync($"421 4.3.2 {Host} Service shutting down, closing transmission channel").ConfigureAwait(false);
+                    return false;
+                }
+                if (line.Status == SmtpLineStatus.Eof)
+                {
+                    _log.Info("icid_lost_data", $"ICID {_icid} connection lost during DATA for MID {tx.Mid}", ("icid", _icid), ("mid", tx.Mid));
+                    return false;
+                }
+                if (line.Status == SmtpLineStatus.TooLong)
+                {
+                    tooLong = true;
+                    previousBareLf = line.BareLf;
+                    continue;
+                }
+                var content = line.Content.Span;
+                // §4.1.1.4: only <CRLF>.<CRLF> ends the data (see the class remarks on smuggling).
+                if (!previousBareLf && !line.BareLf && content.Length == 1 && content[0] == (byte)'.') break;
+                previousBareLf = line.BareLf;
+                bareLf |= line.BareLf;
+                if (content.Length > 0 && content[0] == (byte)'.') content = content[1..]; // §4.5.2 transparency
+                received += content.Length + 2;
+                if (received > _o.MaxMessageSize) tooBig = true;
+                if (!tooBig && !tooLong)
+                {
+                    body.Write(content);
+                    body.Write(CrLf);
+                }
+            }
+        }
+        _tx = null;
+        if (tooLong)
+        {
+            _log.Info("mid_rejected", $"MID {tx.Mid} ICID {_icid} rejected: line longer than {_o.MaxTextLineLength} octets",
+                ("mid", tx.Mid), ("icid", _icid));
+            Reply("500 5.5.2 Line too long");
+            return true;
+        }
+        if (tooBig)
+        {
+            _log.Info("mid_rejected", $"MID {tx.Mid} ICID {_icid} rejected: message larger than {_o.MaxMessageSize} bytes",
+                ("mid", tx.Mid), ("icid", _icid));
+            Reply("552 5.3.4 Message size exceeds fixed maximum message size");
+            return true;
+        }
+        if (bareLf)
+            _log.Debug("mid_bare_lf", $"MID {tx.Mid} ICID {_icid} bare LF line endings normalised to CRLF", ("mid", tx.Mid), ("icid", _icid));
+
+        var envelope = new Envelope(tx.From, tx.Recipients.ToArray(), receivedAt, _icid, _helo ?? "", _remote.ToString(),
+            tx.EnvId, tx.Ret, tx.EightBitMime, tx.SmtpUtf8);
+        var bytes = body.GetBuffer().AsMemory(0, (int)body.Length);
+        SpooledMessage stored;
+        try
+        {
+            // Durability invariant (DESIGN.md): the 250 is written only after the spool's fsync.
+            stored = await _spool.AppendAsync(tx.Mid, envelope, bytes, _hardStop).WaitAsync(_hardStop).ConfigureAwait(false);
+        }
+        catch (OperationCanceledException) when (_hardStop.IsCancellationRequested)
+        {
+            await GoodbyeAsync($"421 4.3.2 {Host} Service shutting down, closing transmission channel").ConfigureAwait(false);
+            return false;
+        }
+        catch (Exception ex)
+        {
+            _log.Critical("mid_spool_failed", $"MID {tx.Mid} ICID {_icid} spool write failed: {ex.Message}",
+                ("mid", tx.Mid), ("icid", _icid), ("error", ex.GetType().Name));
+            Reply("451 4.3.0 Requested action aborted: local error in processing");
+            return true;
+        }
+        _log.Info("mid_ready", $"MID {tx.Mid} ready {stored.BodyLength} bytes from <{tx.From}>",
+            ("mid", tx.Mid), ("bytes", stored.BodyLength), ("from", tx.From));
+        Reply($"250 2.0.0 Ok: queued as {tx.Mid}");
+        bool clientGone = false;
+        try { await FlushAsync().ConfigureAwait(false); }
+        catch (Exception ex) when (ex is IOException or SocketException or ObjectDisposedException or OperationCanceledException)
+        {
+            clientGone = true; // the message is durable all the same: hand it off below
+        }
+        try
+        {
+            await _sink(stored, _hardStop).ConfigureAwait(false);
+            _log.Info("mid_queued", $"MID {tx.Mid} queued for delivery", ("mid", tx.Mid));
+        }
+        catch (Exception ex)
+        {
+            _log.Critical("mid_handoff_failed", $"MID {tx.Mid} hand-off failed ({ex.Message}); it stays in the spool and is recovered at restart",
+                ("mid", tx.Mid), ("error", ex.GetType().Name));
+        }
+        return !clientGone;
+    }
+
+    private string ReceivedHeader(Transaction tx, DateTimeOffset at)
+    {
+        // RFC 5321 §4.4 trace; protocol names from RFC 3848 (ESMTP[S][A]) and RFC 6531 §3.7.3 (UTF8SMTP[S][A]).
+        var with = (tx.SmtpUtf8 ? "UTF8SMTP" : _esmtp ? "ESMTP" : "SMTP") + (_tls ? "S" : "") + (_authUser is not null ? "A" : "");
+        var ip = _remote.AddressFamily == AddressFamily.InterNetworkV6 ? "IPv6:" + _remote : _remote.ToString();
+        var sb = new StringBuilder();
+        sb.Append("Received: from ").Append(_helo).Append(" ([").Append(ip).Append("])\r\n");
+        sb.Append("\tby ").Append(Host).Append(" (MtaSts.Actors) with ").Append(with).Append(" id ")
+          .Append(tx.Mid.ToString(CultureInfo.InvariantCulture));
+        if (tx.Recipients.Count == 1) sb.Append("\r\n\tfor <").Append(tx.Recipients[0].Address).Append('>');
+        sb.Append("; ").Append(at.ToUniversalTime().ToString("ddd, dd MMM yyyy HH:mm:ss '+0000'", CultureInfo.InvariantCulture)).Append("\r\n");
+        return sb.ToString();
+    }
+
+    // ------------------------------------------------------------------ STARTTLS (RFC 3207)
+
+    private async Task<bool> StartTlsAsync(string arg)
+    {
+        if (_o.Certificate is null) { Error("502 5.5.1 STARTTLS not available"); return true; }
+        if (_tls) { Error("503 5.5.1 TLS already active"); return true; }
+        if (arg.Length > 0) { Error("501 5.5.4 Syntax: STARTTLS (no parameters allowed)"); return true; }
+        if (_tx is not null) { Error("503 5.5.1 STARTTLS not permitted during a mail transaction"); return true; }
+        Reply("220 2.0.0 Ready to start TLS");
+        await FlushAsync().ConfigureAwait(false);
+        // RFC 3207 §4.2 / CVE-2011-0411: anything pipelined after STARTTLS was sent in clear text; drop it.
+        int dropped = _reader.DiscardBuffered();
+        if (dropped > 0)
+            _log.Warning("icid_starttls_injection", $"ICID {_icid} discarded {dropped} bytes sent after STARTTLS", ("icid", _icid));
+
+        var ssl = new SslStream(_stream, leaveInnerStreamOpen: false);
+        using var deadline = CancellationTokenSource.CreateLinkedTokenSource(_hardStop);
+        deadline.CancelAfter(_o.CommandTimeout);
+        try
+        {
+            await ssl.AuthenticateAsServerAsync(new SslServerAuthenticationOptions
+            {
+                ServerCertificate = _o.Certificate,
+                EnabledSslProtocols = _o.TlsProtocols,
+                ClientCertificateRequired = false,
+                CertificateRevocationCheckMode = X509RevocationMode.NoCheck,
+            }, deadline.Token).ConfigureAwait(false);
+        }
+        catch (Exception ex) when (ex is AuthenticationException or IOException or OperationCanceledException or SocketException)
+        {
+            _log.Info("icid_tls_failed", $"ICID {_icid} TLS failed: {ex.Message}", ("icid", _icid));
+            _stream = ssl;
+            return false;
+        }
+        _stream = ssl;
+        _reader = new SmtpLineReader(ssl);
+        _tls = true;
+        _log.Info("icid_tls_success", $"ICID {_icid} TLS success protocol {ProtocolName(ssl.SslProtocol)} cipher {ssl.NegotiatedCipherSuite}",
+            ("icid", _icid), ("protocol", ProtocolName(ssl.SslProtocol)), ("cipher", ssl.NegotiatedCipherSuite.ToString()));
+        // RFC 3207 §4.2: forget everything learned before the handshake.
+        _helo = null;
+        _esmtp = false;
+        _tx = null;
+        _authUser = null;
+        return true;
+    }
+
+    private static string ProtocolName(SslProtocols p) => p switch
+    {
+        SslProtocols.Tls13 => "TLSv1.3",
+        SslProtocols.Tls12 => "TLSv1.2",
+        _ => p.ToString(),
+    };
+
+    // ------------------------------------------------------------------ AUTH (RFC 4954, RFC 4616 PLAIN, LOGIN)
+
+    private async Task<bool> AuthAsync(string arg)
+    {
+        if (!_o.AuthConfigured) { Error("502 5.5.1 AUTH not available"); return true; }
+        if (!_tls) { Error("538 5.7.11 Encryption required for requested authentication mechanism"); return true; }
+        if (_helo is null || !_esmtp) { Error("503 5.5.1 Send EHLO first"); return true; }
+        if (_authUser is not null) { Error("503 5.5.1 Already authenticated"); return true; }
+        if (_tx is not null) { Error("503 5.5.1 AUTH not permitted during a mail transaction"); return true; }
+        var parts = arg.Split(' ', StringSplitOptions.RemoveEmptyEntries);
+        if (parts.Length is 0 or > 2) { Error("501 5.5.4 Syntax: AUTH mechanism [initial-response]"); return true; }
+        var mechanism = parts[0].ToUpperInvariant();
+        string? initial = parts.Length == 2 ? parts[1] : null;
+
+        string user, password;
+        switch (mechanism)
+        {
+            case "PLAIN":
+            {
+                var (ok, resp) = await ChallengeAsync("", initial).ConfigureAwait(false);
+                if (!ok) return false;
+                if (resp is null) return true;
+                var fields = resp.Split('\0');
+                if (fields.Length != 3) { Error("501 5.5.2 Invalid PLAIN response"); return true; }
+                // RFC 4616 §2: authzid, authcid, passwd. Acting as someone else is not supported.
+                if (fields[0].Length > 0 && fields[0] != fields[1]) { AuthFailed(fields[1], mechanism); return true; }
+                user = fields[1];
+                password = fields[2];
+                break;
+            }
+            case "LOGIN":
+            {
+                var (ok, u) = await ChallengeAsync("VXNlcm5hbWU6", initial).ConfigureAwait(false); // "Username:"
+                if (!ok) return false;
+                if (u is null) return true;
+                var (ok2, pw) = await ChallengeAsync("UGFzc3dvcmQ6", null).ConfigureAwait(false); // "Password:"
+                if (!ok2) return false;
+                if (pw is null) return true;
+                user = u;
+                password = pw;
+                break;
+            }
+            default:
+                Error("504 5.5.4 Unrecognized authentication type");
+                return true;
+        }
+
+        if (_o.AuthUsers!.TryGetValue(user, out var expected) &&
+            CryptographicOperations.FixedTimeEquals(Encoding.UTF8.GetBytes(password), Encoding.UTF8.GetBytes(expected)))
+        {
+            _authUser = user;
+            _log.Info("icid_auth_success", $"ICID {_icid} AUTH success user {user} mechanism {mechanism}",
+                ("icid", _icid), ("user", user), ("mechanism", mechanism));
+            Reply("235 2.7.0 Authentication successful");
+            return true;
+        }
+        AuthFailed(user, mechanism);
+        return true;
+    }
+
+    private void AuthFailed(string user, string mechanism)
+    {
+        _log.Warning("icid_auth_failed", $"ICID {_icid} AUTH failed user {user} mechanism {mechanism}",
+            ("icid", _icid), ("user", user), ("mechanism", mechanism));
+        Error("535 5.7.8 Authentication credentials invalid");
+    }
+
+    /// <summary>Sends a 334 challenge unless an initial response was given, and decodes the base64 answer.</summary>
+    /// <returns>ok=false: end the session. response=null: an error reply was already queued.</returns>
+    private async Task<(bool Ok, string? Response)> ChallengeAsync(string challenge, string? initial)
+    {
+        string answer;
+        if (initial is not null)
+        {
+            answer = initial;
+        }
+        else
+        {
+            Reply("334 " + challenge);
+            await FlushAsync().ConfigureAwait(false);
+            using var deadline = new CancellationTokenSource(_o.CommandTimeout);
+            var (line, outcome) = await ReadLineAsync(AuthLineLimit, deadline.Token, _softStop).ConfigureAwait(false);
+            if (outcome == ReadOutcome.Timeout)
+            {
+                await GoodbyeAsync($"421 4.4.2 {Host} Error: timeout exceeded").ConfigureAwait(false);
+                return (false, null);
+            }
+            if (outcome == ReadOutcome.Shutdown)
+            {
+                await GoodbyeAsync($"421 4.3.2 {Host} Service shutting down, closing transmission channel").ConfigureAwait(false);
+                return (false, null);
+            }
+            if (line.Status == SmtpLineStatus.Eof) return (false, null);
+            if (line.Status == SmtpLineStatus.TooLong) { Error("500 5.5.2 Line too long"); return (true, null); }
+            answer = Encoding.ASCII.GetString(line.Content.Span).Trim();
+        }
+        if (answer == "*") { Error("501 5.7.0 Authentication cancelled"); return (true, null); } // RFC 4954 §4
+        if (answer == "=") return (true, ""); // empty initial response
+        try { return (true, StrictUtf8.GetString(Convert.FromBase64String(answer))); }
+        catch (Exception ex) when (ex is FormatException or DecoderFallbackException)
+        {
+            Error("501 5.5.2 Cannot decode response");
+            return (true, null);
+        }
+    }
+
+    // ------------------------------------------------------------------ I/O helpers
+
+    private async Task<(SmtpLine Line, ReadOutcome Outcome)> ReadLineAsync(int maxLength, CancellationToken deadline, CancellationToken stop)
+    {
+        using var linked = CancellationTokenSource.CreateLinkedTokenSource(deadline, stop);
+        try
+        {
+            return (await _reader.ReadLineAsync(maxLength, linked.Token).ConfigureAwait(false), ReadOutcome.Line);
+        }
+        catch (OperationCanceledException) when (stop.IsCancellationRequested)
+        {
+            return (default, ReadOutcome.Shutdown);
+        }
+        catch (OperationCanceledException) when (deadline.IsCancellationRequested)
+        {
+            return (default, ReadOutcome.Timeout);
+        }
+    }
+
+    private void Reply(string line)
+    {
+        _out.Write(Encoding.UTF8.GetBytes(line));
+        _out.Write(CrLf);
+    }
+
+    private void Error(string line)
+    {
+        _errors++;
+        Reply(line);
+    }
+
+    private async Task FlushAsync()
+    {
+        if (_out.Length == 0) return;
+        using var cts = CancellationTokenSource.CreateLinkedTokenSource(_hardStop);
+        cts.CancelAfter(_o.CommandTimeout); // a client that never reads cannot park us on a full send buffer
+        await _stream.WriteAsync(_out.GetBuffer().AsMemory(0, (int)_out.Length), cts.Token).ConfigureAwait(false);
+        await _stream.FlushAsync(cts.Token).ConfigureAwait(false);
+        _out.SetLength(0);
+    }
+
+    /// <summary>Last words before closing: best effort, bounded, never throws.</summary>
+    private async Task GoodbyeAsync(string line)
+    {
+        Reply(line);
+        try
+        {
+            using var cts = new CancellationTokenSource(TimeSpan.FromSeconds(10));
+            await _stream.WriteAsync(_out.GetBuffer().AsMemory(0, (int)_out.Length), cts.Token).ConfigureAwait(false);
+            await _stream.FlushAsync(cts.Token).ConfigureAwait(false);
+        }
+        catch (Exception ex) when (ex is IOException or SocketException or ObjectDisposedException or OperationCanceledException or InvalidOperationException or NotSupportedException)
+        {
+        }
+        _out.SetLength(0);
+    }
+}

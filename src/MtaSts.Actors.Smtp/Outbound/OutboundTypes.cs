@@ -1,0 +1,135 @@
+using System.Globalization;
+using System.Net;
+using System.Security.Cryptography.X509Certificates;
+using MtaSts.Actors.Spool;
+using MtaSts.Actors.Tls;
+
+namespace MtaSts.Actors.Smtp.Outbound;
+
+/// <summary>An SMTP reply as received (RFC 5321 §4.2), or a local one (code 0, shown as '000' the vendor way) when the
+/// server gave none (timeout, disconnect, TLS failure, size limit).</summary>
+public sealed record OutboundReply(int Code, string Text)
+{
+    public bool IsLocal => Code == 0;
+    public bool IsPositive => Code is >= 200 and < 400;
+    public bool IsTransient => Code is >= 400 and < 500 || (Code == 0 && !LocalPermanent);
+    public bool IsPermanent => Code >= 500 || (Code == 0 && LocalPermanent);
+    private bool LocalPermanent => EnhancedStatus?.StartsWith('5') == true;
+
+    /// <summary>RFC 3463 enhanced status code at the start of the first line (RFC 2034), e.g. "5.1.1", or null.</summary>
+    public string? EnhancedStatus
+    {
+        get
+        {
+            var first = Lines[0];
+            var sp = first.IndexOf(' ');
+            var token = sp < 0 ? first : first[..sp];
+            var parts = token.Split('.');
+            return parts.Length == 3 && parts[0] is "2" or "4" or "5" && parts.Skip(1).All(p => p.Length is > 0 and <= 3 && p.All(char.IsAsciiDigit))
+                ? token : null;
+        }
+    }
+
+    public IReadOnlyList<string> Lines => Text.Split('\n', StringSplitOptions.TrimEntries) is { Length: > 0 } l ? l : new[] { "" };
+
+    /// <summary>Vendor log form: <c>('421', ['4.3.2 try again later'])</c>.</summary>
+    public string VendorForm =>
+        $"('{(Code == 0 ? "000" : Code.ToString(CultureInfo.InvariantCulture))}', [{string.Join(", ", Lines.Select(l => "'" + l.Replace("'", "\\'") + "'"))}])";
+
+    /// <summary>RFC 3464 Diagnostic-Code value, e.g. <c>smtp; 550 5.1.1 no such user</c> (null for local replies).</summary>
+    public string? DiagnosticCode => Code == 0 ? null : $"smtp; {Code} {string.Join(" ", Lines)}";
+
+    public static OutboundReply Local(string enhancedStatus, string text) => new(0, $"{enhancedStatus} {text}");
+
+    public override string ToString() => Code == 0 ? Text : $"{Code} {Text}";
+}
+
+/// <summary>Outbound connection settings (per destination profile / virtual gateway).</summary>
+public sealed record OutboundOptions
+{
+    /// <summary>EHLO name (RFC 5321 §4.1.1.1: the gateway's FQDN).</summary>
+    public string HeloName { get; init; } = "localhost";
+    /// <summary>Virtual gateway source address (bind before connect); null = OS choice.</summary>
+    public IPAddress? LocalAddress { get; init; }
+    /// <summary>Presented when the server asks for a client certificate in STARTTLS.</summary>
+    public X509Certificate2? ClientCertificate { get; init; }
+    /// <summary>PKIX trust (system roots + optional extra CA bundle).</summary>
+    public CertificateVerifier Verifier { get; init; } = CertificateVerifier.System;
+    public TimeSpan ConnectTimeout { get; init; } = TimeSpan.FromSeconds(30);
+    /// <summary>Greeting, EHLO and STARTTLS handshake (RFC 5321 §4.5.3.2.1: 5 min for the greeting).</summary>
+    public TimeSpan GreetingTimeout { get; init; } = TimeSpan.FromMinutes(5);
+    /// <summary>MAIL, RCPT, RSET, DATA initiation (RFC 5321 §4.5.3.2.2-3: 5 min / 2 min).</summary>
+    public TimeSpan CommandTimeout { get; init; } = TimeSpan.FromMinutes(5);
+    /// <summary>Sending the body and waiting for the final reply (RFC 5321 §4.5.3.2.5-6: 3 + 10 min).</summary>
+    public TimeSpan DataTimeout { get; init; } = TimeSpan.FromMinutes(10);
+    /// <summary>QUIT on close.</summary>
+    public TimeSpan QuitTimeout { get; init; } = TimeSpan.FromSeconds(10);
+    /// <summary>Pipeline MAIL and RCPT when the server offers PIPELINING (RFC 2920).</summary>
+    public bool UsePipelining { get; init; } = true;
+    /// <summary>Log <c>Message done DCID … MID … to RID […]</c> after an accepted DATA.</summary>
+    public bool LogMessageDone { get; init; } = true;
+}
+
+/// <summary>The negotiated TLS session, in the vendor's log vocabulary.</summary>
+/// <param name="Protocol">e.g. <c>TLSv1.3</c>.</param>
+/// <param name="Cipher">IANA name, e.g. <c>TLS_AES_256_GCM_SHA384</c>.</param>
+public sealed record TlsSessionInfo(string Protocol, string Cipher);
+
+/// <summary>Result of one planned certificate check during the handshake.</summary>
+public sealed record CheckOutcome(CertificateCheck Check, bool Ok, string? Error);
+
+public enum ConnectStatus { Ready, Transient, Permanent }
+
+/// <summary>Why a connection attempt ended (for the engine's next-MX / defer decision and for TLS-RPT).</summary>
+public enum ConnectFailure
+{
+    None,
+    Network,
+    Timeout,
+    /// <summary>Greeting or EHLO/HELO refused (see Reply).</summary>
+    Rejected,
+    /// <summary>TLS required but STARTTLS not offered or refused.</summary>
+    StartTlsUnavailable,
+    /// <summary>TLS handshake failed (protocol, cipher, TLS 1.2 floor).</summary>
+    TlsHandshake,
+    /// <summary>An enforced certificate check failed.</summary>
+    Verification,
+    Protocol,
+}
+
+/// <param name="Reports">Report-only findings (MTA-STS testing, Preferred-Verify), in RFC 8460 result-type words where
+/// one fits: <c>starttls-not-supported</c>, <c>certificate-host-mismatch</c>, <c>certificate-expired</c>,
+/// <c>certificate-not-trusted</c>, <c>validation-failure</c>.</param>
+public sealed record ConnectResult(ConnectStatus Status, ConnectFailure Failure, string? Error, OutboundReply? Reply,
+    TlsSessionInfo? Tls, IReadOnlyList<CheckOutcome> Checks, IReadOnlyList<string> Reports)
+{
+    public bool Ready => Status == ConnectStatus.Ready;
+
+    /// <summary>RFC 3463 status for a deferral/bounce built from this result.</summary>
+    public string EnhancedStatus => Reply?.EnhancedStatus ?? Failure switch
+    {
+        ConnectFailure.StartTlsUnavailable or ConnectFailure.TlsHandshake or ConnectFailure.Verification => "4.7.5",
+        ConnectFailure.Rejected => Status == ConnectStatus.Permanent ? "5.4.0" : "4.4.0",
+        _ => "4.4.1", // no answer from host
+    };
+}
+
+/// <summary>One message for one connection: only the recipients routed to this destination.</summary>
+/// <param name="ReversePath">MAIL FROM address; "" for the null reverse-path.</param>
+/// <param name="Body">The message as spooled (not dot-stuffed); bare LF is sent as CRLF.</param>
+public sealed record OutboundMessage(long Mid, string ReversePath, IReadOnlyList<Recipient> Recipients, ReadOnlyMemory<byte> Body,
+    string? EnvId = null, DsnRet Ret = DsnRet.Unspecified, bool EightBitMime = false, bool SmtpUtf8 = false);
+
+public enum RecipientStatus { Accepted, Transient, Permanent }
+
+/// <param name="Reply">The RCPT reply when refused there, else the DATA (or MAIL) reply that decided it.</param>
+public sealed record RecipientResult(int Rid, string Address, RecipientStatus Status, OutboundReply Reply);
+
+/// <param name="ConnectionUsable">False after 421, timeout, disconnect or protocol error: the connection is closed.</param>
+public sealed record SendResult(long Mid, IReadOnlyList<RecipientResult> Recipients, OutboundReply? MailReply,
+    OutboundReply? DataReply, bool ConnectionUsable)
+{
+    public bool AllAccepted => Recipients.All(r => r.Status == RecipientStatus.Accepted);
+    public bool AnyAccepted => Recipients.Any(r => r.Status == RecipientStatus.Accepted);
+    public IEnumerable<RecipientResult> Accepted => Recipients.Where(r => r.Status == RecipientStatus.Accepted);
+}

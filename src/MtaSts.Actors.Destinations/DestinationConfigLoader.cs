@@ -72,7 +72,9 @@ public static class DestinationConfigLoader
     private static readonly (string, DaneSupport)[] DaneModes =
         [("none", DaneSupport.None), ("opportunistic", DaneSupport.Opportunistic), ("mandatory", DaneSupport.Mandatory)];
 
-    /// <summary>Parses HOCON text and loads it. A syntax error is reported as one error.</summary>
+    /// <summary>Parses HOCON text and loads it. A syntax error is reported as one error. Note that Akka's HOCON parser
+    /// is lenient (an unclosed brace passes) and refuses a comma after a closing brace inside an object: separate
+    /// profiles with new lines.</summary>
     public static ConfigLoadResult Parse(string hocon)
     {
         Config config;
@@ -389,7 +391,7 @@ public static class DestinationConfigLoader
     {
         route = [];
         List<string> texts;
-        if (v.IsArray())
+        if (IsArray(v))
         {
             texts = [];
             foreach (var item in v.GetArray())
@@ -416,6 +418,9 @@ public static class DestinationConfigLoader
     }
 
     // ---------------------------------------------------------------- value helpers
+
+    // Akka's IsArray() is false for an empty array "[]".
+    private static bool IsArray(HoconValue v) => v.IsArray() || (v.Values.Count > 0 && v.Values[0] is HoconArray);
 
     internal static string FormatDuration(TimeSpan t)
     {
@@ -478,7 +483,7 @@ public static class DestinationConfigLoader
         {
             var leaf = key[(key.LastIndexOf('.') + 1)..];
             var best = known.MinBy(k => Distance(k, leaf));
-            var hint = best is not null && Distance(best, leaf) <= Math.Max(2, leaf.Length / 4) ? $" (did you mean \"{best}\"?)" : "";
+            var hint = best is not null && Distance(best, leaf) <= Math.Max(3, leaf.Length / 4) ? $" (did you mean \"{best}\"?)" : "";
             Error($"unknown setting \"{key}\"{hint}");
         }
 
@@ -487,7 +492,7 @@ public static class DestinationConfigLoader
         /// <summary>The scalar text of a value, or an error if it is an object, an array or null.</summary>
         public string? String(string key, HoconValue v)
         {
-            if (v.IsObject() || v.IsArray() || !v.IsString())
+            if (v.IsObject() || IsArray(v) || !v.IsString())
             {
                 Error($"{key} must be a single value");
                 return null;

@@ -57,7 +57,8 @@ public sealed class CountingReceiver(IPEndPoint endpoint, DeliveryLedger ledger,
         Interlocked.Increment(ref _sessionCount);
         LoadRunner.InterlockedMax(ref _maxActive, Interlocked.Increment(ref _active));
         var rnd = new Random(Interlocked.Increment(ref _seed));
-        var domainsHeld = new List<DomainCounter>(1);
+        var domainsHeld = new List<DomainCounter>(1);   // every domain this session carried: concurrency is per session
+        var txDomains = new List<DomainCounter>(1);     // domains of the current transaction: message counts
         long perConn = 0;
         await using var stream = new NetworkStream(socket, ownsSocket: true);
         var reader = new SmtpLineReader(stream);
@@ -100,14 +101,15 @@ public sealed class CountingReceiver(IPEndPoint endpoint, DeliveryLedger ledger,
                         break;
                     case "MAIL":
                         if (faults.Mail451 > 0 && rnd.NextDouble() < faults.Mail451) { Interlocked.Increment(ref _rejected); await Reply("451 4.3.0 sink.loadtest MAIL deferred").ConfigureAwait(false); break; }
-                        inTransaction = true; rcpts = 0;
+                        inTransaction = true; rcpts = 0; txDomains.Clear();
                         await Reply("250 2.1.0 ok").ConfigureAwait(false);
                         break;
                     case "RCPT":
                         if (!inTransaction) { await Reply("503 5.5.1 MAIL first").ConfigureAwait(false); break; }
                         if (faults.Rcpt451 > 0 && rnd.NextDouble() < faults.Rcpt451) { Interlocked.Increment(ref _rejected); await Reply("451 4.7.1 sink.loadtest RCPT deferred").ConfigureAwait(false); break; }
                         if (faults.Rcpt550 > 0 && rnd.NextDouble() < faults.Rcpt550) { Interlocked.Increment(ref _rejected); await Reply("550 5.1.1 sink.loadtest no such user").ConfigureAwait(false); break; }
-                        TrackDomain(ExtractDomain(line), domainsHeld);
+                        var counter = TrackDomain(ExtractDomain(line), domainsHeld);
+                        if (!txDomains.Contains(counter)) txDomains.Add(counter);
                         rcpts++;
                         await Reply("250 2.1.5 ok").ConfigureAwait(false);
                         break;
@@ -123,7 +125,7 @@ public sealed class CountingReceiver(IPEndPoint endpoint, DeliveryLedger ledger,
                         // Arrival is the moment we commit to 250, which is what the sender's end-to-end view ends on.
                         var now = Clock.NowUs();
                         if (loadId is { } id) ledger.Arrived(id, now); else Interlocked.Increment(ref ledger.UnknownIds);
-                        foreach (var d in domainsHeld) Interlocked.Increment(ref d.Messages);
+                        foreach (var d in txDomains) Interlocked.Increment(ref d.Messages);
                         Interlocked.Increment(ref _messages);
                         perConn++;
                         await Reply("250 2.0.0 ok queued as sink").ConfigureAwait(false);
@@ -189,12 +191,13 @@ public sealed class CountingReceiver(IPEndPoint endpoint, DeliveryLedger ledger,
         return Encoding.ASCII.GetString(rest).ToLowerInvariant();
     }
 
-    private void TrackDomain(string domain, List<DomainCounter> held)
+    private DomainCounter TrackDomain(string domain, List<DomainCounter> held)
     {
         var counter = _domains.GetOrAdd(domain, d => new DomainCounter(d));
-        if (held.Contains(counter)) return;
+        if (held.Contains(counter)) return counter;
         held.Add(counter);
         LoadRunner.InterlockedMax(ref counter.MaxActive, Interlocked.Increment(ref counter.Active));
+        return counter;
     }
 
     public async Task StopAsync()

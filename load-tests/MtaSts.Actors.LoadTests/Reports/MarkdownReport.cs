@@ -79,8 +79,10 @@ public static class MarkdownReport
             {
                 ("queued while receivers down", x => x.Backlog is { } b ? N(b.Queued) : "–"),
                 ("inject time s", x => x.Backlog is { } b ? N(b.InjectSeconds, "0.0") : "–"),
-                ("RSS before → while queued MB", x => x.Backlog is { } b ? $"{N(b.RssBeforeMb)} → {N(b.RssQueuedMb)} (PSS {N(b.PssQueuedMb)})" : "–"),
-                ("RSS bytes per queued message", x => x.Backlog is { } b ? N(b.BytesPerQueuedMessage) : "–"),
+                ("RSS before → while queued MB", x => x.Backlog is { } b ? $"{N(b.RssBeforeMb)} → {N(b.RssQueuedMb)}" : "–"),
+                ("PSS before → while queued MB", x => x.Backlog is { } b ? $"{N(b.PssBeforeMb)} → {N(b.PssQueuedMb)}" : "–"),
+                ("memory (PSS) bytes per queued message", x => x.Backlog is { } b ? N(b.BytesPerQueuedMessage) : "–"),
+                ("spool bytes on disk per queued message", x => x.Backlog is { } b ? N(b.SpoolBytesPerQueuedMessage) : "–"),
                 ("target queue at release", x => x.Backlog?.TargetQueueAtRelease?.ToString(CultureInfo.InvariantCulture) ?? "n/a"),
                 ("**drain rate** msg/s", x => x.Backlog is { } b ? N(b.DrainRate) : "–"),
                 ("drain time s / delivered", x => x.Backlog is { } b ? $"{N(b.DrainSeconds, "0.0")} / {b.DeliveredAfterRelease}" : "–"),

@@ -53,7 +53,7 @@ public sealed record TargetRunResult
 /// <summary>Target process tree (RSS/PSS from /proc) and the harness itself, so the generator's share of the 2 cores is visible.</summary>
 public sealed record ResourceSummary(double PeakRssMb, double PeakPssMb, double MeanCpuPercent, double CpuSeconds, double CpuMsPerMessage, long? PeakQueue, double HarnessPeakRssMb, double HarnessMeanCpuPercent);
 
-public sealed record BacklogSummary(long Queued, double InjectSeconds, double RssBeforeMb, double RssQueuedMb, double PssQueuedMb, double BytesPerQueuedMessage, long? TargetQueueAtRelease, double DrainSeconds, double DrainRate, long DeliveredAfterRelease);
+public sealed record BacklogSummary(long Queued, double InjectSeconds, double RssBeforeMb, double RssQueuedMb, double PssBeforeMb, double PssQueuedMb, double BytesPerQueuedMessage, double SpoolBytesPerQueuedMessage, long? TargetQueueAtRelease, double DrainSeconds, double DrainRate, long DeliveredAfterRelease);
 
 public sealed record TimeSample(
     double T, string Phase, double AcceptedPerSec, double DeliveredPerSec, double FailedPerSec,

@@ -38,7 +38,7 @@ public sealed class ScenarioExecutor(ScenarioDefinition scenario, RunOptions o)
                 Console.Error.WriteLine($"[{scenario.Name}/{targetName}] {notAvailable}");
                 return new TargetRunResult { Target = targetName, Variant = variant, MtaSts = mtaSts, NotAvailable = notAvailable, Facts = target.Facts };
             }
-            return await MeasureAsync(targetName, variant, mtaSts, target, receiver, ledger, plan, ct);
+            return await MeasureAsync(targetName, variant, mtaSts, target, receiver, ledger, plan, spec.WorkDirectory, ct);
         }
         finally
         {
@@ -49,7 +49,7 @@ public sealed class ScenarioExecutor(ScenarioDefinition scenario, RunOptions o)
     }
 
     private async Task<TargetRunResult> MeasureAsync(string targetName, string variant, bool mtaSts, ITarget target, IReceiver receiver,
-        DeliveryLedger ledger, DestinationPlan plan, CancellationToken ct)
+        DeliveryLedger ledger, DestinationPlan plan, string workDir, CancellationToken ct)
     {
         var factory = new MessageFactory(ledger.RunTag, o.SizeBytes);
         var loadScenario = SmtpSendScenario.Create($"{scenario.Name}/{targetName}/{variant}", target.Endpoint, o, ledger, plan, factory);
@@ -58,6 +58,7 @@ public sealed class ScenarioExecutor(ScenarioDefinition scenario, RunOptions o)
         using var samplerCts = CancellationTokenSource.CreateLinkedTokenSource(ct);
         var samplerTask = sampler.RunAsync(samplerCts.Token);
         var rssBefore = sampler.LastTargetRssMb;
+        var pssBefore = sampler.LastTargetPssMb;
 
         sampler.Phase = o.WarmUp > TimeSpan.Zero ? "warmup" : "inject";
         var runTask = runner.RunAsync(ct);
@@ -83,12 +84,15 @@ public sealed class ScenarioExecutor(ScenarioDefinition scenario, RunOptions o)
                 peakPss = Math.Max(peakPss, sampler.LastTargetPssMb);
             }
             var queueAtRelease = target.QueueDepth();
+            var spoolBytes = DiskBytes(workDir);
             sampler.Phase = "drain";
             releaseUs = Clock.NowUs();
             await receiver.StartAsync(ct);
             await target.FlushAsync(ct);
-            backlog = new BacklogSummary(ledger.AcceptedTotal, result.Seconds, rssBefore, peakRss, peakPss,
-                ledger.AcceptedTotal == 0 ? 0 : (peakRss - rssBefore) * 1024 * 1024 / ledger.AcceptedTotal, queueAtRelease, 0, 0, 0);
+            // Memory per queued message from PSS: summed RSS counts shared pages once per process (Postfix forks many).
+            var queued = Math.Max(1, ledger.AcceptedTotal);
+            backlog = new BacklogSummary(ledger.AcceptedTotal, result.Seconds, rssBefore, peakRss, pssBefore, peakPss,
+                (peakPss - pssBefore) * 1024 * 1024 / queued, (double)spoolBytes / queued, queueAtRelease, 0, 0, 0);
         }
         else sampler.Phase = "drain";
 
@@ -174,6 +178,13 @@ public sealed class ScenarioExecutor(ScenarioDefinition scenario, RunOptions o)
             else if (Clock.NowUs() - lastChange > stallUs) return;
             await Task.Delay(250, ct);
         }
+    }
+
+    /// <summary>Bytes on disk under the target's work directory (its queue/spool), for spool bytes per queued message.</summary>
+    private static long DiskBytes(string dir)
+    {
+        try { return new DirectoryInfo(dir).EnumerateFiles("*", SearchOption.AllDirectories).Sum(f => { try { return f.Length; } catch (IOException) { return 0L; } }); }
+        catch (Exception ex) when (ex is IOException or UnauthorizedAccessException) { return 0; }
     }
 
     private IReceiver CreateReceiver(IPEndPoint ep, DeliveryLedger ledger) => o.Receiver switch

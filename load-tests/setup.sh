@@ -26,7 +26,7 @@ if [[ $need_install -eq 1 ]]; then
   if [[ ! -e $policy ]]; then
     printf '#!/bin/sh\nexit 101\n' > "$policy"; chmod +x "$policy"; created_policy=1
   fi
-  trap '[[ $created_policy -eq 1 ]] && rm -f "$policy"' EXIT
+  trap '[[ $created_policy -eq 1 ]] && rm -f "$policy"; true' EXIT
   apt-get -o DPkg::Lock::Timeout=600 update -qq
   apt-get -o DPkg::Lock::Timeout=600 install -y -qq --no-install-recommends postfix >/dev/null
 fi

@@ -1,6 +1,7 @@
 using Akka.Actor;
 using Akka.Cluster.Sharding;
 using Akka.Persistence;
+using MtaSts.Actors.Destinations;
 using MtaSts.Actors.Engine.Delivery;
 using MtaSts.Actors.Engine.Policy;
 using MtaSts.Actors.Engine.Protocol;
@@ -23,7 +24,7 @@ public sealed class DestinationActor : UntypedPersistentActor, IWithTimers
     private readonly PendingIndex _index;
     private readonly DestinationQueue _queue = new();
     private readonly Dictionary<long, Conn> _conns = new();
-    private readonly RetryPlanner _retry;
+    private RetrySchedule? _schedule;
     private int _opening;
     private int _eventsSinceSnapshot;
     private int _concurrencyCap;
@@ -49,7 +50,6 @@ public sealed class DestinationActor : UntypedPersistentActor, IWithTimers
         _domain = domain;
         _svc = services;
         _index = index;
-        _retry = new RetryPlanner();
         PersistenceId = "destination-" + domain;
     }
 
@@ -61,7 +61,7 @@ public sealed class DestinationActor : UntypedPersistentActor, IWithTimers
 
     private DateTimeOffset Now => _svc.Clock.GetUtcNow();
     private DestinationSettings Settings => _svc.Settings(_domain);
-    private MailLog Log => _svc.Log;
+    private MailLog MailLog => _svc.Log;
 
     protected override SupervisorStrategy SupervisorStrategy() =>
         // A failing connection is stopped; the destination re-plans (its job's recipients are released).
@@ -142,7 +142,7 @@ public sealed class DestinationActor : UntypedPersistentActor, IWithTimers
                 DeleteMessages(s.Metadata.SequenceNr);
                 break;
             case SaveSnapshotFailure f:
-                Log.Warning("snapshot_failed", $"Destination {_domain} snapshot failed: {f.Cause.Message}", ("domain", _domain));
+                MailLog.Warning("snapshot_failed", $"Destination {_domain} snapshot failed: {f.Cause.Message}", ("domain", _domain));
                 break;
             case DeleteMessagesSuccess or DeleteMessagesFailure or DeleteSnapshotsSuccess or DeleteSnapshotsFailure:
                 break;
@@ -197,7 +197,7 @@ public sealed class DestinationActor : UntypedPersistentActor, IWithTimers
 
     private bool PolicyReady(DateTimeOffset now)
     {
-        if (!Settings.Profile.MtaSts || Settings.Profile.SmtpRoute is { Count: > 0 }) return true;
+        if (!Settings.Profile.MtaSts || Settings.Profile.HasSmtpRoute) return true;
         var policyActor = _svc.PolicyActor();
         if (policyActor is null) return true;
         if (_policy.Pending) return false;
@@ -357,17 +357,17 @@ public sealed class DestinationActor : UntypedPersistentActor, IWithTimers
             {
                 case RecipientOutcomeKind.Delivered:
                     finished.Add(o.Rid);
-                    Log.Info("rcpt_delivered", $"MID {msg.Mid} RID [{o.Rid}] Response {o.Detail}",
+                    MailLog.Info("rcpt_delivered", $"MID {msg.Mid} RID [{o.Rid}] Response {o.Detail}",
                         ("mid", msg.Mid), ("rid", new[] { o.Rid }), ("dcid", dcid), ("domain", _domain));
                     break;
                 case RecipientOutcomeKind.Permanent:
                     finished.Add(o.Rid);
                     bounced.Add((r, o));
-                    Log.Info("rcpt_bounced", $"Bounced: DCID {dcid} MID {msg.Mid} to RID {o.Rid} - {o.Detail}",
+                    MailLog.Info("rcpt_bounced", $"Bounced: DCID {dcid} MID {msg.Mid} to RID {o.Rid} - {o.Detail}",
                         ("mid", msg.Mid), ("rid", new[] { o.Rid }), ("dcid", dcid), ("domain", _domain), ("status", o.Status));
                     break;
                 case RecipientOutcomeKind.Transient:
-                    var next = _retry.Next(settings.Bounce, attempts, msg.ReceivedAt, now);
+                    var next = NextAttempt(settings.Bounce, attempts, msg.ReceivedAt, now);
                     if (next is null)
                     {
                         var gaveUp = o with
@@ -378,7 +378,7 @@ public sealed class DestinationActor : UntypedPersistentActor, IWithTimers
                         };
                         finished.Add(o.Rid);
                         bounced.Add((r, gaveUp));
-                        Log.Info("rcpt_bounced", $"Bounced: DCID {dcid} MID {msg.Mid} to RID {o.Rid} - {gaveUp.Detail}",
+                        MailLog.Info("rcpt_bounced", $"Bounced: DCID {dcid} MID {msg.Mid} to RID {o.Rid} - {gaveUp.Detail}",
                             ("mid", msg.Mid), ("rid", new[] { o.Rid }), ("dcid", dcid), ("domain", _domain), ("status", "5.4.7"));
                     }
                     else
@@ -388,7 +388,7 @@ public sealed class DestinationActor : UntypedPersistentActor, IWithTimers
                         deferredAttempts = Math.Max(deferredAttempts, attempts);
                         deferredUntil = next.Value;
                         deferReason = o.Detail;
-                        Log.Info("rcpt_delayed", $"Delayed: DCID {dcid} MID {msg.Mid} From: <{msg.ReversePath}> To: <{r.Address}> RID {o.Rid} - {o.Detail}",
+                        MailLog.Info("rcpt_delayed", $"Delayed: DCID {dcid} MID {msg.Mid} From: <{msg.ReversePath}> To: <{r.Address}> RID {o.Rid} - {o.Detail}",
                             ("mid", msg.Mid), ("rid", new[] { o.Rid }), ("dcid", dcid), ("domain", _domain), ("next_attempt", next.Value));
                     }
                     break;
@@ -409,7 +409,7 @@ public sealed class DestinationActor : UntypedPersistentActor, IWithTimers
         if (finished.Count > 0)
         {
             if (dcid > 0 && finished.Count > bounced.Count)
-                Log.Info("message_done", $"Message done DCID {dcid} MID {msg.Mid} to RID {Rid.List(finished.Except(bounced.Select(b => b.Item1.Rid)))}",
+                MailLog.Info("message_done", $"Message done DCID {dcid} MID {msg.Mid} to RID {Rid.List(finished.Except(bounced.Select(b => b.Item1.Rid)))}",
                     ("mid", msg.Mid), ("dcid", dcid), ("domain", _domain));
             Finish(msg, finished, bounced, settings);
         }
@@ -440,6 +440,16 @@ public sealed class DestinationActor : UntypedPersistentActor, IWithTimers
                 svc.Log.Critical("finish_failed", $"MID {mid} could not be marked done: {ex.Message}", ("mid", mid));
             }
         });
+    }
+
+    /// <summary>Bounce profile: the next attempt time, or null when the profile gives up (retries exhausted or
+    /// the message has been queued longer than the maximum time in queue).</summary>
+    private DateTimeOffset? NextAttempt(BounceProfile bounce, int failedAttempts, DateTimeOffset receivedAt, DateTimeOffset now)
+    {
+        if (_schedule is null || !ReferenceEquals(_schedule.Profile, bounce)) _schedule = new RetrySchedule(bounce);
+        if (_schedule.IsExpired(receivedAt, now)) return null;
+        var decision = _schedule.OnTransientFailure(failedAttempts, now);
+        return decision.GiveUp ? null : decision.NextAttemptAt;
     }
 
     private void ExpireOld()

@@ -253,17 +253,37 @@ public sealed class PolicyResolverTests : IAsyncLifetime
         Assert.Equal(3, r.Metrics.Fetches);
     }
 
+    /// <summary>A policy route that holds its answer until released (deterministic overlap, no sleeps).</summary>
+    private static (PolicyRoute Route, TaskCompletionSource Release) GatedPolicy(string body)
+    {
+        var release = new TaskCompletionSource(TaskCreationOptions.RunContinuationsAsynchronously);
+        var route = new PolicyRoute("gated policy", async (ctx, ct) =>
+        {
+            await release.Task.WaitAsync(ct);
+            await PolicyRoute.Policy(body).Handler(ctx, ct);
+        });
+        return (route, release);
+    }
+
+    private static async Task Eventually(Func<bool> condition)
+    {
+        var deadline = DateTime.UtcNow.AddSeconds(30);
+        while (!condition())
+        {
+            Assert.True(DateTime.UtcNow < deadline, "condition not reached within 30 s");
+            await Task.Delay(20);
+        }
+    }
+
     [Fact]
     public async Task Concurrent_callers_share_one_resolution()
     {
-        var slow = new PolicyRoute("slow policy", async (ctx, ct) =>
-        {
-            await Task.Delay(500, ct);
-            await PolicyRoute.Policy(Policy()).Handler(ctx, ct);
-        });
-        _bed.Publish(Domain, "1", slow);
+        var (route, release) = GatedPolicy(Policy());
+        _bed.Publish(Domain, "1", route);
         var r = Resolver();
         var calls = Enumerable.Range(0, 25).Select(_ => Task.Run(() => Resolve(r))).ToArray();
+        await Eventually(() => r.Metrics.Resolutions == 25 && _bed.Https.Requests(Domain) == 1);
+        release.SetResult();
         var results = await Task.WhenAll(calls);
         Assert.All(results, x => Assert.Equal(PolicySource.Fetched, x.Source));
         Assert.Equal(1, _bed.Https.Requests(Domain));
@@ -275,17 +295,16 @@ public sealed class PolicyResolverTests : IAsyncLifetime
     [Fact]
     public async Task A_cancelled_caller_does_not_cancel_the_shared_resolution()
     {
-        var slow = new PolicyRoute("slow policy", async (ctx, ct) =>
-        {
-            await Task.Delay(700, ct);
-            await PolicyRoute.Policy(Policy()).Handler(ctx, ct);
-        });
-        _bed.Publish(Domain, "1", slow);
+        var (route, release) = GatedPolicy(Policy());
+        _bed.Publish(Domain, "1", route);
         var r = Resolver();
-        using var impatient = new CancellationTokenSource(TimeSpan.FromMilliseconds(100));
+        using var impatient = new CancellationTokenSource();
         var cancelled = r.ResolveAsync(Domain, PolicyResolveOptions.Default, impatient.Token);
         var patient = Resolve(r);
+        await Eventually(() => _bed.Https.Requests(Domain) == 1);
+        impatient.Cancel();
         await Assert.ThrowsAnyAsync<OperationCanceledException>(() => cancelled);
+        release.SetResult();
         Assert.Equal(PolicySource.Fetched, (await patient).Source);
         Assert.Equal(1, _bed.Https.Requests(Domain));
     }

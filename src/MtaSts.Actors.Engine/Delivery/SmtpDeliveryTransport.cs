@@ -1,0 +1,152 @@
+using MtaSts.Actors.Destinations;
+using MtaSts.Actors.Dns;
+using MtaSts.Actors.Logging;
+using MtaSts.Actors.Policy;
+using MtaSts.Actors.Policy.Parsing;
+using MtaSts.Actors.Policy.Resolution;
+using MtaSts.Actors.Smtp.Outbound;
+using MtaSts.Actors.Spool;
+using MtaSts.Actors.Tls;
+
+namespace MtaSts.Actors.Engine.Delivery;
+
+/// <summary>
+/// The real transport: MX (or SMTP route) resolution, the per-MX security plan (TLS mode × DANE × MTA-STS,
+/// <see cref="SecurityPlanner"/>), then an <see cref="OutboundConnection"/> to the first MX that accepts us under
+/// that plan. Messages are read from the spool when sent (bodies are never held by actors).
+/// </summary>
+public sealed class SmtpDeliveryTransport(
+    MxResolver mx,
+    IDnsResolver dns,
+    ISpool spool,
+    MailLog log,
+    IdSequence dcids,
+    Func<DestinationProfile, OutboundOptions> options) : IDeliveryTransport
+{
+    public async Task<IDeliverySession> OpenAsync(SessionRequest request, CancellationToken ct)
+    {
+        var profile = request.Settings.Profile;
+        var domain = request.Domain;
+        var resolution = profile.HasSmtpRoute
+            ? await mx.ResolveRouteAsync(profile.SmtpRoute.Select(h => new HostPort(h.Host, h.Port)).ToArray(), profile.IpPreference, ct)
+                .ConfigureAwait(false)
+            : await mx.ResolveAsync(domain, profile.IpPreference, ct).ConfigureAwait(false);
+        if (profile.HasSmtpRoute && (profile.MtaSts || profile.DaneSupport != DaneSupport.None))
+            log.Debug("smtp_route", $"SMTP route for the domain ({domain}): MTA-STS and DANE are not enforced", ("domain", domain));
+        if (!resolution.Ok)
+        {
+            var kind = resolution.Status == MxResolutionStatus.Permanent ? RecipientOutcomeKind.Permanent : RecipientOutcomeKind.Transient;
+            var status = resolution.EnhancedStatus ?? (kind == RecipientOutcomeKind.Permanent ? "5.1.2" : "4.4.3");
+            throw new DeliveryOpenException(kind, $"{status} - {resolution.Error} ('000', ['{resolution.Error}'])", status);
+        }
+
+        var (mode, policy) = MtaStsPosture(profile, domain, request.Policy as PolicyResolution);
+        var outboundOptions = options(profile);
+        string? lastError = null;
+        var lastStatus = "4.4.1";
+        var first = true;
+        foreach (var host in resolution.Hosts)
+        {
+            if (host.Addresses.Count == 0)
+            {
+                lastError = host.AddressError ?? $"no address for {host.Name}";
+                continue;
+            }
+            var tlsa = TlsaLookup.Absent;
+            if (profile.EffectiveDane != DaneSupport.None)
+                tlsa = await TlsaLookup.QueryAsync(dns, host.Name, host.Port, host.Secure, ct).ConfigureAwait(false);
+            var plan = SecurityPlanner.Plan(new SecurityContext(domain, host.Name, profile.TlsSupport, profile.EffectiveDane, mode,
+                policy is not null && MxMatcher.MatchesAny(policy, host.Name), tlsa, profile.HasSmtpRoute));
+            if (plan.Skip)
+            {
+                lastError = plan.SkipReason ?? $"MX {host.Name} skipped";
+                lastStatus = plan.SkipStatus ?? "4.4.4";
+                log.Info("mx_skipped", $"MX {host.Name} skipped for the domain ({domain}): {lastError}", ("domain", domain), ("mx", host.Name));
+                continue;
+            }
+            foreach (var address in host.Addresses)
+            {
+                var dcid = first ? request.Dcid : dcids.Next();
+                first = false;
+                var conn = new OutboundConnection(new MxTarget(host.Name, address, host.Port, host.Preference), plan, outboundOptions, log, dcid);
+                ConnectResult result;
+                try
+                {
+                    result = await conn.ConnectAsync(ct).ConfigureAwait(false);
+                }
+                catch
+                {
+                    await conn.DisposeAsync().ConfigureAwait(false);
+                    throw;
+                }
+                if (result.Ready)
+                {
+                    if (mode != MtaStsMode.None)
+                        log.Info("mtasts_success", $"MTA-STS policy for the domain ({domain}) Successful.", ("domain", domain), ("dcid", dcid));
+                    return new Session(conn, spool, domain);
+                }
+                lastError = result.Error ?? result.Reply?.ToString() ?? "connection failed";
+                lastStatus = result.EnhancedStatus;
+                await conn.DisposeAsync().ConfigureAwait(false);
+            }
+        }
+        var detail = $"{lastStatus} - {(lastStatus.StartsWith("4.4.1") ? "No answer from any hosts listed in MX" : "Delivery not possible")}" +
+                     $" ('000', ['{lastError ?? "no usable MX host"}'])";
+        throw new DeliveryOpenException(RecipientOutcomeKind.Transient, detail, lastStatus);
+    }
+
+    /// <summary>The MTA-STS mode to apply (RFC 8461 §5): enforce/testing from a live or cached policy; a resolver
+    /// temporary failure with nothing cached defers rather than delivering without the policy.</summary>
+    private (MtaStsMode Mode, StsPolicy? Policy) MtaStsPosture(DestinationProfile profile, string domain, PolicyResolution? resolution)
+    {
+        if (!profile.EnforcesMtaSts) return (MtaStsMode.None, null);
+        if (resolution is null)
+            throw new DeliveryOpenException(RecipientOutcomeKind.Transient,
+                $"4.4.3 - MTA-STS policy for the domain ({domain}) could not be resolved ('000', ['policy resolver unavailable'])", "4.4.3");
+        switch (resolution.Kind)
+        {
+            case PolicyResolutionKind.TempFail:
+                throw new DeliveryOpenException(RecipientOutcomeKind.Transient,
+                    $"4.4.3 - MTA-STS TXT lookup failed for the domain ({domain}) ('000', ['{resolution.Error}'])", "4.4.3");
+            case PolicyResolutionKind.Policy when resolution.Policy is { } p && p.Mode != StsMode.None:
+                log.Info("mtasts_apply", $"Applying MTA-STS policy for the domain ({domain})",
+                    ("domain", domain), ("mode", p.Mode.ToWireString()), ("policy_id", resolution.PolicyId));
+                return (p.Mode == StsMode.Enforce ? MtaStsMode.Enforce : MtaStsMode.Testing, p);
+            default:
+                return (MtaStsMode.None, null);
+        }
+    }
+
+    private sealed class Session(OutboundConnection conn, ISpool spool, string domain) : IDeliverySession
+    {
+        public string Peer => conn.Peer;
+
+        public async Task<JobResult> SendAsync(DeliveryJob job, CancellationToken ct)
+        {
+            var m = job.Message;
+            var body = await spool.ReadBodyAsync(m.Mid, ct).ConfigureAwait(false);
+            var rcpts = job.Recipients.Select(r => new Recipient(r.Rid, r.Address, r.Notify, r.OriginalRecipient)).ToArray();
+            var result = await conn.SendAsync(new OutboundMessage(m.Mid, m.ReversePath, rcpts, body, m.EnvId, m.Ret, m.EightBitMime, m.SmtpUtf8), ct)
+                .ConfigureAwait(false);
+            var outcomes = result.Recipients.Select(r => new RecipientOutcome(
+                r.Rid,
+                r.Status switch
+                {
+                    RecipientStatus.Accepted => RecipientOutcomeKind.Delivered,
+                    RecipientStatus.Permanent => RecipientOutcomeKind.Permanent,
+                    _ => RecipientOutcomeKind.Transient,
+                },
+                r.Status == RecipientStatus.Accepted ? $"'{r.Reply}'" : r.Reply.VendorForm,
+                r.Reply.EnhancedStatus ?? (r.Status == RecipientStatus.Accepted ? "2.0.0" : r.Status == RecipientStatus.Permanent ? "5.0.0" : "4.0.0"),
+                conn.Target.Host,
+                r.Reply.DiagnosticCode)).ToArray();
+            return new JobResult(m.Mid, outcomes, result.ConnectionUsable);
+        }
+
+        public Task CloseAsync(CancellationToken ct) => conn.CloseAsync(ct);
+
+        public ValueTask DisposeAsync() => conn.DisposeAsync();
+
+        public override string ToString() => $"{domain} via {conn.Peer}";
+    }
+}

@@ -1,0 +1,192 @@
+using System.Net;
+using Akka.Configuration;
+using MtaSts.Actors.Destinations;
+using MtaSts.Actors.Logging;
+using MtaSts.Actors.Smtp.Outbound;
+
+namespace MtaSts.Actors.Engine.Hosting;
+
+/// <summary>
+/// The gateway's configuration, read from HOCON files (hocon/akka.conf, hocon/destinations.conf, hocon/gateway.conf,
+/// then every --config file; later files win). Invalid values are reported with their path, never ignored.
+/// </summary>
+public sealed record GatewayConfig
+{
+    public required Config Hocon { get; init; }
+    public required IReadOnlyList<string> Files { get; init; }
+    public string DataDir { get; init; } = "data";
+    public string Hostname { get; init; } = "gateway.localdomain";
+
+    public IReadOnlyList<IPEndPoint> ListenEndpoints { get; init; } = [new(IPAddress.Loopback, 2525)];
+    public long MaxMessageSize { get; init; } = 50L * 1024 * 1024;
+    public int MaxRecipients { get; init; } = 1000;
+    public int MaxSessions { get; init; } = 1000;
+    public TimeSpan CommandTimeout { get; init; } = TimeSpan.FromMinutes(5);
+    public TimeSpan DataTimeout { get; init; } = TimeSpan.FromMinutes(10);
+    public IReadOnlyList<IPNetwork> RelayNetworks { get; init; } = [IPNetwork.Parse("127.0.0.0/8"), IPNetwork.Parse("::1/128")];
+    public string? TlsCertificate { get; init; }
+    public string? TlsKey { get; init; }
+    public IReadOnlyDictionary<string, string> Users { get; init; } = new Dictionary<string, string>();
+
+    public TimeSpan ConnectTimeout { get; init; } = TimeSpan.FromSeconds(30);
+    public TimeSpan OutboundCommandTimeout { get; init; } = TimeSpan.FromMinutes(5);
+    public TimeSpan OutboundDataTimeout { get; init; } = TimeSpan.FromMinutes(10);
+    public TimeSpan ConnectionIdleTime { get; init; } = TimeSpan.FromSeconds(2);
+    public int MaxRecipientsPerTransaction { get; init; } = 100;
+    /// <summary>domain (or "*") → next hops. Test and private deployments only.</summary>
+    public IReadOnlyDictionary<string, IReadOnlyList<HostPort>> MxOverride { get; init; } = new Dictionary<string, IReadOnlyList<HostPort>>();
+
+    public IReadOnlyList<IPEndPoint> DnsServers { get; init; } = [];
+    public TimeSpan DnsTimeout { get; init; } = TimeSpan.FromSeconds(5);
+    public int DnsRetries { get; init; } = 2;
+
+    public Uri? PolicyProxy { get; init; }
+    public TimeSpan PolicyFetchTimeout { get; init; } = TimeSpan.FromSeconds(60);
+    public TimeSpan PolicyConnectTimeout { get; init; } = TimeSpan.FromSeconds(10);
+    public string? ExtraCaBundle { get; init; }
+    public bool LenientContentType { get; init; }
+
+    public string LogText { get; init; } = "-";
+    public string LogJson { get; init; } = "";
+    public MailLogLevel LogLevel { get; init; } = MailLogLevel.Info;
+
+    public required DestinationConfig Destinations { get; init; }
+
+    /// <summary>Default search path of the shipped HOCON files (next to the executable, else ./hocon).</summary>
+    public static IReadOnlyList<string> DefaultFiles()
+    {
+        var dir = Path.Combine(AppContext.BaseDirectory, "hocon");
+        if (!Directory.Exists(dir)) dir = Path.Combine(Directory.GetCurrentDirectory(), "hocon");
+        return new[] { "akka.conf", "destinations.conf", "gateway.conf" }.Select(f => Path.Combine(dir, f)).Where(File.Exists).ToArray();
+    }
+
+    /// <summary>Loads and validates. Throws <see cref="GatewayConfigException"/> listing every problem.</summary>
+    public static GatewayConfig Load(IEnumerable<string> files, string? overrideHocon = null)
+    {
+        var fileList = files.ToList();
+        var errors = new List<string>();
+        var texts = new List<string>();
+        foreach (var f in fileList)
+        {
+            if (!File.Exists(f)) { errors.Add($"config file not found: {f}"); continue; }
+            texts.Add(File.ReadAllText(f));
+        }
+        if (overrideHocon is not null) texts.Add(overrideHocon);
+        if (errors.Count > 0) throw new GatewayConfigException(errors);
+        Config hocon;
+        try
+        {
+            // Later files win: concatenation lets later keys override earlier ones (and ${?ENV} lines resolve).
+            hocon = ConfigurationFactory.ParseString(string.Join("\n", texts));
+        }
+        catch (Exception ex)
+        {
+            throw new GatewayConfigException(new[] { $"HOCON syntax error: {ex.Message}" });
+        }
+        return FromHocon(hocon, fileList);
+    }
+
+    public static GatewayConfig FromHocon(Config hocon, IReadOnlyList<string> files)
+    {
+        var errors = new List<string>();
+        var m = hocon.GetConfig("mtasts") ?? ConfigurationFactory.Empty;
+
+        T Get<T>(string path, T fallback, Func<string, T> parse)
+        {
+            if (!m.HasPath(path)) return fallback;
+            var raw = m.GetString(path);
+            try { return parse(raw); }
+            catch (Exception ex) { errors.Add($"mtasts.{path} = \"{raw}\": {ex.Message}"); return fallback; }
+        }
+        TimeSpan Dur(string path, TimeSpan fallback) => Get(path, fallback, s =>
+            DestinationConfigLoader.TryParseDuration(s, out var d) ? d : throw new FormatException("not a duration (e.g. 30s, 5m, 1h)"));
+        int Int(string path, int fallback, int min, int max) => Get(path, fallback, s =>
+        {
+            var v = int.Parse(s, System.Globalization.CultureInfo.InvariantCulture);
+            return v < min || v > max ? throw new FormatException($"out of range {min}..{max}") : v;
+        });
+        IReadOnlyList<string> List(string path) => m.HasPath(path) ? m.GetStringList(path).ToArray() : Array.Empty<string>();
+
+        var destinations = DestinationConfigLoader.Load(hocon);
+        if (!destinations.IsValid) errors.AddRange(destinations.Errors);
+
+        var mxOverride = new Dictionary<string, IReadOnlyList<HostPort>>(StringComparer.OrdinalIgnoreCase);
+        if (m.HasPath("delivery.mx-override"))
+        {
+            foreach (var kv in m.GetConfig("delivery.mx-override").AsEnumerable())
+            {
+                var key = kv.Key.Trim('"');
+                try
+                {
+                    var v = kv.Value.IsArray() ? kv.Value.GetStringList() : kv.Value.GetString().Split(',', StringSplitOptions.RemoveEmptyEntries | StringSplitOptions.TrimEntries);
+                    mxOverride[key] = v.Select(HostPort.Parse).ToArray();
+                }
+                catch (Exception ex) { errors.Add($"mtasts.delivery.mx-override.\"{key}\": {ex.Message}"); }
+            }
+        }
+        var users = new Dictionary<string, string>(StringComparer.Ordinal);
+        if (m.HasPath("listener.users"))
+            foreach (var kv in m.GetConfig("listener.users").AsEnumerable())
+                users[kv.Key.Trim('"')] = kv.Value.GetString();
+
+        string? NonEmpty(string path) => m.HasPath(path) && m.GetString(path) is { Length: > 0 } s ? s : null;
+
+        var cfg = new GatewayConfig
+        {
+            Hocon = hocon,
+            Files = files,
+            DataDir = NonEmpty("data-dir") ?? "data",
+            Hostname = NonEmpty("hostname") ?? "gateway.localdomain",
+            ListenEndpoints = Get<IReadOnlyList<IPEndPoint>>("listener.endpoints", [new(IPAddress.Loopback, 2525)], _ =>
+                List("listener.endpoints").Select(s => ParseEndPoint(s)).ToArray()),
+            MaxMessageSize = Get("listener.max-message-size", 50L * 1024 * 1024, s => long.Parse(s, System.Globalization.CultureInfo.InvariantCulture)),
+            MaxRecipients = Int("listener.max-recipients", 1000, 1, 100_000),
+            MaxSessions = Int("listener.max-sessions", 1000, 1, 100_000),
+            CommandTimeout = Dur("listener.command-timeout", TimeSpan.FromMinutes(5)),
+            DataTimeout = Dur("listener.data-timeout", TimeSpan.FromMinutes(10)),
+            RelayNetworks = Get<IReadOnlyList<IPNetwork>>("listener.relay-networks", [IPNetwork.Parse("127.0.0.0/8"), IPNetwork.Parse("::1/128")], _ =>
+                List("listener.relay-networks").Select(n => IPNetwork.Parse(n.AsSpan())).ToArray()),
+            TlsCertificate = NonEmpty("listener.tls-certificate"),
+            TlsKey = NonEmpty("listener.tls-key"),
+            Users = users,
+            ConnectTimeout = Dur("delivery.connect-timeout", TimeSpan.FromSeconds(30)),
+            OutboundCommandTimeout = Dur("delivery.command-timeout", TimeSpan.FromMinutes(5)),
+            OutboundDataTimeout = Dur("delivery.data-timeout", TimeSpan.FromMinutes(10)),
+            ConnectionIdleTime = Dur("delivery.connection-idle-time", TimeSpan.FromSeconds(2)),
+            MaxRecipientsPerTransaction = Int("delivery.max-recipients-per-transaction", 100, 1, 1000),
+            MxOverride = mxOverride,
+            DnsServers = Get<IReadOnlyList<IPEndPoint>>("dns.servers", [], _ =>
+                List("dns.servers").Select(s => s.Contains(':') && !s.Contains("]:") && s.Count(c => c == ':') > 1
+                    ? new IPEndPoint(IPAddress.Parse(s), 53) : ParseEndPoint(s, 53)).ToArray()),
+            DnsTimeout = Dur("dns.timeout", TimeSpan.FromSeconds(5)),
+            DnsRetries = Int("dns.retries", 2, 0, 10),
+            PolicyProxy = NonEmpty("policy.proxy") is { } p ? Get<Uri?>("policy.proxy", null, _ => new Uri(p)) : null,
+            PolicyFetchTimeout = Dur("policy.fetch-timeout", TimeSpan.FromSeconds(60)),
+            PolicyConnectTimeout = Dur("policy.connect-timeout", TimeSpan.FromSeconds(10)),
+            ExtraCaBundle = NonEmpty("policy.extra-ca-bundle"),
+            LenientContentType = m.HasPath("policy.lenient-content-type") && m.GetBoolean("policy.lenient-content-type"),
+            LogText = m.HasPath("log.text") ? m.GetString("log.text") : "-",
+            LogJson = m.HasPath("log.json") ? m.GetString("log.json") : "",
+            LogLevel = Get("log.level", MailLogLevel.Info, s => Enum.Parse<MailLogLevel>(s, ignoreCase: true)),
+            Destinations = destinations.Config ?? DestinationConfig.Default,
+        };
+        if ((cfg.TlsCertificate is null) != (cfg.TlsKey is null))
+            errors.Add("mtasts.listener.tls-certificate and tls-key must be given together");
+        if (cfg.ExtraCaBundle is not null && !File.Exists(cfg.ExtraCaBundle))
+            errors.Add($"mtasts.policy.extra-ca-bundle: file not found: {cfg.ExtraCaBundle}");
+        if (errors.Count > 0) throw new GatewayConfigException(errors);
+        return cfg;
+    }
+
+    private static IPEndPoint ParseEndPoint(string s) => ParseEndPoint(s, 25);
+
+    private static IPEndPoint ParseEndPoint(string s, int defaultPort) =>
+        IPEndPoint.TryParse(s, out var ep) ? (ep.Port == 0 && !s.Contains(':') ? new IPEndPoint(ep.Address, defaultPort) : ep)
+            : throw new FormatException($"'{s}' is not an address:port");
+}
+
+public sealed class GatewayConfigException(IReadOnlyList<string> errors)
+    : Exception("invalid configuration:\n  " + string.Join("\n  ", errors))
+{
+    public IReadOnlyList<string> Errors { get; } = errors;
+}

@@ -354,8 +354,10 @@ public sealed class OutboundConnection : IAsyncDisposable
                 ("mid", message.Mid), ("rid", accepted), ("response", dataReply.ToString()));
             return result;
         }
-        catch (NoRecipientsAcceptedException)
+        catch (SmtpCommandException e) when (e.ErrorCode == SmtpErrorCode.MessageNotAccepted && tx.Mail is not { IsPositive: false }
+                                             && tx.Rcpt.All(r => r is { IsPositive: false }))
         {
+            // Every RCPT refused: MailKit stops before DATA (and keeps the connection); each refusal decides its recipient.
             if (tx.Rcpt.Any(r => r?.Code == 421)) await AbandonAsync().ConfigureAwait(false);
             else await TryResetAsync(client, ct).ConfigureAwait(false);
             return Decide(message, tx, null, _usable);
@@ -460,8 +462,6 @@ public sealed class OutboundConnection : IAsyncDisposable
         public OutboundReply?[] Rcpt { get; } = new OutboundReply?[message.Recipients.Count];
         public OutboundReply? Mail { get; set; }
     }
-
-    private sealed class NoRecipientsAcceptedException() : Exception("no recipients accepted");
 
     // ------------------------------------------------------------------ close
 
@@ -596,8 +596,6 @@ public sealed class OutboundConnection : IAsyncDisposable
 
         protected override void OnRecipientNotAccepted(MimeMessage message, MailboxAddress mailbox, SmtpResponse response) =>
             Record(mailbox, response); // partial success: keep going
-
-        protected override void OnNoRecipientsAccepted(MimeMessage message) => throw new NoRecipientsAcceptedException();
 
         protected override string? GetEnvelopeId(MimeMessage message) => Current?.Message.EnvId;
 

@@ -270,19 +270,19 @@ public sealed class Gateway : IAsyncDisposable
         }
     }
 
-    /// <summary>The akka section of the loaded HOCON with SQLite paths moved under the data directory.</summary>
+    /// <summary>The loaded HOCON with SQLite paths moved under the data directory, parsed flat: Akka's HOCON merge
+    /// recurses without end on some fallback chains handed to Akka.Hosting, so overrides are appended as text.</summary>
     private static Config AkkaConfig(GatewayConfig config, string dataDir)
     {
         string Db(string file) => $"\"Data Source={Path.Combine(dataDir, file).Replace("\\", "/")};Default Timeout=60\"";
-        var akka = config.Hocon;
-        var isSqlite = akka.GetString("akka.persistence.journal.sql.provider-name", "SQLite.MS").StartsWith("SQLite", StringComparison.OrdinalIgnoreCase);
-        if (!isSqlite) return akka;
-        var paths = ConfigurationFactory.ParseString($$"""
+        var isSqlite = config.Hocon.GetString("akka.persistence.journal.sql.provider-name", "SQLite.MS").StartsWith("SQLite", StringComparison.OrdinalIgnoreCase);
+        if (!isSqlite || config.HoconText.Length == 0) return config.Hocon;
+        return ConfigurationFactory.ParseString(config.HoconText + $$"""
+
             akka.persistence.journal.sql.connection-string = {{Db("journal.db")}}
             akka.persistence.journal.sharding.connection-string = {{Db("sharding.db")}}
             akka.persistence.snapshot-store.sql.connection-string = {{Db("snapshots.db")}}
             akka.persistence.snapshot-store.sharding.connection-string = {{Db("sharding.db")}}
             """);
-        return paths.WithFallback(akka);
     }
 }

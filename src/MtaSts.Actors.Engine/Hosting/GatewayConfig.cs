@@ -13,6 +13,8 @@ namespace MtaSts.Actors.Engine.Hosting;
 public sealed record GatewayConfig
 {
     public required Config Hocon { get; init; }
+    /// <summary>The HOCON source text the config was parsed from (Akka gets a flat parse of it, never a fallback chain).</summary>
+    public string HoconText { get; init; } = "";
     public required IReadOnlyList<string> Files { get; init; }
     public string DataDir { get; init; } = "data";
     public string Hostname { get; init; } = "gateway.localdomain";
@@ -72,18 +74,48 @@ public sealed record GatewayConfig
             texts.Add(File.ReadAllText(f));
         }
         if (overrideHocon is not null) texts.Add(overrideHocon);
+        // Akka's HOCON parser silently drops everything after an unresolved ${?VAR}: refuse substitutions outright
+        // and take environment overrides from a fixed table instead.
+        for (var i = 0; i < texts.Count; i++)
+            if (texts[i].Contains("${", StringComparison.Ordinal))
+                errors.Add($"{(i < fileList.Count ? fileList[i] : "override")}: HOCON substitutions (${{...}}) are not supported; use the MTASTS_* environment variables");
         if (errors.Count > 0) throw new GatewayConfigException(errors);
+        texts.Add(EnvironmentOverrides(Environment.GetEnvironmentVariable));
         Config hocon;
         try
         {
-            // Later files win: concatenation lets later keys override earlier ones (and ${?ENV} lines resolve).
+            // Later files win: concatenation lets later keys override earlier ones.
             hocon = ConfigurationFactory.ParseString(string.Join("\n", texts));
         }
         catch (Exception ex)
         {
             throw new GatewayConfigException(new[] { $"HOCON syntax error: {ex.Message}" });
         }
-        return FromHocon(hocon, fileList);
+        return FromHocon(hocon, fileList) with { HoconText = string.Join("\n", texts) };
+    }
+
+    /// <summary>Environment variable → HOCON (values quoted). Applied after every file: the environment wins.</summary>
+    public static string EnvironmentOverrides(Func<string, string?> env)
+    {
+        static string Q(string v) => "\"" + v.Replace("\\", "\\\\").Replace("\"", "\\\"") + "\"";
+        var sb = new System.Text.StringBuilder();
+        void Set(string variable, params string[] paths)
+        {
+            if (env(variable) is not { Length: > 0 } v) return;
+            foreach (var p in paths) sb.Append(p).Append(" = ").Append(Q(v)).Append('\n');
+        }
+        Set("MTASTS_DATA_DIR", "mtasts.data-dir");
+        Set("MTASTS_HOSTNAME", "mtasts.hostname");
+        Set("MTASTS_POLICY_PROXY", "mtasts.policy.proxy");
+        Set("MTASTS_PUBLIC_HOSTNAME", "akka.remote.dot-netty.tcp.public-hostname");
+        Set("MTASTS_AKKA_PORT", "akka.remote.dot-netty.tcp.port");
+        Set("MTASTS_PG", "akka.persistence.journal.sql.connection-string", "akka.persistence.journal.sharding.connection-string",
+            "akka.persistence.snapshot-store.sql.connection-string", "akka.persistence.snapshot-store.sharding.connection-string");
+        if (env("MTASTS_SEED_NODES") is { Length: > 0 } seeds)
+            sb.Append("akka.cluster.seed-nodes = [")
+              .AppendJoin(", ", seeds.Split(',', StringSplitOptions.RemoveEmptyEntries | StringSplitOptions.TrimEntries).Select(Q))
+              .Append("]\n");
+        return sb.ToString();
     }
 
     public static GatewayConfig FromHocon(Config hocon, IReadOnlyList<string> files)

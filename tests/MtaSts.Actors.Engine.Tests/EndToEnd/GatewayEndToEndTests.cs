@@ -1,0 +1,145 @@
+using MtaSts.Actors.TestInfra.Smtp;
+
+namespace MtaSts.Actors.Engine.Tests.EndToEnd;
+
+/// <summary>
+/// A real SMTP client submits to a real gateway, which delivers over real SMTP to loopback receivers that accept,
+/// tempfail and permfail. Every accepted message must end delivered, deferred or bounced with a DSN.
+/// </summary>
+public sealed class GatewayEndToEndTests
+{
+    private static readonly TimeSpan Wait = TimeSpan.FromSeconds(60);
+
+    [Fact]
+    public async Task Accepted_mail_is_delivered_once_per_recipient_across_domains()
+    {
+        await using var mx = TestSmtpReceiver.Start(new TestSmtpReceiverOptions { OfferStartTls = false });
+        await using var gw = await GatewayFixture.StartAsync(mx.Port);
+        await gw.SendAsync("app@sender.test", ["a@one.test", "b@one.test", "c@two.test"], "multi");
+        await gw.SendAsync("app@sender.test", ["d@three.test"], "single");
+
+        var got = await gw.ReceivedAsync(mx, 3, Wait);
+        await gw.WaitForLineAsync(l => l.Contains("Message finished MID") && l.Contains("done"), Wait, count: 2);
+        var rcpts = got.SelectMany(m => m.Recipients.Select(r => r.Address)).OrderBy(x => x).ToArray();
+        Assert.Equal(["a@one.test", "b@one.test", "c@two.test", "d@three.test"], rcpts);
+        // one.test's two recipients travel in one transaction; the body is the submitted one.
+        Assert.Contains(got, m => m.Recipients.Count == 2 && m.Text.Contains("Subject: multi"));
+        Assert.Contains(gw.Lines, l => l.Contains("New SMTP ICID"));
+        Assert.Contains(gw.Lines, l => l.Contains("queued for delivery"));
+        Assert.Contains(gw.Lines, l => l.Contains("New SMTP DCID"));
+        Assert.Contains(gw.Lines, l => l.Contains("Delivery start DCID"));
+        await Task.Delay(300);
+        Assert.Equal(3, mx.Messages.Count); // no duplicate deliveries
+    }
+
+    [Fact]
+    public async Task Permanent_failure_bounces_a_dsn_to_the_sender_and_delivers_the_rest()
+    {
+        await using var mx = TestSmtpReceiver.Start(new TestSmtpReceiverOptions { OfferStartTls = false });
+        mx.RejectRecipient("nobody@dest.test", "550 5.1.1 <nobody@dest.test>: no such user");
+        await using var gw = await GatewayFixture.StartAsync(mx.Port);
+        await gw.SendAsync("app@sender.test", ["nobody@dest.test", "ok@dest.test"], "partial");
+
+        var got = await gw.ReceivedAsync(mx, 2, Wait);
+        var delivered = Assert.Single(got, m => m.MailFrom.Length > 0);
+        Assert.Equal("ok@dest.test", Assert.Single(delivered.Recipients).Address);
+        var dsn = Assert.Single(got, m => m.MailFrom.Length == 0); // RFC 3464: null reverse-path
+        Assert.Equal("app@sender.test", Assert.Single(dsn.Recipients).Address);
+        Assert.Contains("multipart/report", dsn.Text);
+        Assert.Contains("report-type=delivery-status", dsn.Text);
+        Assert.Contains("Final-Recipient: rfc822; nobody@dest.test", dsn.Text);
+        Assert.Contains("Status: 5.1.1", dsn.Text);
+        Assert.Contains("Action: failed", dsn.Text);
+    }
+
+    [Fact]
+    public async Task Bounce_of_a_null_sender_message_produces_no_dsn()
+    {
+        await using var mx = TestSmtpReceiver.Start(new TestSmtpReceiverOptions { OfferStartTls = false });
+        mx.RejectRecipient("gone@dest.test");
+        await using var gw = await GatewayFixture.StartAsync(mx.Port);
+        await gw.SendAsync("", ["gone@dest.test"], "a bounce itself");
+        await gw.WaitForLineAsync(l => l.Contains("Message finished MID"), Wait);
+        await Task.Delay(1000);
+        Assert.Empty(mx.Messages);
+    }
+
+    [Fact]
+    public async Task Temporary_failure_is_retried_and_then_delivered()
+    {
+        await using var mx = TestSmtpReceiver.Start(new TestSmtpReceiverOptions { OfferStartTls = false });
+        var refusals = 0;
+        mx.Script = (phase, _, _) => phase == SmtpPhase.Rcpt && Interlocked.Increment(ref refusals) <= 2
+            ? "451 4.3.0 try again later" : null;
+        await using var gw = await GatewayFixture.StartAsync(mx.Port);
+        await gw.SendAsync("app@sender.test", ["later@dest.test"], "retry me");
+
+        var got = await gw.ReceivedAsync(mx, 1, Wait);
+        Assert.Equal("later@dest.test", Assert.Single(Assert.Single(got).Recipients).Address);
+        Assert.True(refusals >= 3);
+        Assert.Contains(gw.Lines, l => l.Contains("Delayed: DCID"));
+    }
+
+    [Fact]
+    public async Task Mail_that_outlives_max_time_in_queue_bounces_with_a_failure_dsn()
+    {
+        await using var mx = TestSmtpReceiver.Start(new TestSmtpReceiverOptions { OfferStartTls = false });
+        mx.Script = (phase, arg, _) => phase == SmtpPhase.Rcpt && arg.EndsWith("@slow.test", StringComparison.Ordinal)
+            ? "452 4.2.2 mailbox full" : null;
+        await using var gw = await GatewayFixture.StartAsync(mx.Port,
+            "mtasts.bounce-profiles.default { max-time-in-queue = 3s }\nmtasts.destinations.default.bounce-profile = default");
+        await gw.SendAsync("app@sender.test", ["full@slow.test"], "never fits");
+
+        var got = await gw.ReceivedAsync(mx, 1, Wait);
+        var dsn = Assert.Single(got);
+        Assert.Equal("", dsn.MailFrom);
+        Assert.Contains("Final-Recipient: rfc822; full@slow.test", dsn.Text);
+        Assert.Contains("Action: failed", dsn.Text);
+    }
+
+    [Fact]
+    public async Task Connection_limits_of_the_destination_are_respected()
+    {
+        await using var mx = TestSmtpReceiver.Start(new TestSmtpReceiverOptions { OfferStartTls = false });
+        await using var gw = await GatewayFixture.StartAsync(mx.Port,
+            "mtasts.destinations.default { max-concurrent-connections = 2\nmax-messages-per-connection = 3 }");
+        var sends = Enumerable.Range(0, 30).Select(i => gw.SendAsync("app@sender.test", [$"u{i}@limits.test"], $"m{i}"));
+        await Task.WhenAll(sends);
+
+        await gw.ReceivedAsync(mx, 30, Wait);
+        Assert.InRange(mx.MaxConcurrentSessions, 1, 2);
+        Assert.InRange(mx.MaxMessagesPerConnection, 1, 3);
+        Assert.True(mx.TotalSessions >= 10, $"30 messages at 3 per connection need ≥ 10 sessions, saw {mx.TotalSessions}");
+    }
+
+    [Fact]
+    public async Task Queued_mail_survives_a_restart_and_is_delivered_by_the_new_process()
+    {
+        var dataDir = Path.Combine(Path.GetTempPath(), "mtasts-e2e-restart-" + Guid.NewGuid().ToString("N"));
+        // First life: the destination refuses connections (nothing listens on the port).
+        var closedPort = FreePort();
+        var gw = await GatewayFixture.StartAsync(closedPort, "", dataDir);
+        await gw.SendAsync("app@sender.test", ["x@restart.test", "y@restart.test"], "survivor");
+        await gw.WaitForLineAsync(l => l.Contains("Delayed: DCID"), Wait);
+        await gw.StopAsync();
+
+        // Second life: same data directory, the receiver is up.
+        await using var mx = TestSmtpReceiver.Start(new TestSmtpReceiverOptions { OfferStartTls = false });
+        await gw.RestartAsync($"\"*\" = \"127.0.0.1:{mx.Port}\"", "");
+        await using (gw)
+        {
+            var got = await gw.ReceivedAsync(mx, 1, Wait);
+            Assert.Equal(2, got.Sum(m => m.Recipients.Count));
+            await gw.WaitForLineAsync(l => l.Contains("Message finished MID"), Wait);
+        }
+    }
+
+    private static int FreePort()
+    {
+        var l = new System.Net.Sockets.TcpListener(System.Net.IPAddress.Loopback, 0);
+        l.Start();
+        var port = ((System.Net.IPEndPoint)l.LocalEndpoint).Port;
+        l.Stop();
+        return port;
+    }
+}

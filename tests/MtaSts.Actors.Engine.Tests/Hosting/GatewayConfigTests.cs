@@ -1,0 +1,91 @@
+using MtaSts.Actors.Engine.Hosting;
+
+namespace MtaSts.Actors.Engine.Tests.Hosting;
+
+public sealed class GatewayConfigTests
+{
+    [Fact]
+    public void Shipped_defaults_load_and_describe_the_embedded_gateway()
+    {
+        var c = GatewayConfig.Load(GatewayConfig.DefaultFiles());
+        Assert.Equal("data", c.DataDir);
+        Assert.Equal(2525, Assert.Single(c.ListenEndpoints).Port);
+        Assert.Empty(c.MxOverride);
+        Assert.Equal(TimeSpan.FromSeconds(60), c.PolicyFetchTimeout);
+        Assert.Equal(500, c.Destinations.Profiles.Default.MaxConcurrentConnections);
+    }
+
+    [Fact]
+    public void Later_text_overrides_the_shipped_files()
+    {
+        var c = GatewayConfig.Load(GatewayConfig.DefaultFiles(), """
+            mtasts {
+              data-dir = "/tmp/x"
+              listener.endpoints = ["127.0.0.1:0"]
+              delivery {
+                mx-override { "*" = "127.0.0.1:2600" }
+                connection-idle-time = 200ms
+              }
+            }
+            mtasts.destinations.default { max-concurrent-connections = 7 }
+            """);
+        Assert.Equal("/tmp/x", c.DataDir);
+        Assert.Equal(0, Assert.Single(c.ListenEndpoints).Port);
+        Assert.Equal(2600, Assert.Single(c.MxOverride["*"]).Port);
+        Assert.Equal(TimeSpan.FromMilliseconds(200), c.ConnectionIdleTime);
+        Assert.Equal(7, c.Destinations.Profiles.Default.MaxConcurrentConnections);
+    }
+
+    [Theory]
+    [InlineData("mtasts.listener.max-sessions = 0", "mtasts.listener.max-sessions")]
+    [InlineData("mtasts.delivery.connect-timeout = soon", "mtasts.delivery.connect-timeout")]
+    [InlineData("mtasts.listener.endpoints = [\"nowhere\"]", "mtasts.listener.endpoints")]
+    [InlineData("mtasts.destinations.default.max-concurrent-connections = 5000", "max-concurrent-connections")]
+    [InlineData("mtasts.delivery.mx-override { \"*\" = \"[::1\" }", "mx-override")]
+    public void Invalid_values_are_rejected_with_their_path(string hocon, string expected)
+    {
+        var e = Assert.Throws<GatewayConfigException>(() => GatewayConfig.Load(GatewayConfig.DefaultFiles(), hocon));
+        Assert.Contains(e.Errors, x => x.Contains(expected, StringComparison.Ordinal));
+    }
+
+    [Fact]
+    public void A_syntax_error_is_reported_not_thrown_raw()
+    {
+        var e = Assert.Throws<GatewayConfigException>(() => GatewayConfig.Load(GatewayConfig.DefaultFiles(), "mtasts.delivery { mx-override { }, connect-timeout = 5s }"));
+        Assert.Contains("HOCON", e.Message);
+    }
+
+    [Fact]
+    public void Substitutions_are_refused_because_akka_hocon_drops_the_rest_of_the_file()
+    {
+        var e = Assert.Throws<GatewayConfigException>(() => GatewayConfig.Load(GatewayConfig.DefaultFiles(), "mtasts.hostname = ${?HOST}"));
+        Assert.Contains("MTASTS_", e.Message);
+    }
+
+    [Fact]
+    public void Environment_overrides_map_to_fixed_paths()
+    {
+        var env = new Dictionary<string, string>
+        {
+            ["MTASTS_DATA_DIR"] = "/var/lib/mtasts",
+            ["MTASTS_PG"] = "Host=db;Password=\"x\"",
+            ["MTASTS_SEED_NODES"] = "akka.tcp://mtasts@a:4053, akka.tcp://mtasts@b:4053",
+        };
+        var text = GatewayConfig.EnvironmentOverrides(k => env.GetValueOrDefault(k));
+        var c = Akka.Configuration.ConfigurationFactory.ParseString(text);
+        Assert.Equal("/var/lib/mtasts", c.GetString("mtasts.data-dir"));
+        Assert.Equal("Host=db;Password=\"x\"", c.GetString("akka.persistence.snapshot-store.sharding.connection-string"));
+        Assert.Equal(["akka.tcp://mtasts@a:4053", "akka.tcp://mtasts@b:4053"], c.GetStringList("akka.cluster.seed-nodes"));
+        Assert.Equal("", GatewayConfig.EnvironmentOverrides(_ => null));
+    }
+
+    [Fact]
+    public void The_postgres_cluster_file_layers_over_the_defaults()
+    {
+        var files = GatewayConfig.DefaultFiles().Append(Path.Combine(AppContext.BaseDirectory, "hocon", "cluster-postgres.conf"));
+        var c = GatewayConfig.Load(files);
+        Assert.StartsWith("PostgreSQL", c.Hocon.GetString("akka.persistence.journal.sql.provider-name"));
+        Assert.Equal(2, c.Hocon.GetStringList("akka.cluster.seed-nodes").Count);
+        Assert.Equal("data", c.DataDir);
+    }
+}

@@ -1,1 +1,96 @@
-namespace MtaSts.Actors.Host; public static class Program { public static int Main(string[] args) => 0; }
+using System.Runtime.InteropServices;
+using MtaSts.Actors.Engine.Hosting;
+
+namespace MtaSts.Actors.Host;
+
+public static class Program
+{
+    private const string Usage = """
+        mtasts-gateway — outbound mail gateway with MTA-STS, DANE and destination controls
+
+        Usage:
+          mtasts-gateway serve [--config FILE]...   run the gateway (default config: hocon/*.conf next to the binary)
+          mtasts-gateway check DOMAIN [options]     MTA-STS checker (TXT, policy, certificates, MX STARTTLS)
+          mtasts-gateway check --help               checker options
+          mtasts-gateway config [--config FILE]...  validate the configuration and print the effective destination controls
+
+        Exit codes: 0 ok, 1 check verdict "not deliverable" / serve failed, 2 usage or configuration error.
+        """;
+
+    public static async Task<int> Main(string[] args)
+    {
+        if (args.Length == 0 || args[0] is "-h" or "--help" or "help")
+        {
+            Console.Out.Write(Usage);
+            return args.Length == 0 ? 2 : 0;
+        }
+        try
+        {
+            return args[0] switch
+            {
+                "serve" => await ServeAsync(args[1..]).ConfigureAwait(false),
+                "check" => await Check.CheckCommand.RunAsync(args[1..], Console.Out, Console.Error, CancellationToken.None).ConfigureAwait(false),
+                "config" => ValidateConfig(args[1..]),
+                _ => UsageError($"unknown command '{args[0]}'"),
+            };
+        }
+        catch (GatewayConfigException ex)
+        {
+            Console.Error.WriteLine(ex.Message);
+            return 2;
+        }
+    }
+
+    private static int UsageError(string message)
+    {
+        Console.Error.WriteLine($"mtasts-gateway: {message}");
+        Console.Error.Write(Usage);
+        return 2;
+    }
+
+    /// <summary>--config FILE options, appended after the shipped defaults (later files win).</summary>
+    private static IReadOnlyList<string>? ConfigFiles(string[] args)
+    {
+        var files = GatewayConfig.DefaultFiles().ToList();
+        for (var i = 0; i < args.Length; i++)
+        {
+            if (args[i] == "--config" && i + 1 < args.Length) files.Add(Path.GetFullPath(args[++i]));
+            else
+            {
+                UsageError($"unexpected argument '{args[i]}'");
+                return null;
+            }
+        }
+        return files;
+    }
+
+    private static int ValidateConfig(string[] args)
+    {
+        if (ConfigFiles(args) is not { } files) return 2;
+        var config = GatewayConfig.Load(files);
+        Console.Out.WriteLine($"configuration OK ({string.Join(", ", files)})");
+        foreach (var p in config.Destinations.Profiles.Profiles.Prepend(config.Destinations.Profiles.Default).Distinct())
+            Console.Out.WriteLine($"  {p.Destination,-28} conn {p.MaxConcurrentConnections,4}  msgs/conn {p.MaxMessagesPerConnection,4}  tls {p.TlsSupport,-27} dane {p.DaneSupport,-13} mta-sts {(p.MtaSts ? "yes" : "no")}  bounce {p.BounceProfile}");
+        return 0;
+    }
+
+    private static async Task<int> ServeAsync(string[] args)
+    {
+        if (ConfigFiles(args) is not { } files) return 2;
+        var config = GatewayConfig.Load(files);
+        using var stop = new CancellationTokenSource();
+        using var sigterm = PosixSignalRegistration.Create(PosixSignal.SIGTERM, ctx => { ctx.Cancel = true; stop.Cancel(); });
+        using var sigint = PosixSignalRegistration.Create(PosixSignal.SIGINT, ctx => { ctx.Cancel = true; stop.Cancel(); });
+        await using var gateway = await Gateway.StartAsync(config, ct: stop.Token).ConfigureAwait(false);
+        try
+        {
+            await Task.Delay(Timeout.Infinite, stop.Token).ConfigureAwait(false);
+        }
+        catch (OperationCanceledException)
+        {
+        }
+        // Graceful: stop accepting, let in-flight SMTP transactions finish, stop actors, close the spool.
+        await gateway.StopAsync().ConfigureAwait(false);
+        return 0;
+    }
+}

@@ -14,3 +14,5 @@ if [ ${#need[@]} -gt 0 ]; then
   (service postfix stop || true) >/dev/null 2>&1
   (service tinyproxy stop || true) >/dev/null 2>&1
 fi
+# DNSSEC test environment (NSD, Unbound, ldnsutils) for the DANE tests.
+bash "$(dirname "${BASH_SOURCE[0]}")/dnssec/setup.sh"

@@ -26,16 +26,19 @@ public sealed class GatewayFixture : IAsyncDisposable
     public static Task<GatewayFixture> StartAsync(int mxPort, string extraHocon = "", string? dataDir = null) =>
         StartAsync($"\"*\" = \"127.0.0.1:{mxPort}\"", extraHocon, dataDir);
 
-    public static async Task<GatewayFixture> StartAsync(string mxOverride, string extraHocon, string? dataDir)
+    /// <param name="overrides">Optional component overrides (DNS, policy HTTPS port, tuning); the log writer is
+    /// always the fixture's in-memory one.</param>
+    public static async Task<GatewayFixture> StartAsync(string mxOverride, string extraHocon, string? dataDir,
+        GatewayOverrides? overrides = null)
     {
         dataDir ??= Path.Combine(Path.GetTempPath(), "mtasts-e2e-" + Guid.NewGuid().ToString("N"));
         var f = new GatewayFixture(dataDir);
-        await f.RestartAsync(mxOverride, extraHocon).ConfigureAwait(false);
+        await f.RestartAsync(mxOverride, extraHocon, overrides).ConfigureAwait(false);
         return f;
     }
 
     /// <summary>(Re)starts on the same data directory: the restart path of a real process.</summary>
-    public async Task RestartAsync(string mxOverride, string extraHocon)
+    public async Task RestartAsync(string mxOverride, string extraHocon, GatewayOverrides? overrides = null)
     {
         var hocon = $$"""
             mtasts {
@@ -57,7 +60,7 @@ public sealed class GatewayFixture : IAsyncDisposable
             """;
         var config = GatewayConfig.Load(GatewayConfig.DefaultFiles(), hocon);
         var writer = new LineWriter(_lines);
-        Gateway = await Gateway.StartAsync(config, new GatewayOverrides { LogWriter = writer }).ConfigureAwait(false);
+        Gateway = await Gateway.StartAsync(config, (overrides ?? new GatewayOverrides()) with { LogWriter = writer }).ConfigureAwait(false);
     }
 
     public async Task StopAsync() => await Gateway.DisposeAsync().ConfigureAwait(false);

@@ -2,22 +2,23 @@ using System.Diagnostics;
 using System.Globalization;
 using System.Net;
 using System.Text.Json;
-using System.Text.Json.Nodes;
 using MtaSts.Actors.LoadTests.Core;
 
 namespace MtaSts.Actors.LoadTests.Targets;
 
 /// <summary>
-/// The MtaSts.Actors gateway, started as `dotnet &lt;dll&gt; serve --config &lt;file&gt;` (or any command given with
-/// --gateway-cmd, placeholders {config} {listen} {port} {sink} {workdir}). The harness writes the config file; the
-/// same facts go into MTASTS_LOADTEST_* environment variables, so the engine can pick whichever it prefers.
-/// The contract is documented in load-tests/README.md ("Wiring the gateway").
+/// The MtaSts.Actors gateway, started as `dotnet &lt;dll&gt; serve --config &lt;run dir&gt;/gateway.loadtest.conf` (or any
+/// command given with --gateway-cmd, placeholders {config} {listen} {port} {sink} {workdir}). The harness writes a
+/// HOCON file that the host layers over its shipped hocon/*.conf: loopback listener, mx-override "*" → receiver,
+/// default destination profile (connections, messages per connection, TLS off, MTA-STS switch), short retry schedule.
+/// See load-tests/README.md ("Wiring the gateway").
 /// </summary>
 public sealed class GatewayTarget(int port, string? dllPath, string? commandTemplate, string repoRoot) : ITarget
 {
     private Process? _process;
     private string? _statsFile;
     private string? _log;
+    private string? _mailLog;
     private readonly Dictionary<string, string> _facts = new();
 
     public string Name => "gateway";
@@ -41,11 +42,12 @@ public sealed class GatewayTarget(int port, string? dllPath, string? commandTemp
         var dir = Path.Combine(spec.WorkDirectory, "gateway");
         if (Directory.Exists(dir)) Directory.Delete(dir, recursive: true);
         Directory.CreateDirectory(dir);
-        var config = Path.Combine(dir, "gateway.loadtest.json");
+        var config = Path.Combine(dir, "gateway.loadtest.conf");
         _statsFile = Path.Combine(dir, "stats.json");
         _log = Path.Combine(dir, "gateway.log");
+        _mailLog = Path.Combine(dir, "gw-mail.log");
         var sink = spec.Routes.FirstOrDefault(r => r.Key == "*").Value ?? spec.Routes[0].Value;
-        await File.WriteAllTextAsync(config, ConfigJson(spec, dir).ToJsonString(new JsonSerializerOptions { WriteIndented = true }), ct);
+        await File.WriteAllTextAsync(config, ConfigHocon(spec, dir), ct);
 
         string file;
         List<string> args;
@@ -61,21 +63,23 @@ public sealed class GatewayTarget(int port, string? dllPath, string? commandTemp
         {
             var dll = dllPath ?? FindDll(repoRoot);
             if (dll is null || !File.Exists(dll))
-                return "target not available yet: mtasts-gateway.dll not found (build src/MtaSts.Actors.Host, or pass --gateway-dll/--gateway-cmd)";
+                return "target not available yet: mtasts-gateway.dll not found (dotnet build src/MtaSts.Actors.Host -c Release, or pass --gateway-dll/--gateway-cmd)";
             file = "dotnet";
             args = [dll, "serve", "--config", config];
+            _facts["dll"] = dll;
         }
 
         var psi = new ProcessStartInfo(file) { UseShellExecute = false, RedirectStandardOutput = true, RedirectStandardError = true, WorkingDirectory = dir };
         foreach (var a in args) psi.ArgumentList.Add(a);
-        psi.Environment["MTASTS_LOADTEST_CONFIG"] = config;
-        psi.Environment["MTASTS_LOADTEST_LISTEN"] = Endpoint.ToString();
-        psi.Environment["MTASTS_LOADTEST_ROUTES"] = string.Join(',', spec.Routes.Select(r => $"{r.Key}={r.Value}"));
-        psi.Environment["MTASTS_LOADTEST_MTASTS"] = spec.MtaSts ? "1" : "0";
-        psi.Environment["MTASTS_LOADTEST_SPOOL"] = Path.Combine(dir, "spool");
-        psi.Environment["MTASTS_LOADTEST_STATS_FILE"] = _statsFile;
+        // run.sh tunes the harness's own runtime (workstation GC); the gateway runs with its shipped runtime settings.
+        psi.Environment.Remove("DOTNET_gcServer");
+        psi.Environment.Remove("DOTNET_TieredPGO");
+        // The host layers MTASTS_* environment variables over every config file: make sure none leaks in from the shell.
+        foreach (var v in new[] { "MTASTS_DATA_DIR", "MTASTS_HOSTNAME", "MTASTS_POLICY_PROXY", "MTASTS_PG", "MTASTS_SEED_NODES", "MTASTS_AKKA_PORT", "MTASTS_PUBLIC_HOSTNAME" })
+            psi.Environment.Remove(v);
         _facts["command"] = file + " " + string.Join(' ', args.Select(ProcessRunner.Quote));
         _facts["config"] = config;
+        _facts["mail log"] = _mailLog;
         _facts["mta-sts"] = spec.MtaSts ? "on" : "off";
 
         _process = Process.Start(psi);
@@ -86,43 +90,100 @@ public sealed class GatewayTarget(int port, string? dllPath, string? commandTemp
         _process.BeginOutputReadLine();
         _process.BeginErrorReadLine();
 
-        var deadline = DateTime.UtcNow.AddSeconds(30);
+        // Ready = the listener accepts and answers 220 (the spool is recovered and the cluster joined before that).
+        var deadline = DateTime.UtcNow.AddSeconds(60);
         while (DateTime.UtcNow < deadline && !ct.IsCancellationRequested)
         {
             if (_process.HasExited)
             {
                 await Task.Delay(200, CancellationToken.None);
-                return $"target not available yet: `{_facts["command"]}` exited with code {_process.ExitCode} before listening on {Endpoint} (the `serve` command is not implemented yet?){LogTail()}".TrimEnd();
+                return $"target not available: `{_facts["command"]}` exited with code {_process.ExitCode} before answering 220 on {Endpoint}{LogTail()}".TrimEnd();
             }
-            if (await Loopback.WaitForListenerAsync(Endpoint, TimeSpan.FromMilliseconds(300), ct)) return null;
+            if (await BannerAsync(ct) is { } banner)
+            {
+                _facts["banner"] = banner;
+                return null;
+            }
+            await Task.Delay(200, ct);
         }
         await StopAsync();
-        return $"target not available yet: gateway did not listen on {Endpoint} within 30 s{LogTail()}";
+        return $"target not available: gateway did not answer 220 on {Endpoint} within 60 s{LogTail()}";
     }
 
-    /// <summary>The configuration the gateway must accept for load tests (see README, "Wiring the gateway").</summary>
-    private JsonObject ConfigJson(TargetSpec spec, string dir) => new()
+    /// <summary>Connects, reads the greeting, sends QUIT. Returns the 220 line, or null when not (yet) ready.</summary>
+    private async Task<string?> BannerAsync(CancellationToken ct)
     {
-        ["listen"] = Endpoint.ToString(),
-        ["hostname"] = "gateway.loadtest.invalid",
-        ["relayNetworks"] = new JsonArray("127.0.0.0/8"),
-        ["spoolDirectory"] = Path.Combine(dir, "spool"),
-        // MX override: destination pattern -> host:port. "*" covers every domain. No DNS, no MTA-STS fetch leaves the box.
-        ["smtpRoutes"] = new JsonObject(spec.Routes.Select(r => KeyValuePair.Create(r.Key, (JsonNode?)JsonValue.Create(r.Value.ToString())))),
-        ["destinations"] = new JsonObject
+        try
         {
-            ["default"] = new JsonObject
-            {
-                ["maxConcurrency"] = spec.DestinationConcurrency,
-                ["maxMessagesPerConnection"] = spec.MessagesPerConnection,
-                ["tls"] = "none",
-                ["mtaSts"] = spec.MtaSts,
-            },
-        },
-        ["retry"] = spec.RetryInterval is { } r ? new JsonObject { ["initialSeconds"] = r.TotalSeconds, ["maxSeconds"] = r.TotalSeconds * 2 } : null,
-        ["statsFile"] = _statsFile,
-        ["domainCount"] = spec.Domains.Count,
-    };
+            using var c = new System.Net.Sockets.TcpClient();
+            using var cts = CancellationTokenSource.CreateLinkedTokenSource(ct);
+            cts.CancelAfter(TimeSpan.FromSeconds(5));
+            await c.ConnectAsync(Endpoint.Address, Endpoint.Port, cts.Token);
+            var stream = c.GetStream();
+            using var reader = new StreamReader(stream, System.Text.Encoding.ASCII, false, 512, leaveOpen: true);
+            var line = await reader.ReadLineAsync(cts.Token);
+            if (line is null || !line.StartsWith("220", StringComparison.Ordinal)) return null;
+            await stream.WriteAsync("QUIT\r\n"u8.ToArray(), cts.Token);
+            return line;
+        }
+        catch (Exception ex) when (ex is System.Net.Sockets.SocketException or IOException or OperationCanceledException)
+        {
+            if (ct.IsCancellationRequested) throw;
+            return null;
+        }
+    }
+
+    /// <summary>
+    /// The HOCON layered over the shipped hocon/*.conf (`serve --config FILE`). Akka's parser: no ${...}
+    /// substitutions, no comma after a closing brace — one key per line.
+    /// </summary>
+    private string ConfigHocon(TargetSpec spec, string dir)
+    {
+        static string Q(string v) => "\"" + v.Replace("\\", "\\\\", StringComparison.Ordinal).Replace("\"", "\\\"", StringComparison.Ordinal) + "\"";
+        var inv = CultureInfo.InvariantCulture;
+        var sb = new System.Text.StringBuilder();
+        sb.AppendLine("# Written by the load-test harness (GatewayTarget); layered over the shipped hocon/*.conf.");
+        sb.AppendLine("mtasts {");
+        sb.AppendLine($"  data-dir = {Q(Path.Combine(dir, "gw-data"))}");
+        sb.AppendLine("  hostname = \"gw.loadtest.invalid\"");
+        sb.AppendLine($"  listener.endpoints = [{Q(Endpoint.ToString())}]");
+        sb.AppendLine("  listener.max-sessions = 2000");
+        sb.AppendLine("  listener.relay-networks = [\"127.0.0.0/8\", \"::1/128\"]");
+        sb.AppendLine("  delivery {");
+        // MX override: every domain (and any listed domain) goes to the receiver; no MX lookup. MTA-STS still applies.
+        sb.AppendLine("    mx-override {");
+        foreach (var r in spec.Routes) sb.AppendLine($"      {Q(r.Key)} = {Q(Loopback.Require(r.Value).ToString())}");
+        sb.AppendLine("    }");
+        sb.AppendLine("    connection-idle-time = 2s");
+        sb.AppendLine("    connect-timeout = 5s");
+        sb.AppendLine("  }");
+        sb.AppendLine($"  log.text = {Q(_mailLog!)}");
+        // Nothing may leave the box: DNS (only asked for MTA-STS TXT records when mta-sts = on) goes to a dead loopback port.
+        sb.AppendLine("  dns.servers = [\"127.0.0.1:9\"]");
+        sb.AppendLine("  dns.timeout = 1s");
+        sb.AppendLine("  dns.retries = 0");
+        sb.AppendLine("}");
+        sb.AppendLine("mtasts.destinations.default {");
+        sb.AppendLine($"  max-concurrent-connections = {spec.DestinationConcurrency.ToString(inv)}");
+        sb.AppendLine($"  max-messages-per-connection = {spec.MessagesPerConnection.ToString(inv)}");
+        sb.AppendLine("  tls-support = none");
+        sb.AppendLine($"  mta-sts = {(spec.MtaSts ? "on" : "off")}");
+        sb.AppendLine("}");
+        // The shipped example profiles (example.com, partner.example) do not match load-test domains (*.test).
+        if (spec.RetryInterval is { } retry)
+        {
+            var s = Math.Max(1, (int)retry.TotalSeconds);
+            sb.AppendLine("mtasts.bounce-profiles.default {");
+            sb.AppendLine($"  initial-retry-interval = {s.ToString(inv)}s");
+            sb.AppendLine($"  max-retry-interval = {(2 * s).ToString(inv)}s");
+            sb.AppendLine("  retry-jitter = 0.1");
+            // A backlog held for many minutes must not bounce: retries are cheap here and bounded by the run.
+            sb.AppendLine("  max-retries = 10000");
+            sb.AppendLine("  max-time-in-queue = 1d");
+            sb.AppendLine("}");
+        }
+        return sb.ToString();
+    }
 
     public long? QueueDepth()
     {

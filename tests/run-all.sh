@@ -18,5 +18,9 @@ for f in TestResults/*.trx; do
   x=$(grep -o '<Counters [^>]*' "$f" | grep -o ' failed="[0-9]*"' | grep -o '[0-9]*'); failed=$((failed + ${x:-0}))
 done
 if [ "$rc" -ne 0 ] && [ "$failed" -eq 0 ]; then failed=1; echo "dotnet test exited $rc (crash or hang)"; fi
+# Crash test (SIGKILL the gateway process under load; nothing acked may be lost): counts as one test.
+echo "crash test:"
+tests/crash/crash-test.sh --no-build 2>&1 | tail -40
+if [ "${PIPESTATUS[0]}" -eq 0 ]; then passed=$((passed + 1)); else failed=$((failed + 1)); echo "crash test FAILED"; fi
 echo "$passed passed, $failed failed"
 [ "$failed" -eq 0 ]

@@ -30,6 +30,9 @@ public sealed class DestinationActor : UntypedPersistentActor, IWithTimers
     private int _concurrencyCap;
     private PolicyState _policy = PolicyState.None;
     private DateTimeOffset _lastActivity;
+    // Recipient limit (N per M minutes): null when the profile has none. Recovered from events/snapshot.
+    private RecipientRateLimiter? _rate;
+    private RecipientRateState? _recoveredRate;
 
     private sealed class Conn(IActorRef actor)
     {
@@ -73,6 +76,12 @@ public sealed class DestinationActor : UntypedPersistentActor, IWithTimers
         {
             case SnapshotOffer { Snapshot: DestinationSnapshot s }:
                 _queue.ApplySnapshot(s);
+                if (s.Rate is { Count: > 0 } rate)
+                    _recoveredRate = new RecipientRateState(rate[0].Width, rate.Select(b => new RateBucket(b.StartUtc, b.Count)).ToArray());
+                break;
+            case RecipientsCounted c:
+                // Replayed only to rebuild the window; a limiter without a limit configured any more ignores it.
+                if (RateLimiter() is { } limiter) limiter.Record(c.Count, c.AtUtc);
                 break;
             case IDestinationEvent e:
                 _queue.Apply(e);
@@ -164,6 +173,12 @@ public sealed class DestinationActor : UntypedPersistentActor, IWithTimers
             return;
         }
         if (!PolicyReady(now)) return;
+        if (RateLimiter() is { } limiter && limiter.Query(now) is { Available: <= 0 } answer)
+        {
+            // Recipient limit reached: nothing goes until a slot opens (a 0 limit holds the mail; the sweep re-checks).
+            if (answer.NextSlotAt is { } slot) Timers.StartSingleTimer("wake", new Wake(), slot - now + TimeSpan.FromMilliseconds(5));
+            return;
+        }
 
         foreach (var c in _conns.Values)
         {
@@ -228,7 +243,15 @@ public sealed class DestinationActor : UntypedPersistentActor, IWithTimers
             c.Actor.Tell(new ConnectionActor.Close());
             return true;
         }
-        var next = _queue.TakeDue(now, _svc.Tuning.MaxRecipientsPerTransaction);
+        var want = _svc.Tuning.MaxRecipientsPerTransaction;
+        var limiter = RateLimiter();
+        if (limiter is not null)
+        {
+            var available = limiter.Available(now);
+            if (available <= 0) return false; // Pump schedules the wake for the next slot
+            want = (int)Math.Min(want, available);
+        }
+        var next = _queue.TakeDue(now, want);
         if (next is null)
         {
             c.IdleSince = now;
@@ -236,6 +259,12 @@ public sealed class DestinationActor : UntypedPersistentActor, IWithTimers
             return false;
         }
         var (msg, rcpts) = next.Value;
+        if (limiter is not null)
+        {
+            // Counted when handed out (a refused recipient still used a slot, as the vendor counts RCPTs).
+            limiter.Record(rcpts.Count, now);
+            PersistAsync(new RecipientsCounted(rcpts.Count, now), _ => CountForSnapshot());
+        }
         c.Job = new DeliveryJob(msg, rcpts.Select(r => r.Ref).ToArray());
         c.Sent++;
         c.Actor.Tell(c.Job);
@@ -475,14 +504,35 @@ public sealed class DestinationActor : UntypedPersistentActor, IWithTimers
     {
         if (events.Count == 0) return;
         // State was updated already (it must reflect the outcome at once); the handler only counts for snapshots.
-        PersistAll(events, _ =>
+        PersistAll(events, _ => CountForSnapshot());
+    }
+
+    private void CountForSnapshot()
+    {
+        if (++_eventsSinceSnapshot < _svc.Tuning.SnapshotEvery) return;
+        _eventsSinceSnapshot = 0;
+        var rate = _rate?.Snapshot() is { Buckets.Count: > 0 } r
+            ? r.Buckets.Select(b => new RateCount(b.Start, b.Count, r.BucketWidth)).ToArray()
+            : null;
+        SaveSnapshot(_queue.ToSnapshot() with { Rate = rate });
+    }
+
+    /// <summary>The limiter for the profile's recipient limit (rebuilt, keeping its counts, when the limit changes).</summary>
+    private RecipientRateLimiter? RateLimiter()
+    {
+        var limit = Settings.Profile.RecipientLimit;
+        if (limit is null)
         {
-            if (++_eventsSinceSnapshot >= _svc.Tuning.SnapshotEvery)
-            {
-                _eventsSinceSnapshot = 0;
-                SaveSnapshot(_queue.ToSnapshot());
-            }
-        });
+            _rate = null;
+            return null;
+        }
+        if (_rate is null || _rate.Limit != limit)
+        {
+            var state = _rate?.Snapshot() ?? _recoveredRate;
+            _recoveredRate = null;
+            _rate = new RecipientRateLimiter(limit, state);
+        }
+        return _rate;
     }
 
     protected override void PostStop()

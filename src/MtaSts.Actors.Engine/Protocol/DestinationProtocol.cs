@@ -57,7 +57,15 @@ public sealed record RecipientsDeferred(long Mid, IReadOnlyList<int> Rids, int A
 /// once — it only forgets their retry record.</summary>
 public sealed record RecipientsFinished(long Mid, IReadOnlyList<int> Rids) : IDestinationEvent;
 
-/// <summary>Snapshot of the retry records (mid, rid) → attempts / next attempt / last error.</summary>
-public sealed record DestinationSnapshot(IReadOnlyList<RetryRecord> Records) : IEngineProtocolMember;
+/// <summary>Recipients handed to a transaction of a destination with a recipient limit (N per M minutes). Persisted
+/// only for limited destinations, so that a restart does not reset the budget.</summary>
+public sealed record RecipientsCounted(long Count, DateTimeOffset AtUtc) : IDestinationEvent;
+
+/// <summary>Snapshot of the retry records (mid, rid) → attempts / next attempt / last error, and of the recipient-limit
+/// window (empty when the destination has no limit).</summary>
+public sealed record DestinationSnapshot(IReadOnlyList<RetryRecord> Records, IReadOnlyList<RateCount>? Rate = null) : IEngineProtocolMember;
+
+/// <summary>Recipients counted in one bucket of the recipient-limit window.</summary>
+public sealed record RateCount(DateTimeOffset StartUtc, long Count, TimeSpan Width);
 
 public sealed record RetryRecord(long Mid, int Rid, int Attempts, DateTimeOffset NextAttemptUtc, string LastError);

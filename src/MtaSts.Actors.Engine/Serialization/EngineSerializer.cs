@@ -19,7 +19,9 @@ public sealed class EngineSerializer(ExtendedActorSystem system) : SerializerWit
 
     private const string DeferredManifest = "rd1";
     private const string FinishedManifest = "rf1";
-    private const string SnapshotManifest = "ds1";
+    private const string SnapshotV1Manifest = "ds1"; // retry records only (still readable)
+    private const string SnapshotManifest = "ds2";   // + recipient-limit window
+    private const string CountedManifest = "rc1";
     private const string EnqueueManifest = "eq1";
     private const string DeliverNowManifest = "dn1";
     private const string StatusQueryManifest = "gs1";
@@ -30,6 +32,7 @@ public sealed class EngineSerializer(ExtendedActorSystem system) : SerializerWit
         RecipientsDeferred => DeferredManifest,
         RecipientsFinished => FinishedManifest,
         DestinationSnapshot => SnapshotManifest,
+        RecipientsCounted => CountedManifest,
         EnqueueRecipients => EnqueueManifest,
         DeliverNow => DeliverNowManifest,
         GetDestinationStatus => StatusQueryManifest,
@@ -56,6 +59,15 @@ public sealed class EngineSerializer(ExtendedActorSystem system) : SerializerWit
                     {
                         w.Write(r.Mid); w.Write(r.Rid); w.Write(r.Attempts); w.Write(r.NextAttemptUtc.UtcTicks); w.Write(r.LastError);
                     }
+                    var rate = s.Rate ?? [];
+                    w.Write(rate.Count);
+                    foreach (var b in rate)
+                    {
+                        w.Write(b.StartUtc.UtcTicks); w.Write(b.Count); w.Write(b.Width.Ticks);
+                    }
+                    break;
+                case RecipientsCounted c:
+                    w.Write(c.Count); w.Write(c.AtUtc.UtcTicks);
                     break;
                 case EnqueueRecipients e:
                     w.Write(e.Domain); WriteMessage(w, e.Message);
@@ -91,14 +103,20 @@ public sealed class EngineSerializer(ExtendedActorSystem system) : SerializerWit
                 return new RecipientsDeferred(r.ReadInt64(), ReadInts(r), r.ReadInt32(), Utc(r.ReadInt64()), r.ReadString());
             case FinishedManifest:
                 return new RecipientsFinished(r.ReadInt64(), ReadInts(r));
-            case SnapshotManifest:
+            case SnapshotV1Manifest or SnapshotManifest:
             {
                 var n = r.ReadInt32();
                 var list = new RetryRecord[n];
                 for (var i = 0; i < n; i++)
                     list[i] = new RetryRecord(r.ReadInt64(), r.ReadInt32(), r.ReadInt32(), Utc(r.ReadInt64()), r.ReadString());
-                return new DestinationSnapshot(list);
+                if (manifest == SnapshotV1Manifest) return new DestinationSnapshot(list);
+                var m = r.ReadInt32();
+                var rate = new RateCount[m];
+                for (var i = 0; i < m; i++) rate[i] = new RateCount(Utc(r.ReadInt64()), r.ReadInt64(), TimeSpan.FromTicks(r.ReadInt64()));
+                return new DestinationSnapshot(list, m == 0 ? null : rate);
             }
+            case CountedManifest:
+                return new RecipientsCounted(r.ReadInt64(), Utc(r.ReadInt64()));
             case EnqueueManifest:
             {
                 var domain = r.ReadString();

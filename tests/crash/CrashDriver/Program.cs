@@ -123,6 +123,7 @@ public static class Program
         private volatile bool _stopSubmitting;
         private string _dataDir = "", _confPath = "", _jsonLog = "";
         private int _port;
+        private TimeSpan _lastStartup = TimeSpan.FromSeconds(3);
         private TestSmtpReceiver _receiver = null!;
         private readonly Stopwatch _clock = Stopwatch.StartNew();
         private readonly SemaphoreSlim _rate = new(0, int.MaxValue);
@@ -174,19 +175,32 @@ public static class Program
             {
                 if (startupKillAt.Contains(k))
                 {
-                    // Kill while it is starting: spool recovery, Akka cluster join, sharding journal writes.
-                    var delay = 0.3 + _rng.NextDouble() * 1.5;
+                    // Kill while it is starting: spool recovery, Akka cluster join, sharding journal, first deliveries.
+                    // The moment is a random fraction of the previous start-up time (so it lands before or just after
+                    // the listener opens, whatever the machine's speed).
+                    var delay = _lastStartup.TotalSeconds * (0.3 + _rng.NextDouble() * 0.9);
                     await Task.Delay(TimeSpan.FromSeconds(delay)).ConfigureAwait(false);
-                    var ready = CanConnect();
+                    var state = CanConnect() ? "already listening" : SpoolOpenCounts(gw.LogOffset).Count > 0 ? "recovering" : "starting";
                     Kill(gw);
-                    kills.Add($"#{k + 1} gen {gw.Generation} {delay:F1}s after spawn ({(ready ? "already listening" : "still starting")})");
+                    kills.Add($"#{k + 1} gen {gw.Generation} {delay:F1}s after spawn ({state}), " +
+                        $"{Delivered(gw)} deliveries in this generation");
                 }
                 else
                 {
-                    var delay = o.MinGap + _rng.NextDouble() * (o.MaxGap - o.MinGap);
-                    await Task.Delay(TimeSpan.FromSeconds(delay)).ConfigureAwait(false);
+                    // A random moment 2-6 s after the listener opened, but never before this process has started
+                    // delivering (its start-up can take seconds): the kill must also hit deliveries in flight.
+                    var gap = o.MinGap + _rng.NextDouble() * (o.MaxGap - o.MinGap);
+                    var killAt = _clock.Elapsed + TimeSpan.FromSeconds(gap);
+                    var waitUntil = _clock.Elapsed + TimeSpan.FromSeconds(30);
+                    while (Delivered(gw) == 0 && _clock.Elapsed < waitUntil) await Task.Delay(50).ConfigureAwait(false);
+                    var afterFirst = _clock.Elapsed + TimeSpan.FromSeconds(0.3 + _rng.NextDouble() * 2.2);
+                    if (afterFirst > killAt) killAt = afterFirst;
+                    var wait = killAt - _clock.Elapsed;
+                    if (wait > TimeSpan.Zero) await Task.Delay(wait).ConfigureAwait(false);
+                    var readyFor = (_clock.Elapsed - gw.ReadyAt).TotalSeconds;
                     Kill(gw);
-                    kills.Add($"#{k + 1} gen {gw.Generation} {delay:F1}s after ready, {Acked(gw.Generation)} acked in this generation");
+                    kills.Add($"#{k + 1} gen {gw.Generation} {readyFor:F1}s after ready, {Acked(gw.Generation)} acked and " +
+                        $"{Delivered(gw)} deliveries in this generation");
                 }
                 Say($"SIGKILL {kills[^1]}");
                 gw = StartGateway();
@@ -244,8 +258,12 @@ public static class Program
 
         // ---- gateway process -------------------------------------------------------------------------------------
 
-        private sealed class GatewayProcess(int generation, Process process, long logOffset, StreamWriter output)
+        private sealed class GatewayProcess(int generation, Process process, long logOffset, StreamWriter output,
+            TimeSpan spawnedAt, int receiverCountAtSpawn)
         {
+            public TimeSpan SpawnedAt { get; } = spawnedAt;
+            public int ReceiverCountAtSpawn { get; } = receiverCountAtSpawn;
+            public TimeSpan ReadyAt { get; set; }
             public int Generation { get; } = generation;
             public Process Process { get; } = process;
             public long LogOffset { get; } = logOffset;
@@ -276,7 +294,7 @@ public static class Program
             p.BeginOutputReadLine();
             p.BeginErrorReadLine();
             Say($"gen {gen}: started pid {p.Id}");
-            return new GatewayProcess(gen, p, offset, output);
+            return new GatewayProcess(gen, p, offset, output, _clock.Elapsed, _receiver.Messages.Count);
         }
 
         private async Task<bool> WaitReadyAsync(GatewayProcess gw)
@@ -285,7 +303,14 @@ public static class Program
             while (_clock.Elapsed < until)
             {
                 if (gw.Process.HasExited) return false;
-                if (CanConnect()) { gw.Ready = true; Say($"gen {gw.Generation}: listening"); return true; }
+                if (CanConnect())
+                {
+                    gw.Ready = true;
+                    gw.ReadyAt = _clock.Elapsed;
+                    _lastStartup = gw.ReadyAt - gw.SpawnedAt;
+                    Say($"gen {gw.Generation}: listening after {_lastStartup.TotalSeconds:F1}s");
+                    return true;
+                }
                 await Task.Delay(100).ConfigureAwait(false);
             }
             return false;
@@ -462,6 +487,9 @@ public static class Program
             }
             return null;
         }
+
+        /// <summary>Receiver transactions since this gateway process was spawned (it is the only one delivering).</summary>
+        private int Delivered(GatewayProcess gw) => _receiver.Messages.Count - gw.ReceiverCountAtSpawn;
 
         private int Count(Outcome outcome) => _subs.Values.Count(s => s.Outcome == outcome);
         private int Acked(int generation) => _subs.Values.Count(s => s.Generation == generation && s.Outcome == Outcome.Acked);

@@ -106,6 +106,10 @@ public sealed class DestinationActor : UntypedPersistentActor, IWithTimers
                 _lastActivity = Now;
                 if (_queue.Enqueue(e.Message, e.Recipients, Now) > 0) Pump();
                 break;
+            case ConfigChanged:
+                _concurrencyCap = Settings.Profile.MaxConcurrentConnections;
+                Pump();
+                break;
             case DeliverNow:
                 _queue.MakeAllDue(Now);
                 _concurrencyCap = Settings.Profile.MaxConcurrentConnections;

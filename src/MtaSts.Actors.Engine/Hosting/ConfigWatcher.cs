@@ -15,19 +15,24 @@ public sealed class ConfigWatcher : IDisposable
     private readonly MailLog _log;
     private readonly Dictionary<string, DateTime> _stamps = new();
     private Timer? _timer;
-    private DestinationConfig _current;
+    private GatewayConfig _current;
 
     public ConfigWatcher(GatewayConfig initial, MailLog log, TimeSpan? interval = null)
     {
         _initial = initial;
         _log = log;
-        _current = initial.Destinations;
+        _current = initial;
         Interval = interval ?? TimeSpan.FromSeconds(2);
         foreach (var f in initial.Files) _stamps[f] = Stamp(f);
     }
 
     public TimeSpan Interval { get; }
-    public DestinationConfig Current => Volatile.Read(ref _current);
+    /// <summary>The destination controls in force.</summary>
+    public DestinationConfig Current => Volatile.Read(ref _current).Destinations;
+    /// <summary>The whole configuration in force (virtual gateways); listener/akka settings need a restart.</summary>
+    public GatewayConfig Gateway => Volatile.Read(ref _current);
+    /// <summary>Raised after a new configuration was applied.</summary>
+    public event Action? Reloaded;
     public long Reloads { get; private set; }
 
     public void Start() => _timer = new Timer(_ => Check(), null, Interval, Interval);
@@ -48,10 +53,11 @@ public sealed class ConfigWatcher : IDisposable
     {
         try
         {
-            var fresh = GatewayConfig.Load(_initial.Files);
-            Volatile.Write(ref _current, fresh.Destinations);
+            var fresh = GatewayConfig.Load(_initial.Files, _initial.OverrideText);
+            Volatile.Write(ref _current, fresh);
             Reloads++;
             _log.Info("config_reloaded", $"Destination controls reloaded from {string.Join(", ", _initial.Files.Select(Path.GetFileName))}");
+            Reloaded?.Invoke();
             return true;
         }
         catch (GatewayConfigException ex)

@@ -109,12 +109,15 @@ public sealed class Gateway : IAsyncDisposable
             ExtraCaBundlePath = config.ExtraCaBundle,
             Timeout = config.PolicyFetchTimeout,
             ConnectTimeout = config.PolicyConnectTimeout,
+            // mtasts.policy.connect-timeout also bounds the proxy tunnel set-up (a hung proxy), not only direct connects.
+            ProxyConnectTimeout = config.PolicyConnectTimeout,
             Port = overrides.PolicyHttpsPort ?? 443,
         });
         var policy = new PolicyResolver(dns, fetcher, policyStore, log, new PolicyResolverOptions(), clock);
         policy.StartBackgroundRefresh();
         var resolveOptions = new PolicyResolveOptions { Proxy = config.PolicyProxy, LenientContentType = config.LenientContentType };
 
+        var watcher = new ConfigWatcher(config, log);
         var verifier = config.ExtraCaBundle is null ? CertificateVerifier.System : CertificateVerifier.FromPemFile(config.ExtraCaBundle);
         var mxOverride = config.MxOverride.Count == 0 ? null : OverrideMap(config.MxOverride);
         var mx = new MxResolver(dns, mxOverride);
@@ -125,11 +128,10 @@ public sealed class Gateway : IAsyncDisposable
             ConnectTimeout = config.ConnectTimeout,
             CommandTimeout = config.OutboundCommandTimeout,
             DataTimeout = config.OutboundDataTimeout,
-            LocalAddress = profile.SourceAddress is { } src ? IPAddress.Parse(src) : null,
+            LocalAddress = watcher.Gateway.SourceAddressFor(profile.SourceAddress),
             ClientCertificate = LoadClientCertificate(profile.ClientCertificate),
         });
 
-        var watcher = new ConfigWatcher(config, log);
         var pending = new PendingIndex();
         var tuning = (overrides.Tuning ?? new EngineTuning()) with
         {
@@ -174,6 +176,11 @@ public sealed class Gateway : IAsyncDisposable
         var regionRef = await registry.GetAsync<DestinationRegion>(ct).ConfigureAwait(false);
         var dispatcher = new Dispatcher(regionRef, pending);
         bounces.Attach(dispatcher);
+        // New controls apply at once: every destination with mail re-plans (a raised limit releases held mail).
+        watcher.Reloaded += () =>
+        {
+            foreach (var domain in pending.Domains) regionRef.Tell(new Protocol.ConfigChanged(domain));
+        };
 
         // 4. Re-dispatch what the spool still holds (before new mail is accepted).
         foreach (var r in recovered) dispatcher.Dispatch(r.Message, r.OutstandingRids);

@@ -15,6 +15,17 @@ public sealed record GatewayConfig
     public required Config Hocon { get; init; }
     /// <summary>The HOCON source text the config was parsed from (Akka gets a flat parse of it, never a fallback chain).</summary>
     public string HoconText { get; init; } = "";
+    /// <summary>Extra HOCON given programmatically after the files (kept so that a reload sees it too).</summary>
+    public string? OverrideText { get; init; }
+    /// <summary>Virtual gateways: name → source IP address for outbound connections (profile key source-address).</summary>
+    public IReadOnlyDictionary<string, IPAddress> VirtualGateways { get; init; } = new Dictionary<string, IPAddress>();
+
+    /// <summary>The source address for a profile's source-address (an IP, or a virtual gateway name).</summary>
+    public IPAddress? SourceAddressFor(string? sourceAddress) =>
+        string.IsNullOrEmpty(sourceAddress) ? null
+        : IPAddress.TryParse(sourceAddress, out var ip) ? ip
+        : VirtualGateways.TryGetValue(sourceAddress, out var named) ? named
+        : throw new InvalidOperationException($"unknown virtual gateway '{sourceAddress}'");
     public required IReadOnlyList<string> Files { get; init; }
     public string DataDir { get; init; } = "data";
     public string Hostname { get; init; } = "gateway.localdomain";
@@ -91,7 +102,7 @@ public sealed record GatewayConfig
         {
             throw new GatewayConfigException(new[] { $"HOCON syntax error: {ex.Message}" });
         }
-        return FromHocon(hocon, fileList) with { HoconText = string.Join("\n", texts) };
+        return FromHocon(hocon, fileList) with { HoconText = string.Join("\n", texts), OverrideText = overrideHocon };
     }
 
     /// <summary>Environment variable → HOCON (values quoted). Applied after every file: the environment wins.</summary>
@@ -156,6 +167,18 @@ public sealed record GatewayConfig
                 catch (Exception ex) { errors.Add($"mtasts.delivery.mx-override.\"{key}\": {ex.Message}"); }
             }
         }
+        var virtualGateways = new Dictionary<string, IPAddress>(StringComparer.OrdinalIgnoreCase);
+        if (m.HasPath("virtual-gateways"))
+            foreach (var kv in m.GetConfig("virtual-gateways").AsEnumerable())
+            {
+                var name = kv.Key.Trim('"');
+                if (IPAddress.TryParse(kv.Value.GetString(), out var ip)) virtualGateways[name] = ip;
+                else errors.Add($"mtasts.virtual-gateways.{name} = \"{kv.Value.GetString()}\": not an IP address");
+            }
+        if (destinations.Config is { } dc)
+            foreach (var prof in dc.Profiles.Profiles.Prepend(dc.Profiles.Default))
+                if (prof.SourceAddress is { } src && !IPAddress.TryParse(src, out _) && !virtualGateways.ContainsKey(src))
+                    errors.Add($"destination profile '{prof.Destination}': source-address '{src}' is neither an IP address nor a virtual gateway (mtasts.virtual-gateways)");
         var users = new Dictionary<string, string>(StringComparer.Ordinal);
         if (m.HasPath("listener.users"))
             foreach (var kv in m.GetConfig("listener.users").AsEnumerable())
@@ -181,6 +204,7 @@ public sealed record GatewayConfig
             TlsCertificate = NonEmpty("listener.tls-certificate"),
             TlsKey = NonEmpty("listener.tls-key"),
             Users = users,
+            VirtualGateways = virtualGateways,
             ConnectTimeout = Dur("delivery.connect-timeout", TimeSpan.FromSeconds(30)),
             OutboundCommandTimeout = Dur("delivery.command-timeout", TimeSpan.FromMinutes(5)),
             OutboundDataTimeout = Dur("delivery.data-timeout", TimeSpan.FromMinutes(10)),

@@ -38,6 +38,9 @@ public sealed record DeliverNow(string Domain) : IDestinationCommand;
 
 public sealed record GetDestinationStatus(string Domain) : IDestinationCommand;
 
+/// <summary>The destination controls were reloaded: re-read the profile and re-plan (limits, held mail).</summary>
+public sealed record ConfigChanged(string Domain) : IDestinationCommand;
+
 public sealed record DestinationStatus(
     string Domain,
     int QueuedRecipients,

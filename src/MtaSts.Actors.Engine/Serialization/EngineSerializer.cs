@@ -25,6 +25,7 @@ public sealed class EngineSerializer(ExtendedActorSystem system) : SerializerWit
     private const string EnqueueManifest = "eq1";
     private const string DeliverNowManifest = "dn1";
     private const string StatusQueryManifest = "gs1";
+    private const string ConfigChangedManifest = "cc1";
     private const string StatusManifest = "st1";
 
     public override string Manifest(object o) => o switch
@@ -36,6 +37,7 @@ public sealed class EngineSerializer(ExtendedActorSystem system) : SerializerWit
         EnqueueRecipients => EnqueueManifest,
         DeliverNow => DeliverNowManifest,
         GetDestinationStatus => StatusQueryManifest,
+        ConfigChanged => ConfigChangedManifest,
         DestinationStatus => StatusManifest,
         _ => throw new SerializationException($"EngineSerializer cannot serialize {o.GetType()}"),
     };
@@ -82,6 +84,9 @@ public sealed class EngineSerializer(ExtendedActorSystem system) : SerializerWit
                     break;
                 case GetDestinationStatus g:
                     w.Write(g.Domain);
+                    break;
+                case ConfigChanged cc:
+                    w.Write(cc.Domain);
                     break;
                 case DestinationStatus st:
                     w.Write(st.Domain); w.Write(st.QueuedRecipients); w.Write(st.DeferredRecipients); w.Write(st.ActiveConnections);
@@ -131,6 +136,8 @@ public sealed class EngineSerializer(ExtendedActorSystem system) : SerializerWit
                 return new DeliverNow(r.ReadString());
             case StatusQueryManifest:
                 return new GetDestinationStatus(r.ReadString());
+            case ConfigChangedManifest:
+                return new ConfigChanged(r.ReadString());
             case StatusManifest:
             {
                 var domain = r.ReadString();

@@ -81,7 +81,17 @@ public sealed class SmtpDeliveryTransport(
                 }
                 if (result.Ready)
                 {
-                    if (mode != MtaStsMode.None)
+                    if (plan.GovernedBy == SecuritySource.Dane)
+                    {
+                        // DANE authenticated this MX: MTA-STS was not applied to it, so it must not be logged as an
+                        // MTA-STS success (SPEC §3: "DANE succeeds → MTA-STS skipped").
+                        log.Info("dane_success", $"DANE for the domain ({domain}) MX {host.Name} Successful.",
+                            ("domain", domain), ("mx", host.Name), ("dcid", dcid));
+                        if (mode != MtaStsMode.None)
+                            log.Info("mtasts_skipped", $"MTA-STS policy for the domain ({domain}) skipped: DANE succeeded for MX {host.Name}.",
+                                ("domain", domain), ("mx", host.Name), ("dcid", dcid));
+                    }
+                    else if (mode != MtaStsMode.None)
                         log.Info("mtasts_success", $"MTA-STS policy for the domain ({domain}) Successful.", ("domain", domain), ("dcid", dcid));
                     return new Session(conn, spool, domain);
                 }

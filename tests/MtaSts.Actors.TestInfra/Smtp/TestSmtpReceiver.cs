@@ -27,6 +27,12 @@ public sealed record TestSmtpReceiverOptions
     public SslProtocols Protocols { get; init; } = SslProtocols.None;
     /// <summary>Address to listen on (default 127.0.0.1, ephemeral port).</summary>
     public IPAddress ListenAddress { get; init; } = IPAddress.Loopback;
+    /// <summary>Port to listen on (0 = ephemeral). DANE tests listen on port 25 of a private 127.x address, because
+    /// MX delivery and the TLSA owner name (_25._tcp) use port 25.</summary>
+    public int ListenPort { get; init; }
+    /// <summary>Certificates sent after <see cref="Certificate"/> in the TLS handshake (intermediates, e.g. the trust
+    /// anchor of a DANE-TA "2 x 1/2" record). Note: .NET's SslStream drops a self-signed root from the sent chain.</summary>
+    public IReadOnlyList<X509Certificate2>? CertificateChain { get; init; }
 }
 
 public sealed record ReceivedRecipient(string Address, IReadOnlyList<string> Parameters);
@@ -88,7 +94,7 @@ public sealed class TestSmtpReceiver : IAsyncDisposable
     private TestSmtpReceiver(TestSmtpReceiverOptions options)
     {
         Options = options;
-        _listener = new TcpListener(options.ListenAddress, 0);
+        _listener = new TcpListener(options.ListenAddress, options.ListenPort);
         _listener.Start(512);
         EndPoint = (IPEndPoint)_listener.LocalEndpoint;
         _acceptLoop = Task.Run(AcceptLoopAsync);
@@ -257,13 +263,19 @@ public sealed class TestSmtpReceiver : IAsyncDisposable
                         if (!await ReplyAsync(SmtpPhase.StartTls, "", "220 2.0.0 ready to start TLS", ct, out var startReply).ConfigureAwait(false)) return;
                         if (!startReply.StartsWith("220", StringComparison.Ordinal)) break;
                         _ssl = new SslStream(_io.Stream, false);
-                        await _ssl.AuthenticateAsServerAsync(new SslServerAuthenticationOptions
+                        var sslOptions = new SslServerAuthenticationOptions
                         {
-                            ServerCertificateSelectionCallback = (_, host) => { info.Sni = host; return O.Certificate!; },
                             EnabledSslProtocols = O.Protocols,
                             ClientCertificateRequired = true,
                             RemoteCertificateValidationCallback = (_, cert, _, _) => { _clientCert = cert is not null; return true; },
-                        }, ct).ConfigureAwait(false);
+                        };
+                        if (O.CertificateChain is { Count: > 0 } chain)
+                            sslOptions.ServerCertificateContext = SslStreamCertificateContext.Create(O.Certificate!,
+                                new X509Certificate2Collection(chain.ToArray()), offline: true);
+                        else
+                            sslOptions.ServerCertificateSelectionCallback = (_, host) => { info.Sni = host; return O.Certificate!; };
+                        await _ssl.AuthenticateAsServerAsync(sslOptions, ct).ConfigureAwait(false);
+                        if (O.CertificateChain is { Count: > 0 }) info.Sni = string.IsNullOrEmpty(_ssl.TargetHostName) ? null : _ssl.TargetHostName;
                         info.Tls = true;
                         _io = new LineIo(_ssl);
                         info.Helo = "";

@@ -4,7 +4,7 @@
 # while it is still starting), restarts it on the same data directory, then drains and proves that every message
 # that got a 250 was delivered — duplicates are counted and reported; any loss exits non-zero.
 #
-#   tests/crash/crash-test.sh [--no-build] [driver options: --kills 5 --submitters 8 --rate 150 --seed N ...]
+#   tests/crash/crash-test.sh [--no-build] [driver options: --kills 5 --submitters 8 --rate 100 --seed N ...]
 #
 # Work files (config, data dir, mail.log, gateway-N.out per process) go to $CRASH_WORK or a fresh temp dir, kept on
 # failure and removed on success unless CRASH_KEEP=1.

@@ -49,8 +49,8 @@ public static class Program
     {
         public const string Usage = """
             usage: crash-driver --gateway PATH/mtasts-gateway.dll --work DIR [--submitters 8] [--kills 5]
-                                [--startup-kills 1] [--min-gap 2] [--max-gap 6] [--tail 4] [--rate 150]
-                                [--drain-timeout 90] [--seed N]
+                                [--startup-kills 1] [--min-gap 2] [--max-gap 6] [--tail 4] [--rate 100]
+                                [--drain-timeout 120] [--seed N]
             """;
         public string GatewayDll { get; init; } = "";
         public string WorkDir { get; init; } = "";
@@ -63,8 +63,8 @@ public static class Program
         /// <summary>Seconds of load on the last gateway after the last restart.</summary>
         public double Tail { get; init; } = 4;
         /// <summary>Upper bound of submissions per second over all submitters (0 = unthrottled).</summary>
-        public double Rate { get; init; } = 150;
-        public double DrainTimeout { get; init; } = 90;
+        public double Rate { get; init; } = 100;
+        public double DrainTimeout { get; init; } = 120;
         public int Seed { get; init; } = Environment.TickCount;
 
         public static Options Parse(string[] args)

@@ -162,7 +162,11 @@ public sealed class MxResolver
                     : new MxHost(hop.Host, i, hop.Port, Array.Empty<IPAddress>(), false, $"{address} excluded by IP preference {preference}"));
                 continue;
             }
-            hosts.Add(await ResolveHostAsync(hop.Host.TrimEnd('.').ToLowerInvariant(), i, hop.Port, false, preference, ct).ConfigureAwait(false));
+            // An override stands for the domain's MX RRset (configuration, not DNS, so nothing to validate): a named
+            // hop is as secure as its address answer, and DANE applies to it (TLSA at _port._tcp.name). SMTP routes
+            // bypass DANE anyway.
+            hosts.Add(await ResolveHostAsync(hop.Host.TrimEnd('.').ToLowerInvariant(), i, hop.Port, source == MxSource.Override,
+                preference, ct).ConfigureAwait(false));
         }
         return Finish(hosts, source, source == MxSource.Route ? "SMTP route" : "override");
     }

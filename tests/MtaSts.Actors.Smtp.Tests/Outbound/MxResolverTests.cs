@@ -152,6 +152,19 @@ public sealed class MxResolverTests
     }
 
     [Fact]
+    public async Task Named_override_hops_are_as_secure_as_their_address_answers()
+    {
+        // The override replaces the MX RRset (trusted configuration), so DANE keeps applying to named hops.
+        var dns = new FakeDnsResolver { Authenticated = true }.SetHost("mx.o.test", "192.0.2.7");
+        var map = MxResolver.StaticMap(new Dictionary<string, IReadOnlyList<HostPort>> { ["o.test"] = new[] { HostPort.Parse("mx.o.test") } });
+        Assert.True((await new MxResolver(dns, map).ResolveAsync("o.test")).Hosts[0].Secure);
+        Assert.False((await new MxResolver(dns).ResolveRouteAsync(new[] { HostPort.Parse("mx.o.test") })).Hosts[0].Secure);
+        dns.Authenticated = false;
+        dns.SetHost("mx.o.test", "192.0.2.7");
+        Assert.False((await new MxResolver(dns, map).ResolveAsync("o.test")).Hosts[0].Secure);
+    }
+
+    [Fact]
     public async Task Secure_only_when_mx_and_addresses_are_authenticated()
     {
         var dns = new FakeDnsResolver { Authenticated = true }.SetMx("s.test", (10, "mx.s.test")).SetHost("mx.s.test", "192.0.2.1");

@@ -15,8 +15,8 @@ public sealed class DaneDeliveryTests(DaneWorld world) : IClassFixture<DaneWorld
 {
     private static readonly TimeSpan Wait = TimeSpan.FromSeconds(60);
 
-    private Task<GatewayFixture> GatewayAsync(string profiles, string extra = "", int? policyHttpsPort = null) =>
-        GatewayFixture.StartAsync("", $$"""
+    private Task<GatewayFixture> GatewayAsync(string profiles, string extra = "", int? policyHttpsPort = null, string mxOverride = "") =>
+        GatewayFixture.StartAsync(mxOverride, $$"""
             mtasts.dns { servers = ["{{world.Dns.Resolver}}"]
               timeout = 3s
               retries = 1 }
@@ -80,6 +80,32 @@ public sealed class DaneDeliveryTests(DaneWorld world) : IClassFixture<DaneWorld
         Assert.True(Assert.Single(await gw.ReceivedAsync(root, 1, Wait)).Tls);
         foreach (var c in new[] { "ta201", "tai211", "ta200" })
             await gw.WaitForLineAsync(l => l.Contains($"DANE for the domain ({c}.dane.test) MX mx.{c}.dane.test Successful."), Wait);
+    }
+
+    [Fact]
+    public async Task Dane_ta_requires_the_leaf_to_name_the_mx_host()
+    {
+        // RFC 7672 §3.2.2: with DANE-TA the reference identifier is the MX host name (unlike DANE-EE).
+        using var wrongName = TestLeafCertificates.Issue(world.Intermediate, ["mx.somewhere-else.test"]);
+        await using var mx = world.Receiver("tai211", wrongName, [world.Intermediate]);
+        await using var gw = await GatewayAsync(Profile(DaneWorld.Domain("tai211"), "mandatory"));
+        await gw.SendAsync("app@sender.test", ["n@tai211.dane.test"], "wrong name");
+
+        await DeferredAsync(gw, "n@tai211.dane.test");
+        Assert.Contains(gw.Lines, l => l.Contains("TLS deferring: verify error"));
+        Assert.Empty(mx.Messages);
+    }
+
+    [Fact]
+    public async Task Dane_applies_to_a_named_mx_override_hop()
+    {
+        // mx-override replaces the MX RRset by configuration: the hop's name still gets its TLSA lookup.
+        await using var mx = world.Receiver("ee311", world.Leaf);
+        await using var gw = await GatewayAsync(Profile("ovr.test", "mandatory"), mxOverride: "\"ovr.test\" = \"mx.ee311.dane.test\"");
+        await gw.SendAsync("app@sender.test", ["o@ovr.test"], "override");
+
+        Assert.True(Assert.Single(await gw.ReceivedAsync(mx, 1, Wait)).Tls);
+        await gw.WaitForLineAsync(l => l.Contains("DANE for the domain (ovr.test) MX mx.ee311.dane.test Successful."), Wait);
     }
 
     [Fact]

@@ -35,6 +35,9 @@ public sealed record EngineTuning
 {
     /// <summary>An idle connection is kept this long for new mail before QUIT (Postfix connection cache: 2 s).</summary>
     public TimeSpan ConnectionIdleTime { get; init; } = TimeSpan.FromSeconds(2);
+    /// <summary>Connections a destination starts with; each delivery while all are busy adds one, up to the profile's
+    /// limit (Postfix initial_destination_concurrency = 5).</summary>
+    public int InitialConcurrency { get; init; } = 5;
     /// <summary>An empty destination passivates after this long without traffic.</summary>
     public TimeSpan PassivateAfter { get; init; } = TimeSpan.FromMinutes(2);
     /// <summary>How long a resolved MTA-STS policy is reused by the destination before asking the resolver again.</summary>

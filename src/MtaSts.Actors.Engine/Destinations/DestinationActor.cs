@@ -63,6 +63,7 @@ public sealed class DestinationActor : UntypedPersistentActor, IWithTimers
     public ITimerScheduler Timers { get; set; } = null!;
 
     private DateTimeOffset Now => _svc.Clock.GetUtcNow();
+    private int InitialConcurrency => Math.Min(_svc.Tuning.InitialConcurrency, Settings.Profile.MaxConcurrentConnections);
     private DestinationSettings Settings => _svc.Settings(_domain);
     private MailLog MailLog => _svc.Log;
 
@@ -88,7 +89,7 @@ public sealed class DestinationActor : UntypedPersistentActor, IWithTimers
                 break;
             case RecoveryCompleted:
                 _lastActivity = Now;
-                _concurrencyCap = Settings.Profile.MaxConcurrentConnections;
+                _concurrencyCap = InitialConcurrency;
                 // Pull everything the spool still holds for us: a (re)started entity never forgets mail.
                 foreach (var e in _index.For(_domain)) _queue.Enqueue(e.Message, e.Recipients, Now);
                 Timers.StartPeriodicTimer("sweep", new Sweep(), _svc.Tuning.ExpirySweep);
@@ -107,12 +108,12 @@ public sealed class DestinationActor : UntypedPersistentActor, IWithTimers
                 if (_queue.Enqueue(e.Message, e.Recipients, Now) > 0) Pump();
                 break;
             case ConfigChanged:
-                _concurrencyCap = Settings.Profile.MaxConcurrentConnections;
+                _concurrencyCap = Math.Min(Math.Max(_concurrencyCap, InitialConcurrency), Settings.Profile.MaxConcurrentConnections);
                 Pump();
                 break;
             case DeliverNow:
                 _queue.MakeAllDue(Now);
-                _concurrencyCap = Settings.Profile.MaxConcurrentConnections;
+                _concurrencyCap = Math.Max(_concurrencyCap, InitialConcurrency);
                 Pump();
                 break;
             case GetDestinationStatus:
@@ -309,8 +310,6 @@ public sealed class DestinationActor : UntypedPersistentActor, IWithTimers
         _opening--;
         c.Open = true;
         c.Peer = r.Peer;
-        // Success: grow back towards the configured concurrency (slow start after failures).
-        _concurrencyCap = Math.Min(Settings.Profile.MaxConcurrentConnections, Math.Max(_concurrencyCap, _conns.Count + 1));
         Feed(c, Now);
         Pump();
     }
@@ -327,7 +326,7 @@ public sealed class DestinationActor : UntypedPersistentActor, IWithTimers
         }
         // Nothing gets through (DNS, every MX down, TLS required but failed, MTA-STS: no usable MX):
         // the vendor requeues all mail for the domain with the failure as the reason.
-        _concurrencyCap = Math.Max(1, Settings.Profile.MaxConcurrentConnections / 4);
+        _concurrencyCap = Math.Max(1, Math.Min(InitialConcurrency, Settings.Profile.MaxConcurrentConnections / 4));
         var now = Now;
         var outcome = new RecipientOutcome(-1, f.Kind, f.Detail, f.Status);
         var events = new List<IDestinationEvent>();
@@ -347,6 +346,11 @@ public sealed class DestinationActor : UntypedPersistentActor, IWithTimers
         var events = new List<IDestinationEvent>();
         ApplyOutcomes(d.Dcid, d.Job.Message, d.Job.Recipients, d.Result.Outcomes, events);
         PersistEvents(events);
+        // Slow start (Postfix-style positive feedback): a delivery while every allowed connection is in use earns one
+        // more connection, up to the profile's limit. A backlog therefore ramps up in rounds instead of opening one
+        // connection per queued message (hundreds of single-message sessions after a restart).
+        if (d.Result.Outcomes.Any(o => o.Kind == RecipientOutcomeKind.Delivered) && _conns.Count >= _concurrencyCap)
+            _concurrencyCap = Math.Min(Settings.Profile.MaxConcurrentConnections, _concurrencyCap + 1);
         if (d.Result.ConnectionUsable && c.Open) Feed(c, Now);
         else c.Open = false;
         Pump();
@@ -378,6 +382,8 @@ public sealed class DestinationActor : UntypedPersistentActor, IWithTimers
         var bounced = new List<(RecipientRef, RecipientOutcome)>();
         var deferredRids = new List<int>();
         var deferredAttempts = 0;
+        var deferredWarnings = 0;
+        var delayed = new List<(RecipientRef, RecipientOutcome)>();
         DateTimeOffset deferredUntil = default;
         string deferReason = "";
         var byRid = rcpts.ToDictionary(r => r.Rid);
@@ -416,7 +422,19 @@ public sealed class DestinationActor : UntypedPersistentActor, IWithTimers
                     }
                     else
                     {
-                        _queue.Defer(msg.Mid, o.Rid, attempts, next.Value, o.Detail);
+                        // Bounce profile delay-warning: one "delayed" DSN per elapsed interval in the queue, up to max-count.
+                        var warnings = q?.Warnings ?? 0;
+                        if (settings.Bounce is { SendDsn: true, DelayWarning: { } dw })
+                        {
+                            var owed = (int)Math.Min(dw.MaxCount, Math.Floor((now - msg.ReceivedAt) / dw.Interval));
+                            if (owed > warnings)
+                            {
+                                delayed.Add((r, o));
+                                warnings = owed;
+                            }
+                        }
+                        deferredWarnings = Math.Max(deferredWarnings, warnings);
+                        _queue.Defer(msg.Mid, o.Rid, attempts, next.Value, o.Detail, warnings);
                         deferredRids.Add(o.Rid);
                         deferredAttempts = Math.Max(deferredAttempts, attempts);
                         deferredUntil = next.Value;
@@ -433,7 +451,8 @@ public sealed class DestinationActor : UntypedPersistentActor, IWithTimers
         if (missing.Length > 0) _queue.Release(msg.Mid, missing);
 
         if (deferredRids.Count > 0)
-            events.Add(new RecipientsDeferred(msg.Mid, deferredRids, deferredAttempts, deferredUntil, deferReason));
+            events.Add(new RecipientsDeferred(msg.Mid, deferredRids, deferredAttempts, deferredUntil, deferReason, deferredWarnings));
+        if (delayed.Count > 0) WarnDelayed(msg, delayed);
         foreach (var rid in finished)
             if (_queue.HasRetryRecord(msg.Mid, rid)) forget.Add(rid);
         if (forget.Count > 0) events.Add(new RecipientsFinished(msg.Mid, forget));
@@ -471,6 +490,27 @@ public sealed class DestinationActor : UntypedPersistentActor, IWithTimers
             {
                 // Not marked done: the spool keeps the message and it is re-delivered after a restart (duplicate, not loss).
                 svc.Log.Critical("finish_failed", $"MID {mid} could not be marked done: {ex.Message}", ("mid", mid));
+            }
+        });
+    }
+
+    /// <summary>Queues a "delayed" DSN (RFC 3464 Action: delayed; only to recipients whose NOTIFY asks for DELAY or
+    /// left it default). The mail stays queued; a crash before the DSN is durable loses only the warning.</summary>
+    private void WarnDelayed(MessageRef msg, List<(RecipientRef, RecipientOutcome)> delayed)
+    {
+        var svc = _svc;
+        var domain = _domain;
+        _ = Task.Run(async () =>
+        {
+            try
+            {
+                await svc.Bounces.QueueAsync(new BounceRequest(msg, domain, delayed, Delayed: true)).ConfigureAwait(false);
+                svc.Log.Info("delay_warning", $"Delay warning sent for MID {msg.Mid} to RID {Rid.List(delayed.Select(d => d.Item1.Rid))}",
+                    ("mid", msg.Mid));
+            }
+            catch (Exception ex)
+            {
+                svc.Log.Warning("delay_warning_failed", $"Delay warning for MID {msg.Mid} could not be queued: {ex.Message}", ("mid", msg.Mid));
             }
         });
     }

@@ -36,6 +36,8 @@ public sealed class DestinationQueue
         public int Attempts { get; internal set; }
         public DateTimeOffset NextAttempt { get; internal set; }
         public string? LastError { get; internal set; }
+        /// <summary>Delay DSNs already sent for this recipient.</summary>
+        public int Warnings { get; internal set; }
         public bool InFlight { get; internal set; }
     }
 
@@ -48,10 +50,11 @@ public sealed class DestinationQueue
             case RecipientsDeferred d:
                 foreach (var rid in d.Rids)
                 {
-                    _retry[(d.Mid, rid)] = new RetryRecord(d.Mid, rid, d.Attempts, d.NextAttemptUtc, d.Reason);
+                    _retry[(d.Mid, rid)] = new RetryRecord(d.Mid, rid, d.Attempts, d.NextAttemptUtc, d.Reason, d.Warnings);
                     if (_messages.TryGetValue(d.Mid, out var m) && m.Recipients.TryGetValue(rid, out var r))
                     {
                         r.Attempts = d.Attempts;
+                        r.Warnings = d.Warnings;
                         r.NextAttempt = d.NextAttemptUtc;
                         r.LastError = d.Reason;
                     }
@@ -90,6 +93,7 @@ public sealed class DestinationQueue
             if (_retry.TryGetValue((message.Mid, r.Rid), out var rec))
             {
                 q.Attempts = rec.Attempts;
+                q.Warnings = rec.Warnings;
                 q.NextAttempt = rec.NextAttemptUtc;
                 q.LastError = rec.LastError;
             }
@@ -149,11 +153,12 @@ public sealed class DestinationQueue
 
     /// <summary>Marks an in-flight recipient as deferred until <paramref name="next"/> (before the event is persisted,
     /// so that the state reflects it at once; the persisted event re-applies the same values).</summary>
-    public void Defer(long mid, int rid, int attempts, DateTimeOffset next, string reason)
+    public void Defer(long mid, int rid, int attempts, DateTimeOffset next, string reason, int warnings = 0)
     {
         if (!_messages.TryGetValue(mid, out var m) || !m.Recipients.TryGetValue(rid, out var r)) return;
         if (r.InFlight) { r.InFlight = false; InFlightCount--; }
         r.Attempts = attempts;
+        r.Warnings = Math.Max(r.Warnings, warnings);
         r.NextAttempt = next;
         r.LastError = reason;
         Reindex(mid);

@@ -53,8 +53,9 @@ public sealed record DestinationStatus(
 // ---- persisted events (small; first-attempt successes persist nothing: the spool's done record is enough) ----
 
 /// <summary>Recipients got a transient failure; the next attempt is due at <paramref name="NextAttemptUtc"/>.</summary>
-public sealed record RecipientsDeferred(long Mid, IReadOnlyList<int> Rids, int Attempts, DateTimeOffset NextAttemptUtc, string Reason)
-    : IDestinationEvent;
+/// <paramref name="Warnings"/> counts the delay DSNs already sent (bounce profile delay-warning).
+public sealed record RecipientsDeferred(long Mid, IReadOnlyList<int> Rids, int Attempts, DateTimeOffset NextAttemptUtc, string Reason,
+    int Warnings = 0) : IDestinationEvent;
 
 /// <summary>Recipients reached a final outcome (delivered, bounced, expired) after having been deferred at least
 /// once — it only forgets their retry record.</summary>
@@ -71,4 +72,4 @@ public sealed record DestinationSnapshot(IReadOnlyList<RetryRecord> Records, IRe
 /// <summary>Recipients counted in one bucket of the recipient-limit window.</summary>
 public sealed record RateCount(DateTimeOffset StartUtc, long Count, TimeSpan Width);
 
-public sealed record RetryRecord(long Mid, int Rid, int Attempts, DateTimeOffset NextAttemptUtc, string LastError);
+public sealed record RetryRecord(long Mid, int Rid, int Attempts, DateTimeOffset NextAttemptUtc, string LastError, int Warnings = 0);

@@ -17,7 +17,8 @@ public sealed class EngineSerializer(ExtendedActorSystem system) : SerializerWit
 
     public override int Identifier => Id;
 
-    private const string DeferredManifest = "rd1";
+    private const string DeferredV1Manifest = "rd1"; // without the delay-warning count (still readable)
+    private const string DeferredManifest = "rd2";
     private const string FinishedManifest = "rf1";
     private const string SnapshotV1Manifest = "ds1"; // retry records only (still readable)
     private const string SnapshotManifest = "ds2";   // + recipient-limit window
@@ -51,6 +52,7 @@ public sealed class EngineSerializer(ExtendedActorSystem system) : SerializerWit
             {
                 case RecipientsDeferred d:
                     w.Write(d.Mid); WriteInts(w, d.Rids); w.Write(d.Attempts); w.Write(d.NextAttemptUtc.UtcTicks); w.Write(d.Reason);
+                    w.Write(d.Warnings);
                     break;
                 case RecipientsFinished f:
                     w.Write(f.Mid); WriteInts(w, f.Rids);
@@ -60,6 +62,7 @@ public sealed class EngineSerializer(ExtendedActorSystem system) : SerializerWit
                     foreach (var r in s.Records)
                     {
                         w.Write(r.Mid); w.Write(r.Rid); w.Write(r.Attempts); w.Write(r.NextAttemptUtc.UtcTicks); w.Write(r.LastError);
+                        w.Write(r.Warnings);
                     }
                     var rate = s.Rate ?? [];
                     w.Write(rate.Count);
@@ -104,8 +107,10 @@ public sealed class EngineSerializer(ExtendedActorSystem system) : SerializerWit
         using var r = new BinaryReader(new MemoryStream(bytes));
         switch (manifest)
         {
-            case DeferredManifest:
+            case DeferredV1Manifest:
                 return new RecipientsDeferred(r.ReadInt64(), ReadInts(r), r.ReadInt32(), Utc(r.ReadInt64()), r.ReadString());
+            case DeferredManifest:
+                return new RecipientsDeferred(r.ReadInt64(), ReadInts(r), r.ReadInt32(), Utc(r.ReadInt64()), r.ReadString(), r.ReadInt32());
             case FinishedManifest:
                 return new RecipientsFinished(r.ReadInt64(), ReadInts(r));
             case SnapshotV1Manifest or SnapshotManifest:
@@ -113,7 +118,8 @@ public sealed class EngineSerializer(ExtendedActorSystem system) : SerializerWit
                 var n = r.ReadInt32();
                 var list = new RetryRecord[n];
                 for (var i = 0; i < n; i++)
-                    list[i] = new RetryRecord(r.ReadInt64(), r.ReadInt32(), r.ReadInt32(), Utc(r.ReadInt64()), r.ReadString());
+                    list[i] = new RetryRecord(r.ReadInt64(), r.ReadInt32(), r.ReadInt32(), Utc(r.ReadInt64()), r.ReadString(),
+                        manifest == SnapshotV1Manifest ? 0 : r.ReadInt32());
                 if (manifest == SnapshotV1Manifest) return new DestinationSnapshot(list);
                 var m = r.ReadInt32();
                 var rate = new RateCount[m];

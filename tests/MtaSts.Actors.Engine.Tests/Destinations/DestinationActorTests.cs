@@ -239,4 +239,42 @@ public sealed class DestinationActorTests : TestKit
         again.Tell(new DeliverNow("rate.test"));
         AwaitCondition(() => _rig.Spool.Done.Count == 12, Long);
     }
+
+    [Fact]
+    public void A_backlog_starts_with_a_few_connections_and_ramps_up_on_success()
+    {
+        _rig.Profile = _rig.Profile with { MaxConcurrentConnections = 50, MaxMessagesPerConnection = 10 };
+        _rig.Transport.Hold();
+        var d = Start("backlog.test");
+        for (var i = 0; i < 100; i++) d.Tell(_rig.Message("backlog.test"));
+
+        // Slow start: the initial concurrency (5), not one connection per queued message.
+        AwaitCondition(() => _rig.Transport.Opened == 5, Long);
+        ExpectNoMsg(TimeSpan.FromMilliseconds(500));
+        Assert.Equal(5, _rig.Transport.Opened);
+        _rig.Transport.Release();
+        AwaitCondition(() => _rig.Spool.Done.Count == 100, Long);
+        Assert.True(_rig.Transport.MaxActive > 5, $"concurrency should grow on success, max was {_rig.Transport.MaxActive}");
+        Assert.InRange(_rig.Transport.MaxActive, 6, 50);
+    }
+
+    [Fact]
+    public void A_delay_warning_dsn_goes_once_per_interval_up_to_max_count()
+    {
+        _rig.Bounce = _rig.Bounce with
+        {
+            DelayWarning = new DelayWarning(TimeSpan.FromSeconds(1), MaxCount: 1),
+            InitialRetryInterval = TimeSpan.FromMilliseconds(700), MaxRetryInterval = TimeSpan.FromMilliseconds(700),
+        };
+        var attempts = 0;
+        _rig.Transport.Decide = _ => Interlocked.Increment(ref attempts) < 5 ? RecipientOutcomeKind.Transient : RecipientOutcomeKind.Delivered;
+        var d = Start("slow.test");
+        d.Tell(_rig.Message("slow.test"));
+
+        AwaitCondition(() => _rig.Spool.Done.Count == 1, Long);
+        // Attempts at ~0, 0.7, 1.4, 2.1 s failed; only the first failure after 1 s in the queue warns, and only once.
+        var warning = Assert.Single(_rig.Bounces.Requests);
+        Assert.True(warning.Delayed);
+        Assert.Equal("4.2.2", Assert.Single(warning.Recipients).Outcome.Status);
+    }
 }

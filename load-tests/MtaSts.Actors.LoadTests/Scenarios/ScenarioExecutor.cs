@@ -44,7 +44,9 @@ public sealed class ScenarioExecutor(ScenarioDefinition scenario, RunOptions o)
         {
             await target.StopAsync();
             await receiver.StopAsync();
-            try { Directory.Delete(spec.WorkDirectory, recursive: true); } catch (IOException) { } catch (UnauthorizedAccessException) { }
+            // MTASTS_LOAD_KEEP=1 keeps the target's work dir (gateway spool, journal and mail log; Postfix queue and maillog).
+            if (Environment.GetEnvironmentVariable("MTASTS_LOAD_KEEP") != "1")
+                try { Directory.Delete(spec.WorkDirectory, recursive: true); } catch (IOException) { } catch (UnauthorizedAccessException) { }
         }
     }
 

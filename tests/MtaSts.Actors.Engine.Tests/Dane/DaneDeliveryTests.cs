@@ -207,6 +207,20 @@ public sealed class DaneDeliveryTests(DaneWorld world) : IClassFixture<DaneWorld
     }
 
     [Fact]
+    public async Task Bogus_tlsa_skips_only_that_mx_and_the_next_mx_delivers_with_dane()
+    {
+        await using var bogus = world.Receiver("bogus", world.Leaf);
+        await using var good = world.Receiver("ee311", world.Leaf);
+        await using var gw = await GatewayAsync(Profile("multi.dane.test", "mandatory"));
+        await gw.SendAsync("app@sender.test", ["m@multi.dane.test"], "second mx");
+
+        Assert.True(Assert.Single(await gw.ReceivedAsync(good, 1, Wait)).Tls);
+        await gw.WaitForLineAsync(l => l.Contains("DANE for the domain (multi.dane.test) MX mx.ee311.dane.test Successful."), Wait);
+        Assert.Contains(gw.Lines, l => l.Contains("MX mx.bogus.dane.test skipped") && l.Contains("TLSA lookup failed"));
+        Assert.Equal(0, bogus.TotalSessions);
+    }
+
+    [Fact]
     public async Task Only_pkix_usages_are_unusable_opportunistic_requires_starttls_and_mandatory_defers()
     {
         // "1 1 1" and "0 0 1" only (RFC 7672 §3.1.3: unusable for SMTP) → STARTTLS mandatory, unauthenticated.

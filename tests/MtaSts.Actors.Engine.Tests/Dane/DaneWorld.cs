@@ -78,6 +78,9 @@ public sealed class DaneWorld : IAsyncLifetime
         dane.Add(Tlsa.Record(Mx("bogus"), Leaf, 3, 1, 1));
         dane.Add(Tlsa.Record(Mx("sts-good"), Leaf, 3, 1, 1));
         dane.Add(Tlsa.WrongDigest(Mx("sts-wrong")));
+        // Two MX hosts: the preferred one's TLSA RRset is bogus (skipped, never downgraded), the other one is good.
+        dane.Add("multi IN MX 10 mx.bogus");
+        dane.Add("multi IN MX 20 mx.ee311");
         dane.Add("_mta-sts.sts-good IN TXT \"v=STSv1; id=dane1\"");
         dane.Add("_mta-sts.sts-wrong IN TXT \"v=STSv1; id=dane1\"");
 

@@ -40,7 +40,7 @@ public sealed class PolicyIsolationTests
             {{lab.TrustHocon}}
             mtasts.log.level = debug
             mtasts.policy { proxy = "{{proxy.Uri}}"
-              connect-timeout = 4s }
+              connect-timeout = 6s }
             mtasts.destinations."{{p}}".mta-sts = on
             """, null,
             new GatewayOverrides

@@ -20,9 +20,9 @@ public sealed record PolicyState(PolicyResolution? Resolution, DateTimeOffset? R
 
 /// <summary>
 /// Resolves MTA-STS policies apart from delivery (own supervisor, see <see cref="PolicySupervision"/>). The resolver
-/// is async and single-flight per domain; this actor adds a circuit breaker per proxy (or for direct fetches) so
-/// that a hung proxy costs each affected destination one fast deferral instead of a minute-long wait each, and
-/// it never blocks: results are piped back to the asking destination.
+/// is async and single-flight per domain; this actor adds a circuit breaker per proxy (or for direct fetches) against
+/// a resolver that throws or hangs beyond its own timeouts, and it never blocks: results are piped back to the asking
+/// destination, which defers (and retries) when it waited longer than <c>EngineTuning.PolicyTimeout</c>.
 /// </summary>
 public sealed class PolicyActor : ReceiveActor
 {
@@ -60,8 +60,11 @@ public sealed class PolicyActor : ReceiveActor
                 });
     }
 
-    /// <summary>Counts a fetch-path failure (proxy/policy host unreachable) as a breaker failure, but still returns
-    /// the resolution (a fallback to a cached policy is a valid answer).</summary>
+    /// <summary>Only a resolution that throws or outlives the breaker's call timeout counts as a breaker failure. A
+    /// fetch-path failure (hung proxy, policy host down) comes back as a result and does not trip the breaker on
+    /// purpose: an open breaker answers "unresolved" for every domain behind the proxy, which would defer domains
+    /// that only need their TXT lookup or hold a valid cached policy (RFC 8461 §3.3 says apply it). The resolver's
+    /// negative cache per (domain, id) already limits a hung proxy to one bounded wait per domain and policy id.</summary>
     private async Task<PolicyResolution> ResolveAndCheck(string domain, PolicyResolveOptions options, CancellationToken ct)
     {
         var res = await _resolver.ResolveAsync(domain, options, ct).ConfigureAwait(false);

@@ -16,3 +16,5 @@ if [ ${#need[@]} -gt 0 ]; then
 fi
 # DNSSEC test environment (NSD, Unbound, ldnsutils) for the DANE tests.
 bash "$(dirname "${BASH_SOURCE[0]}")/dnssec/setup.sh"
+# PostgreSQL (initdb/postgres) for the cluster tests.
+bash "$(dirname "${BASH_SOURCE[0]}")/postgres/setup.sh"

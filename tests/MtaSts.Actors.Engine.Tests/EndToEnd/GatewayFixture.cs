@@ -28,14 +28,19 @@ public sealed class GatewayFixture : IAsyncDisposable
 
     /// <param name="overrides">Optional component overrides (DNS, policy HTTPS port, tuning); the log writer is
     /// always the fixture's in-memory one.</param>
+    /// <param name="extraFiles">Config files loaded after the shipped defaults (e.g. hocon/cluster-postgres.conf),
+    /// before the fixture's override; kept for restarts.</param>
     public static async Task<GatewayFixture> StartAsync(string mxOverride, string extraHocon, string? dataDir,
-        GatewayOverrides? overrides = null)
+        GatewayOverrides? overrides = null, IReadOnlyList<string>? extraFiles = null)
     {
         dataDir ??= Path.Combine(Path.GetTempPath(), "mtasts-e2e-" + Guid.NewGuid().ToString("N"));
-        var f = new GatewayFixture(dataDir);
+        var f = new GatewayFixture(dataDir) { ExtraFiles = extraFiles ?? [] };
         await f.RestartAsync(mxOverride, extraHocon, overrides).ConfigureAwait(false);
         return f;
     }
+
+    /// <summary>Config files loaded after the shipped defaults on every (re)start.</summary>
+    public IReadOnlyList<string> ExtraFiles { get; init; } = [];
 
     /// <summary>(Re)starts on the same data directory: the restart path of a real process.</summary>
     public async Task RestartAsync(string mxOverride, string extraHocon, GatewayOverrides? overrides = null)
@@ -58,7 +63,7 @@ public sealed class GatewayFixture : IAsyncDisposable
               retry-jitter = 0 }
             {{extraHocon}}
             """;
-        var config = GatewayConfig.Load(GatewayConfig.DefaultFiles(), hocon);
+        var config = GatewayConfig.Load(GatewayConfig.DefaultFiles().Concat(ExtraFiles), hocon);
         var writer = new LineWriter(_lines);
         Gateway = await Gateway.StartAsync(config, (overrides ?? new GatewayOverrides()) with { LogWriter = writer }).ConfigureAwait(false);
     }

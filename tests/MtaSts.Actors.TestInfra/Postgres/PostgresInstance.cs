@@ -1,0 +1,153 @@
+using System.Diagnostics;
+using System.Net;
+using System.Net.Sockets;
+using Npgsql;
+
+namespace MtaSts.Actors.TestInfra.Postgres;
+
+/// <summary>
+/// A private PostgreSQL cluster from Debian's packages (installed by tests/postgres/setup.sh): <c>initdb</c> in a
+/// temp directory, <c>pg_ctl start</c> on a free loopback port (Unix socket in the same directory, fsync off), run as
+/// the <c>postgres</c> user when the tests run as root (PostgreSQL refuses to run as root). Trust authentication
+/// on loopback only. <c>pg_ctl stop -m immediate</c> and the directory is removed on dispose.
+/// </summary>
+public sealed class PostgresInstance : IAsyncDisposable
+{
+    private readonly string _dir;
+    private readonly string _bin;
+    private int _disposed;
+
+    private PostgresInstance(string dir, string bin, int port)
+    {
+        _dir = dir;
+        _bin = bin;
+        Port = port;
+    }
+
+    public int Port { get; }
+    public string DataDirectory => Path.Combine(_dir, "data");
+    public string LogPath => Path.Combine(_dir, "postgres.log");
+
+    /// <summary>Highest installed /usr/lib/postgresql/N/bin, or null.</summary>
+    public static string? BinDirectory =>
+        Directory.Exists("/usr/lib/postgresql")
+            ? Directory.GetDirectories("/usr/lib/postgresql")
+                .Select(d => Path.Combine(d, "bin"))
+                .Where(b => File.Exists(Path.Combine(b, "initdb")))
+                .OrderByDescending(b => int.TryParse(Path.GetFileName(Path.GetDirectoryName(b)), out var v) ? v : 0)
+                .FirstOrDefault()
+            : null;
+
+    public static bool IsAvailable => BinDirectory is not null;
+
+    private static bool IsRoot => Environment.UserName == "root";
+
+    /// <summary>Npgsql connection string for <paramref name="database"/> (superuser postgres, trust auth).</summary>
+    public string ConnectionString(string database = "postgres") =>
+        $"Host=127.0.0.1;Port={Port};Database={database};Username=postgres;Pooling=true;Maximum Pool Size=20;Timeout=30";
+
+    public static async Task<PostgresInstance> StartAsync(CancellationToken ct = default)
+    {
+        var bin = BinDirectory ?? throw new InvalidOperationException("PostgreSQL is not installed: run tests/postgres/setup.sh as root");
+        var dir = Directory.CreateTempSubdirectory("pgtest-").FullName;
+        if (IsRoot) await RunAsync("chown", ["postgres:postgres", dir], asPostgres: false, ct).ConfigureAwait(false);
+        var port = FreePort();
+        var instance = new PostgresInstance(dir, bin, port);
+        try
+        {
+            await RunAsync(Path.Combine(bin, "initdb"),
+                ["-D", instance.DataDirectory, "-U", "postgres", "--auth=trust", "-E", "UTF8", "--locale=C", "--no-sync"],
+                IsRoot, ct).ConfigureAwait(false);
+            var options = $"-p {port} -k {dir} -c listen_addresses=127.0.0.1 -c fsync=off -c synchronous_commit=off " +
+                          "-c full_page_writes=off -c max_connections=200 -c shared_buffers=32MB";
+            await RunAsync(Path.Combine(bin, "pg_ctl"),
+                ["-D", instance.DataDirectory, "-l", instance.LogPath, "-o", options, "-w", "-t", "60", "start"],
+                IsRoot, ct).ConfigureAwait(false);
+            return instance;
+        }
+        catch
+        {
+            await instance.DisposeAsync().ConfigureAwait(false);
+            throw;
+        }
+    }
+
+    /// <summary>Creates a database and returns its connection string.</summary>
+    public async Task<string> CreateDatabaseAsync(string name, CancellationToken ct = default)
+    {
+        await using (var c = new NpgsqlConnection(ConnectionString()))
+        {
+            await c.OpenAsync(ct).ConfigureAwait(false);
+            await using var cmd = c.CreateCommand();
+            cmd.CommandText = $"CREATE DATABASE \"{name}\"";
+            await cmd.ExecuteNonQueryAsync(ct).ConfigureAwait(false);
+        }
+        return ConnectionString(name);
+    }
+
+    /// <summary>Runs a scalar query (e.g. a row count) against <paramref name="database"/>.</summary>
+    public async Task<object?> ScalarAsync(string database, string sql, CancellationToken ct = default)
+    {
+        await using var c = new NpgsqlConnection(ConnectionString(database));
+        await c.OpenAsync(ct).ConfigureAwait(false);
+        await using var cmd = c.CreateCommand();
+        cmd.CommandText = sql;
+        return await cmd.ExecuteScalarAsync(ct).ConfigureAwait(false);
+    }
+
+    public string ReadLog() => File.Exists(LogPath) ? File.ReadAllText(LogPath) : "";
+
+    private static async Task RunAsync(string file, IReadOnlyList<string> args, bool asPostgres, CancellationToken ct)
+    {
+        var psi = new ProcessStartInfo
+        {
+            FileName = asPostgres ? "runuser" : file,
+            RedirectStandardOutput = true,
+            RedirectStandardError = true,
+            UseShellExecute = false,
+            WorkingDirectory = "/",
+        };
+        if (asPostgres)
+        {
+            psi.ArgumentList.Add("-u");
+            psi.ArgumentList.Add("postgres");
+            psi.ArgumentList.Add("--");
+            psi.ArgumentList.Add(file);
+        }
+        foreach (var a in args) psi.ArgumentList.Add(a);
+        using var p = Process.Start(psi) ?? throw new InvalidOperationException($"cannot start {file}");
+        // pg_ctl start leaves the server holding inherited pipes: read without waiting for EOF.
+        var stdout = p.StandardOutput.ReadToEndAsync(ct);
+        var stderr = p.StandardError.ReadToEndAsync(ct);
+        await p.WaitForExitAsync(ct).ConfigureAwait(false);
+        if (p.ExitCode != 0)
+        {
+            await Task.WhenAny(Task.WhenAll(stdout, stderr), Task.Delay(1000, ct)).ConfigureAwait(false);
+            throw new InvalidOperationException($"{file} {string.Join(' ', args)} exited with {p.ExitCode}: " +
+                                                $"{(stdout.IsCompleted ? stdout.Result : "")}{(stderr.IsCompleted ? stderr.Result : "")}");
+        }
+    }
+
+    private static int FreePort()
+    {
+        var l = new TcpListener(IPAddress.Loopback, 0);
+        l.Start();
+        var port = ((IPEndPoint)l.LocalEndpoint).Port;
+        l.Stop();
+        return port;
+    }
+
+    public async ValueTask DisposeAsync()
+    {
+        if (Interlocked.Exchange(ref _disposed, 1) == 1) return;
+        NpgsqlConnection.ClearAllPools();
+        try
+        {
+            if (File.Exists(Path.Combine(DataDirectory, "postmaster.pid")))
+                await RunAsync(Path.Combine(_bin, "pg_ctl"), ["-D", DataDirectory, "-m", "immediate", "-w", "-t", "30", "stop"], IsRoot,
+                    new CancellationTokenSource(TimeSpan.FromSeconds(40)).Token).ConfigureAwait(false);
+        }
+        catch (Exception) { }
+        try { Directory.Delete(_dir, recursive: true); } catch (Exception) { }
+    }
+}

@@ -217,3 +217,43 @@ public sealed class MtaStsGatewayTests(MtaStsFixture f) : IClassFixture<MtaStsFi
         Assert.Equal(0, f.Policies.Requests("routed.sts.test"));
     }
 }
+
+/// <summary>The policy cache outlives the process (SPEC §3.4): after a restart, with the policy host gone, the cached
+/// enforce policy still applies when the TXT id is unchanged.</summary>
+public sealed class MtaStsCacheRestartTests
+{
+    [Fact]
+    public async Task Cached_policy_applies_after_a_restart_while_the_policy_host_is_down()
+    {
+        const string d = "c.cache.test";
+        var wait = TimeSpan.FromSeconds(30);
+        await using var lab = new SecurityLab();
+        await using var policies = await PolicyHttpsServer.StartAsync(lab.Ca);
+        var rx = lab.Receiver(ReceiverKind.Hosted, "mx." + d);
+        lab.Dns.AddTxt("_mta-sts." + d, "v=STSv1; id=7;");
+        lab.Dns.AddA("mta-sts." + d, "127.0.0.1");
+        policies.ServePolicy(d, $"version: STSv1\nmode: enforce\nmx: mx.{d}\nmax_age: 86400\n");
+        var mxOverride = $"\"{d}\" = \"mx.{d}:{rx.Port}\"";
+        var hocon = $"{lab.TrustHocon}\nmtasts.log.level = debug\nmtasts.destinations.\"{d}\".mta-sts = on";
+        var overrides = new GatewayOverrides { Dns = lab.Resolver(), PolicyHttpsPort = policies.Port };
+
+        await using var gw = await GatewayFixture.StartAsync(mxOverride, hocon, null, overrides);
+        await gw.SendAsync("app@sender.test", [$"first@{d}"], "life 1");
+        await gw.ReceivedAsync(rx, 1, wait);
+        await gw.WaitForLineAsync(l => l.EndsWith($"MTA-STS policy for the domain ({d}) Successful.", StringComparison.Ordinal), wait);
+        Assert.Equal(1, policies.Requests(d));
+
+        await gw.StopAsync();
+        policies.Remove(d); // the policy host now answers 404
+        var before = gw.Lines.Count;
+        await gw.RestartAsync(mxOverride, hocon, overrides);
+        await gw.SendAsync("app@sender.test", [$"second@{d}"], "life 2");
+        var second = (await gw.ReceivedAsync(rx, 2, wait)).Single(m => m.Recipients.Any(r => r.Address == $"second@{d}"));
+        Assert.True(second.Tls);
+        await gw.WaitForLineAsync(l => l.EndsWith($"MTA-STS policy for the domain ({d}) Successful.", StringComparison.Ordinal), wait, count: 2);
+        var life2 = gw.Lines.Skip(before).ToArray();
+        Assert.Contains(life2, l => l.EndsWith($"Valid cache entry found for the domain ({d}).", StringComparison.Ordinal));
+        Assert.Contains(life2, l => l.EndsWith($"Applying MTA-STS policy for the domain ({d})", StringComparison.Ordinal));
+        Assert.Equal(1, policies.Requests(d)); // not fetched again: the id is unchanged and the cached policy is valid
+    }
+}

@@ -1,0 +1,148 @@
+using Akka.Actor;
+using Akka.Cluster.Sharding;
+using MtaSts.Actors.Engine.Protocol;
+using MtaSts.Actors.Engine.Sharding;
+using MtaSts.Actors.Engine.Tests.EndToEnd;
+using MtaSts.Actors.TestInfra.Postgres;
+using MtaSts.Actors.TestInfra.Smtp;
+
+namespace MtaSts.Actors.Engine.Tests.Cluster;
+
+/// <summary>
+/// Two gateways in one process (own data dir, listener and remoting port each) forming one Akka cluster over the same
+/// PostgreSQL, node 1 the seed: destination entities spread over both nodes; node 2 leaving hands its destinations
+/// to node 1.
+/// </summary>
+public sealed class PostgresTwoNodeTests
+{
+    private sealed class TwoNodes : IAsyncDisposable
+    {
+        public required PostgresInstance Pg { get; init; }
+        public required TestSmtpReceiver Mx { get; init; }
+        public required GatewayFixture Node1 { get; init; }
+        public required GatewayFixture Node2 { get; init; }
+
+        public static async Task<TwoNodes> StartAsync()
+        {
+            var pg = await PostgresInstance.StartAsync();
+            var cs = await pg.CreateDatabaseAsync("mtasts");
+            var mx = TestSmtpReceiver.Start(new TestSmtpReceiverOptions { OfferStartTls = false });
+            var p1 = PostgresCluster.FreePort();
+            var p2 = PostgresCluster.FreePort();
+            var n1 = await PostgresCluster.StartNodeAsync(mx.Port, PostgresCluster.NodeHocon(cs, p1, [p1]));
+            var n2 = await PostgresCluster.StartNodeAsync(mx.Port, PostgresCluster.NodeHocon(cs, p2, [p1]));
+            await PostgresCluster.WaitForMembersUpAsync(n1.Gateway.System, 2, PostgresCluster.Wait);
+            await PostgresCluster.WaitForMembersUpAsync(n2.Gateway.System, 2, PostgresCluster.Wait);
+            return new TwoNodes { Pg = pg, Mx = mx, Node1 = n1, Node2 = n2 };
+        }
+
+        public async ValueTask DisposeAsync()
+        {
+            await Node2.DisposeAsync();
+            await Node1.DisposeAsync();
+            await Mx.DisposeAsync();
+            await Pg.DisposeAsync();
+        }
+    }
+
+    /// <summary>Starts (or finds) the entities of <paramref name="domains"/> through <paramref name="system"/>'s region.</summary>
+    private static async Task TouchAsync(ActorSystem system, IEnumerable<string> domains)
+    {
+        var region = ClusterSharding.Get(system).ShardRegion(EngineNames.DestinationRegion);
+        await Task.WhenAll(domains.Select(d => region.Ask<DestinationStatus>(new GetDestinationStatus(d), TimeSpan.FromSeconds(30))));
+    }
+
+    /// <summary>Entity ids (domains) hosted by <paramref name="system"/>'s own region.</summary>
+    private static async Task<HashSet<string>> LocalEntitiesAsync(ActorSystem system)
+    {
+        var region = ClusterSharding.Get(system).ShardRegion(EngineNames.DestinationRegion);
+        var state = await region.Ask<CurrentShardRegionState>(GetShardRegionState.Instance, TimeSpan.FromSeconds(15));
+        return state.Shards.SelectMany(s => s.EntityIds).ToHashSet();
+    }
+
+    [Fact]
+    public async Task Entities_spread_over_both_nodes_and_node1_takes_over_node2_destinations_for_new_mail()
+    {
+        await using var c = await TwoNodes.StartAsync();
+        var domains = Enumerable.Range(0, 40).Select(i => $"d{i}.spread.test").ToArray();
+        // Shards are allocated once both regions are registered with the coordinator; ask until both hold entities.
+        var deadline = DateTime.UtcNow + PostgresCluster.Wait;
+        IReadOnlyDictionary<Address, int> perNode;
+        while (true)
+        {
+            await TouchAsync(c.Node1.Gateway.System, domains);
+            perNode = await PostgresCluster.EntitiesPerNodeAsync(c.Node1.Gateway.System);
+            if (perNode.Count == 2 && perNode.Values.All(n => n > 0)) break;
+            if (DateTime.UtcNow > deadline) Assert.Fail($"entities not spread: {string.Join(", ", perNode)}");
+            await Task.Delay(500);
+        }
+        var onNode2 = await LocalEntitiesAsync(c.Node2.Gateway.System);
+        var onNode1 = await LocalEntitiesAsync(c.Node1.Gateway.System);
+        Assert.NotEmpty(onNode2);
+        Assert.NotEmpty(onNode1);
+        Assert.Empty(onNode1.Intersect(onNode2));
+        Assert.Equal(domains.Length, onNode1.Count + onNode2.Count);
+
+        // Node 2 leaves gracefully (coordinated shutdown: shard hand-off, cluster leave).
+        await c.Node2.StopAsync();
+        await PostgresCluster.WaitForMembersUpAsync(c.Node1.Gateway.System, 1, PostgresCluster.Wait);
+
+        // New mail for the destinations that lived on node 2, submitted to node 1: node 1 hosts them now.
+        var moved = onNode2.OrderBy(d => d, StringComparer.Ordinal).ToArray();
+        foreach (var d in moved) await c.Node1.SendAsync("app@sender.test", [$"user@{d}"], "after-leave " + d);
+        var got = await c.Node1.ReceivedAsync(c.Mx, moved.Length, PostgresCluster.Wait);
+        await c.Node1.WaitForLineAsync(l => l.Contains("Message finished MID"), PostgresCluster.Wait, count: moved.Length);
+        await Task.Delay(300);
+        Assert.Equal(moved.Length, c.Mx.Messages.Count);
+        foreach (var d in moved)
+        {
+            var m = Assert.Single(got, m => m.Recipients.Any(r => r.Address == $"user@{d}"));
+            Assert.Contains("Subject: after-leave " + d, m.Text);
+        }
+        var now1 = await LocalEntitiesAsync(c.Node1.Gateway.System);
+        Assert.Superset(moved.ToHashSet(), now1);
+        Assert.Equal(0, c.Node1.Gateway.Spool.Count);
+    }
+
+    /// <summary>
+    /// The spool and the <see cref="Delivery.PendingIndex"/> are node-local, but the destination entity that delivers a
+    /// message may live on the other node: it reads the body by MID from ITS OWN spool (MIDs are per-node sequences, both
+    /// nodes start at 1) and marks that MID done in its own spool and index. Observed (2 nodes, 30 domains, mail
+    /// alternately submitted to node 1 and node 2): 10 of 30 recipients received ANOTHER message's body (u0 got m1,
+    /// u1 got m0, ...), others deferred for ever with "MID n is not in the spool", and both spools kept messages that had
+    /// been delivered (re-sent after a restart). Not a small fix (the body and the done record have to go to the
+    /// accepting node, or destinations must be placed on the node that owns the mail); see README "Cluster deployment".
+    /// </summary>
+    [Fact(Skip = "Design gap: cross-node destinations read/finish mail in the wrong node's spool (misdelivery); see the summary and README 'Cluster deployment'")]
+    public async Task Mail_submitted_to_both_nodes_for_many_domains_is_delivered_exactly_once_with_its_own_body()
+    {
+        await using var c = await TwoNodes.StartAsync();
+        const int n = 30;
+        for (var i = 0; i < n; i++)
+        {
+            var node = i % 2 == 0 ? c.Node1 : c.Node2;
+            await node.SendAsync("app@sender.test", [$"u{i}@d{i}.both.test"], $"m{i}", $"body of m{i}");
+        }
+        var deadline = DateTime.UtcNow + TimeSpan.FromSeconds(30);
+        while (c.Mx.Messages.Count < n && DateTime.UtcNow < deadline) await Task.Delay(200);
+        await Task.Delay(2000);
+        var report = new List<string>();
+        for (var i = 0; i < n; i++)
+        {
+            var copies = c.Mx.Messages.Where(m => m.Recipients.Any(r => r.Address == $"u{i}@d{i}.both.test")).ToArray();
+            var own = copies.Count(m => m.Text.Contains($"Subject: m{i}\r\n") || m.Text.Contains($"Subject: m{i}\n"));
+            if (copies.Length != 1 || own != 1)
+                report.Add($"u{i}@d{i}.both.test (sent to node {(i % 2 == 0 ? 1 : 2)}): {copies.Length} copies, {own} with its own body" +
+                           (copies.Length > own ? $"; foreign subjects: {string.Join(",", copies.Select(Subject))}" : ""));
+        }
+        var spool1 = c.Node1.Gateway.Spool.Count;
+        var spool2 = c.Node2.Gateway.Spool.Count;
+        Assert.True(report.Count == 0 && spool1 == 0 && spool2 == 0,
+            $"received {c.Mx.Messages.Count}/{n}; spool node1 {spool1}, node2 {spool2}; pending node1 {c.Node1.Gateway.Pending.Messages}, " +
+            $"node2 {c.Node2.Gateway.Pending.Messages}\n{string.Join("\n", report)}\n--- node1 log:\n{string.Join("\n", c.Node1.Lines.TakeLast(60))}" +
+            $"\n--- node2 log:\n{string.Join("\n", c.Node2.Lines.TakeLast(60))}");
+    }
+
+    private static string Subject(ReceivedMessage m) =>
+        m.Text.Split('\n').FirstOrDefault(l => l.StartsWith("Subject:", StringComparison.Ordinal))?.Trim() ?? "?";
+}

@@ -115,7 +115,6 @@ public sealed class Gateway : IAsyncDisposable
         });
         var policy = new PolicyResolver(dns, fetcher, policyStore, log, new PolicyResolverOptions(), clock);
         policy.StartBackgroundRefresh();
-        var resolveOptions = new PolicyResolveOptions { Proxy = config.PolicyProxy, LenientContentType = config.LenientContentType };
 
         var watcher = new ConfigWatcher(config, log);
         var verifier = config.ExtraCaBundle is null ? CertificateVerifier.System : CertificateVerifier.FromPemFile(config.ExtraCaBundle);
@@ -124,6 +123,7 @@ public sealed class Gateway : IAsyncDisposable
         var transport = overrides.Transport ?? new SmtpDeliveryTransport(mx, dns, spool, log, dcids, profile => new OutboundOptions
         {
             HeloName = config.Hostname,
+            LogOutcomes = false, // the destination actor logs each outcome
             Verifier = verifier,
             ConnectTimeout = config.ConnectTimeout,
             CommandTimeout = config.OutboundCommandTimeout,
@@ -153,7 +153,7 @@ public sealed class Gateway : IAsyncDisposable
             ab.AddHocon(akkaConfig, HoconAddMode.Prepend);
             ab.WithActors((system, registry) =>
             {
-                var supervisor = system.ActorOf(PolicySupervision.Props(PolicyActor.Props(policy, _ => resolveOptions, log)), "policy");
+                var supervisor = system.ActorOf(PolicySupervision.Props(PolicyActor.Props(policy, domain => ResolveOptions(watcher.Gateway, domain), log)), "policy");
                 registry.Register<PolicyBranch>(supervisor);
                 policyRef = supervisor;
                 var region = ClusterSharding.Get(system).Start(EngineNames.DestinationRegion,
@@ -233,6 +233,13 @@ public sealed class Gateway : IAsyncDisposable
         await _listener.DisposeAsync().ConfigureAwait(false);
         _host.Dispose();
     }
+
+    /// <summary>Per-fetch options from the live configuration: a proxy change applies without a restart.</summary>
+    private static PolicyResolveOptions ResolveOptions(GatewayConfig config, string domain) => new()
+    {
+        Proxy = config.PolicyProxy,
+        LenientContentType = config.LenientContentType || config.LenientContentTypeDomains.Contains(domain),
+    };
 
     private static DestinationSettings Settings(DestinationConfig config, string domain)
     {

@@ -58,6 +58,8 @@ public sealed record GatewayConfig
     public TimeSpan PolicyConnectTimeout { get; init; } = TimeSpan.FromSeconds(10);
     public string? ExtraCaBundle { get; init; }
     public bool LenientContentType { get; init; }
+    /// <summary>Domains whose policy host may send a Content-Type other than text/plain (many real ones do).</summary>
+    public IReadOnlySet<string> LenientContentTypeDomains { get; init; } = new HashSet<string>();
 
     public string LogText { get; init; } = "-";
     public string LogJson { get; init; } = "";
@@ -221,6 +223,8 @@ public sealed record GatewayConfig
             PolicyConnectTimeout = Dur("policy.connect-timeout", TimeSpan.FromSeconds(10)),
             ExtraCaBundle = NonEmpty("policy.extra-ca-bundle"),
             LenientContentType = m.HasPath("policy.lenient-content-type") && m.GetBoolean("policy.lenient-content-type"),
+            LenientContentTypeDomains = List("policy.lenient-content-type-domains")
+                .Select(d => d.Trim().TrimEnd('.').ToLowerInvariant()).ToHashSet(StringComparer.OrdinalIgnoreCase),
             LogText = m.HasPath("log.text") ? m.GetString("log.text") : "-",
             LogJson = m.HasPath("log.json") ? m.GetString("log.json") : "",
             LogLevel = Get("log.level", MailLogLevel.Info, s => Enum.Parse<MailLogLevel>(s, ignoreCase: true)),

@@ -347,11 +347,13 @@ public sealed class OutboundConnection : IAsyncDisposable
             var result = Decide(message, tx, dataReply, _usable);
             MessagesSent++;
             var accepted = result.Accepted.Select(r => r.Rid).ToArray();
-            if (_options.LogMessageDone)
+            if (_options.LogOutcomes)
+            {
                 _log.Info("message_done", $"Message done DCID {Dcid} MID {message.Mid} to RID {Rid.List(accepted)}",
                     ("dcid", Dcid), ("mid", message.Mid), ("rid", accepted));
-            _log.Info("delivery_response", $"MID {message.Mid} RID {Rid.List(accepted)} Response {dataReply.Text.Replace('\n', ' ')}",
-                ("mid", message.Mid), ("rid", accepted), ("response", dataReply.ToString()));
+                _log.Info("delivery_response", $"MID {message.Mid} RID {Rid.List(accepted)} Response {dataReply.Text.Replace('\n', ' ')}",
+                    ("mid", message.Mid), ("rid", accepted), ("response", dataReply.ToString()));
+            }
             return result;
         }
         catch (SmtpCommandException e) when (e.ErrorCode == SmtpErrorCode.MessageNotAccepted && tx.Mail is not { IsPositive: false }

@@ -66,8 +66,9 @@ public sealed record OutboundOptions
     public TimeSpan QuitTimeout { get; init; } = TimeSpan.FromSeconds(10);
     /// <summary>Pipeline MAIL and RCPT when the server offers PIPELINING (RFC 2920).</summary>
     public bool UsePipelining { get; init; } = true;
-    /// <summary>Log <c>Message done DCID … MID … to RID […]</c> after an accepted DATA.</summary>
-    public bool LogMessageDone { get; init; } = true;
+    /// <summary>Log <c>Message done DCID … MID … to RID […]</c> and the DATA response after an accepted DATA. The
+    /// engine turns it off: its destination logs every recipient's outcome itself (one line per outcome, not two).</summary>
+    public bool LogOutcomes { get; init; } = true;
 }
 
 /// <summary>The negotiated TLS session, in the vendor's log vocabulary.</summary>

@@ -28,7 +28,10 @@ public sealed class GatewayConfigTests
               }
             }
             mtasts.destinations.default { max-concurrent-connections = 7 }
+            mtasts.policy.lenient-content-type-domains = ["Mislabelled.Example."]
             """);
+        Assert.Contains("mislabelled.example", c.LenientContentTypeDomains);
+        Assert.False(c.LenientContentType);
         Assert.Equal("/tmp/x", c.DataDir);
         Assert.Equal(0, Assert.Single(c.ListenEndpoints).Port);
         Assert.Equal(2600, Assert.Single(c.MxOverride["*"]).Port);

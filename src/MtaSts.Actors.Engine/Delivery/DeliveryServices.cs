@@ -38,6 +38,9 @@ public sealed record EngineTuning
     /// <summary>Connections a destination starts with; each delivery while all are busy adds one, up to the profile's
     /// limit (Postfix initial_destination_concurrency = 5).</summary>
     public int InitialConcurrency { get; init; } = 5;
+    /// <summary>How often every domain with pending mail is sent <see cref="Protocol.Resume"/> (restarts entities that
+    /// stopped, e.g. after a journal failure).</summary>
+    public TimeSpan ResumeInterval { get; init; } = TimeSpan.FromMinutes(1);
     /// <summary>An empty destination passivates after this long without traffic.</summary>
     public TimeSpan PassivateAfter { get; init; } = TimeSpan.FromMinutes(2);
     /// <summary>How long a resolved MTA-STS policy is reused by the destination before asking the resolver again.</summary>

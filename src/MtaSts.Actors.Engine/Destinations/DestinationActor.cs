@@ -120,7 +120,7 @@ public sealed class DestinationActor : UntypedPersistentActor, IWithTimers
                 Sender.Tell(new DestinationStatus(_domain, _queue.RecipientCount, _queue.DeferredCount, _conns.Count,
                     Settings.Profile.MaxConcurrentConnections, _queue.NextDue, _queue.LastError));
                 break;
-            case Wake:
+            case Wake or Resume:
                 Pump();
                 break;
             case Sweep:
@@ -577,6 +577,15 @@ public sealed class DestinationActor : UntypedPersistentActor, IWithTimers
             _rate = new RecipientRateLimiter(limit, state);
         }
         return _rate;
+    }
+
+    /// <summary>A failed journal write stops a persistent actor; the mail is safe in the spool and the gateway's
+    /// periodic <see cref="Resume"/> restarts the entity (recovery re-reads the journal and the pending index).</summary>
+    protected override void OnPersistFailure(Exception cause, object @event, long sequenceNr)
+    {
+        MailLog.Critical("journal_failed", $"Destination {_domain}: journal write failed ({cause.GetType().Name}: {cause.Message}); " +
+            "the destination restarts on the next resume, its mail stays in the spool", ("domain", _domain));
+        base.OnPersistFailure(cause, @event, sequenceNr);
     }
 
     protected override void PostStop()

@@ -58,6 +58,7 @@ public sealed class Gateway : IAsyncDisposable
     private readonly PolicyStore _policyStore;
     private readonly ConfigWatcher _watcher;
     private int _stopped;
+    private Timer? _resumeTimer;
 
     private Gateway(IHost host, SmtpListener listener, SegmentSpool spool, PolicyResolver policy, PolicyStore store,
         ConfigWatcher watcher, MailLog log, ActorSystem system, IActorRef region, PendingIndex pending)
@@ -176,6 +177,12 @@ public sealed class Gateway : IAsyncDisposable
         var regionRef = await registry.GetAsync<DestinationRegion>(ct).ConfigureAwait(false);
         var dispatcher = new Dispatcher(regionRef, pending);
         bounces.Attach(dispatcher);
+        // Safety net: destinations with pending mail are resumed periodically (an entity stopped by a failed journal
+        // write, or lost with a node, comes back without waiting for new mail or a restart).
+        var resumeTimer = new Timer(_ =>
+        {
+            foreach (var domain in pending.Domains) regionRef.Tell(new Protocol.Resume(domain));
+        }, null, tuning.ResumeInterval, tuning.ResumeInterval);
         // New controls apply at once: every destination with mail re-plans (a raised limit releases held mail).
         watcher.Reloaded += () =>
         {
@@ -210,7 +217,7 @@ public sealed class Gateway : IAsyncDisposable
         log.Info("gateway_started",
             $"Gateway {config.Hostname} listening on {string.Join(", ", listener.LocalEndpoints)} (data {dataDir})",
             ("endpoints", listener.LocalEndpoints.Select(e => e.ToString()).ToArray()));
-        return new Gateway(host, listener, spool, policy, policyStore, watcher, log, sys, regionRef, pending);
+        return new Gateway(host, listener, spool, policy, policyStore, watcher, log, sys, regionRef, pending) { _resumeTimer = resumeTimer };
     }
 
     /// <summary>Graceful stop: no new sessions, in-flight transactions finish, actors stop, the spool closes.</summary>
@@ -219,6 +226,7 @@ public sealed class Gateway : IAsyncDisposable
         if (Interlocked.Exchange(ref _stopped, 1) == 1) return;
         Log.Info("gateway_stopping", "Gateway stopping: listener closed, finishing in-flight work");
         await _listener.StopAsync(ct).ConfigureAwait(false);
+        if (_resumeTimer is not null) await _resumeTimer.DisposeAsync().ConfigureAwait(false);
         _watcher.Dispose();
         await _host.StopAsync(ct).ConfigureAwait(false);
         await _policy.DisposeAsync().ConfigureAwait(false);

@@ -27,6 +27,7 @@ public sealed class EngineSerializer(ExtendedActorSystem system) : SerializerWit
     private const string DeliverNowManifest = "dn1";
     private const string StatusQueryManifest = "gs1";
     private const string ConfigChangedManifest = "cc1";
+    private const string ResumeManifest = "rs1";
     private const string StatusManifest = "st1";
 
     public override string Manifest(object o) => o switch
@@ -39,6 +40,7 @@ public sealed class EngineSerializer(ExtendedActorSystem system) : SerializerWit
         DeliverNow => DeliverNowManifest,
         GetDestinationStatus => StatusQueryManifest,
         ConfigChanged => ConfigChangedManifest,
+        Resume => ResumeManifest,
         DestinationStatus => StatusManifest,
         _ => throw new SerializationException($"EngineSerializer cannot serialize {o.GetType()}"),
     };
@@ -90,6 +92,9 @@ public sealed class EngineSerializer(ExtendedActorSystem system) : SerializerWit
                     break;
                 case ConfigChanged cc:
                     w.Write(cc.Domain);
+                    break;
+                case Resume rs:
+                    w.Write(rs.Domain);
                     break;
                 case DestinationStatus st:
                     w.Write(st.Domain); w.Write(st.QueuedRecipients); w.Write(st.DeferredRecipients); w.Write(st.ActiveConnections);
@@ -144,6 +149,8 @@ public sealed class EngineSerializer(ExtendedActorSystem system) : SerializerWit
                 return new GetDestinationStatus(r.ReadString());
             case ConfigChangedManifest:
                 return new ConfigChanged(r.ReadString());
+            case ResumeManifest:
+                return new Resume(r.ReadString());
             case StatusManifest:
             {
                 var domain = r.ReadString();

@@ -234,6 +234,13 @@ public sealed record GatewayConfig
             errors.Add("mtasts.listener.tls-certificate and tls-key must be given together");
         if (cfg.ExtraCaBundle is not null && !File.Exists(cfg.ExtraCaBundle))
             errors.Add($"mtasts.policy.extra-ca-bundle: file not found: {cfg.ExtraCaBundle}");
+        // A cluster node bound to all interfaces advertises akka.tcp://mtasts@0.0.0.0:PORT unless public-hostname is
+        // set: it never matches its own seed-node entry and the other nodes cannot reach it (measured, Akka 1.5.74).
+        if (hocon.HasPath("akka.cluster.seed-nodes") && hocon.GetStringList("akka.cluster.seed-nodes").Count > 0
+            && hocon.GetString("akka.remote.dot-netty.tcp.hostname", "") is "0.0.0.0" or "::" or "[::]"
+            && string.IsNullOrWhiteSpace(hocon.GetString("akka.remote.dot-netty.tcp.public-hostname", "")))
+            errors.Add("akka.remote.dot-netty.tcp.hostname is a wildcard address but public-hostname is not set: the node would " +
+                       "advertise itself as 0.0.0.0; set MTASTS_PUBLIC_HOSTNAME to this node's name in the seed-node list");
         if (errors.Count > 0) throw new GatewayConfigException(errors);
         return cfg;
     }

@@ -48,16 +48,17 @@ public sealed class DestinationActor : UntypedPersistentActor, IWithTimers
     private sealed record Sweep;
     private sealed record IdleCheck;
 
-    public DestinationActor(string domain, DeliveryServices services, PendingIndex index)
+    /// <param name="entityId">The domain, or <c>domain@node</c> in a cluster (each node's mail has its own entity).</param>
+    public DestinationActor(string entityId, DeliveryServices services, PendingIndex index)
     {
-        _domain = domain;
+        _domain = Sharding.DestinationMessageExtractor.DomainOf(entityId);
         _svc = services;
         _index = index;
-        PersistenceId = "destination-" + domain;
+        PersistenceId = "destination-" + entityId;
     }
 
-    public static Props Props(string domain, DeliveryServices services, PendingIndex index) =>
-        Akka.Actor.Props.Create(() => new DestinationActor(domain, services, index));
+    public static Props Props(string entityId, DeliveryServices services, PendingIndex index) =>
+        Akka.Actor.Props.Create(() => new DestinationActor(entityId, services, index));
 
     public override string PersistenceId { get; }
     public ITimerScheduler Timers { get; set; } = null!;

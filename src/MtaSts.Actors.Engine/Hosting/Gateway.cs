@@ -157,10 +157,14 @@ public sealed class Gateway : IAsyncDisposable
                 var supervisor = system.ActorOf(PolicySupervision.Props(PolicyActor.Props(policy, domain => ResolveOptions(watcher.Gateway, domain), log)), "policy");
                 registry.Register<PolicyBranch>(supervisor);
                 policyRef = supervisor;
+                // Single node: entity id = domain. Cluster: domain@hostname, pinned to the node holding the mail.
+                var clustered = system.Settings.Config.GetStringList("akka.cluster.seed-nodes").Count > 0;
                 var region = ClusterSharding.Get(system).Start(EngineNames.DestinationRegion,
                     id => DestinationActor.Props(id, services, pending),
                     ClusterShardingSettings.Create(system).WithRole(EngineNames.Role),
-                    new DestinationMessageExtractor());
+                    new DestinationMessageExtractor(clustered ? config.Hostname : ""),
+                    new NodePinnedAllocation(),
+                    PoisonPill.Instance);
                 registry.Register<DestinationRegion>(region);
             });
             ab.AddStartup(async (system, _) =>

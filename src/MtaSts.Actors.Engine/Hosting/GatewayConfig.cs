@@ -234,6 +234,11 @@ public sealed record GatewayConfig
             errors.Add("mtasts.listener.tls-certificate and tls-key must be given together");
         if (cfg.ExtraCaBundle is not null && !File.Exists(cfg.ExtraCaBundle))
             errors.Add($"mtasts.policy.extra-ca-bundle: file not found: {cfg.ExtraCaBundle}");
+        // In a cluster each node's mail has its own destination entities, named domain@hostname (the spool is node-local):
+        // two nodes with the same hostname would share entities and read each other's MIDs.
+        if (hocon.HasPath("akka.cluster.seed-nodes") && hocon.GetStringList("akka.cluster.seed-nodes").Count > 0
+            && cfg.Hostname == "gateway.localdomain")
+            errors.Add("mtasts.hostname must be set to a name unique to this node in a cluster (MTASTS_HOSTNAME): destination entities are per node");
         // A cluster node bound to all interfaces advertises akka.tcp://mtasts@0.0.0.0:PORT unless public-hostname is
         // set: it never matches its own seed-node entry and the other nodes cannot reach it (measured, Akka 1.5.74).
         if (hocon.HasPath("akka.cluster.seed-nodes") && hocon.GetStringList("akka.cluster.seed-nodes").Count > 0

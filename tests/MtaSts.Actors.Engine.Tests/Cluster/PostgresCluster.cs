@@ -43,6 +43,7 @@ internal static class PostgresCluster
             akka.persistence.journal.sharding.connection-string = {{cs}}
             akka.persistence.snapshot-store.sql.connection-string = {{cs}}
             akka.persistence.snapshot-store.sharding.connection-string = {{cs}}
+            mtasts.hostname = "node{{akkaPort}}.test.invalid"
             {{extra}}
             """;
     }

@@ -87,7 +87,7 @@ public sealed class GatewayConfigTests
     {
         var files = GatewayConfig.DefaultFiles().Append(Path.Combine(AppContext.BaseDirectory, "hocon", "cluster-postgres.conf"));
         // A node bound to 0.0.0.0 must say under which name the others reach it (MTASTS_PUBLIC_HOSTNAME).
-        var c = GatewayConfig.Load(files, "akka.remote.dot-netty.tcp.public-hostname = \"node1.internal\"");
+        var c = GatewayConfig.Load(files, "akka.remote.dot-netty.tcp.public-hostname = \"node1.internal\"\nmtasts.hostname = \"node1.internal\"");
         Assert.StartsWith("PostgreSQL", c.Hocon.GetString("akka.persistence.journal.sql.provider-name"));
         Assert.Equal(2, c.Hocon.GetStringList("akka.cluster.seed-nodes").Count);
         Assert.Equal("data", c.DataDir);

@@ -112,7 +112,7 @@ public sealed class Gateway : IAsyncDisposable
             ConnectTimeout = config.PolicyConnectTimeout,
             // mtasts.policy.connect-timeout also bounds the proxy tunnel set-up (a hung proxy), not only direct connects.
             ProxyConnectTimeout = config.PolicyConnectTimeout,
-            Port = overrides.PolicyHttpsPort ?? 443,
+            Port = overrides.PolicyHttpsPort ?? config.PolicyHttpsPort,
         });
         var policy = new PolicyResolver(dns, fetcher, policyStore, log, new PolicyResolverOptions(), clock);
         policy.StartBackgroundRefresh();

@@ -57,6 +57,8 @@ public sealed record GatewayConfig
     public TimeSpan PolicyFetchTimeout { get; init; } = TimeSpan.FromSeconds(60);
     public TimeSpan PolicyConnectTimeout { get; init; } = TimeSpan.FromSeconds(10);
     public string? ExtraCaBundle { get; init; }
+    /// <summary>TCP port of the policy hosts (mtasts.policy.https-port; RFC 8461 says 443; tests and private deployments only).</summary>
+    public int PolicyHttpsPort { get; init; } = 443;
     public bool LenientContentType { get; init; }
     /// <summary>Domains whose policy host may send a Content-Type other than text/plain (many real ones do).</summary>
     public IReadOnlySet<string> LenientContentTypeDomains { get; init; } = new HashSet<string>();
@@ -222,6 +224,7 @@ public sealed record GatewayConfig
             PolicyFetchTimeout = Dur("policy.fetch-timeout", TimeSpan.FromSeconds(60)),
             PolicyConnectTimeout = Dur("policy.connect-timeout", TimeSpan.FromSeconds(10)),
             ExtraCaBundle = NonEmpty("policy.extra-ca-bundle"),
+            PolicyHttpsPort = Int("policy.https-port", 443, 1, 65535),
             LenientContentType = m.HasPath("policy.lenient-content-type") && m.GetBoolean("policy.lenient-content-type"),
             LenientContentTypeDomains = List("policy.lenient-content-type-domains")
                 .Select(d => d.Trim().TrimEnd('.').ToLowerInvariant()).ToHashSet(StringComparer.OrdinalIgnoreCase),

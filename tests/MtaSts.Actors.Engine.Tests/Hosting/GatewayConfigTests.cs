@@ -12,6 +12,7 @@ public sealed class GatewayConfigTests
         Assert.Equal(2525, Assert.Single(c.ListenEndpoints).Port);
         Assert.Empty(c.MxOverride);
         Assert.Equal(TimeSpan.FromSeconds(60), c.PolicyFetchTimeout);
+        Assert.Equal(443, c.PolicyHttpsPort);
         Assert.Equal(500, c.Destinations.Profiles.Default.MaxConcurrentConnections);
     }
 
@@ -29,7 +30,9 @@ public sealed class GatewayConfigTests
             }
             mtasts.destinations.default { max-concurrent-connections = 7 }
             mtasts.policy.lenient-content-type-domains = ["Mislabelled.Example."]
+            mtasts.policy.https-port = 8443
             """);
+        Assert.Equal(8443, c.PolicyHttpsPort);
         Assert.Contains("mislabelled.example", c.LenientContentTypeDomains);
         Assert.False(c.LenientContentType);
         Assert.Equal("/tmp/x", c.DataDir);
@@ -45,6 +48,7 @@ public sealed class GatewayConfigTests
     [InlineData("mtasts.listener.endpoints = [\"nowhere\"]", "mtasts.listener.endpoints")]
     [InlineData("mtasts.destinations.default.max-concurrent-connections = 5000", "max-concurrent-connections")]
     [InlineData("mtasts.delivery.mx-override { \"*\" = \"[::1\" }", "mx-override")]
+    [InlineData("mtasts.policy.https-port = 0", "mtasts.policy.https-port")]
     public void Invalid_values_are_rejected_with_their_path(string hocon, string expected)
     {
         var e = Assert.Throws<GatewayConfigException>(() => GatewayConfig.Load(GatewayConfig.DefaultFiles(), hocon));

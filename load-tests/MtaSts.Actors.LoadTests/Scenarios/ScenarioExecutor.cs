@@ -25,7 +25,8 @@ public sealed class ScenarioExecutor(ScenarioDefinition scenario, RunOptions o)
         await using var receiver = CreateReceiver(sinkEp, ledger);
         await using var target = CreateTarget(targetName);
         var routes = new List<KeyValuePair<string, IPEndPoint>> { new("*", sinkEp) };
-        var spec = new TargetSpec(Path.Combine(o.WorkDirectory, runTag), routes, plan.Domains, mtaSts, o.RetryInterval, o.DestinationConcurrency, o.MessagesPerConnection);
+        var spec = new TargetSpec(Path.Combine(o.WorkDirectory, runTag), routes, plan.Domains, mtaSts, o.RetryInterval, o.DestinationConcurrency, o.MessagesPerConnection,
+            LocalMtaSts: o.MtaStsVariants.Contains(true));
         Directory.CreateDirectory(spec.WorkDirectory);
 
         try

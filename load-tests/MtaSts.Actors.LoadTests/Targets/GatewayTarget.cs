@@ -19,6 +19,7 @@ public sealed class GatewayTarget(int port, string? dllPath, string? commandTemp
     private string? _statsFile;
     private string? _log;
     private string? _mailLog;
+    private LocalMtaStsWorld? _mtaSts;
     private readonly Dictionary<string, string> _facts = new();
 
     public string Name => "gateway";
@@ -47,6 +48,14 @@ public sealed class GatewayTarget(int port, string? dllPath, string? commandTemp
         _log = Path.Combine(dir, "gateway.log");
         _mailLog = Path.Combine(dir, "gw-mail.log");
         var sink = spec.Routes.FirstOrDefault(r => r.Key == "*").Value ?? spec.Routes[0].Value;
+        if ((spec.MtaSts || spec.LocalMtaSts) && commandTemplate is null)
+        {
+            // Policies for every destination served locally (DNS + HTTPS policy host + test CA). In mta-sts-everywhere
+            // both variants get the same world (next hop by name through the local DNS); only mta-sts = on/off differs.
+            _mtaSts = await LocalMtaStsWorld.StartAsync(spec.Domains, Path.Combine(dir, "mta-sts"), ct);
+            _facts["mta-sts policy"] = LocalMtaStsWorld.Policy.Replace("\n", " / ", StringComparison.Ordinal).Trim(' ', '/');
+            _facts["mta-sts dns / https"] = $"{_mtaSts.Dns.EndPoint} / 127.0.0.1:{_mtaSts.Https.Port.ToString(CultureInfo.InvariantCulture)}";
+        }
         await File.WriteAllTextAsync(config, ConfigHocon(spec, dir), ct);
 
         string file;
@@ -152,14 +161,22 @@ public sealed class GatewayTarget(int port, string? dllPath, string? commandTemp
         sb.AppendLine("  delivery {");
         // MX override: every domain (and any listed domain) goes to the receiver; no MX lookup. MTA-STS still applies.
         sb.AppendLine("    mx-override {");
-        foreach (var r in spec.Routes) sb.AppendLine($"      {Q(r.Key)} = {Q(Loopback.Require(r.Value).ToString())}");
+        // With local MTA-STS the next hop is a host NAME (resolved through the local DNS) so that the policy's mx matches.
+        foreach (var r in spec.Routes)
+            sb.AppendLine($"      {Q(r.Key)} = {Q(_mtaSts is null ? Loopback.Require(r.Value).ToString() : $"{LocalMtaStsWorld.MxHost}:{Loopback.Require(r.Value).Port.ToString(inv)}")}");
         sb.AppendLine("    }");
         sb.AppendLine("    connection-idle-time = 2s");
         sb.AppendLine("    connect-timeout = 5s");
         sb.AppendLine("  }");
         sb.AppendLine($"  log.text = {Q(_mailLog!)}");
-        // Nothing may leave the box: DNS (only asked for MTA-STS TXT records when mta-sts = on) goes to a dead loopback port.
-        sb.AppendLine("  dns.servers = [\"127.0.0.1:9\"]");
+        // Nothing may leave the box: DNS goes to the harness's local DNS server (mta-sts on, policies served locally)
+        // or to a dead loopback port.
+        sb.AppendLine(_mtaSts is null ? "  dns.servers = [\"127.0.0.1:9\"]" : $"  dns.servers = [{Q(_mtaSts.Dns.EndPoint.ToString())}]");
+        if (_mtaSts is not null)
+        {
+            sb.AppendLine($"  policy.extra-ca-bundle = {Q(_mtaSts.CaBundle)}");
+            sb.AppendLine($"  policy.https-port = {_mtaSts.Https.Port.ToString(inv)}");
+        }
         sb.AppendLine("  dns.timeout = 1s");
         sb.AppendLine("  dns.retries = 0");
         sb.AppendLine("}");
@@ -200,6 +217,17 @@ public sealed class GatewayTarget(int port, string? dllPath, string? commandTemp
     public Task FlushAsync(CancellationToken ct) => Task.CompletedTask; // the gateway retries on its own (short retry schedule in the config)
 
     public async Task StopAsync()
+    {
+        await StopProcessAsync();
+        if (_mtaSts is not null)
+        {
+            foreach (var kv in _mtaSts.Facts()) _facts[kv.Key] = kv.Value;
+            await _mtaSts.DisposeAsync();
+            _mtaSts = null;
+        }
+    }
+
+    private async Task StopProcessAsync()
     {
         if (_process is null) return;
         if (!_process.HasExited)

@@ -29,6 +29,9 @@ public interface ITarget : IAsyncDisposable
 /// <summary>
 /// What a scenario asks of the target. <see cref="Routes"/> is the MX override: destination pattern → receiver
 /// endpoint ("*" = every domain). No DNS is involved, so nothing can leak off the machine.
+/// <see cref="LocalMtaSts"/> (mta-sts-everywhere, both variants): the gateway gets a local DNS server and locally served
+/// policies for every domain, and reaches the receiver by a host name resolved through that DNS server; only the
+/// <see cref="MtaSts"/> switch differs between the off and on runs.
 /// </summary>
 public sealed record TargetSpec(
     string WorkDirectory,
@@ -37,4 +40,5 @@ public sealed record TargetSpec(
     bool MtaSts,
     TimeSpan? RetryInterval,
     int DestinationConcurrency,
-    int MessagesPerConnection);
+    int MessagesPerConnection,
+    bool LocalMtaSts = false);

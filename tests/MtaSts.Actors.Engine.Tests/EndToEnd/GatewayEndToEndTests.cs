@@ -146,6 +146,30 @@ public sealed class GatewayEndToEndTests
         }
     }
 
+    [Fact]
+    public async Task A_profile_source_address_or_virtual_gateway_selects_the_outbound_source_ip()
+    {
+        await using var mx = TestSmtpReceiver.Start(new TestSmtpReceiverOptions { OfferStartTls = false });
+        await using var gw = await GatewayFixture.StartAsync(mx.Port, """
+            mtasts.virtual-gateways { "vg-bulk" = "127.0.0.3" }
+            mtasts.destinations { "vg.test" { source-address = "vg-bulk" }
+              "ip.test" { source-address = "127.0.0.2" } }
+            """);
+        await gw.SendAsync("app@sender.test", ["a@vg.test"], "via virtual gateway");
+        await gw.SendAsync("app@sender.test", ["b@ip.test"], "via source ip");
+        await gw.SendAsync("app@sender.test", ["c@plain.test"], "default");
+        var got = await gw.ReceivedAsync(mx, 3, Wait);
+
+        string SourceOf(string rcpt)
+        {
+            var m = Assert.Single(got, m => m.Recipients.Any(r => r.Address == rcpt));
+            return mx.Sessions.Single(x => x.Id == m.SessionId).RemoteEndPoint.Address.ToString();
+        }
+        Assert.Equal("127.0.0.3", SourceOf("a@vg.test"));
+        Assert.Equal("127.0.0.2", SourceOf("b@ip.test"));
+        Assert.Equal("127.0.0.1", SourceOf("c@plain.test"));
+    }
+
     private static int FreePort()
     {
         var l = new System.Net.Sockets.TcpListener(System.Net.IPAddress.Loopback, 0);

@@ -170,6 +170,40 @@ public sealed class GatewayEndToEndTests
         Assert.Equal("127.0.0.1", SourceOf("c@plain.test"));
     }
 
+    [Fact]
+    public async Task A_profile_client_certificate_is_presented_in_starttls()
+    {
+        using var ca = new MtaSts.Actors.TestInfra.Certificates.TestCertificateAuthority();
+        var dir = Path.Combine(Path.GetTempPath(), "mtasts-clientcert-" + Guid.NewGuid().ToString("N"));
+        Directory.CreateDirectory(dir);
+        try
+        {
+            using var client = MtaSts.Actors.TestInfra.Smtp.TestLeafCertificates.Issue(ca, "gw.test.invalid");
+            var certPath = Path.Combine(dir, "client.pem");
+            File.WriteAllText(certPath, MtaSts.Actors.TestInfra.Certificates.TestCertificateAuthority.Pem(client));
+            File.WriteAllText(Path.Combine(dir, "client.key"), MtaSts.Actors.TestInfra.Certificates.TestCertificateAuthority.KeyPem(client));
+            using var server = MtaSts.Actors.TestInfra.Smtp.TestLeafCertificates.Issue(ca, "mx.test.invalid");
+            await using var mx = TestSmtpReceiver.Start(new TestSmtpReceiverOptions { Certificate = server });
+            await using var gw = await GatewayFixture.StartAsync(mx.Port, $$"""
+                mtasts.destinations { "cert.test" { tls-support = preferred
+                    client-certificate = "{{certPath.Replace("\\", "/")}}" }
+                  "nocert.test" { tls-support = preferred } }
+                """);
+            await gw.SendAsync("app@sender.test", ["a@cert.test"], "with client cert");
+            await gw.SendAsync("app@sender.test", ["b@nocert.test"], "without");
+            var got = await gw.ReceivedAsync(mx, 2, Wait);
+            var withCert = Assert.Single(got, m => m.Recipients.Any(r => r.Address == "a@cert.test"));
+            var without = Assert.Single(got, m => m.Recipients.Any(r => r.Address == "b@nocert.test"));
+            Assert.True(withCert.Tls);
+            Assert.True(withCert.ClientCertificatePresented);
+            Assert.False(without.ClientCertificatePresented);
+        }
+        finally
+        {
+            Directory.Delete(dir, true);
+        }
+    }
+
     private static int FreePort()
     {
         var l = new System.Net.Sockets.TcpListener(System.Net.IPAddress.Loopback, 0);

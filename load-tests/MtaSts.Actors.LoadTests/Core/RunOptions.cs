@@ -56,6 +56,7 @@ public sealed record RunOptions
           --retry S              short retry interval for the target (hostile/backlog scenarios)
           --dest-concurrency N   per-destination connection limit given to the target (default 20)
           --dest-msgs-per-conn N messages per delivery connection given to the target (default 50)
+          --mta-sts | --mta-sts-both | --mta-sts-on-first   MTA-STS on only | off then on | on then off (order check)
           --drain-timeout S      how long to wait for delivery after injection (default 90)
           --out DIR              report directory (default load-tests/results/<timestamp>-<scenario>)
           --workdir DIR          scratch for target queues/configs (default /tmp/mtasts-load)
@@ -95,6 +96,7 @@ public sealed record RunOptions
                 case "--hold": o = o with { BacklogHold = ParseSeconds(Next()) }; break;
                 case "--mta-sts": o = o with { MtaStsVariants = [true] }; break;
                 case "--mta-sts-both": o = o with { MtaStsVariants = [false, true] }; break;
+                case "--mta-sts-on-first": o = o with { MtaStsVariants = [true, false] }; break;
                 case "--out": o = o with { OutDirectory = Next() }; break;
                 case "--workdir": o = o with { WorkDirectory = Next() }; break;
                 case "--gateway-dll": o = o with { GatewayDll = Next() }; break;

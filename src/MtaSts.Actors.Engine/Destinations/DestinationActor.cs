@@ -254,7 +254,13 @@ public sealed class DestinationActor : UntypedPersistentActor, IWithTimers
         if (limiter is not null)
         {
             var available = limiter.Available(now);
-            if (available <= 0) return false; // Pump schedules the wake for the next slot
+            if (available <= 0)
+            {
+                // Pump schedules the wake for the next slot; meanwhile the connection idles (and is closed if it waits long).
+                c.IdleSince = now;
+                Timers.StartSingleTimer("idle", new IdleCheck(), _svc.Tuning.ConnectionIdleTime);
+                return false;
+            }
             want = (int)Math.Min(want, available);
         }
         var next = _queue.TakeDue(now, want);

@@ -368,7 +368,8 @@ public sealed class DestinationActor : UntypedPersistentActor, IWithTimers
         var entry = _conns.FirstOrDefault(kv => kv.Value.Actor.Equals(actor));
         if (entry.Value is null) return;
         _conns.Remove(entry.Key);
-        if (!entry.Value.Open && entry.Value.Job is null && entry.Value.Peer == "") { /* failed open: counted already */ }
+        // Stopped while still opening (neither Ready nor OpenFailed arrived, e.g. it crashed): free its opening slot.
+        if (!entry.Value.Open && entry.Value.Job is null && entry.Value.Peer == "") _opening = Math.Max(0, _opening - 1);
         if (entry.Value.Job is { } job)
         {
             // Crashed without a result: the recipients were not confirmed — retry them (maybe a duplicate, never a loss).

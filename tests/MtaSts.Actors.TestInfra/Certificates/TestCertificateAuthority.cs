@@ -28,18 +28,8 @@ public sealed class TestCertificateAuthority : IDisposable
     /// <param name="notAfter">Defaults to one year ahead; pass a past date for an expired certificate.</param>
     /// <param name="commonName">Subject CN; defaults to the first name.</param>
     public X509Certificate2 Issue(IReadOnlyList<string> dnsNames, DateTimeOffset? notBefore = null,
-        DateTimeOffset? notAfter = null, string? commonName = null, bool includeSan = true)
-    {
-        using var key = RSA.Create(2048);
-        var req = LeafRequest(key, dnsNames, commonName, includeSan);
-        var serial = RandomNumberGenerator.GetBytes(12);
-        serial[0] &= 0x7F;
-        var nb = notBefore ?? DateTimeOffset.UtcNow.AddDays(-1);
-        var na = notAfter ?? DateTimeOffset.UtcNow.AddYears(1);
-        if (na > Root.NotAfter) na = Root.NotAfter;
-        using var signed = req.Create(Root, nb, na, serial);
-        return Exportable(signed.CopyWithPrivateKey(key));
-    }
+        DateTimeOffset? notAfter = null, string? commonName = null, bool includeSan = true) =>
+        Smtp.TestLeafCertificates.Issue(Root, dnsNames, notBefore, notAfter, commonName, includeSan);
 
     public X509Certificate2 Issue(params string[] dnsNames) => Issue((IReadOnlyList<string>)dnsNames);
 
@@ -47,32 +37,10 @@ public sealed class TestCertificateAuthority : IDisposable
     public static X509Certificate2 SelfSigned(params string[] dnsNames)
     {
         using var key = RSA.Create(2048);
-        var req = LeafRequest(key, dnsNames, null, true);
+        var req = Smtp.TestLeafCertificates.LeafRequest(key, dnsNames, null, true);
         using var cert = req.CreateSelfSigned(DateTimeOffset.UtcNow.AddDays(-1), DateTimeOffset.UtcNow.AddYears(1));
-        return Exportable(cert);
+        return Smtp.TestLeafCertificates.Exportable(cert);
     }
-
-    private static CertificateRequest LeafRequest(RSA key, IReadOnlyList<string> dnsNames, string? cn, bool includeSan)
-    {
-        var req = new CertificateRequest($"CN={cn ?? dnsNames.FirstOrDefault() ?? "localhost"}", key,
-            HashAlgorithmName.SHA256, RSASignaturePadding.Pkcs1);
-        req.CertificateExtensions.Add(new X509BasicConstraintsExtension(false, false, 0, false));
-        req.CertificateExtensions.Add(new X509KeyUsageExtension(
-            X509KeyUsageFlags.DigitalSignature | X509KeyUsageFlags.KeyEncipherment, false));
-        req.CertificateExtensions.Add(new X509EnhancedKeyUsageExtension(
-            new OidCollection { new Oid("1.3.6.1.5.5.7.3.1"), new Oid("1.3.6.1.5.5.7.3.2") }, false));
-        if (includeSan && dnsNames.Count > 0)
-        {
-            var san = new SubjectAlternativeNameBuilder();
-            foreach (var n in dnsNames) san.AddDnsName(n);
-            req.CertificateExtensions.Add(san.Build());
-        }
-        return req;
-    }
-
-    // Round-trip through PFX so that SslStream on Linux can use the private key.
-    private static X509Certificate2 Exportable(X509Certificate2 cert) =>
-        X509CertificateLoader.LoadPkcs12(cert.Export(X509ContentType.Pfx, ""), "", X509KeyStorageFlags.Exportable);
 
     public string RootPem => Pem(Root);
 

@@ -182,9 +182,9 @@ public sealed class PolicyHttpsServer : IAsyncDisposable
         if (sni is null || !_hosts.TryGetValue(sni, out var host)) return _fallbackCert.Value;
         return _certs.GetOrAdd((sni.ToLowerInvariant(), host.Cert), key => key.Item2 switch
         {
-            HostCertificate.Valid => LeafCertificates.Issue(_ca.Root, new[] { key.Item1 }),
-            HostCertificate.WrongName => LeafCertificates.Issue(_ca.Root, new[] { "wrong-name.example.invalid" }),
-            HostCertificate.Expired => LeafCertificates.Issue(_ca.Root, new[] { key.Item1 }, DateTimeOffset.UtcNow.AddDays(-20), DateTimeOffset.UtcNow.AddDays(-1)),
+            HostCertificate.Valid => _ca.Issue(key.Item1),
+            HostCertificate.WrongName => _ca.Issue("wrong-name.example.invalid"),
+            HostCertificate.Expired => _ca.Issue([key.Item1], DateTimeOffset.UtcNow.AddDays(-20), DateTimeOffset.UtcNow.AddDays(-1)),
             HostCertificate.SelfSigned => TestCertificateAuthority.SelfSigned(key.Item1),
             _ => throw new ArgumentOutOfRangeException(nameof(sni)),
         });

@@ -19,19 +19,7 @@ public static class TestLeafCertificates
         DateTimeOffset? notAfter = null, string? commonName = null, bool includeSan = true)
     {
         using var key = RSA.Create(2048);
-        var req = new CertificateRequest($"CN={commonName ?? dnsNames.FirstOrDefault() ?? "localhost"}", key,
-            HashAlgorithmName.SHA256, RSASignaturePadding.Pkcs1);
-        req.CertificateExtensions.Add(new X509BasicConstraintsExtension(false, false, 0, false));
-        req.CertificateExtensions.Add(new X509KeyUsageExtension(
-            X509KeyUsageFlags.DigitalSignature | X509KeyUsageFlags.KeyEncipherment, false));
-        req.CertificateExtensions.Add(new X509EnhancedKeyUsageExtension(
-            new OidCollection { new Oid("1.3.6.1.5.5.7.3.1"), new Oid("1.3.6.1.5.5.7.3.2") }, false));
-        if (includeSan && dnsNames.Count > 0)
-        {
-            var san = new SubjectAlternativeNameBuilder();
-            foreach (var n in dnsNames) san.AddDnsName(n);
-            req.CertificateExtensions.Add(san.Build());
-        }
+        var req = LeafRequest(key, dnsNames, commonName, includeSan);
         var nb = notBefore ?? DateTimeOffset.UtcNow.AddDays(-1);
         var na = notAfter ?? DateTimeOffset.UtcNow.AddYears(1);
         if (na > issuer.NotAfter) na = issuer.NotAfter;
@@ -66,6 +54,26 @@ public static class TestLeafCertificates
         return req.Create(issuer.SubjectName, generator, nb, na, serial);
     }
 
-    private static X509Certificate2 Exportable(X509Certificate2 cert) =>
+    /// <summary>An RSA serverAuth/clientAuth leaf request with the names as SAN (and the first as CN).</summary>
+    internal static CertificateRequest LeafRequest(RSA key, IReadOnlyList<string> dnsNames, string? cn, bool includeSan)
+    {
+        var req = new CertificateRequest($"CN={cn ?? dnsNames.FirstOrDefault() ?? "localhost"}", key,
+            HashAlgorithmName.SHA256, RSASignaturePadding.Pkcs1);
+        req.CertificateExtensions.Add(new X509BasicConstraintsExtension(false, false, 0, false));
+        req.CertificateExtensions.Add(new X509KeyUsageExtension(
+            X509KeyUsageFlags.DigitalSignature | X509KeyUsageFlags.KeyEncipherment, false));
+        req.CertificateExtensions.Add(new X509EnhancedKeyUsageExtension(
+            new OidCollection { new Oid("1.3.6.1.5.5.7.3.1"), new Oid("1.3.6.1.5.5.7.3.2") }, false));
+        if (includeSan && dnsNames.Count > 0)
+        {
+            var san = new SubjectAlternativeNameBuilder();
+            foreach (var n in dnsNames) san.AddDnsName(n);
+            req.CertificateExtensions.Add(san.Build());
+        }
+        return req;
+    }
+
+    // Round-trip through PFX so that SslStream on Linux can use the private key.
+    internal static X509Certificate2 Exportable(X509Certificate2 cert) =>
         X509CertificateLoader.LoadPkcs12(cert.Export(X509ContentType.Pfx, ""), "", X509KeyStorageFlags.Exportable);
 }

@@ -108,7 +108,7 @@ public sealed class DestinationActor : UntypedPersistentActor, IWithTimers
                 _lastActivity = Now;
                 if (_queue.Enqueue(e.Message, e.Recipients, Now) > 0) Pump();
                 break;
-            case ConfigChanged:
+            case Resume:
                 _concurrencyCap = Math.Min(Math.Max(_concurrencyCap, InitialConcurrency), Settings.Profile.MaxConcurrentConnections);
                 Pump();
                 break;
@@ -121,7 +121,7 @@ public sealed class DestinationActor : UntypedPersistentActor, IWithTimers
                 Sender.Tell(new DestinationStatus(_domain, _queue.RecipientCount, _queue.DeferredCount, _conns.Count,
                     Settings.Profile.MaxConcurrentConnections, _queue.NextDue, _queue.LastError));
                 break;
-            case Wake or Resume:
+            case Wake:
                 Pump();
                 break;
             case Sweep:

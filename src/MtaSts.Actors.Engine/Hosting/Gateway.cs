@@ -185,17 +185,14 @@ public sealed class Gateway : IAsyncDisposable
         var regionRef = await registry.GetAsync<DestinationRegion>(ct).ConfigureAwait(false);
         var dispatcher = new Dispatcher(regionRef, pending);
         bounces.Attach(dispatcher);
-        // Safety net: destinations with pending mail are resumed periodically (an entity stopped by a failed journal
-        // write, or lost with a node, comes back without waiting for new mail or a restart).
-        var resumeTimer = new Timer(_ =>
+        // Every destination with mail is resumed periodically (an entity stopped by a failed journal write comes back
+        // without waiting for new mail or a restart) and after a reload (new controls apply at once).
+        void ResumeAll()
         {
             foreach (var domain in pending.Domains) regionRef.Tell(new Protocol.Resume(domain));
-        }, null, tuning.ResumeInterval, tuning.ResumeInterval);
-        // New controls apply at once: every destination with mail re-plans (a raised limit releases held mail).
-        watcher.Reloaded += () =>
-        {
-            foreach (var domain in pending.Domains) regionRef.Tell(new Protocol.ConfigChanged(domain));
-        };
+        }
+        var resumeTimer = new Timer(_ => ResumeAll(), null, tuning.ResumeInterval, tuning.ResumeInterval);
+        watcher.Reloaded += ResumeAll;
 
         // 4. Re-dispatch what the spool still holds (before new mail is accepted).
         foreach (var r in recovered) dispatcher.Dispatch(r.Message, r.OutstandingRids);

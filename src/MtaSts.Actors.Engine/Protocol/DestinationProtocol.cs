@@ -38,12 +38,10 @@ public sealed record DeliverNow(string Domain) : IDestinationCommand;
 
 public sealed record GetDestinationStatus(string Domain) : IDestinationCommand;
 
-/// <summary>Periodic safety net from the node that holds the mail: (re)starts the entity of a domain that still has
-/// pending mail (e.g. one stopped by a failed journal write) and makes it re-plan. Idempotent and cheap.</summary>
+/// <summary>(Re)starts the entity of a domain that still has pending mail and makes it re-read its profile and
+/// re-plan. Sent periodically as a safety net (an entity stopped by a failed journal write comes back) and after a
+/// configuration reload (a raised limit releases held mail). Idempotent and cheap.</summary>
 public sealed record Resume(string Domain) : IDestinationCommand;
-
-/// <summary>The destination controls were reloaded: re-read the profile and re-plan (limits, held mail).</summary>
-public sealed record ConfigChanged(string Domain) : IDestinationCommand;
 
 public sealed record DestinationStatus(
     string Domain,

@@ -26,7 +26,6 @@ public sealed class EngineSerializer(ExtendedActorSystem system) : SerializerWit
     private const string EnqueueManifest = "eq1";
     private const string DeliverNowManifest = "dn1";
     private const string StatusQueryManifest = "gs1";
-    private const string ConfigChangedManifest = "cc1";
     private const string ResumeManifest = "rs1";
     private const string StatusManifest = "st1";
 
@@ -39,7 +38,6 @@ public sealed class EngineSerializer(ExtendedActorSystem system) : SerializerWit
         EnqueueRecipients => EnqueueManifest,
         DeliverNow => DeliverNowManifest,
         GetDestinationStatus => StatusQueryManifest,
-        ConfigChanged => ConfigChangedManifest,
         Resume => ResumeManifest,
         DestinationStatus => StatusManifest,
         _ => throw new SerializationException($"EngineSerializer cannot serialize {o.GetType()}"),
@@ -89,9 +87,6 @@ public sealed class EngineSerializer(ExtendedActorSystem system) : SerializerWit
                     break;
                 case GetDestinationStatus g:
                     w.Write(g.Domain);
-                    break;
-                case ConfigChanged cc:
-                    w.Write(cc.Domain);
                     break;
                 case Resume rs:
                     w.Write(rs.Domain);
@@ -147,8 +142,6 @@ public sealed class EngineSerializer(ExtendedActorSystem system) : SerializerWit
                 return new DeliverNow(r.ReadString());
             case StatusQueryManifest:
                 return new GetDestinationStatus(r.ReadString());
-            case ConfigChangedManifest:
-                return new ConfigChanged(r.ReadString());
             case ResumeManifest:
                 return new Resume(r.ReadString());
             case StatusManifest:

@@ -29,6 +29,7 @@ public sealed class EngineSerializerTests : TestKit
         new EnqueueRecipients("example.com", new MessageRef(9, "", T, 2048, "env-1", DsnRet.Headers, true, true),
             [new RecipientRef(0, "a@example.com", DsnNotify.Failure | DsnNotify.Delay, "rfc822;A@example.com"), new RecipientRef(1, "b@example.com")]),
         new DeliverNow("example.com"),
+        new Resume("example.com"),
         new GetDestinationStatus("example.com"),
         new DestinationStatus("example.com", 5, 2, 1, 500, T, "4.4.1 - refused"),
         new DestinationStatus("example.com", 0, 0, 0, 500, null, null),

@@ -6,6 +6,10 @@ public sealed record DelayWarning(TimeSpan Interval, int MaxCount = 1)
 {
     public static readonly TimeSpan MinInterval = TimeSpan.FromMinutes(1), MaxIntervalLimit = TimeSpan.FromDays(30);
     public const int MinCount = 1, MaxCountLimit = 100;
+
+    /// <summary>How many delay DSNs a message queued for <paramref name="inQueue"/> should have had by now.</summary>
+    public int DueCount(TimeSpan inQueue) =>
+        inQueue <= TimeSpan.Zero ? 0 : (int)Math.Min(MaxCount, Math.Floor(inQueue / Interval));
 }
 
 /// <summary>

@@ -159,3 +159,16 @@ public sealed class RetryScheduleTests
         Assert.False(s.IsDelayWarningDue(T0, T0.AddHours(100), 2));
     }
 }
+
+public sealed class DelayWarningTests
+{
+    [Theory]
+    [InlineData(0, 0)]
+    [InlineData(59, 0)]
+    [InlineData(60, 1)]
+    [InlineData(179, 2)]
+    [InlineData(600, 3)] // capped at max-count
+    [InlineData(-5, 0)]  // clock went backwards
+    public void Warnings_due_after_each_interval_up_to_max_count(int minutesInQueue, int expected) =>
+        Assert.Equal(expected, new DelayWarning(TimeSpan.FromHours(1), MaxCount: 3).DueCount(TimeSpan.FromMinutes(minutesInQueue)));
+}

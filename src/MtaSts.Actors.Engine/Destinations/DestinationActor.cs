@@ -434,7 +434,7 @@ public sealed class DestinationActor : UntypedPersistentActor, IWithTimers
                         var warnings = q?.Warnings ?? 0;
                         if (settings.Bounce is { SendDsn: true, DelayWarning: { } dw })
                         {
-                            var owed = (int)Math.Min(dw.MaxCount, Math.Floor((now - msg.ReceivedAt) / dw.Interval));
+                            var owed = dw.DueCount(now - msg.ReceivedAt);
                             if (owed > warnings)
                             {
                                 delayed.Add((r, o));

@@ -28,7 +28,11 @@ public sealed record DeliveryServices(
     IBounceSink Bounces,
     TimeProvider Clock,
     Func<IActorRef?> PolicyActor,
-    EngineTuning Tuning);
+    EngineTuning Tuning)
+{
+    /// <summary>Finish/bounce tasks a graceful stop waits for.</summary>
+    public BackgroundWork Work { get; init; } = new();
+}
 
 /// <summary>Engine knobs that are not per-destination controls.</summary>
 public sealed record EngineTuning

@@ -484,7 +484,7 @@ public sealed class DestinationActor : UntypedPersistentActor, IWithTimers
         var domain = _domain;
         var mid = msg.Mid;
         var ridArray = rids.ToArray();
-        _ = Task.Run(async () =>
+        svc.Work.Track(Task.Run(async () =>
         {
             try
             {
@@ -499,7 +499,7 @@ public sealed class DestinationActor : UntypedPersistentActor, IWithTimers
                 // Not marked done: the spool keeps the message and it is re-delivered after a restart (duplicate, not loss).
                 svc.Log.Critical("finish_failed", $"MID {mid} could not be marked done: {ex.Message}", ("mid", mid));
             }
-        });
+        }));
     }
 
     /// <summary>Queues a "delayed" DSN (RFC 3464 Action: delayed; only to recipients whose NOTIFY asks for DELAY or
@@ -508,7 +508,7 @@ public sealed class DestinationActor : UntypedPersistentActor, IWithTimers
     {
         var svc = _svc;
         var domain = _domain;
-        _ = Task.Run(async () =>
+        svc.Work.Track(Task.Run(async () =>
         {
             try
             {
@@ -520,7 +520,7 @@ public sealed class DestinationActor : UntypedPersistentActor, IWithTimers
             {
                 svc.Log.Warning("delay_warning_failed", $"Delay warning for MID {msg.Mid} could not be queued: {ex.Message}", ("mid", msg.Mid));
             }
-        });
+        }));
     }
 
     /// <summary>Bounce profile: the next attempt time, or null when the profile gives up (retries exhausted or

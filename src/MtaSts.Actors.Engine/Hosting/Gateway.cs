@@ -56,6 +56,7 @@ public sealed class Gateway : IAsyncDisposable
     private readonly SegmentSpool _spool;
     private readonly PolicyResolver _policy;
     private readonly PolicyStore _policyStore;
+    private BackgroundWork _work = null!;
     private readonly ConfigWatcher _watcher;
     private int _stopped;
     private Timer? _resumeTimer;
@@ -222,7 +223,7 @@ public sealed class Gateway : IAsyncDisposable
         log.Info("gateway_started",
             $"Gateway {config.Hostname} listening on {string.Join(", ", listener.LocalEndpoints)} (data {dataDir})",
             ("endpoints", listener.LocalEndpoints.Select(e => e.ToString()).ToArray()));
-        return new Gateway(host, listener, spool, policy, policyStore, watcher, log, sys, regionRef, pending) { _resumeTimer = resumeTimer };
+        return new Gateway(host, listener, spool, policy, policyStore, watcher, log, sys, regionRef, pending) { _resumeTimer = resumeTimer, _work = services.Work };
     }
 
     /// <summary>Graceful stop: no new sessions, in-flight transactions finish, actors stop, the spool closes.</summary>
@@ -234,6 +235,9 @@ public sealed class Gateway : IAsyncDisposable
         if (_resumeTimer is not null) await _resumeTimer.DisposeAsync().ConfigureAwait(false);
         _watcher.Dispose();
         await _host.StopAsync(ct).ConfigureAwait(false);
+        // Delivered mail must be marked done (and bounces spooled) before the spool closes, or it is re-sent after a restart.
+        if (!await _work.WhenIdleAsync(TimeSpan.FromSeconds(30)).ConfigureAwait(false))
+            Log.Warning("gateway_stop_pending", "Gateway stopping with finish tasks still running: some delivered mail may be re-sent after the restart");
         await _policy.DisposeAsync().ConfigureAwait(false);
         _policyStore.Dispose();
         await _spool.DisposeAsync().ConfigureAwait(false);

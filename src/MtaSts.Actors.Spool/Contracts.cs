@@ -51,8 +51,9 @@ public interface ISpool : IAsyncDisposable
     ValueTask<ReadOnlyMemory<byte>> ReadBodyAsync(long mid, CancellationToken ct = default);
 
     /// <summary>Records a final outcome for some recipients. Group-committed; losing the last few on a crash
-    /// causes a duplicate delivery after restart, never a loss.</summary>
-    ValueTask MarkDoneAsync(long mid, IReadOnlyList<int> rids, CancellationToken ct = default);
+    /// causes a duplicate delivery after restart, never a loss. Returns true when this call finished the message
+    /// (its last outstanding recipient), so that "Message finished" is logged exactly once.</summary>
+    ValueTask<bool> MarkDoneAsync(long mid, IReadOnlyList<int> rids, CancellationToken ct = default);
 
     /// <summary>Messages that still have outstanding recipients (call once at start-up, before accepting mail).</summary>
     IReadOnlyList<RecoveredMessage> Recover();

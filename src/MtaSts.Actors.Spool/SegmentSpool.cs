@@ -96,11 +96,15 @@ public sealed class SegmentSpool : ISpool
         EnsureOpen();
         lock (_gate)
         {
-            return _index.OrderBy(kv => kv.Key)
+            // The envelopes decoded by the start-up scan are handed out once and then dropped: a queued message keeps
+            // only its location and outstanding RIDs here (a later call re-reads the envelope from its segment).
+            var result = _index.OrderBy(kv => kv.Key)
                 .Select(kv => new RecoveredMessage(
-                    new SpooledMessage(kv.Key, kv.Value.Envelope, kv.Value.BodyLength),
-                    kv.Value.Outstanding.Order().ToArray()))
+                    new SpooledMessage(kv.Key, kv.Value.Envelope ?? ReadEnvelope(kv.Key, kv.Value), kv.Value.BodyLength),
+                    kv.Value.OutstandingRids()))
                 .ToArray();
+            foreach (var e in _index.Values) e.Envelope = null;
+            return result;
         }
     }
 
@@ -135,15 +139,31 @@ public sealed class SegmentSpool : ISpool
         return await op.Completion.Task.ConfigureAwait(false);
     }
 
-    public async ValueTask MarkDoneAsync(long mid, IReadOnlyList<int> rids, CancellationToken ct = default)
+    public async ValueTask<bool> MarkDoneAsync(long mid, IReadOnlyList<int> rids, CancellationToken ct = default)
     {
         ArgumentNullException.ThrowIfNull(rids);
         ct.ThrowIfCancellationRequested();
         EnsureWritable();
-        if (rids.Count == 0) return;
+        if (rids.Count == 0) return false;
         var op = new DoneOp(mid, rids.ToArray(), ct);
         if (!_channel.Writer.TryWrite(op)) throw new ObjectDisposedException(nameof(SegmentSpool));
-        await op.Completion.Task.ConfigureAwait(false);
+        return await op.Completion.Task.ConfigureAwait(false);
+    }
+
+    private Envelope ReadEnvelope(long mid, Entry e)
+    {
+        var handle = e.Segment.ReadHandle ??= File.OpenHandle(e.Segment.Path, FileMode.Open, FileAccess.Read,
+            FileShare.ReadWrite | FileShare.Delete, FileOptions.Asynchronous);
+        var buffer = new byte[e.EnvelopeLength];
+        long offset = e.BodyOffset - 4 - e.EnvelopeLength;
+        int read = 0;
+        while (read < buffer.Length)
+        {
+            int n = RandomAccess.Read(handle, buffer.AsSpan(read), offset + read);
+            if (n == 0) throw new InvalidDataException($"MID {mid}: segment ended inside the envelope");
+            read += n;
+        }
+        return EnvelopeCodec.Deserialize(buffer);
     }
 
     public async ValueTask<ReadOnlyMemory<byte>> ReadBodyAsync(long mid, CancellationToken ct = default)
@@ -345,9 +365,9 @@ public sealed class SegmentSpool : ISpool
                     _log.Critical("spool_duplicate_mid", $"Spool segment {seg.Path}: duplicate MID {mid} ignored", ("mid", mid));
                     return true;
                 }
-                var entry = new Entry(seg, recordPos + RecordHeaderSize + 16 + envLen, bodyLen, envelope,
-                    new HashSet<int>(envelope.Recipients.Select(r => r.Rid)));
-                if (entry.Outstanding.Count > 0)
+                var entry = new Entry(seg, recordPos + RecordHeaderSize + 16 + envLen, bodyLen, envLen, envelope.Recipients)
+                    { Envelope = envelope };
+                if (entry.OutstandingCount > 0)
                 {
                     _index.Add(mid, entry);
                     seg.Live++;
@@ -365,8 +385,8 @@ public sealed class SegmentSpool : ISpool
                 {
                     if (e.Segment != seg) seg.DependsOn.Add(e.Segment.Id);
                     for (int i = 0; i < count; i++)
-                        e.Outstanding.Remove(BinaryPrimitives.ReadInt32LittleEndian(payload[(12 + 4 * i)..]));
-                    if (e.Outstanding.Count == 0)
+                        e.RemoveRid(BinaryPrimitives.ReadInt32LittleEndian(payload[(12 + 4 * i)..]));
+                    if (e.OutstandingCount == 0)
                     {
                         _index.Remove(mid);
                         e.Segment.Live--;
@@ -493,7 +513,7 @@ public sealed class SegmentSpool : ISpool
                     {
                         int[] fresh;
                         lock (_gate)
-                            fresh = _index.TryGetValue(d.Mid, out var e) ? d.Rids.Where(e.Outstanding.Contains).Distinct().ToArray() : [];
+                            fresh = _index.TryGetValue(d.Mid, out var e) ? d.Rids.Where(e.HasRid).Distinct().ToArray() : [];
                         if (fresh.Length == 0) { written.Add((d, _active!, -1)); continue; } // idempotent: nothing new
                         var rec = new byte[RecordHeaderSize + 12 + 4 * fresh.Length];
                         var s = rec.AsSpan();
@@ -539,19 +559,19 @@ public sealed class SegmentSpool : ISpool
                 switch (op)
                 {
                     case AppendOp a:
-                        _index[a.Mid] = new Entry(seg, offset, a.Body.Length, a.Envelope,
-                            new HashSet<int>(a.Envelope.Recipients.Select(r => r.Rid)));
+                        _index[a.Mid] = new Entry(seg, offset, a.Body.Length, a.Prefix.Length - RecordHeaderSize - 16, a.Envelope.Recipients);
                         seg.Live++;
                         _highestMid = Math.Max(_highestMid, a.Mid);
                         break;
                     case DoneOp { Fresh: not null } d when _index.TryGetValue(d.Mid, out var e):
                         if (e.Segment != seg) seg.DependsOn.Add(e.Segment.Id);
-                        foreach (var rid in d.Fresh) e.Outstanding.Remove(rid);
-                        if (e.Outstanding.Count == 0)
+                        foreach (var rid in d.Fresh) e.RemoveRid(rid);
+                        if (e.OutstandingCount == 0)
                         {
                             _index.Remove(d.Mid);
                             e.Segment.Live--;
                             someFinished = true;
+                            d.FinishedMessage = true;
                         }
                         break;
                 }
@@ -574,7 +594,8 @@ public sealed class SegmentSpool : ISpool
             else
             {
                 if (op is DoneOp { Fresh: not null }) Interlocked.Increment(ref _dones);
-                ((DoneOp)op).Completion.TrySetResult();
+                var done = (DoneOp)op;
+                done.Completion.TrySetResult(done.FinishedMessage);
             }
         }
     }
@@ -651,7 +672,56 @@ public sealed class SegmentSpool : ISpool
         public SafeFileHandle? ReadHandle { get; set; }
     }
 
-    private sealed record Entry(Segment Segment, long BodyOffset, int BodyLength, Envelope Envelope, HashSet<int> Outstanding);
+    /// <summary>Where a queued message is and which RIDs are still outstanding — nothing else, so that a million
+    /// queued messages cost a few dozen megabytes here (the envelope lives in the segment and in the destinations).</summary>
+    private sealed class Entry
+    {
+        public Entry(Segment segment, long bodyOffset, int bodyLength, int envelopeLength, IEnumerable<Recipient> recipients)
+        {
+            Segment = segment;
+            BodyOffset = bodyOffset;
+            BodyLength = bodyLength;
+            EnvelopeLength = envelopeLength;
+            foreach (var r in recipients) AddRid(r.Rid);
+        }
+
+        public Segment Segment { get; }
+        public long BodyOffset { get; }
+        public int BodyLength { get; }
+        public int EnvelopeLength { get; }
+        /// <summary>Decoded by the start-up scan; kept only until <see cref="Recover"/> hands it out.</summary>
+        public Envelope? Envelope { get; set; }
+
+        // Outstanding RIDs: bit i of _low for RID i < 64 (nearly every message), a set only for the rest
+        // (a HashSet per message cost ~160 bytes).
+        private ulong _low;
+        private HashSet<int>? _high;
+
+        public int OutstandingCount => System.Numerics.BitOperations.PopCount(_low) + (_high?.Count ?? 0);
+
+        public bool HasRid(int rid) => rid is >= 0 and < 64 ? (_low & (1UL << rid)) != 0 : _high?.Contains(rid) == true;
+
+        private void AddRid(int rid)
+        {
+            if (rid is >= 0 and < 64) _low |= 1UL << rid;
+            else (_high ??= new HashSet<int>()).Add(rid);
+        }
+
+        public void RemoveRid(int rid)
+        {
+            if (rid is >= 0 and < 64) _low &= ~(1UL << rid);
+            else _high?.Remove(rid);
+        }
+
+        public int[] OutstandingRids()
+        {
+            var rids = new List<int>(OutstandingCount);
+            for (var i = 0; i < 64; i++)
+                if ((_low & (1UL << i)) != 0) rids.Add(i);
+            if (_high is not null) rids.AddRange(_high.Order());
+            return rids.ToArray();
+        }
+    }
 
     private abstract class Op(CancellationToken ct)
     {
@@ -678,7 +748,9 @@ public sealed class SegmentSpool : ISpool
         public long Mid { get; } = mid;
         public int[] Rids { get; } = rids;
         public int[]? Fresh { get; set; }
-        public TaskCompletionSource Completion { get; } = new(TaskCreationOptions.RunContinuationsAsynchronously);
+        /// <summary>This op removed the message's last outstanding RID.</summary>
+        public bool FinishedMessage { get; set; }
+        public TaskCompletionSource<bool> Completion { get; } = new(TaskCreationOptions.RunContinuationsAsynchronously);
         public override long Size => 21 + 4L * Rids.Length;
         public override void Fail(Exception ex) => Completion.TrySetException(ex);
         public override void Cancel() => Completion.TrySetCanceled(Cancellation);

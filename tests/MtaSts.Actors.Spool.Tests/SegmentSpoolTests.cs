@@ -271,6 +271,58 @@ public sealed class SegmentSpoolTests : SpoolTestBase
     }
 
     [Fact]
+    public async Task Mark_done_reports_the_call_that_finished_the_message()
+    {
+        await using var spool = Open();
+        await spool.AppendAsync(1, Env(3), Body(1));
+        Assert.False(await spool.MarkDoneAsync(1, [0]));
+        Assert.False(await spool.MarkDoneAsync(1, [0]));
+        Assert.True(await spool.MarkDoneAsync(1, [2, 1]));
+        Assert.False(await spool.MarkDoneAsync(1, [1]));
+        Assert.False(await spool.MarkDoneAsync(99, [0]));
+    }
+
+    [Fact]
+    public async Task Recipients_beyond_rid_63_are_tracked_and_recovered()
+    {
+        // The outstanding set is a bit mask for RIDs 0-63 and a set above: both halves must survive done marks and a reopen.
+        await using (var spool = Open())
+        {
+            await spool.AppendAsync(1, Env(130), Body(1));
+            Assert.False(await spool.MarkDoneAsync(1, Enumerable.Range(0, 130).Where(r => r is not (5 or 63 or 64 or 129)).ToArray()));
+            Assert.Equal([5, 63, 64, 129], Assert.Single(spool.Recover()).OutstandingRids);
+            Assert.False(await spool.MarkDoneAsync(1, [63, 64]));
+        }
+        await using (var spool = Open())
+        {
+            var r = Assert.Single(spool.Recover());
+            Assert.Equal([5, 129], r.OutstandingRids);
+            Assert.Equal(130, r.Message.Envelope.Recipients.Count);
+            Assert.True(await spool.MarkDoneAsync(1, [129, 5]));
+            Assert.Empty(spool.Recover());
+        }
+    }
+
+    [Fact]
+    public async Task Recover_can_be_called_again_and_rereads_envelopes_from_the_segment()
+    {
+        // The scan's decoded envelopes are dropped after the first Recover (memory per queued message); live appends
+        // never keep theirs. A second call must still return the exact envelopes.
+        await using (var spool = Open()) await spool.AppendAsync(1, Env(2, from: "first@example.org"), Body(1));
+        await using (var spool = Open())
+        {
+            var first = Assert.Single(spool.Recover()).Message.Envelope;
+            await spool.AppendAsync(2, Env(1, from: "second@example.org"), Body(2));
+            var again = spool.Recover();
+            Assert.Equal(2, again.Count);
+            Assert.Equal(first with { Recipients = again[0].Message.Envelope.Recipients }, again[0].Message.Envelope);
+            Assert.Equal(first.Recipients, again[0].Message.Envelope.Recipients);
+            Assert.Equal("second@example.org", again[1].Message.Envelope.ReversePath);
+            Assert.Equal(Body(2), (await spool.ReadBodyAsync(2)).ToArray());
+        }
+    }
+
+    [Fact]
     public async Task Duplicate_mid_is_rejected()
     {
         await using var spool = Open();

@@ -6,63 +6,79 @@ namespace MtaSts.Actors.Engine.Delivery;
 /// <summary>
 /// Node-local index of what the spool still holds, by destination. A destination entity that (re)starts —
 /// after passivation, a crash of the entity, or a process restart — pulls its outstanding recipients from here,
-/// so that a restarted entity can never forget mail that the spool still has. It also counts the outstanding
-/// recipients of each message across destinations, to log "Message finished MID … done" once.
+/// so that a restarted entity can never forget mail that the spool still has.
+/// <para>Memory: one dictionary slot per (domain, message) holding the shared <see cref="MessageRef"/> and a
+/// recipient array — the same objects the destination queue holds, no copies. Whether a whole message is finished
+/// is the spool's answer (<c>MarkDoneAsync</c>), not counted again here.</para>
 /// </summary>
 public sealed class PendingIndex
 {
-    private readonly ConcurrentDictionary<string, ConcurrentDictionary<long, Entry>> _byDomain = new(StringComparer.Ordinal);
-    private readonly ConcurrentDictionary<long, int> _remaining = new();
+    private readonly ConcurrentDictionary<string, Bucket> _byDomain = new(StringComparer.Ordinal);
+    private volatile bool _loaded;
 
-    private sealed class Entry(MessageRef message)
+    // One lock per domain: adds come from the SMTP sessions, removals from the finish tasks of that domain only.
+    private sealed class Bucket
     {
-        public MessageRef Message { get; } = message;
-        public Dictionary<int, RecipientRef> Recipients { get; } = new();
+        public readonly Dictionary<long, (MessageRef Message, RecipientRef[] Recipients)> Messages = new();
     }
 
-    public int Messages => _remaining.Count;
+    /// <summary>True once everything the spool held at start-up has been dispatched: from then on, a recipient
+    /// missing here is not pending anywhere on this node.</summary>
+    public bool Loaded => _loaded;
+
+    public void MarkLoaded() => _loaded = true;
+
+    public int Messages => _byDomain.Values.Sum(b => { lock (b) return b.Messages.Count; });
 
     public void Add(string domain, MessageRef message, IReadOnlyList<RecipientRef> recipients)
     {
-        var perDomain = _byDomain.GetOrAdd(domain, _ => new ConcurrentDictionary<long, Entry>());
-        var entry = perDomain.GetOrAdd(message.Mid, _ => new Entry(message));
-        var added = 0;
-        lock (entry)
-            foreach (var r in recipients)
-                if (entry.Recipients.TryAdd(r.Rid, r)) added++;
-        if (added > 0) _remaining.AddOrUpdate(message.Mid, added, (_, n) => n + added);
+        var bucket = _byDomain.GetOrAdd(domain, _ => new Bucket());
+        lock (bucket)
+        {
+            if (!bucket.Messages.TryGetValue(message.Mid, out var entry))
+            {
+                // The dispatcher's array is shared with the enqueue command (RIDs are unique within a message).
+                bucket.Messages[message.Mid] = (message, recipients as RecipientRef[] ?? [.. recipients]);
+                return;
+            }
+            var fresh = recipients.Where(r => Array.FindIndex(entry.Recipients, e => e.Rid == r.Rid) < 0).DistinctBy(r => r.Rid).ToArray();
+            if (fresh.Length > 0) bucket.Messages[message.Mid] = (entry.Message, [.. entry.Recipients, .. fresh]);
+        }
     }
 
-    /// <summary>Removes finished recipients; returns true when the whole message (all destinations) is finished.</summary>
-    public bool Remove(string domain, long mid, IEnumerable<int> rids)
+    /// <summary>Removes finished recipients of one message for one destination.</summary>
+    public void Remove(string domain, long mid, IReadOnlyCollection<int> rids)
     {
-        if (!_byDomain.TryGetValue(domain, out var perDomain) || !perDomain.TryGetValue(mid, out var entry)) return false;
-        var removed = 0;
-        bool empty;
-        lock (entry)
+        if (!_byDomain.TryGetValue(domain, out var bucket)) return;
+        lock (bucket)
         {
-            foreach (var rid in rids)
-                if (entry.Recipients.Remove(rid)) removed++;
-            empty = entry.Recipients.Count == 0;
+            if (!bucket.Messages.TryGetValue(mid, out var entry)) return;
+            var left = entry.Recipients.Where(r => !rids.Contains(r.Rid)).ToArray();
+            if (left.Length == 0) bucket.Messages.Remove(mid);
+            else if (left.Length != entry.Recipients.Length) bucket.Messages[mid] = (entry.Message, left);
         }
-        if (empty) perDomain.TryRemove(mid, out _);
-        if (removed == 0) return false;
-        var left = _remaining.AddOrUpdate(mid, 0, (_, n) => n - removed);
-        if (left > 0) return false;
-        return _remaining.TryRemove(new KeyValuePair<long, int>(mid, left));
+    }
+
+    public bool Contains(string domain, long mid, int rid)
+    {
+        if (!_byDomain.TryGetValue(domain, out var bucket)) return false;
+        lock (bucket)
+            return bucket.Messages.TryGetValue(mid, out var entry) && Array.FindIndex(entry.Recipients, r => r.Rid == rid) >= 0;
     }
 
     /// <summary>Everything outstanding for a destination, as enqueue commands.</summary>
     public IReadOnlyList<EnqueueRecipients> For(string domain)
     {
-        if (!_byDomain.TryGetValue(domain, out var perDomain)) return Array.Empty<EnqueueRecipients>();
-        var list = new List<EnqueueRecipients>(perDomain.Count);
-        foreach (var entry in perDomain.Values)
-            lock (entry)
-                if (entry.Recipients.Count > 0)
-                    list.Add(new EnqueueRecipients(domain, entry.Message, entry.Recipients.Values.ToArray()));
-        return list;
+        if (!_byDomain.TryGetValue(domain, out var bucket)) return Array.Empty<EnqueueRecipients>();
+        lock (bucket)
+        {
+            var list = new List<EnqueueRecipients>(bucket.Messages.Count);
+            foreach (var (message, recipients) in bucket.Messages.Values)
+                list.Add(new EnqueueRecipients(domain, message, recipients));
+            return list;
+        }
     }
 
-    public IEnumerable<string> Domains => _byDomain.Where(kv => !kv.Value.IsEmpty).Select(kv => kv.Key);
+    public IEnumerable<string> Domains =>
+        _byDomain.Where(kv => { lock (kv.Value) return kv.Value.Messages.Count > 0; }).Select(kv => kv.Key).ToArray();
 }

@@ -126,6 +126,9 @@ public sealed class DestinationActor : UntypedPersistentActor, IWithTimers
                 break;
             case Sweep:
                 ExpireOld();
+                if (_index.Loaded && _queue.PruneRetryRecords((mid, rid) => _index.Contains(_domain, mid, rid)) is > 0 and var pruned)
+                    MailLog.Debug("retry_records_pruned", $"Destination {_domain}: {pruned} retry records of finished mail dropped",
+                        ("domain", _domain));
                 Pump();
                 break;
             case IdleCheck:
@@ -398,7 +401,7 @@ public sealed class DestinationActor : UntypedPersistentActor, IWithTimers
         foreach (var o in outcomes)
         {
             if (!byRid.TryGetValue(o.Rid, out var r)) continue;
-            var q = _queue.Find(msg.Mid)?.Recipients.GetValueOrDefault(o.Rid);
+            var q = _queue.Find(msg.Mid)?.Get(o.Rid);
             var attempts = (q?.Attempts ?? 0) + 1;
             switch (o.Kind)
             {
@@ -490,8 +493,9 @@ public sealed class DestinationActor : UntypedPersistentActor, IWithTimers
             {
                 if (bounced.Count > 0 && settings.Bounce.SendDsn)
                     await svc.Bounces.QueueAsync(new BounceRequest(msg, domain, bounced)).ConfigureAwait(false);
-                await svc.Spool.MarkDoneAsync(mid, ridArray).ConfigureAwait(false);
-                if (index.Remove(domain, mid, ridArray))
+                var messageFinished = await svc.Spool.MarkDoneAsync(mid, ridArray).ConfigureAwait(false);
+                index.Remove(domain, mid, ridArray);
+                if (messageFinished)
                     svc.Log.Info("message_finished", $"Message finished MID {mid} done", ("mid", mid));
             }
             catch (Exception ex)

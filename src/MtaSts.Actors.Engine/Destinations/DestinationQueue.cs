@@ -6,27 +6,57 @@ namespace MtaSts.Actors.Engine.Destinations;
 /// The pure queue state of one destination (no Akka): queued recipients grouped by message, their retry records,
 /// and an index of messages ordered by due time so that taking the next due message is O(log n) even with a
 /// million queued messages. The actor replays persisted events into it through <see cref="Apply(IDestinationEvent)"/>.
+/// <para>Memory: a queued message costs one dictionary slot, a <see cref="QueuedMessage"/> with a recipient array
+/// (a message rarely has more than a few recipients per domain; a dictionary per message cost ~200 bytes more) and
+/// one index node. A deferred recipient's retry state lives on the recipient itself (flag <c>Persisted</c>); the
+/// separate retry table only holds journal records recovered before the spool re-dispatched their message.</para>
 /// </summary>
 public sealed class DestinationQueue
 {
     private readonly Dictionary<long, QueuedMessage> _messages = new();
     // Messages with at least one idle (not in-flight) recipient, by the earliest due time among those.
     private readonly SortedSet<(DateTimeOffset Due, long Mid)> _ready = new();
-    // Retry records recovered from the journal; merged when the spool re-dispatches the message after a restart.
+    // Retry records recovered from the journal whose message is not queued (yet): merged when the spool re-dispatches
+    // the message after a restart, pruned when the spool no longer holds it.
     private readonly Dictionary<(long Mid, int Rid), RetryRecord> _retry = new();
 
     public int MessageCount => _messages.Count;
     public int RecipientCount { get; private set; }
     public int InFlightCount { get; private set; }
-    public int RetryRecordCount => _retry.Count;
+    /// <summary>Recipients with a journal retry record (queued or waiting for re-dispatch).</summary>
+    public int RetryRecordCount => _retry.Count + _messages.Values.Sum(m => m.Items.Count(r => r.Persisted));
     public bool IsEmpty => _messages.Count == 0;
 
     public sealed class QueuedMessage
     {
         internal QueuedMessage(MessageRef message) => Message = message;
         public MessageRef Message { get; }
-        public Dictionary<int, QueuedRecipient> Recipients { get; } = new();
+        internal QueuedRecipient[] Items = [];
+        public IReadOnlyList<QueuedRecipient> Recipients => Items;
         internal DateTimeOffset? IndexedDue;
+
+        public QueuedRecipient? Get(int rid)
+        {
+            foreach (var r in Items)
+                if (r.Ref.Rid == rid) return r;
+            return null;
+        }
+
+        internal bool Remove(int rid, out QueuedRecipient removed)
+        {
+            var i = Array.FindIndex(Items, r => r.Ref.Rid == rid);
+            if (i < 0)
+            {
+                removed = null!;
+                return false;
+            }
+            removed = Items[i];
+            var next = new QueuedRecipient[Items.Length - 1];
+            Array.Copy(Items, 0, next, 0, i);
+            Array.Copy(Items, i + 1, next, i, Items.Length - i - 1);
+            Items = next;
+            return true;
+        }
     }
 
     public sealed class QueuedRecipient
@@ -39,6 +69,9 @@ public sealed class DestinationQueue
         /// <summary>Delay DSNs already sent for this recipient.</summary>
         public int Warnings { get; internal set; }
         public bool InFlight { get; internal set; }
+        /// <summary>A retry record for this recipient is in the journal (it was deferred at least once): its final
+        /// outcome must be journaled too, and snapshots carry it.</summary>
+        public bool Persisted { get; internal set; }
     }
 
     // ---------------- events (same code on recovery and live) ----------------
@@ -50,19 +83,24 @@ public sealed class DestinationQueue
             case RecipientsDeferred d:
                 foreach (var rid in d.Rids)
                 {
-                    _retry[(d.Mid, rid)] = new RetryRecord(d.Mid, rid, d.Attempts, d.NextAttemptUtc, d.Reason, d.Warnings);
-                    if (_messages.TryGetValue(d.Mid, out var m) && m.Recipients.TryGetValue(rid, out var r))
+                    if (_messages.TryGetValue(d.Mid, out var m) && m.Get(rid) is { } r)
                     {
                         r.Attempts = d.Attempts;
                         r.Warnings = d.Warnings;
                         r.NextAttempt = d.NextAttemptUtc;
                         r.LastError = d.Reason;
+                        r.Persisted = true;
                     }
+                    else _retry[(d.Mid, rid)] = new RetryRecord(d.Mid, rid, d.Attempts, d.NextAttemptUtc, d.Reason, d.Warnings);
                 }
                 Reindex(d.Mid);
                 break;
             case RecipientsFinished f:
-                foreach (var rid in f.Rids) _retry.Remove((f.Mid, rid));
+                foreach (var rid in f.Rids)
+                {
+                    _retry.Remove((f.Mid, rid));
+                    if (_messages.TryGetValue(f.Mid, out var m) && m.Get(rid) is { } r) r.Persisted = false;
+                }
                 break;
         }
     }
@@ -73,10 +111,30 @@ public sealed class DestinationQueue
         foreach (var r in snapshot.Records) _retry[(r.Mid, r.Rid)] = r;
     }
 
-    public DestinationSnapshot ToSnapshot() => new(_retry.Values.ToArray());
+    /// <summary>Every journal retry record, queued or not: a snapshot replaces the events before it, so it must
+    /// carry the deferrals made live as well as the recovered ones.</summary>
+    public DestinationSnapshot ToSnapshot()
+    {
+        var records = new List<RetryRecord>(_retry.Values);
+        foreach (var m in _messages.Values)
+            foreach (var r in m.Items)
+                if (r.Persisted)
+                    records.Add(new RetryRecord(m.Message.Mid, r.Ref.Rid, r.Attempts, r.NextAttempt, r.LastError ?? "", r.Warnings));
+        return new DestinationSnapshot(records);
+    }
 
     /// <summary>Whether a finished recipient has a journal record to forget (first-attempt outcomes have none).</summary>
-    public bool HasRetryRecord(long mid, int rid) => _retry.ContainsKey((mid, rid));
+    public bool HasRetryRecord(long mid, int rid) =>
+        _retry.ContainsKey((mid, rid)) || (_messages.TryGetValue(mid, out var m) && m.Get(rid) is { Persisted: true });
+
+    /// <summary>Drops recovered retry records whose recipient the spool no longer holds (finished before a crash
+    /// lost the finish event): otherwise every later snapshot would carry them forever.</summary>
+    public int PruneRetryRecords(Func<long, int, bool> stillPending)
+    {
+        var stale = _retry.Keys.Where(k => !stillPending(k.Mid, k.Rid)).ToList();
+        foreach (var k in stale) _retry.Remove(k);
+        return stale.Count;
+    }
 
     // ---------------- commands ----------------
 
@@ -85,23 +143,25 @@ public sealed class DestinationQueue
     {
         if (!_messages.TryGetValue(message.Mid, out var m))
             _messages[message.Mid] = m = new QueuedMessage(message);
-        var added = 0;
+        List<QueuedRecipient>? fresh = null;
         foreach (var r in recipients)
         {
-            if (m.Recipients.ContainsKey(r.Rid)) continue;
+            if (m.Get(r.Rid) is not null || (fresh?.Exists(f => f.Ref.Rid == r.Rid) ?? false)) continue;
             var q = new QueuedRecipient(r) { NextAttempt = now };
-            if (_retry.TryGetValue((message.Mid, r.Rid), out var rec))
+            if (_retry.Remove((message.Mid, r.Rid), out var rec))
             {
                 q.Attempts = rec.Attempts;
                 q.Warnings = rec.Warnings;
                 q.NextAttempt = rec.NextAttemptUtc;
                 q.LastError = rec.LastError;
+                q.Persisted = true;
             }
-            m.Recipients[r.Rid] = q;
-            added++;
+            (fresh ??= new List<QueuedRecipient>(recipients.Count)).Add(q);
         }
+        var added = fresh?.Count ?? 0;
+        if (added > 0) m.Items = m.Items.Length == 0 ? fresh!.ToArray() : [.. m.Items, .. fresh!];
         RecipientCount += added;
-        if (m.Recipients.Count == 0) _messages.Remove(message.Mid);
+        if (m.Items.Length == 0) _messages.Remove(message.Mid);
         else Reindex(message.Mid);
         return added;
     }
@@ -128,7 +188,7 @@ public sealed class DestinationQueue
             if (due > now) return null;
             var m = _messages[mid];
             var taken = new List<QueuedRecipient>();
-            foreach (var r in m.Recipients.Values)
+            foreach (var r in m.Items)
             {
                 if (r.InFlight || r.NextAttempt > now) continue;
                 r.InFlight = true;
@@ -147,15 +207,16 @@ public sealed class DestinationQueue
     {
         if (!_messages.TryGetValue(mid, out var m)) return;
         foreach (var rid in rids)
-            if (m.Recipients.TryGetValue(rid, out var r) && r.InFlight) { r.InFlight = false; InFlightCount--; }
+            if (m.Get(rid) is { InFlight: true } r) { r.InFlight = false; InFlightCount--; }
         Reindex(mid);
     }
 
     /// <summary>Marks an in-flight recipient as deferred until <paramref name="next"/> (before the event is persisted,
-    /// so that the state reflects it at once; the persisted event re-applies the same values).</summary>
+    /// so that the state reflects it at once; the caller persists the matching <see cref="RecipientsDeferred"/>).</summary>
     public void Defer(long mid, int rid, int attempts, DateTimeOffset next, string reason, int warnings = 0)
     {
-        if (!_messages.TryGetValue(mid, out var m) || !m.Recipients.TryGetValue(rid, out var r)) return;
+        if (!_messages.TryGetValue(mid, out var m) || m.Get(rid) is not { } r) return;
+        r.Persisted = true;
         if (r.InFlight) { r.InFlight = false; InFlightCount--; }
         r.Attempts = attempts;
         r.Warnings = Math.Max(r.Warnings, warnings);
@@ -167,10 +228,10 @@ public sealed class DestinationQueue
     /// <summary>Removes a recipient that reached a final outcome.</summary>
     public void Complete(long mid, int rid)
     {
-        if (!_messages.TryGetValue(mid, out var m) || !m.Recipients.Remove(rid, out var r)) return;
+        if (!_messages.TryGetValue(mid, out var m) || !m.Remove(rid, out var r)) return;
         RecipientCount--;
         if (r.InFlight) InFlightCount--;
-        if (m.Recipients.Count == 0)
+        if (m.Items.Length == 0)
         {
             if (m.IndexedDue is { } d) _ready.Remove((d, mid));
             _messages.Remove(mid);
@@ -183,7 +244,7 @@ public sealed class DestinationQueue
     {
         foreach (var (mid, m) in _messages)
         {
-            foreach (var r in m.Recipients.Values)
+            foreach (var r in m.Items)
                 if (!r.InFlight && r.NextAttempt > now) r.NextAttempt = now;
         }
         foreach (var mid in _messages.Keys.ToList()) Reindex(mid);
@@ -195,14 +256,14 @@ public sealed class DestinationQueue
         foreach (var m in _messages.Values)
         {
             if (now - m.Message.ReceivedAt < maxAge) continue;
-            foreach (var r in m.Recipients.Values)
+            foreach (var r in m.Items)
                 if (!r.InFlight) yield return (m.Message, r);
         }
     }
 
-    public int DeferredCount => _messages.Values.Sum(m => m.Recipients.Values.Count(r => r.Attempts > 0));
+    public int DeferredCount => _messages.Values.Sum(m => m.Items.Count(r => r.Attempts > 0));
 
-    public string? LastError => _messages.Values.SelectMany(m => m.Recipients.Values)
+    public string? LastError => _messages.Values.SelectMany(m => m.Items)
         .Where(r => r.LastError is not null).Select(r => r.LastError).LastOrDefault();
 
     private void Reindex(long mid)
@@ -210,7 +271,7 @@ public sealed class DestinationQueue
         if (!_messages.TryGetValue(mid, out var m)) return;
         if (m.IndexedDue is { } old) _ready.Remove((old, mid));
         DateTimeOffset? due = null;
-        foreach (var r in m.Recipients.Values)
+        foreach (var r in m.Items)
             if (!r.InFlight && (due is null || r.NextAttempt < due)) due = r.NextAttempt;
         m.IndexedDue = due;
         if (due is { } d) _ready.Add((d, mid));

@@ -197,6 +197,7 @@ public sealed class Gateway : IAsyncDisposable
 
         // 4. Re-dispatch what the spool still holds (before new mail is accepted).
         foreach (var r in recovered) dispatcher.Dispatch(r.Message, r.OutstandingRids);
+        pending.MarkLoaded();
         if (recovered.Count > 0)
             log.Info("spool_recovered", $"Recovered {recovered.Count} queued messages from the spool", ("messages", recovered.Count));
 

@@ -113,6 +113,43 @@ public sealed class DestinationQueueTests
     }
 
     [Fact]
+    public void Live_deferrals_are_retry_records_and_go_into_snapshots()
+    {
+        // A snapshot replaces the events before it: a deferral made live (not replayed) must be in it, and its final
+        // outcome must be journaled (HasRetryRecord), or the record would be lost or linger forever.
+        var q = new DestinationQueue();
+        q.Enqueue(Msg(1), Rcpts(0, 1), T0);
+        q.TakeDue(T0);
+        q.Defer(1, 0, 2, T0.AddMinutes(5), "4.2.1 - later", warnings: 1);
+        q.Release(1, [1]);
+        Assert.True(q.HasRetryRecord(1, 0));
+        Assert.False(q.HasRetryRecord(1, 1));
+        var record = Assert.Single(q.ToSnapshot().Records);
+        Assert.Equal(new RetryRecord(1, 0, 2, T0.AddMinutes(5), "4.2.1 - later", 1), record);
+
+        var restarted = new DestinationQueue();
+        restarted.ApplySnapshot(q.ToSnapshot());
+        restarted.Enqueue(Msg(1), Rcpts(0, 1), T0);
+        Assert.Equal(1, restarted.RetryRecordCount); // moved from the table onto the queued recipient
+        Assert.True(restarted.HasRetryRecord(1, 0));
+        Assert.Equal(2, restarted.Find(1)!.Get(0)!.Attempts);
+        restarted.Apply(new RecipientsFinished(1, [0]));
+        Assert.False(restarted.HasRetryRecord(1, 0));
+        Assert.Empty(restarted.ToSnapshot().Records);
+    }
+
+    [Fact]
+    public void Recovered_records_of_mail_no_longer_pending_are_pruned()
+    {
+        var q = new DestinationQueue();
+        q.Apply(new RecipientsDeferred(7, [0, 1], 1, T0, "x"));
+        q.Apply(new RecipientsDeferred(8, [0], 1, T0, "x"));
+        Assert.Equal(2, q.PruneRetryRecords((mid, rid) => mid == 7 && rid == 1));
+        Assert.Equal(1, q.RetryRecordCount);
+        Assert.True(q.HasRetryRecord(7, 1));
+    }
+
+    [Fact]
     public void Release_returns_in_flight_recipients_to_the_queue()
     {
         var q = new DestinationQueue();

@@ -78,17 +78,25 @@ public sealed class FakeTransport : IDeliveryTransport
     }
 }
 
-/// <summary>Records MarkDone calls; the destination actor never reads bodies (the transport does).</summary>
+/// <summary>Records MarkDone calls and, like the real spool, answers whether a call finished its message (the rig
+/// registers each message's recipients); the destination actor never reads bodies (the transport does).</summary>
 public sealed class FakeSpool : ISpool
 {
     public ConcurrentDictionary<(long Mid, int Rid), int> Done { get; } = new();
+    private readonly ConcurrentDictionary<long, HashSet<int>> _outstanding = new();
+    public void Register(long mid, IEnumerable<int> rids) => _outstanding[mid] = rids.ToHashSet();
     public Task<SpooledMessage> AppendAsync(long mid, MtaSts.Actors.Spool.Envelope envelope, ReadOnlyMemory<byte> body, CancellationToken ct = default) =>
         throw new NotSupportedException();
     public ValueTask<ReadOnlyMemory<byte>> ReadBodyAsync(long mid, CancellationToken ct = default) => ValueTask.FromResult<ReadOnlyMemory<byte>>(Array.Empty<byte>());
-    public ValueTask MarkDoneAsync(long mid, IReadOnlyList<int> rids, CancellationToken ct = default)
+    public ValueTask<bool> MarkDoneAsync(long mid, IReadOnlyList<int> rids, CancellationToken ct = default)
     {
         foreach (var r in rids) Done.AddOrUpdate((mid, r), 1, (_, n) => n + 1);
-        return ValueTask.CompletedTask;
+        if (!_outstanding.TryGetValue(mid, out var left)) return ValueTask.FromResult(false);
+        lock (left)
+        {
+            var removed = rids.Count(left.Remove);
+            return ValueTask.FromResult(removed > 0 && left.Count == 0);
+        }
     }
     public IReadOnlyList<RecoveredMessage> Recover() => [];
     public long HighestMid => 0;
@@ -149,6 +157,7 @@ public sealed class DestinationRig
         var msg = new MessageRef(Interlocked.Increment(ref _mid), sender, received ?? DateTimeOffset.UtcNow, 100);
         var rcpts = Enumerable.Range(0, recipients).Select(i => new RecipientRef(i, $"u{msg.Mid}-{i}@{domain}")).ToArray();
         Index.Add(domain, msg, rcpts);
+        Spool.Register(msg.Mid, rcpts.Select(r => r.Rid));
         return new EnqueueRecipients(domain, msg, rcpts);
     }
 }

@@ -17,7 +17,7 @@ internal sealed class GatedSpool(ISpool inner) : ISpool
     }
 
     public ValueTask<ReadOnlyMemory<byte>> ReadBodyAsync(long mid, CancellationToken ct = default) => inner.ReadBodyAsync(mid, ct);
-    public ValueTask MarkDoneAsync(long mid, IReadOnlyList<int> rids, CancellationToken ct = default) => inner.MarkDoneAsync(mid, rids, ct);
+    public ValueTask<bool> MarkDoneAsync(long mid, IReadOnlyList<int> rids, CancellationToken ct = default) => inner.MarkDoneAsync(mid, rids, ct);
     public IReadOnlyList<RecoveredMessage> Recover() => inner.Recover();
     public long HighestMid => inner.HighestMid;
     public int Count => inner.Count;
@@ -36,7 +36,7 @@ internal sealed class FailingSpool(ISpool inner) : ISpool
     }
 
     public ValueTask<ReadOnlyMemory<byte>> ReadBodyAsync(long mid, CancellationToken ct = default) => inner.ReadBodyAsync(mid, ct);
-    public ValueTask MarkDoneAsync(long mid, IReadOnlyList<int> rids, CancellationToken ct = default) => inner.MarkDoneAsync(mid, rids, ct);
+    public ValueTask<bool> MarkDoneAsync(long mid, IReadOnlyList<int> rids, CancellationToken ct = default) => inner.MarkDoneAsync(mid, rids, ct);
     public IReadOnlyList<RecoveredMessage> Recover() => inner.Recover();
     public long HighestMid => inner.HighestMid;
     public int Count => inner.Count;

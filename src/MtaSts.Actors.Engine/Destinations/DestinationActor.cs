@@ -565,7 +565,10 @@ public sealed class DestinationActor : UntypedPersistentActor, IWithTimers
 
     private void CountForSnapshot()
     {
-        if (++_eventsSinceSnapshot < _svc.Tuning.SnapshotEvery) return;
+        // A snapshot carries every retry record: taking one only after at least as many events as it holds records
+        // keeps its cost O(1) per event however deep the deferred queue is (a 10k-message backlog would otherwise
+        // re-serialise 10k records every 500 events).
+        if (++_eventsSinceSnapshot < Math.Max(_svc.Tuning.SnapshotEvery, _queue.RetryRecordCount)) return;
         _eventsSinceSnapshot = 0;
         var rate = _rate?.Snapshot() is { Buckets.Count: > 0 } r
             ? r.Buckets.Select(b => new RateCount(b.Start, b.Count, r.BucketWidth)).ToArray()

@@ -24,7 +24,8 @@ public sealed class DestinationQueue
     public int RecipientCount { get; private set; }
     public int InFlightCount { get; private set; }
     /// <summary>Recipients with a journal retry record (queued or waiting for re-dispatch).</summary>
-    public int RetryRecordCount => _retry.Count + _messages.Values.Sum(m => m.Items.Count(r => r.Persisted));
+    public int RetryRecordCount => _retry.Count + _persistedQueued;
+    private int _persistedQueued;
     public bool IsEmpty => _messages.Count == 0;
 
     public sealed class QueuedMessage
@@ -89,7 +90,7 @@ public sealed class DestinationQueue
                         r.Warnings = d.Warnings;
                         r.NextAttempt = d.NextAttemptUtc;
                         r.LastError = d.Reason;
-                        r.Persisted = true;
+                        SetPersisted(r, true);
                     }
                     else _retry[(d.Mid, rid)] = new RetryRecord(d.Mid, rid, d.Attempts, d.NextAttemptUtc, d.Reason, d.Warnings);
                 }
@@ -99,7 +100,7 @@ public sealed class DestinationQueue
                 foreach (var rid in f.Rids)
                 {
                     _retry.Remove((f.Mid, rid));
-                    if (_messages.TryGetValue(f.Mid, out var m) && m.Get(rid) is { } r) r.Persisted = false;
+                    if (_messages.TryGetValue(f.Mid, out var m) && m.Get(rid) is { } r) SetPersisted(r, false);
                 }
                 break;
         }
@@ -154,7 +155,7 @@ public sealed class DestinationQueue
                 q.Warnings = rec.Warnings;
                 q.NextAttempt = rec.NextAttemptUtc;
                 q.LastError = rec.LastError;
-                q.Persisted = true;
+                SetPersisted(q, true);
             }
             (fresh ??= new List<QueuedRecipient>(recipients.Count)).Add(q);
         }
@@ -216,7 +217,7 @@ public sealed class DestinationQueue
     public void Defer(long mid, int rid, int attempts, DateTimeOffset next, string reason, int warnings = 0)
     {
         if (!_messages.TryGetValue(mid, out var m) || m.Get(rid) is not { } r) return;
-        r.Persisted = true;
+        SetPersisted(r, true);
         if (r.InFlight) { r.InFlight = false; InFlightCount--; }
         r.Attempts = attempts;
         r.Warnings = Math.Max(r.Warnings, warnings);
@@ -230,6 +231,7 @@ public sealed class DestinationQueue
     {
         if (!_messages.TryGetValue(mid, out var m) || !m.Remove(rid, out var r)) return;
         RecipientCount--;
+        SetPersisted(r, false);
         if (r.InFlight) InFlightCount--;
         if (m.Items.Length == 0)
         {
@@ -265,6 +267,13 @@ public sealed class DestinationQueue
 
     public string? LastError => _messages.Values.SelectMany(m => m.Items)
         .Where(r => r.LastError is not null).Select(r => r.LastError).LastOrDefault();
+
+    private void SetPersisted(QueuedRecipient r, bool persisted)
+    {
+        if (r.Persisted == persisted) return;
+        r.Persisted = persisted;
+        _persistedQueued += persisted ? 1 : -1;
+    }
 
     private void Reindex(long mid)
     {

@@ -278,7 +278,7 @@ public sealed class DestinationActor : UntypedPersistentActor, IWithTimers
         {
             // Counted when handed out (a refused recipient still used a slot, as the vendor counts RCPTs).
             limiter.Record(rcpts.Count, now);
-            PersistAsync(new RecipientsCounted(rcpts.Count, now), _ => CountForSnapshot());
+            PersistAsync(new RecipientsCounted(rcpts.Count, now), _ => CountForSnapshot(1));
         }
         c.Job = new DeliveryJob(msg, rcpts.Select(r => r.Ref).ToArray());
         c.Sent++;
@@ -389,7 +389,6 @@ public sealed class DestinationActor : UntypedPersistentActor, IWithTimers
         var now = Now;
         var settings = Settings;
         var finished = new List<int>();
-        var forget = new List<int>();
         var bounced = new List<(RecipientRef, RecipientOutcome)>();
         var deferredRids = new List<int>();
         var deferredAttempts = 0;
@@ -464,9 +463,10 @@ public sealed class DestinationActor : UntypedPersistentActor, IWithTimers
         if (deferredRids.Count > 0)
             events.Add(new RecipientsDeferred(msg.Mid, deferredRids, deferredAttempts, deferredUntil, deferReason, deferredWarnings));
         if (delayed.Count > 0) WarnDelayed(msg, delayed);
-        foreach (var rid in finished)
-            if (_queue.HasRetryRecord(msg.Mid, rid)) forget.Add(rid);
-        if (forget.Count > 0) events.Add(new RecipientsFinished(msg.Mid, forget));
+        // No event for a final outcome, even after deferrals: the spool's done record is the durable outcome, the
+        // recipient leaves the queue (so the next snapshot drops its retry record), and a record replayed for mail
+        // the spool no longer holds is pruned after a restart. Journaling it cost one write per delivered message
+        // and more than halved the drain rate of a deferred backlog (≈ 900 vs 2,200 msg/s).
         foreach (var rid in finished) _queue.Complete(msg.Mid, rid);
 
         if (finished.Count > 0)
@@ -559,16 +559,39 @@ public sealed class DestinationActor : UntypedPersistentActor, IWithTimers
     private void PersistEvents(List<IDestinationEvent> events)
     {
         if (events.Count == 0) return;
+        // Deferrals go in batches of up to DeferralBatchSize messages per journal row (a down destination defers its
+        // whole queue at once); a lone deferral stays a plain event.
+        var rows = new List<IDestinationEvent>();
+        var batch = new List<RecipientsDeferred>();
+        void Flush()
+        {
+            if (batch.Count == 1) rows.Add(batch[0]);
+            else if (batch.Count > 1) rows.Add(new DeferralBatch(batch.ToArray()));
+            batch.Clear();
+        }
+        foreach (var e in events)
+        {
+            if (e is not RecipientsDeferred d)
+            {
+                rows.Add(e);
+                continue;
+            }
+            batch.Add(d);
+            if (batch.Count == DeferralBatchSize) Flush();
+        }
+        Flush();
         // State was updated already (it must reflect the outcome at once); the handler only counts for snapshots.
-        PersistAll(events, _ => CountForSnapshot());
+        PersistAll(rows, e => CountForSnapshot(e is DeferralBatch b ? b.Items.Count : 1));
     }
 
-    private void CountForSnapshot()
+    private const int DeferralBatchSize = 1000;
+
+    private void CountForSnapshot(int events)
     {
         // A snapshot carries every retry record: taking one only after at least as many events as it holds records
         // keeps its cost O(1) per event however deep the deferred queue is (a 10k-message backlog would otherwise
         // re-serialise 10k records every 500 events).
-        if (++_eventsSinceSnapshot < Math.Max(_svc.Tuning.SnapshotEvery, _queue.RetryRecordCount)) return;
+        if ((_eventsSinceSnapshot += events) < Math.Max(_svc.Tuning.SnapshotEvery, _queue.RetryRecordCount)) return;
         _eventsSinceSnapshot = 0;
         var rate = _rate?.Snapshot() is { Buckets.Count: > 0 } r
             ? r.Buckets.Select(b => new RateCount(b.Start, b.Count, r.BucketWidth)).ToArray()

@@ -96,6 +96,9 @@ public sealed class DestinationQueue
                 }
                 Reindex(d.Mid);
                 break;
+            case DeferralBatch b:
+                foreach (var item in b.Items) Apply(item);
+                break;
             case RecipientsFinished f:
                 foreach (var rid in f.Rids)
                 {

@@ -59,9 +59,14 @@ public sealed record DestinationStatus(
 public sealed record RecipientsDeferred(long Mid, IReadOnlyList<int> Rids, int Attempts, DateTimeOffset NextAttemptUtc, string Reason,
     int Warnings = 0) : IDestinationEvent;
 
-/// <summary>Recipients reached a final outcome (delivered, bounced, expired) after having been deferred at least
-/// once — it only forgets their retry record.</summary>
+/// <summary>Recipients reached a final outcome after having been deferred — it only forgets their retry record.
+/// No longer written (final outcomes are the spool's done records; stale retry records are pruned), still read so
+/// that journals written by earlier versions replay.</summary>
 public sealed record RecipientsFinished(long Mid, IReadOnlyList<int> Rids) : IDestinationEvent;
+
+/// <summary>Deferrals of many messages in one journal row: a destination that is down defers its whole queue in one
+/// round, and one row per message made that round cost a journal write per queued message.</summary>
+public sealed record DeferralBatch(IReadOnlyList<RecipientsDeferred> Items) : IDestinationEvent;
 
 /// <summary>Recipients handed to a transaction of a destination with a recipient limit (N per M minutes). Persisted
 /// only for limited destinations, so that a restart does not reset the budget.</summary>

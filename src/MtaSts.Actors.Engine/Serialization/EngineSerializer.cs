@@ -20,6 +20,7 @@ public sealed class EngineSerializer(ExtendedActorSystem system) : SerializerWit
     private const string DeferredV1Manifest = "rd1"; // without the delay-warning count (still readable)
     private const string DeferredManifest = "rd2";
     private const string FinishedManifest = "rf1";
+    private const string DeferralBatchManifest = "db1";
     private const string SnapshotV1Manifest = "ds1"; // retry records only (still readable)
     private const string SnapshotManifest = "ds2";   // + recipient-limit window
     private const string CountedManifest = "rc1";
@@ -33,6 +34,7 @@ public sealed class EngineSerializer(ExtendedActorSystem system) : SerializerWit
     {
         RecipientsDeferred => DeferredManifest,
         RecipientsFinished => FinishedManifest,
+        DeferralBatch => DeferralBatchManifest,
         DestinationSnapshot => SnapshotManifest,
         RecipientsCounted => CountedManifest,
         EnqueueRecipients => EnqueueManifest,
@@ -51,8 +53,11 @@ public sealed class EngineSerializer(ExtendedActorSystem system) : SerializerWit
             switch (obj)
             {
                 case RecipientsDeferred d:
-                    w.Write(d.Mid); WriteInts(w, d.Rids); w.Write(d.Attempts); w.Write(d.NextAttemptUtc.UtcTicks); w.Write(d.Reason);
-                    w.Write(d.Warnings);
+                    WriteDeferred(w, d);
+                    break;
+                case DeferralBatch b:
+                    w.Write(b.Items.Count);
+                    foreach (var d in b.Items) WriteDeferred(w, d);
                     break;
                 case RecipientsFinished f:
                     w.Write(f.Mid); WriteInts(w, f.Rids);
@@ -110,7 +115,16 @@ public sealed class EngineSerializer(ExtendedActorSystem system) : SerializerWit
             case DeferredV1Manifest:
                 return new RecipientsDeferred(r.ReadInt64(), ReadInts(r), r.ReadInt32(), Utc(r.ReadInt64()), r.ReadString());
             case DeferredManifest:
-                return new RecipientsDeferred(r.ReadInt64(), ReadInts(r), r.ReadInt32(), Utc(r.ReadInt64()), r.ReadString(), r.ReadInt32());
+                return ReadDeferred(r, null);
+            case DeferralBatchManifest:
+            {
+                var n = r.ReadInt32();
+                var items = new RecipientsDeferred[n];
+                // One string per distinct reason: a batch usually repeats the same one a thousand times.
+                var reasons = new Dictionary<string, string>();
+                for (var i = 0; i < n; i++) items[i] = ReadDeferred(r, reasons);
+                return new DeferralBatch(items);
+            }
             case FinishedManifest:
                 return new RecipientsFinished(r.ReadInt64(), ReadInts(r));
             case SnapshotV1Manifest or SnapshotManifest:
@@ -154,6 +168,27 @@ public sealed class EngineSerializer(ExtendedActorSystem system) : SerializerWit
             default:
                 throw new SerializationException($"EngineSerializer: unknown manifest '{manifest}'");
         }
+    }
+
+    private static void WriteDeferred(BinaryWriter w, RecipientsDeferred d)
+    {
+        w.Write(d.Mid); WriteInts(w, d.Rids); w.Write(d.Attempts); w.Write(d.NextAttemptUtc.UtcTicks); w.Write(d.Reason);
+        w.Write(d.Warnings);
+    }
+
+    private static RecipientsDeferred ReadDeferred(BinaryReader r, Dictionary<string, string>? reasons)
+    {
+        long mid = r.ReadInt64();
+        var rids = ReadInts(r);
+        int attempts = r.ReadInt32();
+        var next = Utc(r.ReadInt64());
+        var reason = r.ReadString();
+        if (reasons is not null)
+        {
+            if (reasons.TryGetValue(reason, out var same)) reason = same;
+            else reasons[reason] = reason;
+        }
+        return new RecipientsDeferred(mid, rids, attempts, next, reason, r.ReadInt32());
     }
 
     private static void WriteMessage(BinaryWriter w, MessageRef m)

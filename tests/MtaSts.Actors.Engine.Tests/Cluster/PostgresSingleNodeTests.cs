@@ -55,8 +55,6 @@ public sealed class PostgresSingleNodeTests
         var all = await gw.ReceivedAsync(mx, 2, PostgresCluster.Wait);
         Assert.Contains(all, m => m.Recipients.Any(r => r.Address == "later@retry.test") && m.Text.Contains("Subject: later"));
         await gw.WaitForLineAsync(l => l.Contains("Message finished MID"), PostgresCluster.Wait, count: 1);
-        // The final outcome of a deferred recipient is journaled too (RecipientsFinished).
-        Assert.True(await WaitForJournalRowsAsync(pg, "destination-retry.test", rows + 1) > rows);
         await Task.Delay(300);
         Assert.Equal(2, mx.Messages.Count); // no duplicates
         Assert.Equal(0, gw.Gateway.Spool.Count);

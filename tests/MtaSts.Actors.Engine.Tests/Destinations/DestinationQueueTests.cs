@@ -150,6 +150,18 @@ public sealed class DestinationQueueTests
     }
 
     [Fact]
+    public void A_deferral_batch_applies_like_its_items()
+    {
+        var q = new DestinationQueue();
+        q.Enqueue(Msg(1), Rcpts(0), T0);
+        q.Apply(new DeferralBatch([new RecipientsDeferred(1, [0], 2, T0.AddMinutes(1), "x"), new RecipientsDeferred(9, [3], 4, T0, "y")]));
+        Assert.Equal(2, q.Find(1)!.Get(0)!.Attempts);
+        Assert.Null(q.TakeDue(T0));
+        Assert.True(q.HasRetryRecord(9, 3)); // not queued yet: kept until the spool re-dispatches it
+        Assert.Equal(2, q.RetryRecordCount);
+    }
+
+    [Fact]
     public void Release_returns_in_flight_recipients_to_the_queue()
     {
         var q = new DestinationQueue();

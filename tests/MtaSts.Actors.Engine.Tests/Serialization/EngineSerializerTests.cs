@@ -23,6 +23,7 @@ public sealed class EngineSerializerTests : TestKit
     [
         new RecipientsDeferred(42, [0, 3, 7], 2, T.AddMinutes(2), "4.2.2 - mailbox full ('452', ['4.2.2 mailbox full'])"),
         new RecipientsFinished(42, [0, 3]),
+        new DeferralBatch([new RecipientsDeferred(1, [0], 1, T, "4.4.1 - refused"), new RecipientsDeferred(2, [0, 1], 3, T.AddSeconds(7), "4.4.1 - refused", 1)]),
         new RecipientsCounted(17, T),
         new DestinationSnapshot([new RetryRecord(1, 0, 3, T, "4.4.1 - refused")]),
         new DestinationSnapshot([new RetryRecord(1, 0, 3, T, "x")], [new RateCount(T, 5, TimeSpan.FromSeconds(10))]),

@@ -82,6 +82,13 @@ public static class Program
         using var sigterm = PosixSignalRegistration.Create(PosixSignal.SIGTERM, ctx => { ctx.Cancel = true; stop.Cancel(); });
         using var sigint = PosixSignalRegistration.Create(PosixSignal.SIGINT, ctx => { ctx.Cancel = true; stop.Cancel(); });
         await using var gateway = await Gateway.StartAsync(config, ct: stop.Token).ConfigureAwait(false);
+        // SIGUSR1 = deliver now: every deferred recipient is retried at once (after an outage is fixed), like
+        // `postqueue -f`. PosixSignal takes raw signal numbers; 10 is SIGUSR1 on Linux.
+        using var sigusr1 = PosixSignalRegistration.Create((PosixSignal)10, ctx =>
+        {
+            ctx.Cancel = true;
+            gateway.DeliverNow();
+        });
         try
         {
             await Task.Delay(Timeout.Infinite, stop.Token).ConfigureAwait(false);

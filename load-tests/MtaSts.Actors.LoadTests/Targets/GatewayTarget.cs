@@ -214,7 +214,13 @@ public sealed class GatewayTarget(int port, string? dllPath, string? commandTemp
         catch (Exception ex) when (ex is IOException or JsonException) { return null; }
     }
 
-    public Task FlushAsync(CancellationToken ct) => Task.CompletedTask; // the gateway retries on its own (short retry schedule in the config)
+    /// <summary>The gateway's "deliver now" (SIGUSR1): every deferred recipient is retried at once, as
+    /// <c>postqueue -f</c> does for the Postfix target.</summary>
+    public async Task FlushAsync(CancellationToken ct)
+    {
+        if (RootPid is not { } pid) return;
+        await ProcessRunner.RunAsync("kill", ["-USR1", pid.ToString(System.Globalization.CultureInfo.InvariantCulture)], TimeSpan.FromSeconds(10));
+    }
 
     public async Task StopAsync()
     {

@@ -85,6 +85,20 @@ public sealed class Gateway : IAsyncDisposable
     public IReadOnlyList<IPEndPoint> SmtpEndpoints => _listener.LocalEndpoints;
     public DestinationConfig Destinations => _watcher.Current;
 
+    /// <summary>Operator "deliver now" (vendor <c>delivernow</c>, Postfix <c>postqueue -f</c>): every deferred recipient
+    /// of the given destination, or of every destination with queued mail, becomes due at once. Returns how many
+    /// destinations were told.</summary>
+    public int DeliverNow(string? domain = null)
+    {
+        var domains = domain is null ? Pending.Domains.ToArray() : [Intake.Dispatcher.NormalizeDomain(domain)];
+        foreach (var d in domains) Region.Tell(new Protocol.DeliverNow(d));
+        Log.Info("deliver_now", domain is null
+                ? $"Deliver now: {domains.Length} destinations with queued mail retried at once"
+                : $"Deliver now: destination {domains[0]} retried at once",
+            ("destinations", domains.Length));
+        return domains.Length;
+    }
+
     public static async Task<Gateway> StartAsync(GatewayConfig config, GatewayOverrides? overrides = null, CancellationToken ct = default)
     {
         overrides ??= new GatewayOverrides();

@@ -81,6 +81,28 @@ public sealed class GatewayEndToEndTests
     }
 
     [Fact]
+    public async Task Deliver_now_retries_deferred_mail_before_its_next_attempt()
+    {
+        // An outage is over: the operator's "deliver now" (SIGUSR1 in `serve`) must not wait for the hour-long retry.
+        await using var mx = TestSmtpReceiver.Start(new TestSmtpReceiverOptions { OfferStartTls = false });
+        var refuse = 1;
+        mx.Script = (phase, _, _) => phase == SmtpPhase.Rcpt && Volatile.Read(ref refuse) == 1 ? "451 4.3.0 down for maintenance" : null;
+        await using var gw = await GatewayFixture.StartAsync(mx.Port,
+            "mtasts.bounce-profiles.default { initial-retry-interval = 1h\n max-retry-interval = 2h }");
+        await gw.SendAsync("app@sender.test", ["a@later.test"], "held");
+        await gw.SendAsync("app@sender.test", ["b@other.test"], "held too");
+        await gw.WaitForLineAsync(l => l.Contains("Delayed: DCID"), Wait, count: 2);
+        Volatile.Write(ref refuse, 0);
+        await Task.Delay(500);
+        Assert.Empty(mx.Messages); // the next attempt is an hour away
+
+        Assert.Equal(2, gw.Gateway.DeliverNow());
+        var got = await gw.ReceivedAsync(mx, 2, Wait);
+        Assert.Equal(["a@later.test", "b@other.test"], got.SelectMany(m => m.Recipients).Select(r => r.Address).Order());
+        Assert.Contains(gw.Lines, l => l.Contains("Deliver now: 2 destinations"));
+    }
+
+    [Fact]
     public async Task Mail_that_outlives_max_time_in_queue_bounces_with_a_failure_dsn()
     {
         await using var mx = TestSmtpReceiver.Start(new TestSmtpReceiverOptions { OfferStartTls = false });

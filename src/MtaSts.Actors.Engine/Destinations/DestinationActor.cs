@@ -135,7 +135,10 @@ public sealed class DestinationActor : UntypedPersistentActor, IWithTimers
                 CloseIdle();
                 break;
             case PolicyResolved p:
-                _policy = _policy with { Resolution = p.Resolution, ResolvedAt = Now, Pending = false, Failed = p.Failed };
+                // A re-check that got no answer (policy branch timed out) keeps a still-valid policy (RFC 8461 §3.3:
+                // a cached, unexpired policy stays in force when a refresh fails) rather than dropping to "no policy".
+                var keep = p.Resolution is null && _policy.Resolution is { Policy: not null, ExpiresAt: { } exp } && exp > Now;
+                _policy = _policy with { Resolution = keep ? _policy.Resolution : p.Resolution, ResolvedAt = Now, Pending = false, Failed = p.Failed };
                 Pump();
                 break;
             case ConnectionActor.Ready r:
@@ -224,12 +227,16 @@ public sealed class DestinationActor : UntypedPersistentActor, IWithTimers
         if (!Settings.Profile.MtaSts || Settings.Profile.HasSmtpRoute) return true;
         var policyActor = _svc.PolicyActor();
         if (policyActor is null) return true;
-        if (_policy.Pending) return false;
-        if (_policy.ResolvedAt is { } at && now - at < _svc.Tuning.PolicyReuse) return true;
+        var fresh = _policy.ResolvedAt is { } at && now - at < _svc.Tuning.PolicyReuse;
+        // A policy that is still valid (RFC 8461 §3.2 max_age) keeps applying while it is re-checked: the periodic
+        // TXT re-check must not stall delivery. Without one ("no policy", a failed fetch) delivery waits for the
+        // answer, since the domain may just have published a policy and sending meanwhile would be a downgrade.
+        var stillValid = _policy.Resolution is { Policy: not null, ExpiresAt: { } exp } && exp > now;
+        if (fresh || _policy.Pending) return fresh || stillValid;
         _policy = _policy with { Pending = true };
         policyActor.Ask<PolicyResolved>(new ResolvePolicy(_domain), _svc.Tuning.PolicyTimeout)
             .PipeTo(Self, failure: ex => new PolicyResolved(_domain, null, $"policy resolution timed out: {ex.Message}"));
-        return false;
+        return stillValid;
     }
 
     private void OpenConnection()

@@ -4,7 +4,10 @@ using Akka.Configuration;
 using Akka.TestKit.Xunit2;
 using MtaSts.Actors.Destinations;
 using MtaSts.Actors.Engine.Delivery;
+using MtaSts.Actors.Engine.Policy;
 using MtaSts.Actors.Engine.Protocol;
+using MtaSts.Actors.Policy;
+using MtaSts.Actors.Policy.Resolution;
 
 namespace MtaSts.Actors.Engine.Tests.Destinations;
 
@@ -34,6 +37,53 @@ public sealed class DestinationActorTests : TestKit
         shard.Tell(PoisonPill.Instance);
         ExpectTerminated(shard, Long);
         Unwatch(shard);
+    }
+
+    [Fact]
+    public void A_valid_policy_keeps_applying_while_it_is_rechecked()
+    {
+        // The periodic re-check (TXT id) must not stall delivery while an unexpired policy is known (RFC 8461 §3.2).
+        var policy = CreateTestProbe();
+        _rig.Policy = policy.Ref;
+        _rig.Profile = _rig.Profile with { MtaSts = true };
+        _rig.Tuning = _rig.Tuning with { PolicyReuse = TimeSpan.FromMilliseconds(200) };
+        var d = Start("sts.test");
+        d.Tell(_rig.Message("sts.test"));
+        policy.ExpectMsg<ResolvePolicy>(Long);
+        Thread.Sleep(300);
+        Assert.Empty(_rig.Spool.Done); // the first resolution is awaited
+        var valid = new PolicyResolution(PolicyResolutionKind.Policy, new StsPolicy(StsMode.Enforce, [], 86400, []), "1",
+            PolicySource.Fetched, null, null) { ExpiresAt = DateTimeOffset.UtcNow.AddDays(1) };
+        policy.Reply(new PolicyResolved("sts.test", valid));
+        AwaitCondition(() => _rig.Spool.Done.Count == 1, Long);
+
+        Thread.Sleep(300); // past the reuse window
+        d.Tell(_rig.Message("sts.test"));
+        policy.ExpectMsg<ResolvePolicy>(Long); // re-checked, never answered…
+        AwaitCondition(() => _rig.Spool.Done.Count == 2, Long); // …and delivered under the cached policy meanwhile
+    }
+
+    [Fact]
+    public void Without_a_valid_policy_a_recheck_is_awaited()
+    {
+        // Last answer "no policy": the domain may just have published one, so sending before the answer is a downgrade.
+        var policy = CreateTestProbe();
+        _rig.Policy = policy.Ref;
+        _rig.Profile = _rig.Profile with { MtaSts = true };
+        _rig.Tuning = _rig.Tuning with { PolicyReuse = TimeSpan.FromMilliseconds(200) };
+        var d = Start("nosts.test");
+        d.Tell(_rig.Message("nosts.test"));
+        policy.ExpectMsg<ResolvePolicy>(Long);
+        policy.Reply(new PolicyResolved("nosts.test", new PolicyResolution(PolicyResolutionKind.NoPolicy, null, null, PolicySource.None, null, null)));
+        AwaitCondition(() => _rig.Spool.Done.Count == 1, Long);
+
+        Thread.Sleep(300);
+        d.Tell(_rig.Message("nosts.test"));
+        policy.ExpectMsg<ResolvePolicy>(Long);
+        Thread.Sleep(500);
+        Assert.Single(_rig.Spool.Done); // waiting for the answer
+        policy.Reply(new PolicyResolved("nosts.test", new PolicyResolution(PolicyResolutionKind.NoPolicy, null, null, PolicySource.None, null, null)));
+        AwaitCondition(() => _rig.Spool.Done.Count == 2, Long);
     }
 
     [Fact]

@@ -141,13 +141,15 @@ public sealed class DestinationRig
     public FakeBounces Bounces { get; } = new();
     public PendingIndex Index { get; } = new();
     public StringWriter LogText { get; } = new();
+    /// <summary>The policy branch the destination asks (null: MTA-STS resolution is skipped).</summary>
+    public IActorRef? Policy { get; set; }
     public DestinationProfile Profile { get; set; } = new() { MaxConcurrentConnections = 5, MaxMessagesPerConnection = 50 };
     public BounceProfile Bounce { get; set; } = new() { InitialRetryInterval = TimeSpan.FromSeconds(1), MaxRetryInterval = TimeSpan.FromSeconds(2), RetryJitter = 0 };
     public EngineTuning Tuning { get; set; } = new() { ConnectionIdleTime = TimeSpan.FromMilliseconds(100), PassivateAfter = TimeSpan.FromMinutes(5) };
     private long _mid;
 
     public DeliveryServices Services() => new(Transport, Spool, new MailLog(TextWriter.Synchronized(LogText)), new IdSequence(),
-        _ => new DestinationSettings(Profile, Bounce), Bounces, TimeProvider.System, () => null, Tuning);
+        _ => new DestinationSettings(Profile, Bounce), Bounces, TimeProvider.System, () => Policy, Tuning);
 
     public Props Props(string domain) => DestinationActor.Props(domain, Services(), Index);
 

@@ -473,7 +473,7 @@ public sealed class DestinationActor : UntypedPersistentActor, IWithTimers
         // No event for a final outcome, even after deferrals: the spool's done record is the durable outcome, the
         // recipient leaves the queue (so the next snapshot drops its retry record), and a record replayed for mail
         // the spool no longer holds is pruned after a restart. Journaling it cost one write per delivered message
-        // and more than halved the drain rate of a deferred backlog (≈ 900 vs 2,200 msg/s).
+        // and nearly halved the drain rate of a deferred 200k backlog (780 vs 1,440 msg/s without it).
         foreach (var rid in finished) _queue.Complete(msg.Mid, rid);
 
         if (finished.Count > 0)

@@ -70,8 +70,8 @@ public sealed class DestinationQueue
         /// <summary>Delay DSNs already sent for this recipient.</summary>
         public int Warnings { get; internal set; }
         public bool InFlight { get; internal set; }
-        /// <summary>A retry record for this recipient is in the journal (it was deferred at least once): its final
-        /// outcome must be journaled too, and snapshots carry it.</summary>
+        /// <summary>A retry record for this recipient is in the journal (it was deferred at least once): snapshots
+        /// carry it while the recipient is queued.</summary>
         public bool Persisted { get; internal set; }
     }
 
@@ -127,12 +127,12 @@ public sealed class DestinationQueue
         return new DestinationSnapshot(records);
     }
 
-    /// <summary>Whether a finished recipient has a journal record to forget (first-attempt outcomes have none).</summary>
+    /// <summary>Whether the recipient has a journal retry record (first attempts have none).</summary>
     public bool HasRetryRecord(long mid, int rid) =>
         _retry.ContainsKey((mid, rid)) || (_messages.TryGetValue(mid, out var m) && m.Get(rid) is { Persisted: true });
 
-    /// <summary>Drops recovered retry records whose recipient the spool no longer holds (finished before a crash
-    /// lost the finish event): otherwise every later snapshot would carry them forever.</summary>
+    /// <summary>Drops recovered retry records whose recipient the spool no longer holds (final outcomes are not
+    /// journaled, so a replay brings back records of finished mail): otherwise every later snapshot would carry them.</summary>
     public int PruneRetryRecords(Func<long, int, bool> stillPending)
     {
         var stale = _retry.Keys.Where(k => !stillPending(k.Mid, k.Rid)).ToList();

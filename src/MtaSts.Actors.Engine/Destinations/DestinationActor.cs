@@ -178,6 +178,7 @@ public sealed class DestinationActor : UntypedPersistentActor, IWithTimers
     /// <summary>Hands due mail to idle connections and opens new ones up to the limit; schedules the next wake.</summary>
     private void Pump()
     {
+        if (_svc.Work.Draining) return; // graceful stop: no new connections or transactions
         var now = Now;
         if (!_queue.HasDue(now))
         {
@@ -253,7 +254,7 @@ public sealed class DestinationActor : UntypedPersistentActor, IWithTimers
     private bool Feed(Conn c, DateTimeOffset now)
     {
         var max = Settings.Profile.MaxMessagesPerConnection;
-        if (c.Sent >= max)
+        if (c.Sent >= max || _svc.Work.Draining)
         {
             c.Open = false;
             c.Actor.Tell(new ConnectionActor.Close());
@@ -288,6 +289,7 @@ public sealed class DestinationActor : UntypedPersistentActor, IWithTimers
             PersistAsync(new RecipientsCounted(rcpts.Count, now), _ => CountForSnapshot(1));
         }
         c.Job = new DeliveryJob(msg, rcpts.Select(r => r.Ref).ToArray());
+        _svc.Work.DeliveryStarted();
         c.Sent++;
         c.Actor.Tell(c.Job);
         return true;
@@ -359,10 +361,13 @@ public sealed class DestinationActor : UntypedPersistentActor, IWithTimers
     private void OnDone(ConnectionActor.Done d)
     {
         if (!_conns.TryGetValue(d.Dcid, out var c)) return;
+        var hadJob = c.Job is not null;
         c.Job = null;
         var events = new List<IDestinationEvent>();
         ApplyOutcomes(d.Dcid, d.Job.Message, d.Job.Recipients, d.Result.Outcomes, events);
         PersistEvents(events);
+        // After ApplyOutcomes: its finish task is tracked before a graceful stop sees the delivery as ended.
+        if (hadJob) _svc.Work.DeliveryEnded();
         // Slow start (Postfix-style positive feedback): a delivery while every allowed connection is in use earns one
         // more connection, up to the profile's limit. A backlog therefore ramps up in rounds instead of opening one
         // connection per queued message (hundreds of single-message sessions after a restart).
@@ -384,6 +389,7 @@ public sealed class DestinationActor : UntypedPersistentActor, IWithTimers
         {
             // Crashed without a result: the recipients were not confirmed — retry them (maybe a duplicate, never a loss).
             _queue.Release(job.Message.Mid, job.Recipients.Select(r => r.Rid));
+            _svc.Work.DeliveryEnded();
         }
         Pump();
     }
@@ -636,7 +642,11 @@ public sealed class DestinationActor : UntypedPersistentActor, IWithTimers
     protected override void PostStop()
     {
         foreach (var c in _conns.Values)
-            if (c.Job is { } job) _queue.Release(job.Message.Mid, job.Recipients.Select(r => r.Rid));
+            if (c.Job is { } job)
+            {
+                _queue.Release(job.Message.Mid, job.Recipients.Select(r => r.Rid));
+                _svc.Work.DeliveryEnded();
+            }
         base.PostStop();
     }
 }

@@ -249,6 +249,11 @@ public sealed class Gateway : IAsyncDisposable
         await _listener.StopAsync(ct).ConfigureAwait(false);
         if (_resumeTimer is not null) await _resumeTimer.DisposeAsync().ConfigureAwait(false);
         _watcher.Dispose();
+        // Transactions in flight report their outcome before the actors stop; none are started any more.
+        _work.BeginDrain();
+        if (!await _work.WhenDeliveriesDoneAsync(TimeSpan.FromSeconds(30)).ConfigureAwait(false))
+            Log.Warning("gateway_stop_deliveries", $"Gateway stopping with {_work.DeliveriesInFlight} SMTP transactions still in flight: " +
+                "their mail is delivered again after the restart if the receiver had accepted it");
         await _host.StopAsync(ct).ConfigureAwait(false);
         // Delivered mail must be marked done (and bounces spooled) before the spool closes, or it is re-sent after a restart.
         if (!await _work.WhenIdleAsync(TimeSpan.FromSeconds(30)).ConfigureAwait(false))

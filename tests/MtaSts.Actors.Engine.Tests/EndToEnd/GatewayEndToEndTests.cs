@@ -103,6 +103,30 @@ public sealed class GatewayEndToEndTests
     }
 
     [Fact]
+    public async Task Graceful_stop_waits_for_the_transaction_in_flight_so_nothing_is_sent_twice()
+    {
+        // The receiver holds its 250 for 1.5 s; the stop comes meanwhile. Stopping the actors first lost the outcome
+        // (and the restart delivered the message again — seen as a flaky MtaStsCacheRestartTests).
+        await using var mx = TestSmtpReceiver.Start(new TestSmtpReceiverOptions { OfferStartTls = false });
+        var slow = 1;
+        mx.Script = (phase, _, _) =>
+        {
+            if (phase == SmtpPhase.DataEnd && Volatile.Read(ref slow) == 1) Thread.Sleep(1500);
+            return null;
+        };
+        await using var gw = await GatewayFixture.StartAsync(mx.Port);
+        await gw.SendAsync("app@sender.test", ["once@slow.test"], "in flight at stop");
+        await gw.WaitForLineAsync(l => l.Contains("Delivery start DCID"), Wait);
+        await gw.StopAsync();
+        Assert.Contains(gw.Lines, l => l.Contains("Message finished MID"));
+        Volatile.Write(ref slow, 0);
+        await gw.RestartAsync($"\"*\" = \"127.0.0.1:{mx.Port}\"", "");
+        await Task.Delay(2000);
+        Assert.Single(mx.Messages);
+        Assert.Equal(0, gw.Gateway.Spool.Count);
+    }
+
+    [Fact]
     public async Task Mail_that_outlives_max_time_in_queue_bounces_with_a_failure_dsn()
     {
         await using var mx = TestSmtpReceiver.Start(new TestSmtpReceiverOptions { OfferStartTls = false });

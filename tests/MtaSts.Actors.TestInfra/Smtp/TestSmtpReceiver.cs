@@ -306,10 +306,13 @@ public sealed class TestSmtpReceiver : IAsyncDisposable
                         if (!r.StartsWith("354", StringComparison.Ordinal)) break;
                         var data = await _io.ReadDataAsync(ct).ConfigureAwait(false);
                         if (data is null) return;
-                        if (!await ReplyAsync(SmtpPhase.DataEnd, "", $"250 2.0.0 queued as {Guid.NewGuid():N}", ct, out var end).ConfigureAwait(false)) return;
-                        if (end.StartsWith('2'))
+                        // Recorded before the 250 goes out, as a real MTA commits before replying: a client that saw the
+                        // 250 must find the message in Messages (tests asserted right after SendAsync and raced it).
+                        var end = owner.Script?.Invoke(SmtpPhase.DataEnd, "", info) ?? $"250 2.0.0 queued as {Guid.NewGuid():N}";
+                        if (end.StartsWith('2') && owner.HangAt != SmtpPhase.DataEnd)
                             owner.Accept(new ReceivedMessage(info.Id, info.Helo, _mailFrom, _mailParams, _rcpts.ToArray(), data,
                                 _ssl is not null, _ssl?.SslProtocol, info.Sni, info.RemoteEndPoint, _clientCert), info);
+                        if (!await SendAsync(SmtpPhase.DataEnd, end, ct).ConfigureAwait(false)) return;
                         ResetTransaction();
                         break;
                     }

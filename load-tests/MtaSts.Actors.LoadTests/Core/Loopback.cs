@@ -1,3 +1,4 @@
+using MtaSts.Actors.TestInfra.Net;
 using System.Net;
 
 namespace MtaSts.Actors.LoadTests.Core;
@@ -26,16 +27,6 @@ public static class Loopback
         if (!IPAddress.IsLoopback(endpoint.Address))
             throw new ArgumentException($"refusing non-loopback endpoint {endpoint}: load tests only run against 127.0.0.0/8 or ::1");
         return endpoint;
-    }
-
-    /// <summary>Asks the kernel for a free loopback port (the listener is closed again right away).</summary>
-    public static int FreePort()
-    {
-        var l = new System.Net.Sockets.TcpListener(IPAddress.Loopback, 0);
-        l.Start();
-        var port = ((IPEndPoint)l.LocalEndpoint).Port;
-        l.Stop();
-        return port;
     }
 
     public static async Task<bool> WaitForListenerAsync(IPEndPoint endpoint, TimeSpan timeout, CancellationToken ct)

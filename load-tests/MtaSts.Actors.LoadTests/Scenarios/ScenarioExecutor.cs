@@ -1,3 +1,4 @@
+using MtaSts.Actors.TestInfra.Net;
 using System.Globalization;
 using System.Net;
 using MtaSts.Actors.LoadTests.Core;
@@ -19,7 +20,7 @@ public sealed class ScenarioExecutor(ScenarioDefinition scenario, RunOptions o)
     {
         var variant = mtaSts ? "mta-sts on" : (o.MtaStsVariants.Length > 1 ? "mta-sts off" : "baseline");
         var runTag = "L" + DateTime.UtcNow.ToString("HHmmssfff", CultureInfo.InvariantCulture);
-        var sinkEp = new IPEndPoint(IPAddress.Loopback, o.SinkPort ?? Loopback.FreePort());
+        var sinkEp = new IPEndPoint(IPAddress.Loopback, o.SinkPort ?? LoopbackPort.Free());
         var plan = DestinationPlan.Create(o.Domains, o.Zipf);
         var ledger = new DeliveryLedger(runTag, Math.Min(20_000_000, o.Messages * 3 / 2 + 500_000));
         await using var receiver = CreateReceiver(sinkEp, ledger);
@@ -199,7 +200,7 @@ public sealed class ScenarioExecutor(ScenarioDefinition scenario, RunOptions o)
 
     private ITarget CreateTarget(string name)
     {
-        var port = o.TargetPort ?? Loopback.FreePort();
+        var port = o.TargetPort ?? LoopbackPort.Free();
         return name switch
         {
             "postfix" => new PostfixRelayTarget(port),

@@ -1,3 +1,4 @@
+using MtaSts.Actors.TestInfra.Net;
 using System.Net;
 using System.Net.Sockets;
 using Akka.Actor;
@@ -50,15 +51,6 @@ internal static class PostgresCluster
 
     public static Task<GatewayFixture> StartNodeAsync(int mxPort, string nodeHocon) =>
         GatewayFixture.StartAsync($"\"*\" = \"127.0.0.1:{mxPort}\"", nodeHocon, null, extraFiles: [ConfigFile]);
-
-    public static int FreePort()
-    {
-        var l = new TcpListener(IPAddress.Loopback, 0);
-        l.Start();
-        var port = ((IPEndPoint)l.LocalEndpoint).Port;
-        l.Stop();
-        return port;
-    }
 
     /// <summary>Waits until <paramref name="system"/> sees <paramref name="count"/> members Up.</summary>
     public static async Task WaitForMembersUpAsync(ActorSystem system, int count, TimeSpan timeout)

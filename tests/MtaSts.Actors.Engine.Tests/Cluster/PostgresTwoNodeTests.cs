@@ -1,3 +1,4 @@
+using MtaSts.Actors.TestInfra.Net;
 using Akka.Actor;
 using Akka.Cluster.Sharding;
 using MtaSts.Actors.Engine.Protocol;
@@ -27,8 +28,8 @@ public sealed class PostgresTwoNodeTests
             var pg = await PostgresInstance.StartAsync();
             var cs = await pg.CreateDatabaseAsync("mtasts");
             var mx = TestSmtpReceiver.Start(new TestSmtpReceiverOptions { OfferStartTls = false });
-            var p1 = PostgresCluster.FreePort();
-            var p2 = PostgresCluster.FreePort();
+            var p1 = LoopbackPort.Free();
+            var p2 = LoopbackPort.Free();
             var n1 = await PostgresCluster.StartNodeAsync(mx.Port, PostgresCluster.NodeHocon(cs, p1, [p1]));
             var n2 = await PostgresCluster.StartNodeAsync(mx.Port, PostgresCluster.NodeHocon(cs, p2, [p1]));
             await PostgresCluster.WaitForMembersUpAsync(n1.Gateway.System, 2, PostgresCluster.Wait);

@@ -1,3 +1,4 @@
+using MtaSts.Actors.TestInfra.Net;
 using MtaSts.Actors.TestInfra.Smtp;
 
 namespace MtaSts.Actors.Engine.Tests.EndToEnd;
@@ -175,7 +176,7 @@ public sealed class GatewayEndToEndTests
     {
         var dataDir = Path.Combine(Path.GetTempPath(), "mtasts-e2e-restart-" + Guid.NewGuid().ToString("N"));
         // First life: the destination refuses connections (nothing listens on the port).
-        var closedPort = FreePort();
+        var closedPort = LoopbackPort.Free();
         var gw = await GatewayFixture.StartAsync(closedPort, "", dataDir);
         await gw.SendAsync("app@sender.test", ["x@restart.test", "y@restart.test"], "survivor");
         await gw.WaitForLineAsync(l => l.Contains("Delayed: DCID"), Wait);
@@ -248,14 +249,5 @@ public sealed class GatewayEndToEndTests
         {
             Directory.Delete(dir, true);
         }
-    }
-
-    private static int FreePort()
-    {
-        var l = new System.Net.Sockets.TcpListener(System.Net.IPAddress.Loopback, 0);
-        l.Start();
-        var port = ((System.Net.IPEndPoint)l.LocalEndpoint).Port;
-        l.Stop();
-        return port;
     }
 }

@@ -1,3 +1,4 @@
+using MtaSts.Actors.TestInfra.Net;
 using System.Diagnostics;
 using System.Net;
 using System.Net.Sockets;
@@ -51,7 +52,7 @@ public sealed class PostgresInstance : IAsyncDisposable
         var bin = BinDirectory ?? throw new InvalidOperationException("PostgreSQL is not installed: run tests/postgres/setup.sh as root");
         var dir = Directory.CreateTempSubdirectory("pgtest-").FullName;
         if (IsRoot) await RunAsync("chown", ["postgres:postgres", dir], asPostgres: false, ct).ConfigureAwait(false);
-        var port = FreePort();
+        var port = LoopbackPort.Free();
         var instance = new PostgresInstance(dir, bin, port);
         try
         {
@@ -126,15 +127,6 @@ public sealed class PostgresInstance : IAsyncDisposable
             throw new InvalidOperationException($"{file} {string.Join(' ', args)} exited with {p.ExitCode}: " +
                                                 $"{(stdout.IsCompleted ? stdout.Result : "")}{(stderr.IsCompleted ? stderr.Result : "")}");
         }
-    }
-
-    private static int FreePort()
-    {
-        var l = new TcpListener(IPAddress.Loopback, 0);
-        l.Start();
-        var port = ((IPEndPoint)l.LocalEndpoint).Port;
-        l.Stop();
-        return port;
     }
 
     public async ValueTask DisposeAsync()

@@ -1,3 +1,4 @@
+using MtaSts.Actors.TestInfra.Net;
 using System.Diagnostics;
 using System.Net;
 using System.Net.Sockets;
@@ -38,7 +39,7 @@ public sealed class TinyproxyInstance : IAsyncDisposable
     {
         if (!IsAvailable) throw new InvalidOperationException($"{BinaryPath} is missing: run tests/setup-env.sh as root");
         var dir = Directory.CreateTempSubdirectory("tinyproxy-").FullName;
-        var port = FreePort();
+        var port = LoopbackPort.Free();
         var conf = Path.Combine(dir, "tinyproxy.conf");
         // No ConnectPort lines: CONNECT is allowed to any port (the test HTTPS server uses an ephemeral one).
         var config = new StringBuilder()
@@ -102,15 +103,6 @@ public sealed class TinyproxyInstance : IAsyncDisposable
                 throw new InvalidOperationException($"tinyproxy did not listen on {port} within 10s: {instance.Output}");
             }
         }
-    }
-
-    private static int FreePort()
-    {
-        var l = new TcpListener(IPAddress.Loopback, 0);
-        l.Start();
-        var port = ((IPEndPoint)l.LocalEndpoint).Port;
-        l.Stop();
-        return port;
     }
 
     public async ValueTask DisposeAsync()

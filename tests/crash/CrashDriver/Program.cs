@@ -1,3 +1,4 @@
+using MtaSts.Actors.TestInfra.Net;
 using System.Collections.Concurrent;
 using System.Diagnostics;
 using System.Globalization;
@@ -136,7 +137,7 @@ public static class Program
             _dataDir = Path.Combine(o.WorkDir, "data");
             _confPath = Path.Combine(o.WorkDir, "crash.conf");
             _jsonLog = Path.Combine(_dataDir, "mail.json");
-            _port = FreePort();
+            _port = LoopbackPort.Free();
             await using var receiver = TestSmtpReceiver.Start(new TestSmtpReceiverOptions { Hostname = "mx.crash.test" });
             _receiver = receiver;
             Directory.CreateDirectory(_dataDir);
@@ -570,15 +571,6 @@ public static class Program
         {
             var list = items.Take(6).ToList();
             return list.Count == 0 ? "" : "\n      e.g. " + string.Join("\n           ", list);
-        }
-
-        private static int FreePort()
-        {
-            var l = new TcpListener(IPAddress.Loopback, 0);
-            l.Start();
-            var port = ((IPEndPoint)l.LocalEndpoint).Port;
-            l.Stop();
-            return port;
         }
     }
 }

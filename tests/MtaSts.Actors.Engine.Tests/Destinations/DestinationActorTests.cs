@@ -39,15 +39,21 @@ public sealed class DestinationActorTests : TestKit
         Unwatch(shard);
     }
 
-    [Fact]
-    public void A_valid_policy_keeps_applying_while_it_is_rechecked()
+    /// <summary>An MTA-STS destination whose policy branch is a probe; policies are re-checked after 200 ms.</summary>
+    private (IActorRef Destination, Akka.TestKit.TestProbe Policy) StartWithPolicyProbe(string domain)
     {
-        // The periodic re-check (TXT id) must not stall delivery while an unexpired policy is known (RFC 8461 §3.2).
         var policy = CreateTestProbe();
         _rig.Policy = policy.Ref;
         _rig.Profile = _rig.Profile with { MtaSts = true };
         _rig.Tuning = _rig.Tuning with { PolicyReuse = TimeSpan.FromMilliseconds(200) };
-        var d = Start("sts.test");
+        return (Start(domain), policy);
+    }
+
+    [Fact]
+    public void A_valid_policy_keeps_applying_while_it_is_rechecked()
+    {
+        // The periodic re-check (TXT id) must not stall delivery while an unexpired policy is known (RFC 8461 §3.2).
+        var (d, policy) = StartWithPolicyProbe("sts.test");
         d.Tell(_rig.Message("sts.test"));
         policy.ExpectMsg<ResolvePolicy>(Long);
         Thread.Sleep(300);
@@ -67,11 +73,7 @@ public sealed class DestinationActorTests : TestKit
     public void Without_a_valid_policy_a_recheck_is_awaited()
     {
         // Last answer "no policy": the domain may just have published one, so sending before the answer is a downgrade.
-        var policy = CreateTestProbe();
-        _rig.Policy = policy.Ref;
-        _rig.Profile = _rig.Profile with { MtaSts = true };
-        _rig.Tuning = _rig.Tuning with { PolicyReuse = TimeSpan.FromMilliseconds(200) };
-        var d = Start("nosts.test");
+        var (d, policy) = StartWithPolicyProbe("nosts.test");
         d.Tell(_rig.Message("nosts.test"));
         policy.ExpectMsg<ResolvePolicy>(Long);
         policy.Reply(new PolicyResolved("nosts.test", new PolicyResolution(PolicyResolutionKind.NoPolicy, null, null, PolicySource.None, null, null)));

@@ -135,10 +135,7 @@ public sealed class DestinationActor : UntypedPersistentActor, IWithTimers
                 CloseIdle();
                 break;
             case PolicyResolved p:
-                // A re-check that got no answer (policy branch timed out) keeps a still-valid policy (RFC 8461 §3.3:
-                // a cached, unexpired policy stays in force when a refresh fails) rather than dropping to "no policy".
-                var keep = p.Resolution is null && _policy.Resolution is { Policy: not null, ExpiresAt: { } exp } && exp > Now;
-                _policy = _policy with { Resolution = keep ? _policy.Resolution : p.Resolution, ResolvedAt = Now, Pending = false, Failed = p.Failed };
+                _policy = _policy.Answered(p.Resolution, p.Failed, Now);
                 Pump();
                 break;
             case ConnectionActor.Ready r:
@@ -232,7 +229,7 @@ public sealed class DestinationActor : UntypedPersistentActor, IWithTimers
         // A policy that is still valid (RFC 8461 §3.2 max_age) keeps applying while it is re-checked: the periodic
         // TXT re-check must not stall delivery. Without one ("no policy", a failed fetch) delivery waits for the
         // answer, since the domain may just have published a policy and sending meanwhile would be a downgrade.
-        var stillValid = _policy.Resolution is { Policy: not null, ExpiresAt: { } exp } && exp > now;
+        var stillValid = _policy.HasValidPolicy(now);
         if (fresh || _policy.Pending) return fresh || stillValid;
         _policy = _policy with { Pending = true };
         policyActor.Ask<PolicyResolved>(new ResolvePolicy(_domain), _svc.Tuning.PolicyTimeout)
@@ -572,27 +569,8 @@ public sealed class DestinationActor : UntypedPersistentActor, IWithTimers
     private void PersistEvents(List<IDestinationEvent> events)
     {
         if (events.Count == 0) return;
-        // Deferrals go in batches of up to DeferralBatchSize messages per journal row (a down destination defers its
-        // whole queue at once); a lone deferral stays a plain event.
-        var rows = new List<IDestinationEvent>();
-        var batch = new List<RecipientsDeferred>();
-        void Flush()
-        {
-            if (batch.Count == 1) rows.Add(batch[0]);
-            else if (batch.Count > 1) rows.Add(new DeferralBatch(batch.ToArray()));
-            batch.Clear();
-        }
-        foreach (var e in events)
-        {
-            if (e is not RecipientsDeferred d)
-            {
-                rows.Add(e);
-                continue;
-            }
-            batch.Add(d);
-            if (batch.Count == DeferralBatchSize) Flush();
-        }
-        Flush();
+        // Deferrals go up to DeferralBatchSize messages per journal row (a down destination defers its whole queue at once).
+        var rows = DeferralBatch.Pack(events, DeferralBatchSize);
         // State was updated already (it must reflect the outcome at once); the handler only counts for snapshots.
         PersistAll(rows, e => CountForSnapshot(e is DeferralBatch b ? b.Items.Count : 1));
     }

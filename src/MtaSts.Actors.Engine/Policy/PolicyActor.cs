@@ -16,6 +16,14 @@ public sealed record PolicyResolved(string Domain, PolicyResolution? Resolution,
 public sealed record PolicyState(PolicyResolution? Resolution, DateTimeOffset? ResolvedAt, bool Pending, string? Failed)
 {
     public static PolicyState None { get; } = new(null, null, false, null);
+
+    /// <summary>A policy (any mode) that has not reached its max_age yet (RFC 8461 §3.2): it stays in force while
+    /// it is re-checked, and when a re-check gets no answer (§3.3).</summary>
+    public bool HasValidPolicy(DateTimeOffset now) => Resolution is { Policy: not null, ExpiresAt: { } expires } && expires > now;
+
+    /// <summary>The state after an answer: a missing answer keeps a still-valid policy instead of dropping to "no policy".</summary>
+    public PolicyState Answered(PolicyResolution? resolution, string? failed, DateTimeOffset now) =>
+        this with { Resolution = resolution is null && HasValidPolicy(now) ? Resolution : resolution, ResolvedAt = now, Pending = false, Failed = failed };
 }
 
 /// <summary>

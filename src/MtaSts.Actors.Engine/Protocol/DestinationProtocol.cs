@@ -66,7 +66,35 @@ public sealed record RecipientsFinished(long Mid, IReadOnlyList<int> Rids) : IDe
 
 /// <summary>Deferrals of many messages in one journal row: a destination that is down defers its whole queue in one
 /// round, and one row per message made that round cost a journal write per queued message.</summary>
-public sealed record DeferralBatch(IReadOnlyList<RecipientsDeferred> Items) : IDestinationEvent;
+public sealed record DeferralBatch(IReadOnlyList<RecipientsDeferred> Items) : IDestinationEvent
+{
+    /// <summary>Journal rows for a list of events: runs of deferrals packed up to <paramref name="maxItems"/> per row,
+    /// a lone deferral and every other event as it is (order kept).</summary>
+    public static List<IDestinationEvent> Pack(IEnumerable<IDestinationEvent> events, int maxItems)
+    {
+        var rows = new List<IDestinationEvent>();
+        var batch = new List<RecipientsDeferred>();
+        void Flush()
+        {
+            if (batch.Count == 1) rows.Add(batch[0]);
+            else if (batch.Count > 1) rows.Add(new DeferralBatch(batch.ToArray()));
+            batch.Clear();
+        }
+        foreach (var e in events)
+        {
+            if (e is RecipientsDeferred d)
+            {
+                batch.Add(d);
+                if (batch.Count == maxItems) Flush();
+                continue;
+            }
+            Flush();
+            rows.Add(e);
+        }
+        Flush();
+        return rows;
+    }
+}
 
 /// <summary>Recipients handed to a transaction of a destination with a recipient limit (N per M minutes). Persisted
 /// only for limited destinations, so that a restart does not reset the budget.</summary>

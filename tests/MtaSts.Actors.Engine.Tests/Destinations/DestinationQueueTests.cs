@@ -150,6 +150,21 @@ public sealed class DestinationQueueTests
     }
 
     [Fact]
+    public void Deferrals_are_packed_into_journal_rows_in_order()
+    {
+        RecipientsDeferred D(long mid) => new(mid, [0], 1, T0, "x");
+        var counted = new RecipientsCounted(3, T0);
+        var rows = DeferralBatch.Pack([D(1), D(2), D(3), counted, D(4), D(5), D(6), D(7), D(8)], maxItems: 2);
+        Assert.Equal(6, rows.Count);
+        Assert.Equal([1L, 2L], Assert.IsType<DeferralBatch>(rows[0]).Items.Select(d => d.Mid));
+        Assert.Equal(3L, Assert.IsType<RecipientsDeferred>(rows[1]).Mid); // a lone deferral stays a plain event
+        Assert.Same(counted, rows[2]);
+        Assert.Equal([4L, 5L], Assert.IsType<DeferralBatch>(rows[3]).Items.Select(d => d.Mid));
+        Assert.Equal([6L, 7L], Assert.IsType<DeferralBatch>(rows[4]).Items.Select(d => d.Mid));
+        Assert.Equal(8L, Assert.IsType<RecipientsDeferred>(rows[5]).Mid);
+    }
+
+    [Fact]
     public void A_deferral_batch_applies_like_its_items()
     {
         var q = new DestinationQueue();

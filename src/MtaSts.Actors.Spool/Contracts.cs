@@ -44,8 +44,13 @@ public sealed record RecoveredMessage(SpooledMessage Message, IReadOnlyList<int>
 /// </summary>
 public interface ISpool : IAsyncDisposable
 {
-    /// <summary>Appends and fsyncs. Completes only when the message is durable. The caller assigns the MID.</summary>
-    Task<SpooledMessage> AppendAsync(long mid, Envelope envelope, ReadOnlyMemory<byte> body, CancellationToken ct = default);
+    /// <summary>Appends and fsyncs. Completes only when the message is durable. The caller assigns the MID, owns
+    /// <paramref name="body"/> and disposes it only after this task has completed.</summary>
+    Task<SpooledMessage> AppendAsync(long mid, Envelope envelope, MessageBody body, CancellationToken ct = default);
+
+    /// <summary>Where a <see cref="MessageBodyWriter"/> puts bodies too large to keep in memory while they arrive
+    /// (same file system as the spool; emptied at start-up). Null: bodies stay in memory.</summary>
+    string? SpillDirectory => null;
 
     /// <summary>The body as received (after dot-unstuffing), exactly the bytes given to AppendAsync.</summary>
     ValueTask<ReadOnlyMemory<byte>> ReadBodyAsync(long mid, CancellationToken ct = default);

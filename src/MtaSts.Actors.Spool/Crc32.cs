@@ -28,6 +28,44 @@ public static class Crc32
         return ~crc;
     }
 
+    /// <summary>The CRC of <c>a + b</c> from <c>crcA = Compute(a)</c>, <c>crcB = Compute(b)</c> and b's length, without
+    /// the bytes (zlib's crc32_combine: multiply by x^(8·lengthB) in GF(2)). Lets a body's CRC be computed while it
+    /// arrives and the record header's CRC be prefixed later.</summary>
+    public static uint Combine(uint crcA, uint crcB, long lengthB)
+    {
+        if (lengthB <= 0) return crcA;
+        Span<uint> even = stackalloc uint[32];
+        Span<uint> odd = stackalloc uint[32];
+        odd[0] = 0xEDB88320u; // operator for one zero bit
+        uint row = 1;
+        for (int n = 1; n < 32; n++) { odd[n] = row; row <<= 1; }
+        Square(even, odd); // two zero bits
+        Square(odd, even); // four zero bits
+        do
+        {
+            Square(even, odd);
+            if ((lengthB & 1) != 0) crcA = Times(even, crcA);
+            lengthB >>= 1;
+            if (lengthB == 0) break;
+            Square(odd, even);
+            if ((lengthB & 1) != 0) crcA = Times(odd, crcA);
+            lengthB >>= 1;
+        } while (lengthB != 0);
+        return crcA ^ crcB;
+
+        static uint Times(ReadOnlySpan<uint> matrix, uint vector)
+        {
+            uint sum = 0;
+            for (int i = 0; vector != 0; i++, vector >>= 1)
+                if ((vector & 1) != 0) sum ^= matrix[i];
+            return sum;
+        }
+        static void Square(Span<uint> square, ReadOnlySpan<uint> matrix)
+        {
+            for (int n = 0; n < 32; n++) square[n] = Times(matrix, matrix[n]);
+        }
+    }
+
     private static uint[] BuildTable()
     {
         var table = new uint[8 * 256];

@@ -111,15 +111,17 @@ public sealed class SegmentSpool : ISpool
     /// <remarks>Cancellation is honoured only until the writer loop picks the append up; once written, the call
     /// completes normally — a message that is on disk must not be reported as failed (its sender would retry and
     /// the spool would hold an orphan).</remarks>
-    public async Task<SpooledMessage> AppendAsync(long mid, Envelope envelope, ReadOnlyMemory<byte> body, CancellationToken ct = default)
+    public async Task<SpooledMessage> AppendAsync(long mid, Envelope envelope, MessageBody body, CancellationToken ct = default)
     {
         ArgumentNullException.ThrowIfNull(envelope);
+        ArgumentNullException.ThrowIfNull(body);
         if (mid <= 0) throw new ArgumentOutOfRangeException(nameof(mid), "MIDs start at 1");
         if (envelope.Recipients.Count == 0) throw new ArgumentException("a message needs at least one recipient", nameof(envelope));
         ct.ThrowIfCancellationRequested();
         EnsureWritable();
 
-        // Serialise and checksum on the caller's thread so that the single writer only copies bytes.
+        // Serialise and checksum on the caller's thread so that the single writer only copies bytes; the body's
+        // CRC was computed while it arrived (MessageBodyWriter) and is combined with the prefix's.
         var env = EnvelopeCodec.Serialize(envelope);
         long payload = 8L + 4 + env.Length + 4 + body.Length;
         if (payload > MaxPayload) throw new ArgumentException($"message too large for the spool ({payload} bytes)", nameof(body));
@@ -130,14 +132,17 @@ public sealed class SegmentSpool : ISpool
         BinaryPrimitives.WriteInt64LittleEndian(p[9..], mid);
         BinaryPrimitives.WriteInt32LittleEndian(p[17..], env.Length);
         env.CopyTo(p[21..]);
-        BinaryPrimitives.WriteInt32LittleEndian(p[(21 + env.Length)..], body.Length);
-        uint crc = Crc32.Append(Crc32.Compute(p[8..]), body.Span);
+        BinaryPrimitives.WriteInt32LittleEndian(p[(21 + env.Length)..], (int)body.Length);
+        uint crc = Crc32.Combine(Crc32.Compute(p[8..]), body.Crc, body.Length);
         BinaryPrimitives.WriteUInt32LittleEndian(p[4..], crc);
 
         var op = new AppendOp(mid, envelope, prefix, body, ct);
         if (!_channel.Writer.TryWrite(op)) throw new ObjectDisposedException(nameof(SegmentSpool));
         return await op.Completion.Task.ConfigureAwait(false);
     }
+
+    /// <inheritdoc />
+    public string SpillDirectory => Path.Combine(_dir, "incoming");
 
     public async ValueTask<bool> MarkDoneAsync(long mid, IReadOnlyList<int> rids, CancellationToken ct = default)
     {
@@ -243,6 +248,10 @@ public sealed class SegmentSpool : ISpool
     private void Open()
     {
         Directory.CreateDirectory(_dir);
+        // Spill files of bodies that were still arriving when the process stopped: never acknowledged.
+        if (Directory.Exists(SpillDirectory))
+            foreach (var leftover in Directory.EnumerateFiles(SpillDirectory, "body-*.tmp"))
+                File.Delete(leftover);
         _highestMid = _highWaterWritten = ReadHighWater();
         var ids = Directory.EnumerateFiles(_dir, "seg-*.log")
             .Select(f => TryParseSegmentId(Path.GetFileName(f)))
@@ -504,7 +513,7 @@ public sealed class SegmentSpool : ISpool
                             Roll();
                         long offset = _activeLength;
                         _activeStream!.Write(a.Prefix);
-                        _activeStream.Write(a.Body.Span);
+                        a.Body.CopyTo(_activeStream);
                         _activeLength += recordLength;
                         written.Add((a, _active!, offset + a.Prefix.Length));
                         break;
@@ -559,7 +568,7 @@ public sealed class SegmentSpool : ISpool
                 switch (op)
                 {
                     case AppendOp a:
-                        _index[a.Mid] = new Entry(seg, offset, a.Body.Length, a.Prefix.Length - RecordHeaderSize - 16, a.Envelope.Recipients);
+                        _index[a.Mid] = new Entry(seg, offset, (int)a.Body.Length, a.Prefix.Length - RecordHeaderSize - 16, a.Envelope.Recipients);
                         seg.Live++;
                         _highestMid = Math.Max(_highestMid, a.Mid);
                         break;
@@ -731,12 +740,12 @@ public sealed class SegmentSpool : ISpool
         public abstract void Cancel();
     }
 
-    private sealed class AppendOp(long mid, Envelope envelope, byte[] prefix, ReadOnlyMemory<byte> body, CancellationToken ct) : Op(ct)
+    private sealed class AppendOp(long mid, Envelope envelope, byte[] prefix, MessageBody body, CancellationToken ct) : Op(ct)
     {
         public long Mid { get; } = mid;
         public Envelope Envelope { get; } = envelope;
         public byte[] Prefix { get; } = prefix;
-        public ReadOnlyMemory<byte> Body { get; } = body;
+        public MessageBody Body { get; } = body;
         public TaskCompletionSource<SpooledMessage> Completion { get; } = new(TaskCreationOptions.RunContinuationsAsynchronously);
         public override long Size => Prefix.Length + Body.Length;
         public override void Fail(Exception ex) => Completion.TrySetException(ex);

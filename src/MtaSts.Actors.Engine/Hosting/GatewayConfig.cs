@@ -2,6 +2,7 @@ using System.Net;
 using Akka.Configuration;
 using MtaSts.Actors.Destinations;
 using MtaSts.Actors.Logging;
+using MtaSts.Actors.Smtp.Intake;
 using MtaSts.Actors.Smtp.Outbound;
 
 namespace MtaSts.Actors.Engine.Hosting;
@@ -34,6 +35,9 @@ public sealed record GatewayConfig
     public long MaxMessageSize { get; init; } = 50L * 1024 * 1024;
     public int MaxRecipients { get; init; } = 1000;
     public int MaxSessions { get; init; } = 1000;
+    public BareLineEndingPolicy BareLineEndings { get; init; } = BareLineEndingPolicy.Reject;
+    public int BodyMemoryLimit { get; init; } = 256 * 1024;
+    public long MaxDataInFlight { get; init; } = 1024L * 1024 * 1024;
     public TimeSpan CommandTimeout { get; init; } = TimeSpan.FromMinutes(5);
     public TimeSpan DataTimeout { get; init; } = TimeSpan.FromMinutes(10);
     public IReadOnlyList<IPNetwork> RelayNetworks { get; init; } = [IPNetwork.Parse("127.0.0.0/8"), IPNetwork.Parse("::1/128")];
@@ -201,6 +205,16 @@ public sealed record GatewayConfig
             MaxMessageSize = Get("listener.max-message-size", 50L * 1024 * 1024, s => long.Parse(s, System.Globalization.CultureInfo.InvariantCulture)),
             MaxRecipients = Int("listener.max-recipients", 1000, 1, 100_000),
             MaxSessions = Int("listener.max-sessions", 1000, 1, 100_000),
+            BareLineEndings = Get("listener.bare-line-endings", BareLineEndingPolicy.Reject, s => s switch
+            {
+                "reject" => BareLineEndingPolicy.Reject,
+                "normalize" or "normalise" => BareLineEndingPolicy.Normalize,
+                _ => throw new FormatException("expected reject or normalize"),
+            }),
+            BodyMemoryLimit = Int("listener.body-memory-limit", 256 * 1024, 4096, 64 * 1024 * 1024),
+            MaxDataInFlight = Get("listener.max-data-in-flight", 1024L * 1024 * 1024, s =>
+                long.Parse(s, System.Globalization.CultureInfo.InvariantCulture) is var v && v >= 1024 * 1024 ? v
+                    : throw new FormatException("at least 1048576 bytes")),
             CommandTimeout = Dur("listener.command-timeout", TimeSpan.FromMinutes(5)),
             DataTimeout = Dur("listener.data-timeout", TimeSpan.FromMinutes(10)),
             RelayNetworks = Get<IReadOnlyList<IPNetwork>>("listener.relay-networks", [IPNetwork.Parse("127.0.0.0/8"), IPNetwork.Parse("::1/128")], _ =>
@@ -233,6 +247,10 @@ public sealed record GatewayConfig
             LogLevel = Get("log.level", MailLogLevel.Info, s => Enum.Parse<MailLogLevel>(s, ignoreCase: true)),
             Destinations = destinations.Config ?? DestinationConfig.Default,
         };
+        if (cfg.MaxDataInFlight < cfg.MaxMessageSize)
+            errors.Add($"mtasts.listener.max-data-in-flight ({cfg.MaxDataInFlight}) must be at least max-message-size ({cfg.MaxMessageSize})");
+        if (cfg.MaxMessageSize is < 1 or > 1024L * 1024 * 1023)
+            errors.Add($"mtasts.listener.max-message-size = {cfg.MaxMessageSize}: out of range 1..1072693248 (a spool record holds at most 1 GiB)");
         if ((cfg.TlsCertificate is null) != (cfg.TlsKey is null))
             errors.Add("mtasts.listener.tls-certificate and tls-key must be given together");
         if (cfg.ExtraCaBundle is not null && !File.Exists(cfg.ExtraCaBundle))

@@ -4,7 +4,8 @@ internal enum SmtpLineStatus { Ok, TooLong, Eof }
 
 /// <param name="Content">The line without its terminator; valid only until the next read.</param>
 /// <param name="BareLf">The line ended in LF without CR (RFC 5321 §2.3.8 calls that non-conforming).</param>
-internal readonly record struct SmtpLine(SmtpLineStatus Status, ReadOnlyMemory<byte> Content, bool BareLf);
+/// <param name="WithTerminator">Content plus its CRLF or LF, same lifetime (lets DATA copy a clean line in one write).</param>
+internal readonly record struct SmtpLine(SmtpLineStatus Status, ReadOnlyMemory<byte> Content, bool BareLf, ReadOnlyMemory<byte> WithTerminator = default);
 
 /// <summary>
 /// Reads LF-terminated lines from a stream with a hard length limit, never buffering more than the limit: an
@@ -45,10 +46,11 @@ internal sealed class SmtpLineReader(Stream stream)
                 bool cr = lf > _start && _buf[lf - 1] == (byte)'\r';
                 int contentEnd = cr ? lf - 1 : lf;
                 var content = _buf.AsMemory(_start, contentEnd - _start);
+                var whole = _buf.AsMemory(_start, lf + 1 - _start);
                 _start = lf + 1;
                 if (_start == _end) _start = _end = 0;
                 if (tooLong || content.Length + 2 > maxLength) return new SmtpLine(SmtpLineStatus.TooLong, default, !cr);
-                return new SmtpLine(SmtpLineStatus.Ok, content, !cr);
+                return new SmtpLine(SmtpLineStatus.Ok, content, !cr, whole);
             }
             if (_end - _start > maxLength)
             {

@@ -30,6 +30,7 @@ public sealed class SmtpListener : IAsyncDisposable
     private readonly IdSequence _mids;
     private readonly IdSequence _icids;
     private readonly MailLog _log;
+    private readonly DataBudget _budget;
     private readonly List<Socket> _listeners = new();
     private readonly List<Task> _acceptLoops = new();
     private readonly ConcurrentDictionary<long, Task> _sessions = new();
@@ -53,7 +54,11 @@ public sealed class SmtpListener : IAsyncDisposable
         _mids = mids ?? throw new ArgumentNullException(nameof(mids));
         _icids = icids ?? throw new ArgumentNullException(nameof(icids));
         _log = log ?? MailLog.Null;
+        _budget = new DataBudget(options.MaxDataInFlight);
     }
+
+    /// <summary>Message bytes received by all sessions and not yet in the spool.</summary>
+    public long DataInFlight => _budget.InFlight;
 
     /// <summary>The bound addresses (actual ports when port 0 was configured). Valid after <see cref="StartAsync"/>.</summary>
     public IReadOnlyList<IPEndPoint> LocalEndpoints { get; private set; } = [];
@@ -132,7 +137,7 @@ public sealed class SmtpListener : IAsyncDisposable
         await Task.Yield(); // never run a session on the accept loop
         try
         {
-            var session = new SmtpSession(_options, _spool, _sink, _mids, _log, client, icid, _softStop.Token, _hardStop.Token);
+            var session = new SmtpSession(_options, _spool, _sink, _mids, _budget, _log, client, icid, _softStop.Token, _hardStop.Token);
             await session.RunAsync(refuse).ConfigureAwait(false);
         }
         catch (Exception ex)

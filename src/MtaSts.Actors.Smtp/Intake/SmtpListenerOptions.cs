@@ -4,6 +4,21 @@ using System.Security.Cryptography.X509Certificates;
 
 namespace MtaSts.Actors.Smtp.Intake;
 
+/// <summary>What the listener does with a line ending that is not CRLF (a bare LF, or a CR not followed by LF) and
+/// with NUL, in commands and in DATA. Whatever the choice, only &lt;CRLF&gt;.&lt;CRLF&gt; ends DATA and the stored
+/// body contains CRLF line endings only, so no receiver downstream can see a different end of data (SMTP smuggling).</summary>
+public enum BareLineEndingPolicy
+{
+    /// <summary>Postfix <c>smtpd_forbid_bare_newline = normal</c>: a command ending in a bare LF gets
+    /// <c>521 5.5.2</c> and the connection is closed; a message containing a bare LF, a bare CR or a NUL is read to
+    /// its end and refused with <c>550 5.5.2</c> / <c>550 5.6.0</c>. The default.</summary>
+    Reject,
+
+    /// <summary>The vendor's "Clean": commands may end in a bare LF; in DATA a bare LF or a bare CR becomes CRLF and NUL
+    /// is removed (logged per message). The end of data must still be &lt;CRLF&gt;.&lt;CRLF&gt;.</summary>
+    Normalize,
+}
+
 /// <summary>Settings of the inbound ESMTP listener (where applications hand mail to the gateway).</summary>
 public sealed record SmtpListenerOptions
 {
@@ -29,6 +44,17 @@ public sealed record SmtpListenerOptions
 
     /// <summary>Text line limit in DATA including CRLF (RFC 5321 §4.5.3.1.6).</summary>
     public int MaxTextLineLength { get; init; } = 1000;
+
+    /// <summary>Bare CR / bare LF / NUL handling (see <see cref="BareLineEndingPolicy"/>).</summary>
+    public BareLineEndingPolicy BareLineEndings { get; init; } = BareLineEndingPolicy.Reject;
+
+    /// <summary>Largest message body kept in memory while it arrives; larger ones are written to a spill file next
+    /// to the spool as they arrive, so a session's memory stays bounded by this whatever the message size.</summary>
+    public int BodyMemoryLimit { get; init; } = 256 * 1024;
+
+    /// <summary>Message bytes received by all sessions and not yet in the spool, at most (memory and spill files
+    /// together). A message that would exceed it gets <c>452 4.3.1 Insufficient system storage</c> (RFC 3463).</summary>
+    public long MaxDataInFlight { get; init; } = 1024L * 1024 * 1024;
 
     /// <summary>Sessions at once; the next connection gets 421 4.3.2 and is closed.</summary>
     public int MaxConcurrentSessions { get; init; } = 1000;
@@ -73,7 +99,9 @@ public sealed record SmtpListenerOptions
         if (string.IsNullOrWhiteSpace(HostName) || HostName.Any(char.IsWhiteSpace)) throw new ArgumentException("HostName must be a single token");
         if (Banner.Contains('\r') || Banner.Contains('\n')) throw new ArgumentException("Banner must be one line");
         if (MaxMessageSize < 1) throw new ArgumentOutOfRangeException(nameof(MaxMessageSize));
-        if (MaxMessageSize > int.MaxValue - 64 * 1024) throw new ArgumentOutOfRangeException(nameof(MaxMessageSize), "bodies are held in memory: at most ~2 GiB");
+        if (MaxMessageSize > 1024L * 1024 * 1023) throw new ArgumentOutOfRangeException(nameof(MaxMessageSize), "a spool record holds at most 1 GiB: at most 1023 MiB");
+        if (BodyMemoryLimit < 4096) throw new ArgumentOutOfRangeException(nameof(BodyMemoryLimit), "at least 4096 bytes");
+        if (MaxDataInFlight < MaxMessageSize) throw new ArgumentOutOfRangeException(nameof(MaxDataInFlight), "must be at least the maximum message size");
         if (MaxRecipients < 1) throw new ArgumentOutOfRangeException(nameof(MaxRecipients), "RFC 5321 §4.5.3.1.8: at least 100; 1 is the floor here");
         if (MaxCommandLineLength < 512) throw new ArgumentOutOfRangeException(nameof(MaxCommandLineLength), "RFC 5321 §4.5.3.1.4: at least 512");
         if (MaxTextLineLength < 1000) throw new ArgumentOutOfRangeException(nameof(MaxTextLineLength), "RFC 5321 §4.5.3.1.6: at least 1000");

@@ -1,3 +1,4 @@
+using System.Buffers;
 using System.Globalization;
 using System.Net;
 using System.Net.Security;
@@ -17,10 +18,10 @@ namespace MtaSts.Actors.Smtp.Intake;
 /// only when no further complete command is buffered, at 354, and before any wait for a client answer (RFC 2920 §3).
 /// </summary>
 /// <remarks>
-/// Line endings (RFC 5321 §2.3.8): a line ending in a bare LF is accepted and normalised to CRLF, both for commands
-/// and in DATA, because application clients still send them. The end of DATA, however, is recognised ONLY as
-/// &lt;CRLF&gt;.&lt;CRLF&gt; (§4.1.1.4): "\n.\n", "\r\n.\n" and "\n.\r\n" are ordinary content, which closes the
-/// SMTP-smuggling hole (a message whose end the next hop would see differently). A lone CR inside a line is data.
+/// Line endings (RFC 5321 §2.3.8) and SMTP smuggling: the end of DATA is ONLY &lt;CRLF&gt;.&lt;CRLF&gt; (§4.1.1.4), and
+/// the stored body contains CRLF line endings only and no NUL, so no receiver downstream can find another end of
+/// data in it. Bare LF / bare CR / NUL are refused or normalised per <see cref="BareLineEndingPolicy"/>; a "." line
+/// next to a bare LF (how a bare-LF client ends DATA) gets a 550 at once instead of a hang until the data timeout.
 /// Enhanced status codes (RFC 2034 §3) are on every reply except the greeting and the HELO/EHLO replies, where that
 /// RFC excludes them.
 /// </remarks>
@@ -37,6 +38,7 @@ internal sealed class SmtpSession
     private readonly ISpool _spool;
     private readonly IntakeSink _sink;
     private readonly IdSequence _mids;
+    private readonly DataBudget _budget;
     private readonly MailLog _log;
     private readonly Socket _socket;
     private readonly long _icid;
@@ -71,9 +73,10 @@ internal sealed class SmtpSession
 
     private enum ReadOutcome { Line, Timeout, Shutdown }
 
-    public SmtpSession(SmtpListenerOptions options, ISpool spool, IntakeSink sink, IdSequence mids, MailLog log,
+    public SmtpSession(SmtpListenerOptions options, ISpool spool, IntakeSink sink, IdSequence mids, DataBudget budget, MailLog log,
         Socket socket, long icid, CancellationToken softStop, CancellationToken hardStop)
     {
+        _budget = budget;
         _o = options;
         _spool = spool;
         _sink = sink;
@@ -153,6 +156,14 @@ internal sealed class SmtpSession
                 return;
             }
             if (line.Status == SmtpLineStatus.Eof) return;
+            if (line.BareLf && _o.BareLineEndings == BareLineEndingPolicy.Reject)
+            {
+                // Postfix smtpd_forbid_bare_newline: a client that ends commands in bare LF would send DATA the same way.
+                _log.Info("icid_bare_lf", $"ICID {_icid} bare LF in a command from {_remote}; closing (bare-line-endings = reject)",
+                    ("icid", _icid), ("address", _remote.ToString()));
+                await GoodbyeAsync($"521 5.5.2 {Host} Error: bare <LF> received, commands must end with <CR><LF>").ConfigureAwait(false);
+                return;
+            }
             if (line.Status == SmtpLineStatus.TooLong)
             {
                 Error("500 5.5.2 Line too long");
@@ -196,7 +207,7 @@ internal sealed class SmtpSession
             case "HELO": Hello(arg, esmtp: false); return true;
             case "MAIL": Mail(arg); return true;
             case "RCPT": Rcpt(arg); return true;
-            case "DATA": return await DataAsync(arg, line.BareLf).ConfigureAwait(false);
+            case "DATA": return await DataAsync(arg).ConfigureAwait(false);
             case "RSET":
                 if (arg.Length > 0) { Error("501 5.5.4 Syntax: RSET (no parameters)"); return true; }
                 _tx = null;
@@ -302,6 +313,8 @@ internal sealed class SmtpSession
                             !long.TryParse(value, NumberStyles.None, CultureInfo.InvariantCulture, out var n))
                             throw new SmtpSyntaxException("501 5.5.4 Invalid SIZE value");
                         if (n > _o.MaxMessageSize) throw new SmtpSyntaxException("552 5.3.4 Message size exceeds fixed maximum message size");
+                        // RFC 1870 §6.1: 452 when the size would fit the limit but not the storage available now.
+                        if (!_budget.CouldFit(n)) throw new SmtpSyntaxException("452 4.3.1 Insufficient system storage, try again later");
                         size = n;
                         break;
                     case "BODY": // RFC 6152 §2
@@ -428,7 +441,7 @@ internal sealed class SmtpSession
 
     // ------------------------------------------------------------------ DATA
 
-    private async Task<bool> DataAsync(string arg, bool commandEndedInBareLf)
+    private async Task<bool> DataAsync(string arg)
     {
         if (_tx is null) { Error("503 5.5.1 Need MAIL command"); return true; }
         if (_tx.Recipients.Count == 0) { Error("554 5.5.1 No valid recipients"); return true; } // RFC 5321 §3.3
@@ -438,11 +451,38 @@ internal sealed class SmtpSession
         await FlushAsync().ConfigureAwait(false);
 
         var receivedAt = DateTimeOffset.UtcNow;
-        var body = new MemoryStream((int)Math.Clamp(tx.DeclaredSize ?? 64 * 1024, 4096, 4 * 1024 * 1024));
-        if (_o.AddReceivedHeader) body.Write(Encoding.UTF8.GetBytes(ReceivedHeader(tx, receivedAt)));
+        // The body goes to memory up to BodyMemoryLimit, then to a spill file as it arrives: a session's memory is
+        // bounded whatever the message size. The reservation caps all sessions' unspooled bytes together.
+        MessageBody complete;
+        using (var reservation = _budget.Open())
+        {
+            using (var body = new MessageBodyWriter(_spool.SpillDirectory, _o.BodyMemoryLimit, tx.DeclaredSize ?? 0))
+            {
+                var outcome = await ReceiveDataAsync(tx, body, reservation, receivedAt).ConfigureAwait(false);
+                if (outcome is not null) return outcome.Value;
+                complete = await body.CompleteAsync(_hardStop).ConfigureAwait(false);
+            }
+            // The reservation is held until the spool has the message (or refused it).
+            return await StoreAsync(tx, complete, receivedAt).ConfigureAwait(false);
+        }
+    }
+
+    /// <summary>Reads DATA up to &lt;CRLF&gt;.&lt;CRLF&gt; into <paramref name="body"/>.</summary>
+    /// <returns>null when the message is complete and acceptable; otherwise the reply was queued (or the session
+    /// must end) and the value says whether the session goes on.</returns>
+    private async Task<bool?> ReceiveDataAsync(Transaction tx, MessageBodyWriter body, DataBudget.Reservation reservation, DateTimeOffset receivedAt)
+    {
+        if (_o.AddReceivedHeader)
+        {
+            var header = Encoding.UTF8.GetBytes(ReceivedHeader(tx, receivedAt));
+            reservation.TryGrow(header.Length);
+            await body.WriteAsync(header, _hardStop).ConfigureAwait(false);
+        }
         long received = 0;
-        bool tooBig = false, tooLong = false, bareLf = false;
-        bool previousBareLf = commandEndedInBareLf;
+        bool tooBig = false, tooLong = false, noStorage = false, lookalikeEnd = false;
+        var flaws = DataFlaw.None;
+        bool reject = _o.BareLineEndings == BareLineEndingPolicy.Reject;
+        bool previousBareLf = false; // the DATA command itself: in Reject mode a bare-LF command never gets here
         using (var deadline = new CancellationTokenSource(_o.DataTimeout))
         {
             while (true)
@@ -470,47 +510,89 @@ internal sealed class SmtpSession
                     previousBareLf = line.BareLf;
                     continue;
                 }
-                var content = line.Content.Span;
-                // §4.1.1.4: only <CRLF>.<CRLF> ends the data (see the class remarks on smuggling).
-                if (!previousBareLf && !line.BareLf && content.Length == 1 && content[0] == (byte)'.') break;
+                var content = line.Content;
+                // RFC 5321 §4.1.1.4: only <CRLF>.<CRLF> ends the data. A "." line next to a bare LF is how a bare-LF
+                // client ends DATA (and what a smuggling attempt hopes the next hop takes for the end): the message is
+                // refused and the session resynchronises there.
+                if (!previousBareLf && !line.BareLf && content.Length == 1 && content.Span[0] == (byte)'.') break;
+                if (DataHygiene.IsLookalikeEnd(content.Span, line.BareLf, previousBareLf)) { lookalikeEnd = true; break; }
                 previousBareLf = line.BareLf;
-                bareLf |= line.BareLf;
-                if (content.Length > 0 && content[0] == (byte)'.') content = content[1..]; // §4.5.2 transparency
-                received += content.Length + 2;
+                var flaw = DataHygiene.Inspect(content.Span, line.BareLf);
+                flaws |= flaw;
+                int stuffed = content.Length > 0 && content.Span[0] == (byte)'.' ? 1 : 0; // §4.5.2 transparency
+                received += content.Length - stuffed + 2;
                 if (received > _o.MaxMessageSize) tooBig = true;
-                if (!tooBig && !tooLong)
+                if (tooBig || tooLong || noStorage || reject && flaws != DataFlaw.None) continue; // refused: read on, keep nothing
+                if (flaw == DataFlaw.None)
                 {
-                    body.Write(content);
-                    body.Write(CrLf);
+                    var clean = line.WithTerminator[stuffed..];
+                    if (!reservation.TryGrow(clean.Length)) { noStorage = true; continue; }
+                    await body.WriteAsync(clean, _hardStop).ConfigureAwait(false);
+                }
+                else
+                {
+                    var scratch = ArrayPool<byte>.Shared.Rent(2 * content.Length + 2);
+                    try
+                    {
+                        int n = DataHygiene.Normalize(content.Span[stuffed..], scratch);
+                        if (!reservation.TryGrow(n)) { noStorage = true; continue; }
+                        await body.WriteAsync(scratch.AsMemory(0, n), _hardStop).ConfigureAwait(false);
+                    }
+                    finally
+                    {
+                        ArrayPool<byte>.Shared.Return(scratch);
+                    }
                 }
             }
         }
         _tx = null;
-        if (tooLong)
+        string? refusal = null, reason = null;
+        if (lookalikeEnd)
+            (refusal, reason) = ("550 5.5.2 Message refused: end of data must be <CR><LF>.<CR><LF>, bare <LF> received",
+                "end of data with a bare LF (\\n.\\n or a variant)");
+        else if (tooLong)
+            (refusal, reason) = ("500 5.5.2 Line too long", $"line longer than {_o.MaxTextLineLength} octets");
+        else if (tooBig)
+            (refusal, reason) = ("552 5.3.4 Message size exceeds fixed maximum message size", $"message larger than {_o.MaxMessageSize} bytes");
+        else if (reject && flaws.HasFlag(DataFlaw.BareLf))
+            (refusal, reason) = ("550 5.5.2 Message refused: bare <LF> in message data, lines must end with <CR><LF>", "bare LF in DATA");
+        else if (reject && flaws.HasFlag(DataFlaw.BareCr))
+            (refusal, reason) = ("550 5.5.2 Message refused: bare <CR> in message data, lines must end with <CR><LF>", "bare CR in DATA");
+        else if (reject && flaws.HasFlag(DataFlaw.Nul))
+            (refusal, reason) = ("550 5.6.0 Message refused: NUL character in message data", "NUL in DATA");
+        else if (noStorage)
+            (refusal, reason) = ("452 4.3.1 Insufficient system storage, try again later",
+                $"more than {_o.MaxDataInFlight} bytes of DATA in flight across sessions");
+        if (refusal is not null)
         {
-            _log.Info("mid_rejected", $"MID {tx.Mid} ICID {_icid} rejected: line longer than {_o.MaxTextLineLength} octets",
-                ("mid", tx.Mid), ("icid", _icid));
-            Reply("500 5.5.2 Line too long");
+            _log.Info("mid_rejected", $"MID {tx.Mid} ICID {_icid} rejected: {reason}", ("mid", tx.Mid), ("icid", _icid), ("reason", reason));
+            if (refusal[0] == '4') Reply(refusal); else Error(refusal);
             return true;
         }
-        if (tooBig)
-        {
-            _log.Info("mid_rejected", $"MID {tx.Mid} ICID {_icid} rejected: message larger than {_o.MaxMessageSize} bytes",
-                ("mid", tx.Mid), ("icid", _icid));
-            Reply("552 5.3.4 Message size exceeds fixed maximum message size");
-            return true;
-        }
-        if (bareLf)
-            _log.Debug("mid_bare_lf", $"MID {tx.Mid} ICID {_icid} bare LF line endings normalised to CRLF", ("mid", tx.Mid), ("icid", _icid));
+        if (flaws != DataFlaw.None)
+            _log.Info("mid_normalised", $"MID {tx.Mid} ICID {_icid} {Describe(flaws)} normalised (bare-line-endings = normalize)",
+                ("mid", tx.Mid), ("icid", _icid), ("flaws", flaws.ToString()));
+        return null;
+    }
 
+    private static string Describe(DataFlaw flaws) => string.Join(", ", new[]
+    {
+        flaws.HasFlag(DataFlaw.BareLf) ? "bare LF" : null,
+        flaws.HasFlag(DataFlaw.BareCr) ? "bare CR" : null,
+        flaws.HasFlag(DataFlaw.Nul) ? "NUL removed" : null,
+    }.Where(x => x is not null));
+
+    private async Task<bool> StoreAsync(Transaction tx, MessageBody body, DateTimeOffset receivedAt)
+    {
         var envelope = new Envelope(tx.From, tx.Recipients.ToArray(), receivedAt, _icid, _helo ?? "", _remote.ToString(),
             tx.EnvId, tx.Ret, tx.EightBitMime, tx.SmtpUtf8);
-        var bytes = body.GetBuffer().AsMemory(0, (int)body.Length);
         SpooledMessage stored;
+        Task<SpooledMessage>? append = null;
         try
         {
             // Durability invariant (DESIGN.md): the 250 is written only after the spool's fsync.
-            stored = await _spool.AppendAsync(tx.Mid, envelope, bytes, _hardStop).WaitAsync(_hardStop).ConfigureAwait(false);
+            append = _spool.AppendAsync(tx.Mid, envelope, body, _hardStop);
+            stored = await append.WaitAsync(_hardStop).ConfigureAwait(false);
         }
         catch (OperationCanceledException) when (_hardStop.IsCancellationRequested)
         {
@@ -523,6 +605,13 @@ internal sealed class SmtpSession
                 ("mid", tx.Mid), ("icid", _icid), ("error", ex.GetType().Name));
             Reply("451 4.3.0 Requested action aborted: local error in processing");
             return true;
+        }
+        finally
+        {
+            // The spool reads the body until its append completes, also when we stopped waiting for it.
+            if (append is null || append.IsCompleted) body.Dispose();
+            else _ = append.ContinueWith(static (_, b) => ((MessageBody)b!).Dispose(), body, CancellationToken.None,
+                TaskContinuationOptions.ExecuteSynchronously, TaskScheduler.Default);
         }
         _log.Info("mid_ready", $"MID {tx.Mid} ready {stored.BodyLength} bytes from <{tx.From}>",
             ("mid", tx.Mid), ("bytes", stored.BodyLength), ("from", tx.From));
@@ -552,12 +641,27 @@ internal sealed class SmtpSession
         var with = (tx.SmtpUtf8 ? "UTF8SMTP" : _esmtp ? "ESMTP" : "SMTP") + (_tls ? "S" : "") + (_authUser is not null ? "A" : "");
         var ip = _remote.AddressFamily == AddressFamily.InterNetworkV6 ? "IPv6:" + _remote : _remote.ToString();
         var sb = new StringBuilder();
-        sb.Append("Received: from ").Append(_helo).Append(" ([").Append(ip).Append("])\r\n");
+        sb.Append("Received: from ").Append(HeaderSafe(_helo ?? "", tx.SmtpUtf8)).Append(" ([").Append(ip).Append("])\r\n");
         sb.Append("\tby ").Append(Host).Append(" (MtaSts.Actors) with ").Append(with).Append(" id ")
           .Append(tx.Mid.ToString(CultureInfo.InvariantCulture));
-        if (tx.Recipients.Count == 1) sb.Append("\r\n\tfor <").Append(tx.Recipients[0].Address).Append('>');
+        if (tx.Recipients.Count == 1) sb.Append("\r\n\tfor <").Append(HeaderSafe(tx.Recipients[0].Address, tx.SmtpUtf8)).Append('>');
         sb.Append("; ").Append(at.ToUniversalTime().ToString("ddd, dd MMM yyyy HH:mm:ss '+0000'", CultureInfo.InvariantCulture)).Append("\r\n");
         return sb.ToString();
+    }
+
+    /// <summary>A client-supplied token as it may appear in our Received header: printable ASCII without the
+    /// characters that would open a comment or end the field; non-ASCII only in an SMTPUTF8 transaction (RFC 6531
+    /// §3.7.3); anything else becomes '?'.</summary>
+    internal static string HeaderSafe(string value, bool utf8)
+    {
+        static bool Ok(char c, bool utf8) => c is > ' ' and < (char)127 and not ('(' or ')' or '\\' or ';' or '"')
+                                           || utf8 && c > 127 && !char.IsControl(c) && !char.IsWhiteSpace(c) && !char.IsSurrogate(c);
+        foreach (var c in value)
+            if (!Ok(c, utf8)) return string.Create(value.Length, (value, utf8), static (dst, st) =>
+            {
+                for (int i = 0; i < dst.Length; i++) dst[i] = Ok(st.value[i], st.utf8) ? st.value[i] : '?';
+            });
+        return value;
     }
 
     // ------------------------------------------------------------------ STARTTLS (RFC 3207)

@@ -85,7 +85,7 @@ public sealed class FakeSpool : ISpool
     public ConcurrentDictionary<(long Mid, int Rid), int> Done { get; } = new();
     private readonly ConcurrentDictionary<long, HashSet<int>> _outstanding = new();
     public void Register(long mid, IEnumerable<int> rids) => _outstanding[mid] = rids.ToHashSet();
-    public Task<SpooledMessage> AppendAsync(long mid, MtaSts.Actors.Spool.Envelope envelope, ReadOnlyMemory<byte> body, CancellationToken ct = default) =>
+    public Task<SpooledMessage> AppendAsync(long mid, MtaSts.Actors.Spool.Envelope envelope, MessageBody body, CancellationToken ct = default) =>
         throw new NotSupportedException();
     public ValueTask<ReadOnlyMemory<byte>> ReadBodyAsync(long mid, CancellationToken ct = default) => ValueTask.FromResult<ReadOnlyMemory<byte>>(Array.Empty<byte>());
     public ValueTask<bool> MarkDoneAsync(long mid, IReadOnlyList<int> rids, CancellationToken ct = default)

@@ -9,7 +9,8 @@ internal sealed class GatedSpool(ISpool inner) : ISpool
     public TaskCompletionSource AppendStarted { get; } = new(TaskCreationOptions.RunContinuationsAsynchronously);
     public TaskCompletionSource Release { get; } = new(TaskCreationOptions.RunContinuationsAsynchronously);
 
-    public async Task<SpooledMessage> AppendAsync(long mid, Envelope envelope, ReadOnlyMemory<byte> body, CancellationToken ct = default)
+    public string? SpillDirectory => inner.SpillDirectory;
+    public async Task<SpooledMessage> AppendAsync(long mid, Envelope envelope, MessageBody body, CancellationToken ct = default)
     {
         AppendStarted.TrySetResult();
         await Release.Task.WaitAsync(ct);
@@ -29,7 +30,8 @@ internal sealed class FailingSpool(ISpool inner) : ISpool
 {
     public int Attempts;
 
-    public Task<SpooledMessage> AppendAsync(long mid, Envelope envelope, ReadOnlyMemory<byte> body, CancellationToken ct = default)
+    public string? SpillDirectory => inner.SpillDirectory;
+    public Task<SpooledMessage> AppendAsync(long mid, Envelope envelope, MessageBody body, CancellationToken ct = default)
     {
         Interlocked.Increment(ref Attempts);
         return Task.FromException<SpooledMessage>(new IOException("No space left on device"));

@@ -1,3 +1,5 @@
+using System.Buffers;
+using System.Globalization;
 using System.Text;
 using System.Text.Json;
 
@@ -9,6 +11,27 @@ public enum MailLogLevel { Debug, Info, Warning, Critical }
 /// The operator log (SPEC.md §4): text lines in the vendor's vocabulary (MID, DCID, ICID, RID) that operators
 /// grep, and a JSON twin of every line with the same ids as fields. Thread-safe; writes are line-atomic.
 /// </summary>
+/// <remarks>
+/// <para><b>One event, one line, always.</b> Event texts carry client-supplied values (EHLO names, addresses, AUTH
+/// user names, remote SMTP replies, policy host answers), so the text form escapes them in one place,
+/// <see cref="EscapeText"/>, and nothing a client sends can start a forged line or drive the operator's terminal:</para>
+/// <list type="bullet">
+/// <item>TAB, LF, CR are written <c>\t</c>, <c>\n</c>, <c>\r</c> (TAB too: a text line never holds a raw control
+/// character);</item>
+/// <item>every other control character (C0 U+0000–U+001F, DEL U+007F, C1 U+0080–U+009F including NEL U+0085) is
+/// written <c>\xHH</c> with two lower-case hex digits, e.g. <c>\x00</c>, <c>\x1b</c>, <c>\x7f</c>, <c>\x85</c>;</item>
+/// <item>the line and paragraph separators U+2028 and U+2029 are written <c>\u2028</c> and <c>\u2029</c>;</item>
+/// <item>a backslash is doubled (<c>\\</c>) when the next character is a backslash, one of <c>t n r x u</c>, or a
+/// character escaped by the rules above; any other backslash stays as it is (so the vendor reply lists keep their
+/// <c>doesn\'t</c>);</item>
+/// <item>everything else, including non-ASCII text (SMTPUTF8 addresses and user names), is written unchanged.</item>
+/// </list>
+/// <para>The escaping is unambiguous: reading left to right, a backslash followed by a backslash is one backslash,
+/// followed by <c>t n r</c> / <c>xHH</c> / <c>uHHHH</c> is that character, and followed by anything else (or
+/// nothing) is itself (<see cref="UnescapeText"/>). Text without anything to escape is returned as the same string
+/// instance (no allocation). The JSON twin and the <see cref="Written"/> observers get the original, unescaped text
+/// and field values: JSON string escaping already keeps the JSON line on one line.</para>
+/// </remarks>
 public sealed class MailLog : IDisposable
 {
     private readonly TextWriter? _text;
@@ -61,9 +84,92 @@ public sealed class MailLog : IDisposable
         observers?.Invoke(entry);
     }
 
-    /// <summary>Vendor text form: <c>Mon Nov 23 10:00:00 2026 Info: text</c>.</summary>
+    /// <summary>Vendor text form: <c>Mon Nov 23 10:00:00 2026 Info: text</c>, the text escaped by <see cref="EscapeText"/>.</summary>
     public static string FormatText(MailLogEntry e) =>
-        $"{e.Timestamp.ToString("ddd MMM dd HH:mm:ss yyyy", System.Globalization.CultureInfo.InvariantCulture)} {e.Level}: {e.Text}";
+        $"{e.Timestamp.ToString("ddd MMM dd HH:mm:ss yyyy", CultureInfo.InvariantCulture)} {e.Level}: {EscapeText(e.Text)}";
+
+    // Control characters (C0, DEL, C1), the Unicode line/paragraph separators, and the backslash (escaped only
+    // when ambiguous, see BackslashNeedsDoubling).
+    private static readonly SearchValues<char> Special = SearchValues.Create(
+        Enumerable.Range(0, 0x20).Concat(Enumerable.Range(0x7F, 0x21)).Concat([0x2028, 0x2029, '\\'])
+            .Select(c => (char)c).ToArray());
+
+    /// <summary>Escapes <paramref name="text"/> for the text log by the rules in the class remarks; returns the same
+    /// instance when there is nothing to escape.</summary>
+    public static string EscapeText(string text)
+    {
+        int i = FirstToEscape(text);
+        return i < 0 ? text : EscapeFrom(text, i);
+    }
+
+    private static bool IsEscaped(char c) => c < 0x20 || c is >= '\x7F' and <= '\x9F' or '\u2028' or '\u2029';
+
+    private static bool BackslashNeedsDoubling(ReadOnlySpan<char> s, int i) =>
+        i + 1 < s.Length && (s[i + 1] is '\\' or 't' or 'n' or 'r' or 'x' or 'u' || IsEscaped(s[i + 1]));
+
+    private static int FirstToEscape(ReadOnlySpan<char> s)
+    {
+        int from = 0;
+        while (true)
+        {
+            int j = s[from..].IndexOfAny(Special);
+            if (j < 0) return -1;
+            int i = from + j;
+            if (s[i] != '\\' || BackslashNeedsDoubling(s, i)) return i;
+            from = i + 1;
+        }
+    }
+
+    private static string EscapeFrom(string text, int first)
+    {
+        var sb = new StringBuilder(text.Length + 16);
+        sb.Append(text, 0, first);
+        for (int i = first; i < text.Length; i++)
+        {
+            char c = text[i];
+            switch (c)
+            {
+                case '\t': sb.Append(@"\t"); break;
+                case '\n': sb.Append(@"\n"); break;
+                case '\r': sb.Append(@"\r"); break;
+                case '\\': sb.Append(BackslashNeedsDoubling(text, i) ? @"\\" : @"\"); break;
+                case '\u2028': sb.Append(@"\u2028"); break;
+                case '\u2029': sb.Append(@"\u2029"); break;
+                default:
+                    if (IsEscaped(c)) sb.Append(@"\x").Append(((int)c).ToString("x2", CultureInfo.InvariantCulture));
+                    else sb.Append(c);
+                    break;
+            }
+        }
+        return sb.ToString();
+    }
+
+    /// <summary>The inverse of <see cref="EscapeText"/> (for tools that read the text log, and tests).</summary>
+    public static string UnescapeText(string escaped)
+    {
+        if (!escaped.Contains('\\')) return escaped;
+        var sb = new StringBuilder(escaped.Length);
+        for (int i = 0; i < escaped.Length; i++)
+        {
+            char c = escaped[i];
+            if (c != '\\' || i + 1 == escaped.Length) { sb.Append(c); continue; }
+            switch (escaped[i + 1])
+            {
+                case '\\': sb.Append('\\'); i++; break;
+                case 't': sb.Append('\t'); i++; break;
+                case 'n': sb.Append('\n'); i++; break;
+                case 'r': sb.Append('\r'); i++; break;
+                case 'x' when Hex(escaped, i + 2, 2) is int x: sb.Append((char)x); i += 3; break;
+                case 'u' when Hex(escaped, i + 2, 4) is int u: sb.Append((char)u); i += 5; break;
+                default: sb.Append(c); break; // not an escape (EscapeText never writes a bare \x or \u)
+            }
+        }
+        return sb.ToString();
+
+        static int? Hex(string s, int start, int length) =>
+            start + length <= s.Length &&
+            int.TryParse(s.AsSpan(start, length), NumberStyles.AllowHexSpecifier, CultureInfo.InvariantCulture, out var v) ? v : null;
+    }
 
     public static string FormatJson(MailLogEntry e)
     {
@@ -82,7 +188,15 @@ public sealed class MailLog : IDisposable
             }
             w.WriteEndObject();
         }
-        return Encoding.UTF8.GetString(ms.ToArray());
+        // Utf8JsonWriter (not indented) escapes CR and LF in every string and property name, so a raw CR or LF can only
+        // be insignificant whitespace between tokens, written by a converter that emits raw JSON; make it a space.
+        var json = ms.GetBuffer().AsSpan(0, (int)ms.Length);
+        if (json.IndexOfAny((byte)'\r', (byte)'\n') >= 0)
+        {
+            json.Replace((byte)'\r', (byte)' ');
+            json.Replace((byte)'\n', (byte)' ');
+        }
+        return Encoding.UTF8.GetString(json);
     }
 
     public void Dispose()

@@ -10,7 +10,7 @@ using MtaSts.Actors.Spool;
 namespace MtaSts.Actors.Smtp.Tests.Intake;
 
 /// <summary>A listener on 127.0.0.1:ephemeral with a real SegmentSpool in a temp directory, a sink that records
-/// hand-offs, and a log that records entries.</summary>
+/// hand-offs, and a log that records entries (and, when given writers, writes its text and JSON lines there).</summary>
 public sealed class IntakeHarness : IAsyncDisposable
 {
     public static readonly TimeSpan Generous = TimeSpan.FromSeconds(30);
@@ -19,14 +19,16 @@ public sealed class IntakeHarness : IAsyncDisposable
     public string Dir { get; } = Path.Combine(Path.GetTempPath(), "intake-tests-" + Guid.NewGuid().ToString("N"));
     public SegmentSpool Spool { get; }
     public ISpool ListenerSpool { get; }
-    public MailLog Log { get; } = new(null);
+    public MailLog Log { get; }
     public ConcurrentQueue<MailLogEntry> Entries { get; } = new();
     public SmtpListener Listener { get; }
     public SmtpListenerOptions Options { get; }
     public IdSequence Mids { get; } = new(100);
 
-    public IntakeHarness(Func<SmtpListenerOptions, SmtpListenerOptions>? configure = null, Func<ISpool, ISpool>? wrapSpool = null)
+    public IntakeHarness(Func<SmtpListenerOptions, SmtpListenerOptions>? configure = null, Func<ISpool, ISpool>? wrapSpool = null,
+        TextWriter? logText = null, TextWriter? logJson = null)
     {
+        Log = new MailLog(logText, logJson);
         Spool = new SegmentSpool(new SegmentSpoolOptions(Dir));
         ListenerSpool = wrapSpool?.Invoke(Spool) ?? Spool;
         Log.Written += Entries.Enqueue;

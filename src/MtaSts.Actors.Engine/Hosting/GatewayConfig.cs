@@ -3,6 +3,7 @@ using Akka.Configuration;
 using MtaSts.Actors.Destinations;
 using MtaSts.Actors.Logging;
 using MtaSts.Actors.Smtp.Intake;
+using MtaSts.Actors.Smtp.Intake.Limits;
 using MtaSts.Actors.Smtp.Outbound;
 
 namespace MtaSts.Actors.Engine.Hosting;
@@ -38,6 +39,9 @@ public sealed record GatewayConfig
     public BareLineEndingPolicy BareLineEndings { get; init; } = BareLineEndingPolicy.Reject;
     public int BodyMemoryLimit { get; init; } = 256 * 1024;
     public long MaxDataInFlight { get; init; } = 1024L * 1024 * 1024;
+    public ClientLimits ClientLimits { get; init; } = ClientLimits.Default;
+    public ClientLimits RelayClientLimits { get; init; } = ClientLimits.RelayDefault;
+    public AuthThrottleOptions AuthThrottle { get; init; } = new();
     public TimeSpan CommandTimeout { get; init; } = TimeSpan.FromMinutes(5);
     public TimeSpan DataTimeout { get; init; } = TimeSpan.FromMinutes(10);
     public IReadOnlyList<IPNetwork> RelayNetworks { get; init; } = [IPNetwork.Parse("127.0.0.0/8"), IPNetwork.Parse("::1/128")];
@@ -194,6 +198,32 @@ public sealed record GatewayConfig
 
         string? NonEmpty(string path) => m.HasPath(path) && m.GetString(path) is { Length: > 0 } s ? s : null;
 
+        ClientLimits Limits(string path, ClientLimits d)
+        {
+            var l = d with
+            {
+                MaxSessions = Int(path + ".max-sessions-per-client", d.MaxSessions, 0, 100_000),
+                ConnectionsPerMinute = Int(path + ".connections-per-minute", d.ConnectionsPerMinute, 0, 1_000_000),
+                MessagesPerMinute = Int(path + ".messages-per-minute", d.MessagesPerMinute, 0, 10_000_000),
+                MaxSessionDuration = Dur(path + ".max-session-duration", d.MaxSessionDuration),
+                MaxNonTransactionCommands = Int(path + ".max-non-transaction-commands", d.MaxNonTransactionCommands, 0, 1_000_000),
+                SoftErrorLimit = Int(path + ".soft-error-limit", d.SoftErrorLimit, 0, 1000),
+                ErrorDelay = Dur(path + ".error-delay", d.ErrorDelay),
+            };
+            try { l.Validate(); } catch (ArgumentException e) { errors.Add($"mtasts.{path}: {e.Message.Split(" (Parameter")[0]}"); }
+            return l;
+        }
+        var auth = new AuthThrottleOptions
+        {
+            BaseDelay = Dur("listener.auth-base-delay", TimeSpan.FromMilliseconds(500)),
+            MaxDelay = Dur("listener.auth-max-delay", TimeSpan.FromSeconds(8)),
+            MaxFailuresPerAddress = Int("listener.auth-max-failures-per-address", 10, 0, 1_000_000),
+            MaxFailuresPerUser = Int("listener.auth-max-failures-per-user", 10, 0, 1_000_000),
+            FailureWindow = Dur("listener.auth-failure-window", TimeSpan.FromMinutes(15)),
+            LockoutDuration = Dur("listener.auth-lockout-duration", TimeSpan.FromMinutes(15)),
+        };
+        try { auth.Validate(); } catch (ArgumentException e) { errors.Add($"mtasts.listener: {e.Message.Split(" (Parameter")[0]}"); }
+
         var cfg = new GatewayConfig
         {
             Hocon = hocon,
@@ -211,6 +241,9 @@ public sealed record GatewayConfig
                 "normalize" or "normalise" => BareLineEndingPolicy.Normalize,
                 _ => throw new FormatException("expected reject or normalize"),
             }),
+            ClientLimits = Limits("listener.client-limits", ClientLimits.Default),
+            RelayClientLimits = Limits("listener.relay-client-limits", ClientLimits.RelayDefault),
+            AuthThrottle = auth,
             BodyMemoryLimit = Int("listener.body-memory-limit", 256 * 1024, 4096, 64 * 1024 * 1024),
             MaxDataInFlight = Get("listener.max-data-in-flight", 1024L * 1024 * 1024, s =>
                 long.Parse(s, System.Globalization.CultureInfo.InvariantCulture) is var v && v >= 1024 * 1024 ? v

@@ -2,6 +2,7 @@ using System.Collections.Concurrent;
 using System.Net;
 using System.Net.Sockets;
 using MtaSts.Actors.Logging;
+using MtaSts.Actors.Smtp.Intake.Limits;
 using MtaSts.Actors.Spool;
 
 namespace MtaSts.Actors.Smtp.Intake;
@@ -30,7 +31,7 @@ public sealed class SmtpListener : IAsyncDisposable
     private readonly IdSequence _mids;
     private readonly IdSequence _icids;
     private readonly MailLog _log;
-    private readonly DataBudget _budget;
+    private readonly IntakeShared _shared;
     private readonly List<Socket> _listeners = new();
     private readonly List<Task> _acceptLoops = new();
     private readonly ConcurrentDictionary<long, Task> _sessions = new();
@@ -54,11 +55,12 @@ public sealed class SmtpListener : IAsyncDisposable
         _mids = mids ?? throw new ArgumentNullException(nameof(mids));
         _icids = icids ?? throw new ArgumentNullException(nameof(icids));
         _log = log ?? MailLog.Null;
-        _budget = new DataBudget(options.MaxDataInFlight);
+        _shared = new IntakeShared(new DataBudget(options.MaxDataInFlight), new ClientLimiter(options.Time),
+            new AuthThrottle(options.AuthThrottle, options.Time));
     }
 
     /// <summary>Message bytes received by all sessions and not yet in the spool.</summary>
-    public long DataInFlight => _budget.InFlight;
+    public long DataInFlight => _shared.Budget.InFlight;
 
     /// <summary>The bound addresses (actual ports when port 0 was configured). Valid after <see cref="StartAsync"/>.</summary>
     public IReadOnlyList<IPEndPoint> LocalEndpoints { get; private set; } = [];
@@ -127,18 +129,34 @@ public sealed class SmtpListener : IAsyncDisposable
             }
             client.NoDelay = true;
             long icid = _icids.Next();
-            bool refuse = Interlocked.Increment(ref _active) > _options.MaxConcurrentSessions;
-            _sessions[icid] = RunSessionAsync(client, icid, refuse);
+            var admission = Admit(client);
+            _sessions[icid] = RunSessionAsync(client, icid, admission);
         }
     }
 
-    private async Task RunSessionAsync(Socket client, long icid, bool refuse)
+    /// <summary>The global session cap, then the client's own (Postfix anvil): a flood from one address takes at most
+    /// its per-client share and never locks out the other clients.</summary>
+    private SessionAdmission Admit(Socket client)
+    {
+        if (Interlocked.Increment(ref _active) > _options.MaxConcurrentSessions)
+            return SessionAdmission.Refused($"421 4.3.2 {_options.HostName} Too many concurrent sessions, try again later",
+                $"too many concurrent sessions ({_options.MaxConcurrentSessions})", log: true);
+        var remote = SmtpSession.ClientAddress(client);
+        var limits = _options.RelayNetworks.Any(n => n.Contains(remote)) ? _options.RelayClientLimits : _options.ClientLimits;
+        var admission = _shared.Limiter.TryOpenSession(remote, limits);
+        if (admission.Admitted) return SessionAdmission.Admitted(admission.Lease, limits);
+        // Postfix: "421 4.7.0 host Error: too many connections from addr"; one log line per client per minute.
+        return SessionAdmission.Refused($"421 4.7.0 {_options.HostName} Error: {admission.Refusal.Describe()}",
+            admission.Refusal.Describe(), admission.Refusal.FirstInWindow);
+    }
+
+    private async Task RunSessionAsync(Socket client, long icid, SessionAdmission admission)
     {
         await Task.Yield(); // never run a session on the accept loop
         try
         {
-            var session = new SmtpSession(_options, _spool, _sink, _mids, _budget, _log, client, icid, _softStop.Token, _hardStop.Token);
-            await session.RunAsync(refuse).ConfigureAwait(false);
+            var session = new SmtpSession(_options, _spool, _sink, _mids, _shared, _log, client, icid, _softStop.Token, _hardStop.Token);
+            await session.RunAsync(admission).ConfigureAwait(false);
         }
         catch (Exception ex)
         {
@@ -147,6 +165,7 @@ public sealed class SmtpListener : IAsyncDisposable
         }
         finally
         {
+            admission.Lease?.Dispose();
             Interlocked.Decrement(ref _active);
             _sessions.TryRemove(icid, out _);
         }

@@ -1,6 +1,7 @@
 using System.Net;
 using System.Security.Authentication;
 using System.Security.Cryptography.X509Certificates;
+using MtaSts.Actors.Smtp.Intake.Limits;
 
 namespace MtaSts.Actors.Smtp.Intake;
 
@@ -56,6 +57,18 @@ public sealed record SmtpListenerOptions
     /// together). A message that would exceed it gets <c>452 4.3.1 Insufficient system storage</c> (RFC 3463).</summary>
     public long MaxDataInFlight { get; init; } = 1024L * 1024 * 1024;
 
+    /// <summary>Per-client limits (Postfix anvil-style) for clients outside <see cref="RelayNetworks"/>.</summary>
+    public ClientLimits ClientLimits { get; init; } = ClientLimits.Default;
+
+    /// <summary>Per-client limits for clients inside <see cref="RelayNetworks"/> (higher by default).</summary>
+    public ClientLimits RelayClientLimits { get; init; } = ClientLimits.RelayDefault;
+
+    /// <summary>AUTH failure delays and lockouts, per client address and per user name.</summary>
+    public AuthThrottleOptions AuthThrottle { get; init; } = new();
+
+    /// <summary>Clock of the per-client rate windows and AUTH lockouts (tests move it).</summary>
+    public TimeProvider Time { get; init; } = TimeProvider.System;
+
     /// <summary>Sessions at once; the next connection gets 421 4.3.2 and is closed.</summary>
     public int MaxConcurrentSessions { get; init; } = 1000;
 
@@ -108,6 +121,9 @@ public sealed record SmtpListenerOptions
         if (MaxConcurrentSessions < 1) throw new ArgumentOutOfRangeException(nameof(MaxConcurrentSessions));
         if (CommandTimeout <= TimeSpan.Zero || DataTimeout <= TimeSpan.Zero || ShutdownGrace < TimeSpan.Zero)
             throw new ArgumentOutOfRangeException(nameof(CommandTimeout), "timeouts must be positive");
+        ClientLimits.Validate();
+        RelayClientLimits.Validate();
+        AuthThrottle.Validate();
         if (Certificate is not null && !Certificate.HasPrivateKey) throw new ArgumentException("the STARTTLS certificate needs its private key");
         if (AuthConfigured && Certificate is null) throw new ArgumentException("AUTH is offered only after STARTTLS: configure a certificate");
     }

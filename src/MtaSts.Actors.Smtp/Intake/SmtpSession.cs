@@ -8,6 +8,7 @@ using System.Security.Cryptography;
 using System.Security.Cryptography.X509Certificates;
 using System.Text;
 using MtaSts.Actors.Logging;
+using MtaSts.Actors.Smtp.Intake.Limits;
 using MtaSts.Actors.Spool;
 
 namespace MtaSts.Actors.Smtp.Intake;
@@ -39,6 +40,12 @@ internal sealed class SmtpSession
     private readonly IntakeSink _sink;
     private readonly IdSequence _mids;
     private readonly DataBudget _budget;
+    private readonly IntakeShared _shared;
+    private ClientLimits _limits = ClientLimits.Default;
+    private readonly long _startedAt = Environment.TickCount64;
+    private int _nonTransactionCommands;
+    private int _errorsDelayed; // errors already tarpitted
+    private TimeSpan _replyDelay; // tarpit / AUTH failure delay, applied before the next flush
     private readonly MailLog _log;
     private readonly Socket _socket;
     private readonly long _icid;
@@ -73,10 +80,11 @@ internal sealed class SmtpSession
 
     private enum ReadOutcome { Line, Timeout, Shutdown }
 
-    public SmtpSession(SmtpListenerOptions options, ISpool spool, IntakeSink sink, IdSequence mids, DataBudget budget, MailLog log,
+    public SmtpSession(SmtpListenerOptions options, ISpool spool, IntakeSink sink, IdSequence mids, IntakeShared shared, MailLog log,
         Socket socket, long icid, CancellationToken softStop, CancellationToken hardStop)
     {
-        _budget = budget;
+        _shared = shared;
+        _budget = shared.Budget;
         _o = options;
         _spool = spool;
         _sink = sink;
@@ -86,8 +94,7 @@ internal sealed class SmtpSession
         _icid = icid;
         _softStop = softStop;
         _hardStop = hardStop;
-        var remote = (IPEndPoint)socket.RemoteEndPoint!;
-        _remote = remote.Address.IsIPv4MappedToIPv6 ? remote.Address.MapToIPv4() : remote.Address;
+        _remote = ClientAddress(socket);
         var local = (IPEndPoint)socket.LocalEndPoint!;
         _local = new IPEndPoint(local.Address.IsIPv4MappedToIPv6 ? local.Address.MapToIPv4() : local.Address, local.Port);
         _inRelayNetwork = options.RelayNetworks.Any(n => n.Contains(_remote));
@@ -95,22 +102,34 @@ internal sealed class SmtpSession
         _reader = new SmtpLineReader(_stream);
     }
 
+    /// <summary>The client's address, IPv4-mapped IPv6 as IPv4.</summary>
+    internal static IPAddress ClientAddress(Socket socket)
+    {
+        var remote = ((IPEndPoint)socket.RemoteEndPoint!).Address;
+        return remote.IsIPv4MappedToIPv6 ? remote.MapToIPv4() : remote;
+    }
+
     private bool MayRelay => _inRelayNetwork || _authUser is not null;
     private string Host => _o.HostName;
 
-    public async Task RunAsync(bool refuse)
+    public async Task RunAsync(SessionAdmission admission)
     {
-        _log.Info("icid_new", $"New SMTP ICID {_icid} interface {_local.Address} address {_remote} port {_local.Port}",
+        // A refused flood is logged once per client per minute, not once per connection.
+        bool quiet = admission.Refusal is not null && !admission.LogRefusal;
+        var level = quiet ? MailLogLevel.Debug : MailLogLevel.Info;
+        _log.Write(level, "icid_new", $"New SMTP ICID {_icid} interface {_local.Address} address {_remote} port {_local.Port}",
             ("icid", _icid), ("interface", _local.Address.ToString()), ("address", _remote.ToString()), ("port", _local.Port));
         try
         {
-            if (refuse)
+            if (admission.Refusal is not null)
             {
-                _log.Warning("icid_refused", $"ICID {_icid} refused: too many concurrent sessions ({_o.MaxConcurrentSessions})",
-                    ("icid", _icid), ("limit", _o.MaxConcurrentSessions));
-                await GoodbyeAsync($"421 4.3.2 {Host} Too many concurrent sessions, try again later").ConfigureAwait(false);
+                _log.Write(quiet ? MailLogLevel.Debug : MailLogLevel.Warning, "icid_refused",
+                    $"ICID {_icid} refused: {admission.Reason}" + (quiet ? "" : " (further refusals of this client are logged at debug level for a minute)"),
+                    ("icid", _icid), ("address", _remote.ToString()), ("reason", admission.Reason));
+                await GoodbyeAsync(admission.Refusal).ConfigureAwait(false);
                 return;
             }
+            _limits = admission.Limits ?? _limits;
             Reply($"220 {Host} {_o.Banner}");
             await CommandLoopAsync().ConfigureAwait(false);
         }
@@ -123,7 +142,7 @@ internal sealed class SmtpSession
             try { _socket.Shutdown(SocketShutdown.Both); } catch (Exception ex) when (ex is SocketException or ObjectDisposedException) { }
             await _stream.DisposeAsync().ConfigureAwait(false);
             _socket.Dispose();
-            _log.Info("icid_close", $"ICID {_icid} close", ("icid", _icid));
+            _log.Write(level, "icid_close", $"ICID {_icid} close", ("icid", _icid));
         }
     }
 
@@ -133,6 +152,14 @@ internal sealed class SmtpSession
         {
             // RFC 2920 §3.1: replies may wait while more pipelined commands are already here; never block on a read
             // with replies pending.
+            if (_replyDelay > TimeSpan.Zero)
+            {
+                // Tarpit (Postfix smtpd_error_sleep_time) and AUTH failure delay: the reply waits, the client waits.
+                var delay = _replyDelay;
+                _replyDelay = TimeSpan.Zero;
+                try { await Task.Delay(delay, _o.Time, _softStop).ConfigureAwait(false); }
+                catch (OperationCanceledException) { }
+            }
             if (!_reader.HasBufferedLine) await FlushAsync().ConfigureAwait(false);
             if (_softStop.IsCancellationRequested && _tx is null)
             {
@@ -142,8 +169,22 @@ internal sealed class SmtpSession
             // An idle session is interrupted by a graceful stop; one inside a transaction only by the hard stop.
             var stop = _tx is null ? _softStop : _hardStop;
             int limit = Math.Max(_o.MaxCommandLineLength + ParameterAllowance, _o.AuthConfigured ? AuthLineLimit : 0);
-            using var deadline = new CancellationTokenSource(_o.CommandTimeout);
+            // The session lifetime cap ends an idle session too: the read waits at most until the cap.
+            var lifeLeft = _limits.MaxSessionDuration - TimeSpan.FromMilliseconds(Environment.TickCount64 - _startedAt);
+            if (_tx is null && lifeLeft <= TimeSpan.Zero)
+            {
+                LifetimeExceeded();
+                await GoodbyeAsync($"421 4.7.0 {Host} Error: session time limit exceeded, closing transmission channel").ConfigureAwait(false);
+                return;
+            }
+            using var deadline = new CancellationTokenSource(_tx is null && lifeLeft < _o.CommandTimeout ? lifeLeft : _o.CommandTimeout);
             var (line, outcome) = await ReadLineAsync(limit, deadline.Token, stop).ConfigureAwait(false);
+            if (outcome == ReadOutcome.Timeout && _tx is null && lifeLeft < _o.CommandTimeout)
+            {
+                LifetimeExceeded();
+                await GoodbyeAsync($"421 4.7.0 {Host} Error: session time limit exceeded, closing transmission channel").ConfigureAwait(false);
+                return;
+            }
             if (outcome == ReadOutcome.Timeout)
             {
                 _log.Info("icid_timeout", $"ICID {_icid} timeout waiting for a command", ("icid", _icid));
@@ -172,6 +213,8 @@ internal sealed class SmtpSession
             {
                 return;
             }
+            if (_errors > _errorsDelayed && _replyDelay == TimeSpan.Zero) _replyDelay = _limits.ErrorReplyDelay(_errors);
+            _errorsDelayed = _errors;
             if (_errors > _o.MaxErrors)
             {
                 _log.Info("icid_too_many_errors", $"ICID {_icid} too many errors ({_errors})", ("icid", _icid));
@@ -180,6 +223,10 @@ internal sealed class SmtpSession
             }
         }
     }
+
+    private void LifetimeExceeded() =>
+        _log.Info("icid_lifetime", $"ICID {_icid} session time limit {_limits.MaxSessionDuration} exceeded; closing",
+            ("icid", _icid), ("address", _remote.ToString()));
 
     /// <returns>false when the session must end.</returns>
     private async Task<bool> HandleCommandAsync(SmtpLine line)
@@ -201,6 +248,16 @@ internal sealed class SmtpSession
         };
         if (octets > allowed) { Error("500 5.5.2 Line too long"); return true; }
 
+        if (verb is "NOOP" or "RSET" or "VRFY" or "HELP" && _limits.MaxNonTransactionCommands > 0
+            && ++_nonTransactionCommands > _limits.MaxNonTransactionCommands)
+        {
+            // Postfix smtpd_junk_command_limit: past the limit each such command counts as an error (tarpit, then
+            // the error limit closes the session); the count restarts after each accepted message.
+            _errors++;
+            if (_nonTransactionCommands == _limits.MaxNonTransactionCommands + 1)
+                _log.Info("icid_junk_limit", $"ICID {_icid} more than {_limits.MaxNonTransactionCommands} NOOP/RSET/VRFY/HELP commands from {_remote}",
+                    ("icid", _icid), ("address", _remote.ToString()));
+        }
         switch (verb)
         {
             case "EHLO": Hello(arg, esmtp: true); return true;
@@ -345,6 +402,15 @@ internal sealed class SmtpSession
         }
         catch (SmtpSyntaxException e) { Error(e.Reply); return; }
         if (p.NonAscii && !utf8) { Error("553 5.6.7 Non-ASCII address requires SMTPUTF8"); return; }
+        if (!_shared.Limiter.TryStartMessage(_remote, _limits, out var refusal))
+        {
+            // Postfix anvil smtpd_client_message_rate_limit: "450 4.7.1 Error: too much mail from …"; logged once a minute.
+            if (refusal.FirstInWindow)
+                _log.Warning("icid_message_rate", $"ICID {_icid} {refusal.Describe()}; further MAIL refused for the rest of the minute",
+                    ("icid", _icid), ("address", _remote.ToString()), ("limit", refusal.Limit));
+            Error($"450 4.7.1 Error: too much mail from {refusal.Client}, try again later");
+            return;
+        }
 
         var tx = new Transaction(_mids.Next(), p.Address)
         {
@@ -616,6 +682,7 @@ internal sealed class SmtpSession
         _log.Info("mid_ready", $"MID {tx.Mid} ready {stored.BodyLength} bytes from <{tx.From}>",
             ("mid", tx.Mid), ("bytes", stored.BodyLength), ("from", tx.From));
         Reply($"250 2.0.0 Ok: queued as {tx.Mid}");
+        _nonTransactionCommands = 0; // a client that delivers mail is not idling
         bool clientGone = false;
         try { await FlushAsync().ConfigureAwait(false); }
         catch (Exception ex) when (ex is IOException or SocketException or ObjectDisposedException or OperationCanceledException)
@@ -765,9 +832,23 @@ internal sealed class SmtpSession
                 return true;
         }
 
-        if (_o.AuthUsers!.TryGetValue(user, out var expected) &&
-            CryptographicOperations.FixedTimeEquals(Encoding.UTF8.GetBytes(password), Encoding.UTF8.GetBytes(expected)))
+        var check = _shared.Auth.Check(_remote, user);
+        if (!check.Allowed)
         {
+            // Locked out (per address or per user name, whether or not the user exists): credentials are not even
+            // checked, so a correct guess during a lockout is not confirmed. RFC 4954 §6: 454 4.7.0.
+            _log.Debug("icid_auth_locked", $"ICID {_icid} AUTH refused: {check.LockedOut} locked out until {check.Until:u} user {user}",
+                ("icid", _icid), ("user", user), ("address", _remote.ToString()));
+            Error("454 4.7.0 Temporary authentication failure, try again later");
+            return true;
+        }
+        // Same work whether or not the user exists: compare fixed-size hashes, against a dummy for unknown users.
+        bool known = _o.AuthUsers!.TryGetValue(user, out var expected);
+        bool match = CryptographicOperations.FixedTimeEquals(
+            SHA256.HashData(Encoding.UTF8.GetBytes(password)), SHA256.HashData(Encoding.UTF8.GetBytes(expected ?? "\0unknown-user\0")));
+        if (known && match)
+        {
+            _shared.Auth.RecordSuccess(_remote, user);
             _authUser = user;
             _log.Info("icid_auth_success", $"ICID {_icid} AUTH success user {user} mechanism {mechanism}",
                 ("icid", _icid), ("user", user), ("mechanism", mechanism));
@@ -780,9 +861,16 @@ internal sealed class SmtpSession
 
     private void AuthFailed(string user, string mechanism)
     {
+        var failure = _shared.Auth.RecordFailure(_remote, user);
         _log.Warning("icid_auth_failed", $"ICID {_icid} AUTH failed user {user} mechanism {mechanism}",
             ("icid", _icid), ("user", user), ("mechanism", mechanism));
+        if (failure.TriggeredLockout)
+            _log.Warning("icid_auth_lockout", $"ICID {_icid} AUTH lockout ({failure.LockoutStarted}) address {_remote} user {user} until {failure.LockedUntil:u}",
+                ("icid", _icid), ("address", _remote.ToString()), ("user", user), ("scope", failure.LockoutStarted.ToString()),
+                ("until", failure.LockedUntil));
         Error("535 5.7.8 Authentication credentials invalid");
+        // Brute-force brake: the reply waits (0.5 s, 1 s, 2 s … per recent failure of this address).
+        if (failure.Delay > _replyDelay) _replyDelay = failure.Delay;
     }
 
     /// <summary>Sends a 334 challenge unless an initial response was given, and decodes the base64 answer.</summary>

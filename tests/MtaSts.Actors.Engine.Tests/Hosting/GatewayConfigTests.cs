@@ -14,6 +14,12 @@ public sealed class GatewayConfigTests
         Assert.Equal(TimeSpan.FromSeconds(60), c.PolicyFetchTimeout);
         Assert.Equal(443, c.PolicyHttpsPort);
         Assert.Equal(500, c.Destinations.Profiles.Default.MaxConcurrentConnections);
+        // Intake hardening defaults (README "Security").
+        Assert.Equal(MtaSts.Actors.Smtp.Intake.BareLineEndingPolicy.Reject, c.BareLineEndings);
+        Assert.Equal(MtaSts.Actors.Smtp.Intake.Limits.ClientLimits.Default, c.ClientLimits);
+        Assert.Equal(MtaSts.Actors.Smtp.Intake.Limits.ClientLimits.RelayDefault, c.RelayClientLimits);
+        Assert.Equal(new MtaSts.Actors.Smtp.Intake.Limits.AuthThrottleOptions(), c.AuthThrottle);
+        Assert.Equal(256 * 1024, c.BodyMemoryLimit);
     }
 
     [Fact]
@@ -49,6 +55,12 @@ public sealed class GatewayConfigTests
     [InlineData("mtasts.destinations.default.max-concurrent-connections = 5000", "max-concurrent-connections")]
     [InlineData("mtasts.delivery.mx-override { \"*\" = \"[::1\" }", "mx-override")]
     [InlineData("mtasts.policy.https-port = 0", "mtasts.policy.https-port")]
+    [InlineData("mtasts.listener.bare-line-endings = allow", "mtasts.listener.bare-line-endings")]
+    [InlineData("mtasts.listener.body-memory-limit = 10", "mtasts.listener.body-memory-limit")]
+    [InlineData("mtasts.listener.max-data-in-flight = 1048576", "max-data-in-flight")]
+    [InlineData("mtasts.listener.client-limits.max-sessions-per-client = -1", "mtasts.listener.client-limits.max-sessions-per-client")]
+    [InlineData("mtasts.listener.relay-client-limits.error-delay = 1h", "mtasts.listener.relay-client-limits: error-delay")]
+    [InlineData("mtasts.listener.auth-max-delay = 1ms", "auth-max-delay")]
     public void Invalid_values_are_rejected_with_their_path(string hocon, string expected)
     {
         var e = Assert.Throws<GatewayConfigException>(() => GatewayConfig.Load(GatewayConfig.DefaultFiles(), hocon));

@@ -58,9 +58,10 @@ public sealed class IntakeHarness : IAsyncDisposable
 
     public bool TryHandedOff(out SpooledMessage? m) => _handedOff.Reader.TryRead(out m);
 
-    public async Task<RawSmtpClient> ConnectAsync(bool readGreeting = true)
+    /// <param name="from">Source address (e.g. 127.0.0.2: a loopback address outside a 127.0.0.1/32 relay network).</param>
+    public async Task<RawSmtpClient> ConnectAsync(bool readGreeting = true, IPAddress? from = null)
     {
-        var c = await RawSmtpClient.ConnectAsync(Port);
+        var c = await RawSmtpClient.ConnectAsync(Port, from);
         if (readGreeting)
         {
             var greeting = await c.ReadReplyAsync();
@@ -115,9 +116,10 @@ public sealed class RawSmtpClient : IAsyncDisposable
         _stream = tcp.GetStream();
     }
 
-    public static async Task<RawSmtpClient> ConnectAsync(int port)
+    public static async Task<RawSmtpClient> ConnectAsync(int port, IPAddress? from = null)
     {
         var tcp = new TcpClient(AddressFamily.InterNetwork);
+        if (from is not null) tcp.Client.Bind(new IPEndPoint(from, 0));
         using var cts = new CancellationTokenSource(IntakeHarness.Generous);
         await tcp.ConnectAsync(IPAddress.Loopback, port, cts.Token);
         return new RawSmtpClient(tcp);

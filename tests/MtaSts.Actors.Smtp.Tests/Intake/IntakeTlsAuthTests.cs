@@ -185,4 +185,78 @@ public sealed class IntakeTlsAuthTests : IDisposable
         Assert.StartsWith("ICID ", failed.Text);
         Assert.Contains(" TLS failed: ", failed.Text);
     }
+
+    private async Task<RawSmtpClient> TlsSessionAsync(IntakeHarness h, IPAddress from)
+    {
+        var c = await h.ConnectAsync(from: from);
+        await c.CommandAsync("EHLO client.test");
+        Assert.Equal(220, (await c.CommandAsync("STARTTLS")).Code);
+        var ssl = new SslStream(c.Stream, leaveInnerStreamOpen: false, TrustTestCa);
+        using (var cts = new CancellationTokenSource(IntakeHarness.Generous))
+            await ssl.AuthenticateAsClientAsync(new SslClientAuthenticationOptions { TargetHost = "mx.test" }, cts.Token);
+        c.Upgrade(ssl);
+        await c.CommandAsync("EHLO client.test");
+        return c;
+    }
+
+    private static string Plain(string user, string password) =>
+        "AUTH PLAIN " + Convert.ToBase64String(Encoding.UTF8.GetBytes($"\0{user}\0{password}"));
+
+    [Fact]
+    public async Task Auth_brute_force_is_slowed_then_locked_out_per_address()
+    {
+        // Defect 3: 4,600 guesses per second from one address, no delay, no lockout.
+        await using var h = await new IntakeHarness(o => Tls(auth: true, loopbackRelays: true)(o) with
+        {
+            AuthThrottle = new() { BaseDelay = TimeSpan.FromMilliseconds(200), MaxDelay = TimeSpan.FromMilliseconds(400), MaxFailuresPerAddress = 6, MaxFailuresPerUser = 100 },
+            ClientLimits = MtaSts.Actors.Smtp.Intake.Limits.ClientLimits.Default with { SoftErrorLimit = 0 },
+            RelayClientLimits = MtaSts.Actors.Smtp.Intake.Limits.ClientLimits.RelayDefault with { SoftErrorLimit = 0 },
+        }).StartAsync();
+        var from = IPAddress.Parse("127.0.0.2");
+        int checkedGuesses = 0, lockedReplies = 0;
+        var sw = System.Diagnostics.Stopwatch.StartNew();
+        await Task.WhenAll(Enumerable.Range(0, 4).Select(async s =>
+        {
+            await using var c = await TlsSessionAsync(h, from);
+            for (int i = 0; i < 5; i++)
+            {
+                var r = await c.CommandAsync(Plain("alice", $"guess{s}-{i}"));
+                if (r.Code == 535) Interlocked.Increment(ref checkedGuesses);
+                else if (r.Code == 454) Interlocked.Increment(ref lockedReplies);
+                else Assert.Fail(r.ToString());
+            }
+        }));
+        Assert.Equal(6, checkedGuesses);          // then the address is locked out
+        Assert.Equal(14, lockedReplies);
+        Assert.True(sw.Elapsed >= TimeSpan.FromMilliseconds(200 + 400 + 400), $"the failures were delayed ({sw.Elapsed})");
+        // Locked out means locked out: the right password is not even checked (and not confirmed).
+        await using var again = await TlsSessionAsync(h, from);
+        Assert.Equal("454 4.7.0 Temporary authentication failure, try again later", (await again.CommandAsync(Plain("alice", "s3cret pass"))).Lines[0]);
+        // Another address is not affected.
+        await using var other = await TlsSessionAsync(h, IPAddress.Parse("127.0.0.3"));
+        Assert.Equal(235, (await other.CommandAsync(Plain("alice", "s3cret pass"))).Code);
+        var lockout = Assert.Single(h.Entries, e => e.Event == "icid_auth_lockout");
+        Assert.Contains("address 127.0.0.2", lockout.Text);
+    }
+
+    [Theory]
+    [InlineData("alice")]   // exists
+    [InlineData("mallory")] // does not: same replies, same lockout (existence is never revealed)
+    public async Task Auth_guesses_against_one_user_name_from_many_addresses_lock_that_name(string user)
+    {
+        await using var h = await new IntakeHarness(o => Tls(auth: true, loopbackRelays: true)(o) with
+        {
+            AuthThrottle = new() { BaseDelay = TimeSpan.FromMilliseconds(10), MaxDelay = TimeSpan.FromMilliseconds(10), MaxFailuresPerAddress = 100, MaxFailuresPerUser = 3 },
+        }).StartAsync();
+        for (int i = 2; i <= 4; i++)
+        {
+            await using var c = await TlsSessionAsync(h, IPAddress.Parse($"127.0.0.{i}"));
+            Assert.Equal("535 5.7.8 Authentication credentials invalid", (await c.CommandAsync(Plain(user, "wrong"))).Lines[0]);
+        }
+        await using var fresh = await TlsSessionAsync(h, IPAddress.Parse("127.0.0.5"));
+        Assert.Equal("454 4.7.0 Temporary authentication failure, try again later",
+            (await fresh.CommandAsync(Plain(user, user == "alice" ? "s3cret pass" : "anything"))).Lines[0]);
+        Assert.Equal(235, (await fresh.CommandAsync(Plain("bob", "hunter2"))).Code); // other names unaffected
+        Assert.Contains(h.Entries, e => e.Event == "icid_auth_lockout" && e.Text.Contains($"user {user}"));
+    }
 }

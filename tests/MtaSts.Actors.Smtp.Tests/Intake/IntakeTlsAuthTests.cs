@@ -226,8 +226,10 @@ public sealed class IntakeTlsAuthTests : IDisposable
                 else Assert.Fail(r.ToString());
             }
         }));
-        Assert.Equal(6, checkedGuesses);          // then the address is locked out
-        Assert.Equal(14, lockedReplies);
+        // Then the address is locked out. Guesses already past the lockout check when the 6th failure was recorded
+        // still get their 535: at most one per other concurrent session.
+        Assert.InRange(checkedGuesses, 6, 6 + 3);
+        Assert.Equal(20 - checkedGuesses, lockedReplies);
         Assert.True(sw.Elapsed >= TimeSpan.FromMilliseconds(200 + 400 + 400), $"the failures were delayed ({sw.Elapsed})");
         // Locked out means locked out: the right password is not even checked (and not confirmed).
         await using var again = await TlsSessionAsync(h, from);

@@ -115,7 +115,7 @@ public sealed class MessageBodyWriter : IDisposable
         ArgumentOutOfRangeException.ThrowIfLessThan(memoryLimit, 4096);
         _spillDirectory = spillDirectory;
         _memoryLimit = memoryLimit;
-        _buffer = ArrayPool<byte>.Shared.Rent((int)Math.Clamp(sizeHint + 4096, 16 * 1024, memoryLimit));
+        _buffer = ArrayPool<byte>.Shared.Rent((int)Math.Clamp(sizeHint + 4096, Math.Min(16 * 1024, memoryLimit), memoryLimit));
     }
 
     /// <summary>Bytes written so far.</summary>

@@ -57,6 +57,7 @@ public sealed class SegmentSpool : ISpool
     private long _activeLength;      // bytes written to the active segment (including not yet fsync'd)
     private long _activeCommitted;   // bytes known to be durable in the active segment
     private long _highWaterWritten;
+    private bool _rolledInBatch;
     private Task? _writer;
 
     private long _appends, _dones, _fsyncs, _bytesWritten, _batches, _segmentsDeleted;
@@ -588,8 +589,9 @@ public sealed class SegmentSpool : ISpool
         }
         // Deleting before releasing the waiters makes "done" observable (SegmentIds) when MarkDoneAsync returns;
         // it costs latency only in the rare batch that actually frees a segment.
-        if (someFinished)
+        if (someFinished || _rolledInBatch)
         {
+            _rolledInBatch = false;
             try { DeleteFinishedSegments(); }
             catch (IOException ex) { _log.Warning("spool_delete_failed", $"Spool segment deletion failed: {ex.Message}"); }
         }
@@ -620,7 +622,10 @@ public sealed class SegmentSpool : ISpool
         OpenNewActive(next);
         WriteHighWater();
         _log.Debug("spool_roll", $"Spool rolled to segment {next}", ("segment", next));
-        DeleteFinishedSegments();
+        // No deletion here: the batch that rolled has written records into the closed segment that are not yet
+        // published (Live counts, DependsOn); deleting now would unlink acknowledged mail. ProcessBatch deletes
+        // after publishing.
+        _rolledInBatch = true;
     }
 
     private void RecoverFromWriteFailure(Exception ex)

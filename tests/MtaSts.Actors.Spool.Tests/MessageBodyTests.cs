@@ -82,3 +82,22 @@ public sealed class MessageBodyTests : SpoolTestBase
         Assert.Empty(Directory.GetFiles(spillDir));
     }
 }
+
+public sealed class SpoolRollTests : SpoolTestBase
+{
+    [Fact]
+    public async Task Appends_of_a_batch_that_rolls_the_segment_survive_the_roll_and_a_restart()
+    {
+        // Found by IntakeMemoryBench: Roll() deleted the segment it closed because this batch's messages were not
+        // counted live until after the fsync — a 250 for a message whose segment was already unlinked.
+        const int n = 60;
+        await using (var spool = Open(segmentSize: 16 * 1024))
+        {
+            spool.Recover();
+            await Task.WhenAll(Enumerable.Range(1, n).Select(i => spool.AppendAsync(i, Env(), Body(i, 3000))));
+            for (int i = 1; i <= n; i++) Assert.Equal(Body(i, 3000), (await spool.ReadBodyAsync(i)).ToArray());
+        }
+        await using var again = Open(segmentSize: 16 * 1024);
+        Assert.Equal(n, again.Recover().Count);
+    }
+}

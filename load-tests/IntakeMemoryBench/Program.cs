@@ -75,6 +75,7 @@ int segments = 0, delayed = 0;
 var logProblems = new List<string>();
 try
 {
+    var spawned = clock.Elapsed.TotalSeconds;
     gw = GatewayProcess.Start(dll, work, nextHop, maxMessageSize, Math.Max(100, 2 * o.Sessions));
     sampler = new RssSampler(gw.Pid, clock, TimeSpan.FromMilliseconds(o.IntervalMs));
     Say($"gateway pid {gw.Pid} on 127.0.0.1:{gw.Port}, next hop 127.0.0.1:{nextHop} ({(o.Deliver ? "discarding receiver" : "refused: no delivery")}), work {work}");
@@ -84,7 +85,7 @@ try
         Console.Error.WriteLine($"intake-memory-bench: the gateway did not answer 220 within 120 s\n{gw.OutputTail(20)}");
         return 3;
     }
-    readySeconds = clock.Elapsed.TotalSeconds;
+    readySeconds = clock.Elapsed.TotalSeconds - spawned;
     atReady = sampler.Now();
     Say($"listening after {readySeconds:F1} s; settling {o.Settle:F0} s for the baseline");
 

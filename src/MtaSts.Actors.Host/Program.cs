@@ -1,5 +1,7 @@
 using System.Runtime.InteropServices;
 using MtaSts.Actors.Engine.Hosting;
+using MtaSts.Actors.Smtp.Intake;
+using MtaSts.Actors.Spool;
 
 namespace MtaSts.Actors.Host;
 
@@ -14,7 +16,8 @@ public static class Program
           mtasts-gateway check --help               checker options
           mtasts-gateway config [--config FILE]...  validate the configuration and print the effective destination controls
 
-        Exit codes: 0 ok, 1 check verdict "not deliverable" / serve failed, 2 usage or configuration error.
+        Exit codes: 0 ok, 1 check verdict "not deliverable" / serve failed, 2 usage or configuration error, or the
+        SMTP port or the data directory is already in use (another gateway or MTA).
         """;
 
     public static async Task<int> Main(string[] args)
@@ -37,6 +40,13 @@ public static class Program
         catch (GatewayConfigException ex)
         {
             Console.Error.WriteLine(ex.Message);
+            return 2;
+        }
+        catch (Exception ex) when (ex is ListenerBindException or DataDirectoryInUseException)
+        {
+            // Another gateway (or MTA) owns the port or the data directory: a clear line, no stack trace; the
+            // operator log already has it as a Critical line.
+            Console.Error.WriteLine($"mtasts-gateway: {ex.Message}");
             return 2;
         }
     }

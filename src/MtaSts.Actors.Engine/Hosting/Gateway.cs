@@ -47,7 +47,9 @@ public sealed class PolicyBranch;
 /// <summary>
 /// The whole gateway wired in one place (Akka.Hosting): spool → listener → dispatcher → sharded destinations →
 /// connections; policy resolution in its own supervised branch. Start-up order matters for durability: the spool is
-/// recovered and every outstanding message re-dispatched before the listener accepts new mail.
+/// recovered and every outstanding message re-dispatched before the listener accepts new mail. Before all of that the
+/// data directory is locked (<see cref="DataDirectoryLock"/>): a second gateway on it fails at start, as does one
+/// whose SMTP port is taken (<see cref="ListenerBindException"/>); a failed start releases what it had taken.
 /// </summary>
 public sealed class Gateway : IAsyncDisposable
 {
@@ -58,11 +60,12 @@ public sealed class Gateway : IAsyncDisposable
     private readonly PolicyStore _policyStore;
     private BackgroundWork _work = null!;
     private readonly ConfigWatcher _watcher;
+    private readonly DataDirectoryLock _dataDirLock;
     private int _stopped;
     private Timer? _resumeTimer;
 
     private Gateway(IHost host, SmtpListener listener, SegmentSpool spool, PolicyResolver policy, PolicyStore store,
-        ConfigWatcher watcher, MailLog log, ActorSystem system, IActorRef region, PendingIndex pending)
+        ConfigWatcher watcher, MailLog log, ActorSystem system, IActorRef region, PendingIndex pending, DataDirectoryLock dataDirLock)
     {
         _host = host;
         _listener = listener;
@@ -74,6 +77,7 @@ public sealed class Gateway : IAsyncDisposable
         System = system;
         Region = region;
         Pending = pending;
+        _dataDirLock = dataDirLock;
     }
 
     public MailLog Log { get; }
@@ -107,8 +111,55 @@ public sealed class Gateway : IAsyncDisposable
         var log = CreateLog(config, overrides);
         var clock = overrides.Clock ?? TimeProvider.System;
 
+        // 0. One gateway per data directory: locked before the spool, SQLite or the policy cache touch it, and held
+        //    until DisposeAsync (the OS releases it when the process dies). A second gateway fails here.
+        DataDirectoryLock dataDirLock;
+        try
+        {
+            dataDirLock = DataDirectoryLock.Acquire(dataDir);
+        }
+        catch (DataDirectoryInUseException ex)
+        {
+            log.Critical("data_dir_in_use", ex.Message, ("data_dir", dataDir), ("pid", ex.HolderPid));
+            throw;
+        }
+        // A failed start undoes what it did, newest first: the lock is released last, when nothing uses the directory.
+        var undo = new Stack<Func<ValueTask>>();
+        undo.Push(() =>
+        {
+            dataDirLock.Dispose();
+            return ValueTask.CompletedTask;
+        });
+        try
+        {
+            return await StartCoreAsync(config, overrides, dataDir, log, clock, dataDirLock, undo, ct).ConfigureAwait(false);
+        }
+        catch (Exception ex)
+        {
+            if (ex is ListenerBindException bind)
+                log.Critical("smtp_listen_failed", bind.Message, ("endpoint", bind.Endpoint.ToString()));
+            while (undo.TryPop(out var step))
+            {
+                try
+                {
+                    await step().ConfigureAwait(false);
+                }
+                catch (Exception cleanup)
+                {
+                    log.Warning("gateway_start_cleanup", $"Gateway start failed; clean-up step failed: {cleanup.GetType().Name}: {cleanup.Message}");
+                }
+            }
+            throw;
+        }
+    }
+
+    /// <param name="undo">Every step that acquires something pushes how to release it (run by a failed start).</param>
+    private static async Task<Gateway> StartCoreAsync(GatewayConfig config, GatewayOverrides overrides, string dataDir, MailLog log,
+        TimeProvider clock, DataDirectoryLock dataDirLock, Stack<Func<ValueTask>> undo, CancellationToken ct)
+    {
         // 1. Spool first: it is the durable truth of what must still be delivered.
         var spool = new SegmentSpool(new SegmentSpoolOptions(Path.Combine(dataDir, "spool")), log);
+        undo.Push(spool.DisposeAsync);
         var recovered = spool.Recover();
         var mids = new IdSequence(spool.HighestMid);
         var icids = new IdSequence(Epoch());
@@ -120,6 +171,11 @@ public sealed class Gateway : IAsyncDisposable
             NameServers = config.DnsServers, Timeout = config.DnsTimeout, Retries = config.DnsRetries,
         });
         var policyStore = PolicyStore.Open(Path.Combine(dataDir, "mta-sts-cache.db"));
+        undo.Push(() =>
+        {
+            policyStore.Dispose();
+            return ValueTask.CompletedTask;
+        });
         var fetcher = new PolicyFetcher(dns, log, new PolicyFetcherOptions
         {
             ExtraCaBundlePath = config.ExtraCaBundle,
@@ -130,9 +186,15 @@ public sealed class Gateway : IAsyncDisposable
             Port = overrides.PolicyHttpsPort ?? config.PolicyHttpsPort,
         });
         var policy = new PolicyResolver(dns, fetcher, policyStore, log, new PolicyResolverOptions(), clock);
+        undo.Push(policy.DisposeAsync);
         policy.StartBackgroundRefresh();
 
         var watcher = new ConfigWatcher(config, log);
+        undo.Push(() =>
+        {
+            watcher.Dispose();
+            return ValueTask.CompletedTask;
+        });
         foreach (var p in config.Destinations.Profiles.Profiles.Prepend(config.Destinations.Profiles.Default))
             if (p.LimitType == LimitType.PerMxIp)
                 log.Warning("config_limit_type", $"Destination profile {p.Destination}: limit-type mx-ip is not enforced per MX IP in this " +
@@ -194,6 +256,15 @@ public sealed class Gateway : IAsyncDisposable
             });
         });
         var host = builder.Build();
+        undo.Push(async () =>
+        {
+            // As in StopAsync: transactions in flight report back, the actors stop, finish tasks complete.
+            services.Work.BeginDrain();
+            await services.Work.WhenDeliveriesDoneAsync(TimeSpan.FromSeconds(30)).ConfigureAwait(false);
+            await host.StopAsync(CancellationToken.None).ConfigureAwait(false);
+            await services.Work.WhenIdleAsync(TimeSpan.FromSeconds(30)).ConfigureAwait(false);
+            host.Dispose();
+        });
         await host.StartAsync(ct).ConfigureAwait(false);
         var sys = host.Services.GetRequiredService<ActorSystem>();
         var registry = host.Services.GetRequiredService<ActorRegistry>();
@@ -207,6 +278,7 @@ public sealed class Gateway : IAsyncDisposable
             foreach (var domain in pending.Domains) regionRef.Tell(new Protocol.Resume(domain));
         }
         var resumeTimer = new Timer(_ => ResumeAll(), null, tuning.ResumeInterval, tuning.ResumeInterval);
+        undo.Push(resumeTimer.DisposeAsync);
         watcher.Reloaded += ResumeAll;
 
         // 4. Re-dispatch what the spool still holds (before new mail is accepted).
@@ -239,12 +311,17 @@ public sealed class Gateway : IAsyncDisposable
             dispatcher.Dispatch(msg);
             return ValueTask.CompletedTask;
         }, mids, icids, log);
+        undo.Push(listener.DisposeAsync);
         await listener.StartAsync(ct).ConfigureAwait(false);
         watcher.Start();
         log.Info("gateway_started",
             $"Gateway {config.Hostname} listening on {string.Join(", ", listener.LocalEndpoints)} (data {dataDir})",
             ("endpoints", listener.LocalEndpoints.Select(e => e.ToString()).ToArray()));
-        return new Gateway(host, listener, spool, policy, policyStore, watcher, log, sys, regionRef, pending) { _resumeTimer = resumeTimer, _work = services.Work };
+        return new Gateway(host, listener, spool, policy, policyStore, watcher, log, sys, regionRef, pending, dataDirLock)
+        {
+            _resumeTimer = resumeTimer,
+            _work = services.Work,
+        };
     }
 
     /// <summary>Graceful stop: no new sessions, in-flight transactions finish, actors stop, the spool closes.</summary>
@@ -270,11 +347,19 @@ public sealed class Gateway : IAsyncDisposable
         Log.Info("gateway_stopped", "Gateway stopped");
     }
 
+    /// <summary>Stops (if not yet stopped), then releases the data directory for the next gateway.</summary>
     public async ValueTask DisposeAsync()
     {
-        await StopAsync().ConfigureAwait(false);
-        await _listener.DisposeAsync().ConfigureAwait(false);
-        _host.Dispose();
+        try
+        {
+            await StopAsync().ConfigureAwait(false);
+            await _listener.DisposeAsync().ConfigureAwait(false);
+            _host.Dispose();
+        }
+        finally
+        {
+            _dataDirLock.Dispose();
+        }
     }
 
     /// <summary>Per-fetch options from the live configuration: a proxy change applies without a restart.</summary>
@@ -306,7 +391,7 @@ public sealed class Gateway : IAsyncDisposable
         {
             "" => null,
             "-" => Console.Out,
-            _ => new StreamWriter(new FileStream(target, FileMode.Append, FileAccess.Write, FileShare.ReadWrite)) { AutoFlush = false },
+            _ => new StreamWriter(LogFile.OpenAppend(target)) { AutoFlush = false },
         };
         return new MailLog(overrides.LogWriter ?? Open(config.LogText), Open(config.LogJson), config.LogLevel);
     }

@@ -68,7 +68,8 @@ public sealed class SmtpListener : IAsyncDisposable
     /// <summary>Sessions currently connected (including ones being refused).</summary>
     public int ActiveSessions => Volatile.Read(ref _active);
 
-    /// <summary>Binds every endpoint and starts accepting. Throws (and binds nothing) if any endpoint fails.</summary>
+    /// <summary>Binds every endpoint and starts accepting. Throws <see cref="ListenerBindException"/> (and binds
+    /// nothing) if any endpoint fails, e.g. because another process already listens on the port.</summary>
     public Task StartAsync(CancellationToken ct = default)
     {
         ct.ThrowIfCancellationRequested();
@@ -84,9 +85,21 @@ public sealed class SmtpListener : IAsyncDisposable
                     var s = new Socket(ep.AddressFamily, SocketType.Stream, ProtocolType.Tcp);
                     _listeners.Add(s);
                     if (ep.AddressFamily == AddressFamily.InterNetworkV6) s.DualMode = ep.Address.Equals(IPAddress.IPv6Any);
-                    if (!OperatingSystem.IsWindows()) s.SetSocketOption(SocketOptionLevel.Socket, SocketOptionName.ReuseAddress, true);
-                    s.Bind(ep);
-                    s.Listen(512);
+                    // Exclusive: a second gateway on the same port must fail, not share it. ReuseAddress must not be
+                    // set: on Linux .NET turns it into SO_REUSEADDR + SO_REUSEPORT, and SO_REUSEPORT lets a second
+                    // process bind the port and take half of the connections. Without it .NET still sets SO_REUSEADDR
+                    // alone in Bind (a restart is not blocked by TIME_WAIT connections), which never admits two
+                    // listeners on Linux. ExclusiveAddressUse clears both flags on Unix and stops port theft on Windows.
+                    s.ExclusiveAddressUse = true;
+                    try
+                    {
+                        s.Bind(ep);
+                        s.Listen(512);
+                    }
+                    catch (SocketException ex)
+                    {
+                        throw new ListenerBindException(ep, ex);
+                    }
                     bound.Add((IPEndPoint)s.LocalEndPoint!);
                 }
             }

@@ -1,4 +1,6 @@
+using System.Net;
 using System.Net.Sockets;
+using MtaSts.Actors.Smtp.Intake;
 
 namespace MtaSts.Actors.Smtp.Tests.Intake;
 
@@ -32,6 +34,32 @@ public sealed class IntakeLifecycleTests
         Assert.Equal(1, h.Spool.Count);
         Assert.Equal(0, h.Listener.ActiveSessions);
         await Assert.ThrowsAnyAsync<SocketException>(() => RawSmtpClient.ConnectAsync(h.Port));
+    }
+
+    [Fact]
+    public async Task A_second_listener_on_the_port_of_a_running_one_fails_and_the_first_keeps_serving()
+    {
+        await using var first = await new IntakeHarness().StartAsync();
+        var port = first.Port;
+        await using var second = new IntakeHarness(o => o with { Endpoints = [new IPEndPoint(IPAddress.Loopback, port)] });
+
+        var ex = await Assert.ThrowsAsync<ListenerBindException>(() => second.StartAsync());
+
+        Assert.Equal($"SMTP listener cannot bind 127.0.0.1:{port}: address already in use (another gateway or MTA is listening on this port)",
+            ex.Message);
+        Assert.Equal(SocketError.AddressAlreadyInUse, ex.SocketError);
+        Assert.Equal(new IPEndPoint(IPAddress.Loopback, port), ex.Endpoint);
+        Assert.Empty(second.Listener.LocalEndpoints);
+        // The port still belongs to the first listener alone: every connection is its session and gets its 220.
+        for (var i = 0; i < 5; i++)
+        {
+            await using var c = await first.ConnectAsync();
+            Assert.Equal(1, first.Listener.ActiveSessions);
+            Assert.Equal(221, (await c.CommandAsync("QUIT")).Code);
+            Assert.True(await c.IsClosedAsync());
+            var deadline = DateTime.UtcNow + IntakeHarness.Generous;
+            while (first.Listener.ActiveSessions > 0 && DateTime.UtcNow < deadline) await Task.Delay(10);
+        }
     }
 
     [Fact]

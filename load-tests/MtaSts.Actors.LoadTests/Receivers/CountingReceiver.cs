@@ -32,7 +32,9 @@ public sealed class CountingReceiver(IPEndPoint endpoint, DeliveryLedger ledger,
     {
         _cts = CancellationTokenSource.CreateLinkedTokenSource(ct);
         _listener = new TcpListener(Endpoint);
-        _listener.Server.SetSocketOption(SocketOptionLevel.Socket, SocketOptionName.ReuseAddress, true);
+        // No ReuseAddress: on Linux .NET maps it to SO_REUSEPORT too, and a second receiver (or another run) could
+        // then share the port silently. Bind alone sets SO_REUSEADDR, enough for a quick restart.
+        _listener.Server.ExclusiveAddressUse = true;
         _listener.Start(4096);
         _acceptLoop = AcceptLoopAsync(_listener, _cts.Token);
         return Task.CompletedTask;

@@ -20,7 +20,7 @@ public enum MailLogLevel { Debug, Info, Warning, Critical }
 /// character);</item>
 /// <item>every other control character (C0 U+0000–U+001F, DEL U+007F, C1 U+0080–U+009F including NEL U+0085) is
 /// written <c>\xHH</c> with two lower-case hex digits, e.g. <c>\x00</c>, <c>\x1b</c>, <c>\x7f</c>, <c>\x85</c>;</item>
-/// <item>the line and paragraph separators U+2028 and U+2029 are written <c>\u2028</c> and <c>\u2029</c>;</item>
+/// <item>the line and paragraph separators U+2028 and U+2029 are written <c>\u2028</c> and <c>\u2029</c>, and the bidi controls U+202A–U+202E and U+2066–U+2069 as <c>\uXXXX</c> (lower-case hex);</item>
 /// <item>a backslash is doubled (<c>\\</c>) when the next character is a backslash, one of <c>t n r x u</c>, or a
 /// character escaped by the rules above; any other backslash stays as it is (so the vendor reply lists keep their
 /// <c>doesn\'t</c>);</item>
@@ -92,6 +92,7 @@ public sealed class MailLog : IDisposable
     // when ambiguous, see BackslashNeedsDoubling).
     private static readonly SearchValues<char> Special = SearchValues.Create(
         Enumerable.Range(0, 0x20).Concat(Enumerable.Range(0x7F, 0x21)).Concat([0x2028, 0x2029, '\\'])
+            .Concat(Enumerable.Range(0x202A, 5)).Concat(Enumerable.Range(0x2066, 4))
             .Select(c => (char)c).ToArray());
 
     /// <summary>Escapes <paramref name="text"/> for the text log by the rules in the class remarks; returns the same
@@ -102,7 +103,11 @@ public sealed class MailLog : IDisposable
         return i < 0 ? text : EscapeFrom(text, i);
     }
 
-    private static bool IsEscaped(char c) => c < 0x20 || c is >= '\x7F' and <= '\x9F' or '\u2028' or '\u2029';
+    private static bool IsEscaped(char c) => c < 0x20 || c is >= '\x7F' and <= '\x9F' or '\u2028' or '\u2029' || IsBidiControl(c);
+
+    // Bidi embeddings/overrides/isolates (U+202A–U+202E, U+2066–U+2069) reorder how a terminal shows the rest of the
+    // line (CVE-2021-42574 "Trojan Source"): a forged-looking line needs no newline with them.
+    private static bool IsBidiControl(char c) => c is >= '\u202A' and <= '\u202E' or >= '\u2066' and <= '\u2069';
 
     private static bool BackslashNeedsDoubling(ReadOnlySpan<char> s, int i) =>
         i + 1 < s.Length && (s[i + 1] is '\\' or 't' or 'n' or 'r' or 'x' or 'u' || IsEscaped(s[i + 1]));
@@ -136,7 +141,8 @@ public sealed class MailLog : IDisposable
                 case '\u2028': sb.Append(@"\u2028"); break;
                 case '\u2029': sb.Append(@"\u2029"); break;
                 default:
-                    if (IsEscaped(c)) sb.Append(@"\x").Append(((int)c).ToString("x2", CultureInfo.InvariantCulture));
+                    if (IsBidiControl(c)) sb.Append(@"\u").Append(((int)c).ToString("x4", CultureInfo.InvariantCulture));
+                    else if (IsEscaped(c)) sb.Append(@"\x").Append(((int)c).ToString("x2", CultureInfo.InvariantCulture));
                     else sb.Append(c);
                     break;
             }

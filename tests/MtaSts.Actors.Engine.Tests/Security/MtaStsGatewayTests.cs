@@ -134,6 +134,17 @@ public sealed class MtaStsGatewayTests(MtaStsFixture f) : IClassFixture<MtaStsFi
     [MemberData(nameof(Rows))]
     public async Task Policy_mode_mx_and_certificate_decide_the_outcome(string name, Outcome expected, string? line)
     {
+        try { await CheckOutcomeAsync(name, expected, line); }
+        catch
+        {
+            if (Environment.GetEnvironmentVariable("MTASTS_DUMP_DIR") is { } dump)
+                File.WriteAllLines(Path.Combine(dump, $"mtasts-{name}.log"), f.Gateway.Lines);
+            throw;
+        }
+    }
+
+    private async Task CheckOutcomeAsync(string name, Outcome expected, string? line)
+    {
         var c = MtaStsFixture.Cases.Single(x => x.Name == name);
         var rx = f.Receivers[name];
         var gw = f.Gateway;

@@ -190,4 +190,14 @@ public sealed class MailLogEscapingTests
         public override void Write(Utf8JsonWriter writer, RawJson value, JsonSerializerOptions options) =>
             writer.WriteRawValue("{\r\n  \"a\":\n  \"still\\nhere\"\n}");
     }
+
+    [Theory]
+    [InlineData("user\u202Eevil", @"user\u202eevil")] // RIGHT-TO-LEFT OVERRIDE
+    [InlineData("a\u2066b\u2069", @"a\u2066b\u2069")] // isolates
+    [InlineData("\u202A\u202B\u202C\u202D", @"\u202a\u202b\u202c\u202d")]
+    public void Bidi_controls_are_escaped_and_round_trip(string raw, string escaped)
+    {
+        Assert.Equal(escaped, MailLog.EscapeText(raw));
+        Assert.Equal(raw, MailLog.UnescapeText(escaped));
+    }
 }

@@ -257,7 +257,8 @@ public sealed class DestinationActor : UntypedPersistentActor, IWithTimers
             c.Actor.Tell(new ConnectionActor.Close());
             return true;
         }
-        var want = _svc.Tuning.MaxRecipientsPerTransaction;
+        // Profile max-recipients-per-transaction: a message with more recipients here goes in several transactions.
+        var want = Settings.Profile.MaxRecipientsPerTransaction;
         var limiter = RateLimiter();
         if (limiter is not null)
         {

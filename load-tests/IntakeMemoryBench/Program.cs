@@ -167,10 +167,10 @@ try
         else
         {
             if (line.Contains(" Delayed: ", StringComparison.Ordinal)) delayed++;
-            // Problems worth showing: warnings/criticals (but the shipped example profile's start-up warning), and
-            // deferrals other than the intended "connection refused" of the no-delivery mode.
+            // Problems worth showing: warnings/criticals, and deferrals other than the intended "connection refused"
+            // of the no-delivery mode.
             var problem = line.Contains(" Critical: ", StringComparison.Ordinal)
-                || (line.Contains(" Warning: ", StringComparison.Ordinal) && !line.Contains("limit-type mx-ip", StringComparison.Ordinal))
+                || line.Contains(" Warning: ", StringComparison.Ordinal)
                 || (line.Contains(" Delayed: ", StringComparison.Ordinal) && !line.Contains("connection refused", StringComparison.Ordinal));
             if (problem && logProblems.Count < 5) logProblems.Add(line.Length > 400 ? line[..400] + "…" : line);
         }

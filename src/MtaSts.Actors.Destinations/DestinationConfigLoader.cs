@@ -296,10 +296,25 @@ public static class DestinationConfigLoader
                     if (ParseRecipientLimit(ctx, v, out var limit)) p = p with { RecipientLimit = limit };
                     break;
                 case Keys.LimitScope:
-                    if (ctx.Enum(key, v, LimitScopes) is { } scope) p = p with { LimitScope = scope };
+                    // Limits are counted by the destination entity, which is per node (entity id domain@hostname):
+                    // system-wide and per-gateway-hostname are the same thing on one node and both mean per node in a
+                    // cluster. Per-virtual-gateway would need one budget per source address, which is not built.
+                    if (ctx.Enum(key, v, LimitScopes) is { } scope)
+                    {
+                        if (scope == LimitScope.PerVirtualGateway)
+                            ctx.Error($"{key} = per-virtual-gateway is not supported: limits are counted per gateway node, not per " +
+                                      "source address; use system-wide or per-gateway-hostname (the same on a single node)");
+                        else p = p with { LimitScope = scope };
+                    }
                     break;
                 case Keys.LimitType:
-                    if (ctx.Enum(key, v, LimitTypes) is { } type) p = p with { LimitType = type };
+                    // Refused until connections are counted per MX IP: accepting it would promise a limit that is not enforced.
+                    if (ctx.Enum(key, v, LimitTypes) is { } type)
+                    {
+                        if (type == LimitType.PerMxIp)
+                            ctx.Error($"{key} = mx-ip is not supported yet: connections are counted for the whole destination; use {key} = domain");
+                        else p = p with { LimitType = type };
+                    }
                     break;
                 case Keys.TlsSupport:
                     if (ctx.Enum(key, v, TlsModes) is { } tls) p = p with { TlsSupport = tls };
@@ -314,7 +329,12 @@ public static class DestinationConfigLoader
                     if (ctx.Bool(key, v) is { } sts) p = p with { MtaSts = sts };
                     break;
                 case Keys.BounceVerification:
-                    if (ctx.Bool(key, v) is { } bv) p = p with { BounceVerification = bv };
+                    // Refused until the envelope sender is tagged (and bounces checked): "on" would do nothing.
+                    if (ctx.Bool(key, v) is { } bv)
+                    {
+                        if (bv) ctx.Error($"{key} = on is not supported yet: the envelope sender is not tagged; use {key} = off");
+                        else p = p with { BounceVerification = false };
+                    }
                     break;
                 case Keys.BounceProfile:
                     if (ctx.String(key, v) is { } bp)

@@ -51,8 +51,6 @@ public sealed record EngineTuning
     public TimeSpan PolicyReuse { get; init; } = TimeSpan.FromSeconds(60);
     /// <summary>Upper bound on waiting for the policy resolver; beyond it the destination defers this round.</summary>
     public TimeSpan PolicyTimeout { get; init; } = TimeSpan.FromSeconds(90);
-    /// <summary>Recipients per SMTP transaction (RFC 5321 §4.5.3.1.8 requires servers to take at least 100).</summary>
-    public int MaxRecipientsPerTransaction { get; init; } = 100;
     /// <summary>Snapshot after this many persisted events.</summary>
     public int SnapshotEvery { get; init; } = 500;
     /// <summary>How often expiry is checked for queued mail (KumoMTA #539: expiry must not wait for a requeue).</summary>

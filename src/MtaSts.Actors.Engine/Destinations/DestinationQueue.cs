@@ -82,19 +82,14 @@ public sealed class DestinationQueue
         switch (evt)
         {
             case RecipientsDeferred d:
+                // Live (the recipient is queued, maybe in flight) and on recovery (usually not queued yet: the spool
+                // re-dispatches the message after recovery and Enqueue merges the record) alike.
                 foreach (var rid in d.Rids)
                 {
-                    if (_messages.TryGetValue(d.Mid, out var m) && m.Get(rid) is { } r)
-                    {
-                        r.Attempts = d.Attempts;
-                        r.Warnings = d.Warnings;
-                        r.NextAttempt = d.NextAttemptUtc;
-                        r.LastError = d.Reason;
-                        SetPersisted(r, true);
-                    }
+                    if (_messages.TryGetValue(d.Mid, out var m) && m.Get(rid) is not null)
+                        Defer(d.Mid, rid, d.Attempts, d.NextAttemptUtc, d.Reason, d.Warnings);
                     else _retry[(d.Mid, rid)] = new RetryRecord(d.Mid, rid, d.Attempts, d.NextAttemptUtc, d.Reason, d.Warnings);
                 }
-                Reindex(d.Mid);
                 break;
             case DeferralBatch b:
                 foreach (var item in b.Items) Apply(item);
@@ -206,6 +201,20 @@ public sealed class DestinationQueue
         return null;
     }
 
+    /// <summary>Due, idle recipients by message, oldest first, without taking them (a decision reads; Apply changes).</summary>
+    public IReadOnlyList<(MessageRef Message, IReadOnlyList<RecipientRef> Recipients)> Due(DateTimeOffset now)
+    {
+        var result = new List<(MessageRef, IReadOnlyList<RecipientRef>)>();
+        foreach (var (due, mid) in _ready)
+        {
+            if (due > now) break;
+            var m = _messages[mid];
+            var rcpts = m.Items.Where(r => !r.InFlight && r.NextAttempt <= now).Select(r => r.Ref).ToArray();
+            if (rcpts.Length > 0) result.Add((m.Message, rcpts));
+        }
+        return result;
+    }
+
     /// <summary>In-flight recipients that were not attempted (connection lost before the transaction) become idle.</summary>
     public void Release(long mid, IEnumerable<int> rids)
     {
@@ -215,8 +224,8 @@ public sealed class DestinationQueue
         Reindex(mid);
     }
 
-    /// <summary>Marks an in-flight recipient as deferred until <paramref name="next"/> (before the event is persisted,
-    /// so that the state reflects it at once; the caller persists the matching <see cref="RecipientsDeferred"/>).</summary>
+    /// <summary>Marks a queued (usually in-flight) recipient as deferred until <paramref name="next"/>; the
+    /// destination reaches it only through <see cref="Apply(IDestinationEvent)"/> of a persisted <see cref="RecipientsDeferred"/>.</summary>
     public void Defer(long mid, int rid, int attempts, DateTimeOffset next, string reason, int warnings = 0)
     {
         if (!_messages.TryGetValue(mid, out var m) || m.Get(rid) is not { } r) return;

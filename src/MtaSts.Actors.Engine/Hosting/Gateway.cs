@@ -195,10 +195,6 @@ public sealed class Gateway : IAsyncDisposable
             watcher.Dispose();
             return ValueTask.CompletedTask;
         });
-        foreach (var p in config.Destinations.Profiles.Profiles.Prepend(config.Destinations.Profiles.Default))
-            if (p.LimitType == LimitType.PerMxIp)
-                log.Warning("config_limit_type", $"Destination profile {p.Destination}: limit-type mx-ip is not enforced per MX IP in this " +
-                    "version; its limits apply to the whole destination", ("profile", p.Destination));
         var verifier = config.ExtraCaBundle is null ? CertificateVerifier.System : CertificateVerifier.FromPemFile(config.ExtraCaBundle);
         var mxOverride = config.MxOverride.Count == 0 ? null : OverrideMap(config.MxOverride);
         var mx = new MxResolver(dns, mxOverride);
@@ -218,7 +214,6 @@ public sealed class Gateway : IAsyncDisposable
         var tuning = (overrides.Tuning ?? new EngineTuning()) with
         {
             ConnectionIdleTime = config.ConnectionIdleTime,
-            MaxRecipientsPerTransaction = config.MaxRecipientsPerTransaction,
         };
         var bounces = new BounceService(spool, mids, log, config.Hostname, clock);
 

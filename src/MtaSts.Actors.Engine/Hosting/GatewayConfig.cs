@@ -53,7 +53,6 @@ public sealed record GatewayConfig
     public TimeSpan OutboundCommandTimeout { get; init; } = TimeSpan.FromMinutes(5);
     public TimeSpan OutboundDataTimeout { get; init; } = TimeSpan.FromMinutes(10);
     public TimeSpan ConnectionIdleTime { get; init; } = TimeSpan.FromSeconds(2);
-    public int MaxRecipientsPerTransaction { get; init; } = 100;
     /// <summary>domain (or "*") → next hops. Test and private deployments only.</summary>
     public IReadOnlyDictionary<string, IReadOnlyList<HostPort>> MxOverride { get; init; } = new Dictionary<string, IReadOnlyList<HostPort>>();
 
@@ -179,6 +178,11 @@ public sealed record GatewayConfig
                 catch (Exception ex) { errors.Add($"mtasts.delivery.mx-override.\"{key}\": {ex.Message}"); }
             }
         }
+        // Moved to the destination profiles (one value per destination, inherited from `default`): an old global
+        // setting left in place would otherwise be silently ignored.
+        if (m.HasPath("delivery.max-recipients-per-transaction"))
+            errors.Add("mtasts.delivery.max-recipients-per-transaction is no longer a gateway setting: set " +
+                       "max-recipients-per-transaction in a destination profile (mtasts.destinations.default for every domain)");
         var virtualGateways = new Dictionary<string, IPAddress>(StringComparer.OrdinalIgnoreCase);
         if (m.HasPath("virtual-gateways"))
             foreach (var kv in m.GetConfig("virtual-gateways").AsEnumerable())
@@ -260,7 +264,6 @@ public sealed record GatewayConfig
             OutboundCommandTimeout = Dur("delivery.command-timeout", TimeSpan.FromMinutes(5)),
             OutboundDataTimeout = Dur("delivery.data-timeout", TimeSpan.FromMinutes(10)),
             ConnectionIdleTime = Dur("delivery.connection-idle-time", TimeSpan.FromSeconds(2)),
-            MaxRecipientsPerTransaction = Int("delivery.max-recipients-per-transaction", 100, 1, 1000),
             MxOverride = mxOverride,
             DnsServers = Get<IReadOnlyList<IPEndPoint>>("dns.servers", [], _ =>
                 List("dns.servers").Select(s => s.Contains(':') && !s.Contains("]:") && s.Count(c => c == ':') > 1

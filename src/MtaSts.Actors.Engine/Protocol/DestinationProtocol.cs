@@ -13,7 +13,11 @@ public interface IWithDestination : IEngineProtocolMember
 }
 
 public interface IDestinationCommand : IWithDestination { }
-public interface IDestinationEvent : IEngineProtocolMember { }
+/// <summary>A change of a destination's retry state (DestinationState.Apply), journaled or not.</summary>
+public interface IDestinationChange { }
+
+/// <summary>A journaled change: replayed through the same DestinationState.Apply on recovery.</summary>
+public interface IDestinationEvent : IEngineProtocolMember, IDestinationChange { }
 
 /// <summary>What a destination needs to know about a spooled message (the body stays in the spool).</summary>
 /// <param name="ReversePath">"" for the null reverse-path (bounces): never gets a DSN.</param>

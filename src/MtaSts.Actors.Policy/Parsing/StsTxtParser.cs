@@ -29,8 +29,9 @@ public static class StsTxtParser
             if (record[i] > '\x7F')
                 return Fail($"offset {i}: non-US-ASCII character {Abnf.Describe(record[i])} (RFC 8461 §3.1 records are US-ASCII)");
 
-        // §3.1: "v=STSv1" MUST be first, and %s makes it case-sensitive.
-        if (!IsStsV1(record))
+        // §3.1: "v=STSv1" MUST be first, and %s makes it case-sensitive. A bare "v=STSv1" (no ';') is
+        // parsed here so the error names the missing id; Select discards it before parsing (IsStsV1).
+        if (!BeginsWithVersionTag(record))
         {
             if (record.StartsWith(Version, StringComparison.Ordinal))
             {
@@ -136,16 +137,32 @@ public static class StsTxtParser
 
     /// <summary>Whether a record is an STSv1 record for the §3.1 discard rule.</summary>
     /// <remarks>§3.1 says records "that do not begin with 'v=STSv1;'" are discarded, but its own ABNF
-    /// (sts-field-delim = *WSP ";" *WSP) lets WSP precede the ';' (errata 6285). We take the ABNF: the
-    /// record is STSv1 if "v=STSv1" (case-sensitive) is followed by *WSP and then ';' or the end.
-    /// So "v=STSv1 ;id=1" counts, "v=STSv10;id=1" and "v=STSv1 id=1" do not.</remarks>
+    /// (sts-field-delim = *WSP ";" *WSP) lets WSP precede the ';' (errata 6285). We take the ABNF for the
+    /// whitespace and §3.1 for the ';': the record is STSv1 if "v=STSv1" (case-sensitive) is followed by *WSP
+    /// and then ';'. So "v=STSv1 ;id=1" counts; "v=STSv10;id=1", "v=STSv1 id=1" and a bare "v=STSv1" do not —
+    /// with the records "v=STSv1" and "v=STSv1; id=1" the bare one is discarded and id=1 is used (a bare
+    /// version tag could never be a valid record anyway: sts-text-record requires at least one field).</remarks>
     public static bool IsStsV1(string record)
     {
         if (!record.StartsWith(Version, StringComparison.Ordinal))
             return false;
-        var pos = Version.Length;
-        while (pos < record.Length && Abnf.IsWsp(record[pos])) pos++;
+        var pos = SkipWsp(record, Version.Length);
+        return pos < record.Length && record[pos] == ';';
+    }
+
+    // The version tag followed by *WSP and then ';' or the end: what Parse accepts as a start.
+    private static bool BeginsWithVersionTag(string record)
+    {
+        if (!record.StartsWith(Version, StringComparison.Ordinal))
+            return false;
+        var pos = SkipWsp(record, Version.Length);
         return pos == record.Length || record[pos] == ';';
+    }
+
+    private static int SkipWsp(string s, int pos)
+    {
+        while (pos < s.Length && Abnf.IsWsp(s[pos])) pos++;
+        return pos;
     }
 
     private static bool IsValidId(string value, out string why)

@@ -172,6 +172,29 @@ public sealed class GatewayEndToEndTests
     }
 
     [Fact]
+    public async Task Profile_max_recipients_per_transaction_splits_the_rcpt_batches()
+    {
+        // The profile key (not a global value) decides: 5 recipients of one message at a domain whose profile says
+        // 2 arrive as transactions of 2, 2 and 1; another domain on the default profile gets all 3 in one.
+        await using var mx = TestSmtpReceiver.Start(new TestSmtpReceiverOptions { OfferStartTls = false });
+        await using var gw = await GatewayFixture.StartAsync(mx.Port,
+            "mtasts.destinations { \"batch.test\" { max-recipients-per-transaction = 2 } }");
+        await gw.SendAsync("app@sender.test",
+            ["a@batch.test", "b@batch.test", "c@batch.test", "d@batch.test", "e@batch.test", "x@other.test", "y@other.test", "z@other.test"],
+            "batches");
+
+        var got = await gw.ReceivedAsync(mx, 4, Wait);
+        await gw.WaitForLineAsync(l => l.Contains("Message finished MID"), Wait);
+        var batch = got.Where(m => m.Recipients[0].Address.EndsWith("@batch.test", StringComparison.Ordinal)).ToList();
+        Assert.Equal([1, 2, 2], batch.Select(m => m.Recipients.Count).Order());
+        Assert.Equal(["a@batch.test", "b@batch.test", "c@batch.test", "d@batch.test", "e@batch.test"],
+            batch.SelectMany(m => m.Recipients.Select(r => r.Address)).Order());
+        Assert.Equal(3, Assert.Single(got, m => m.Recipients[0].Address.EndsWith("@other.test", StringComparison.Ordinal)).Recipients.Count);
+        await Task.Delay(300);
+        Assert.Equal(4, mx.Messages.Count);
+    }
+
+    [Fact]
     public async Task Queued_mail_survives_a_restart_and_is_delivered_by_the_new_process()
     {
         var dataDir = Path.Combine(Path.GetTempPath(), "mtasts-e2e-restart-" + Guid.NewGuid().ToString("N"));

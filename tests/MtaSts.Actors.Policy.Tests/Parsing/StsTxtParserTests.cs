@@ -91,6 +91,9 @@ public sealed class StsTxtParserTests
     [InlineData("E6285-wsp-before-semicolon", new[] { "v=STSv1 ;id=3", "v=spf1 -all" }, "3", 1)]
     [InlineData("E6285-no-semicolon-discarded", new[] { "v=STSv1 id=1", "v=STSv1; id=2" }, "2", 1)]
     [InlineData("T23-discarded", new[] { "V=STSv1; id=1", "v=STSv1; id=4" }, "4", 1)]
+    // §3.1: a bare "v=STSv1" does not begin with "v=STSv1;" and is discarded; the other record applies.
+    [InlineData("bare-version-discarded", new[] { "v=STSv1", "v=STSv1; id=1" }, "1", 1)]
+    [InlineData("bare-version-wsp-discarded", new[] { "v=STSv1; id=1", "v=STSv1 " }, "1", 1)]
     public void Select_picks_the_single_STSv1_record(string vector, string[] rrs, string expectedId, int discarded)
     {
         var r = StsTxtParser.Select(Rrs(rrs));
@@ -108,7 +111,7 @@ public sealed class StsTxtParserTests
     [InlineData("T16", new[] { "v=STSv1; id=1", "v=STSv1; id=2" }, "multiple v=STSv1 TXT records (2)")]
     [InlineData("T16-same-id", new[] { "v=STSv1; id=1", "v=STSv1; id=1" }, "multiple v=STSv1 TXT records (2)")]
     [InlineData("T16-invalid-one-still-counts", new[] { "v=STSv1; bogus", "v=STSv1; id=1", "x" }, "multiple v=STSv1 TXT records (2)")]
-    [InlineData("T05", new[] { "v=STSv1" }, "no 'id' field")]
+    [InlineData("T05", new[] { "v=STSv1" }, "no v=STSv1 TXT record (1 other TXT record discarded)")]
     [InlineData("T17", new[] { "v=STSv1; bogus" }, "offset 9: field 'bogus' has no '='")]
     [InlineData("T23", new[] { "v=stsv1; id=1" }, "no v=STSv1 TXT record (1 other TXT record discarded)")]
     [InlineData("T11", new[] { "v=STSv2; id=1", "v=STSv0", "v=STSv10;id=1" }, "no v=STSv1 TXT record (3 other TXT records discarded)")]
@@ -122,10 +125,10 @@ public sealed class StsTxtParserTests
     }
 
     [Theory]
-    [InlineData("v=STSv1", true)]
+    [InlineData("v=STSv1", false)]
     [InlineData("v=STSv1;", true)]
     [InlineData("v=STSv1 \t;id=1", true)]
-    [InlineData("v=STSv1 ", true)]
+    [InlineData("v=STSv1 ", false)]
     [InlineData("v=STSv10;id=1", false)]
     [InlineData("v=STSv1 id=1", false)]
     [InlineData("V=STSv1;", false)]

@@ -197,6 +197,18 @@ public sealed class PolicyResolverTests : IAsyncLifetime
     }
 
     [Fact]
+    public async Task Bare_version_record_is_discarded_and_the_other_record_is_used()
+    {
+        // RFC 8461 §3.1: "v=STSv1" does not begin with "v=STSv1;", so it is discarded before counting.
+        _bed.Publish(Domain, "1", PolicyRoute.Policy(Policy()));
+        _bed.Dns.AddTxt("_mta-sts." + Domain, "v=STSv1");
+        var res = await Resolve(Resolver());
+        Assert.Equal(PolicyResolutionKind.Policy, res.Kind);
+        Assert.Equal("1", res.PolicyId);
+        Assert.Equal(1, _bed.Https.Requests(Domain));
+    }
+
+    [Fact]
     public async Task Invalid_txt_does_not_erase_a_valid_cached_policy()
     {
         _bed.Publish(Domain, "1", PolicyRoute.Policy(Policy()));

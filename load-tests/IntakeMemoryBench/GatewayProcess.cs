@@ -59,6 +59,7 @@ internal sealed class GatewayProcess : IAsyncDisposable
               hostname = "gw.intake-bench.invalid"
               listener.endpoints = ["127.0.0.1:{{port.ToString(inv)}}"]
               listener.max-message-size = {{maxMessageSize.ToString(inv)}}
+              admin.endpoints = ["127.0.0.1:0"]
               listener.max-sessions = {{maxSessions.ToString(inv)}}
               listener.relay-networks = ["127.0.0.0/8", "::1/128"]
               delivery {

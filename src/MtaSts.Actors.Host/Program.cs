@@ -78,6 +78,8 @@ public static class Program
     {
         if (ConfigFiles(args) is not { } files) return 2;
         var config = GatewayConfig.Load(files);
+        var admin = Admin.AdminOptions.FromHocon(config.Hocon);
+        Console.Out.WriteLine($"admin endpoint: {(admin.Enabled ? string.Join(", ", admin.Endpoints) + (admin.Token is null ? " (no token)" : " (bearer token)") : "off")}");
         Console.Out.WriteLine($"configuration OK ({string.Join(", ", files)})");
         foreach (var p in config.Destinations.Profiles.Profiles.Prepend(config.Destinations.Profiles.Default).Distinct())
             Console.Out.WriteLine($"  {p.Destination,-28} conn {p.MaxConcurrentConnections,4}  msgs/conn {p.MaxMessagesPerConnection,4}  tls {p.TlsSupport,-27} dane {p.DaneSupport,-13} mta-sts {(p.MtaSts ? "yes" : "no")}  bounce {p.BounceProfile}");
@@ -88,10 +90,24 @@ public static class Program
     {
         if (ConfigFiles(args) is not { } files) return 2;
         var config = GatewayConfig.Load(files);
+        var adminOptions = Admin.AdminOptions.FromHocon(config.Hocon); // config errors before anything starts
         using var stop = new CancellationTokenSource();
         using var sigterm = PosixSignalRegistration.Create(PosixSignal.SIGTERM, ctx => { ctx.Cancel = true; stop.Cancel(); });
         using var sigint = PosixSignalRegistration.Create(PosixSignal.SIGINT, ctx => { ctx.Cancel = true; stop.Cancel(); });
         await using var gateway = await Gateway.StartAsync(config, ct: stop.Token).ConfigureAwait(false);
+        Admin.AdminServer? admin = null;
+        if (adminOptions.Enabled)
+        {
+            try { admin = await Admin.AdminServer.StartAsync(gateway, adminOptions, stop.Token).ConfigureAwait(false); }
+            catch (IOException ex)
+            {
+                var why = $"admin endpoint cannot bind {string.Join(", ", adminOptions.Endpoints)}: {ex.Message}";
+                gateway.Log.Critical("admin_listen_failed", why);
+                Console.Error.WriteLine($"mtasts-gateway: {why}");
+                await gateway.StopAsync().ConfigureAwait(false);
+                return 2;
+            }
+        }
         // SIGUSR1 = deliver now: every deferred recipient is retried at once (after an outage is fixed), like
         // `postqueue -f`. PosixSignal takes raw signal numbers; 10 is SIGUSR1 on Linux.
         using var sigusr1 = PosixSignalRegistration.Create((PosixSignal)10, ctx =>
@@ -106,8 +122,10 @@ public static class Program
         catch (OperationCanceledException)
         {
         }
-        // Graceful: stop accepting, let in-flight SMTP transactions finish, stop actors, close the spool.
+        // Graceful: stop accepting, let in-flight SMTP transactions finish, stop actors, close the spool. The admin
+        // endpoint stays up meanwhile (readiness reports "not ready" while stopping), then goes.
         await gateway.StopAsync().ConfigureAwait(false);
+        if (admin is not null) await admin.DisposeAsync().ConfigureAwait(false);
         return 0;
     }
 }

@@ -157,6 +157,7 @@ public sealed class GatewayTarget(int port, string? dllPath, string? commandTemp
         sb.AppendLine("  hostname = \"gw.loadtest.invalid\"");
         sb.AppendLine($"  listener.endpoints = [{Q(Endpoint.ToString())}]");
         sb.AppendLine("  listener.max-sessions = 2000");
+        sb.AppendLine("  admin.endpoints = [\"127.0.0.1:0\"]");
         sb.AppendLine("  listener.relay-networks = [\"127.0.0.0/8\", \"::1/128\"]");
         sb.AppendLine("  delivery {");
         // MX override: every domain (and any listed domain) goes to the receiver; no MX lookup. MTA-STS still applies.

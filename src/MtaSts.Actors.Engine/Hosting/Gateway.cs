@@ -89,6 +89,43 @@ public sealed class Gateway : IAsyncDisposable
     public IReadOnlyList<IPEndPoint> SmtpEndpoints => _listener.LocalEndpoints;
     public DestinationConfig Destinations => _watcher.Current;
 
+    // ---- what the operator surface (admin API, health, metrics) reads ----
+
+    /// <summary>The MTA-STS policy cache (persistent; survives restarts).</summary>
+    public PolicyStore PolicyCache => _policyStore;
+    /// <summary>Where the spool's segment files are.</summary>
+    public string SpoolDirectory => _spool.DirectoryPath;
+    public int ActiveSmtpSessions => _listener.ActiveSessions;
+    public long SmtpDataInFlight => _listener.DataInFlight;
+    /// <summary>StopAsync has begun (or finished): the listener no longer takes mail.</summary>
+    public bool IsStopping => Volatile.Read(ref _stopped) == 1;
+
+    /// <summary>This node is an Up member of its cluster (a single node is a cluster of one) and its actor system runs.</summary>
+    public bool IsClusterMemberUp =>
+        !System.WhenTerminated.IsCompleted && Cluster.Get(System).SelfMember.Status == MemberStatus.Up;
+
+    /// <summary>Opens the journal database and runs <c>SELECT 1</c>; null when it answers, else why not.</summary>
+    public async Task<string?> ProbeJournalAsync(CancellationToken ct)
+    {
+        var cfg = System.Settings.Config;
+        var cs = cfg.GetString("akka.persistence.journal.sql.connection-string", "");
+        var provider = cfg.GetString("akka.persistence.journal.sql.provider-name", "");
+        try
+        {
+            await using global::System.Data.Common.DbConnection c = provider.StartsWith("SQLite", StringComparison.OrdinalIgnoreCase)
+                ? new SqliteConnection(cs) : new Npgsql.NpgsqlConnection(cs);
+            await c.OpenAsync(ct).ConfigureAwait(false);
+            await using var cmd = c.CreateCommand();
+            cmd.CommandText = "SELECT 1";
+            await cmd.ExecuteScalarAsync(ct).ConfigureAwait(false);
+            return null;
+        }
+        catch (Exception ex) when (ex is global::System.Data.Common.DbException or InvalidOperationException or IOException or OperationCanceledException)
+        {
+            return $"{provider} journal: {ex.Message}";
+        }
+    }
+
     /// <summary>Operator "deliver now" (vendor <c>delivernow</c>, Postfix <c>postqueue -f</c>): every deferred recipient
     /// of the given destination, or of every destination with queued mail, becomes due at once. Returns how many
     /// destinations were told.</summary>

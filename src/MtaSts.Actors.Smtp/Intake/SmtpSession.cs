@@ -650,6 +650,7 @@ internal sealed class SmtpSession
 
     private async Task<bool> StoreAsync(Transaction tx, MessageBody body, DateTimeOffset receivedAt)
     {
+        long commitStart = System.Diagnostics.Stopwatch.GetTimestamp();
         var envelope = new Envelope(tx.From, tx.Recipients.ToArray(), receivedAt, _icid, _helo ?? "", _remote.ToString(),
             tx.EnvId, tx.Ret, tx.EightBitMime, tx.SmtpUtf8);
         SpooledMessage stored;
@@ -680,7 +681,8 @@ internal sealed class SmtpSession
                 TaskContinuationOptions.ExecuteSynchronously, TaskScheduler.Default);
         }
         _log.Info("mid_ready", $"MID {tx.Mid} ready {stored.BodyLength} bytes from <{tx.From}>",
-            ("mid", tx.Mid), ("bytes", stored.BodyLength), ("from", tx.From));
+            ("mid", tx.Mid), ("bytes", stored.BodyLength), ("from", tx.From),
+            ("commit_ms", System.Diagnostics.Stopwatch.GetElapsedTime(commitStart).TotalMilliseconds));
         Reply($"250 2.0.0 Ok: queued as {tx.Mid}");
         _nonTransactionCommands = 0; // a client that delivers mail is not idling
         bool clientGone = false;

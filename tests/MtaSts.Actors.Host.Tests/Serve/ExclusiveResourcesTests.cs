@@ -22,6 +22,7 @@ public sealed class RunningGateway : IAsyncLifetime
             mtasts {
               data-dir = "{{dataDir}}"
               listener.endpoints = ["127.0.0.1:{{port}}"]
+              admin.endpoints = ["127.0.0.1:0"]
               log.text = "{{MailLog}}"
             }
             """);

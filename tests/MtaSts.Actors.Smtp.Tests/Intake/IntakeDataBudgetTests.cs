@@ -32,7 +32,9 @@ public sealed class IntakeDataBudgetTests
             var m = await h.NextHandedOffAsync();
             Assert.Equal(text, await h.BodyTextAsync(m.Mid));
         }
-        // Spill files go with their message once it is in the spool.
+        // Spill files go with their message once it is in the spool; reservations end just after the hand-off.
+        var until = DateTime.UtcNow + IntakeHarness.Generous;
+        while (h.Listener.DataInFlight != 0 && DateTime.UtcNow < until) await Task.Delay(20);
         Assert.Empty(Directory.GetFiles(h.Spool.SpillDirectory));
         Assert.Equal(0, h.Listener.DataInFlight);
         foreach (var c in clients) await c.DisposeAsync();
@@ -63,6 +65,9 @@ public sealed class IntakeDataBudgetTests
         // The first message completes normally and its reservation is released.
         await holder.SendAsync(".\r\n");
         Assert.Equal(250, (await holder.ReadReplyAsync()).Code);
+        // Released when the session is done with the message (just after its 250 and hand-off).
+        var until = DateTime.UtcNow + IntakeHarness.Generous;
+        while (h.Listener.DataInFlight != 0 && DateTime.UtcNow < until) await Task.Delay(20);
         Assert.Equal(0, h.Listener.DataInFlight);
         var m = await h.NextHandedOffAsync();
         Assert.Equal(Encoding.ASCII.GetByteCount(Lines(7_000, 'h')), m.BodyLength - (await h.BodyTextAsync(m.Mid)).IndexOf("000000 ", StringComparison.Ordinal));

@@ -146,6 +146,7 @@ public static class Program
                 mtasts {
                   data-dir = "{{dd}}"
                   listener.endpoints = ["127.0.0.1:{{_port}}"]
+                  admin.endpoints = ["127.0.0.1:0"]
                   delivery {
                     mx-override { "*" = "127.0.0.1:{{receiver.Port}}" }
                     connection-idle-time = 500ms

@@ -1,0 +1,282 @@
+using System.Globalization;
+using System.Net;
+using System.Net.Http.Headers;
+using System.Net.Sockets;
+using System.Text;
+using System.Text.Json;
+using System.Text.RegularExpressions;
+using MtaSts.Actors.Admin;
+using MtaSts.Actors.Engine.Hosting;
+using MtaSts.Actors.Host.Tests.Serve;
+using MtaSts.Actors.TestInfra.Net;
+
+namespace MtaSts.Actors.Host.Tests.Admin;
+
+/// <summary>A real <c>serve</c> process with its admin endpoint (token set); mail for a destination whose MX refuses
+/// connections stays queued, so the API has something to show.</summary>
+public sealed class AdminGateway : IAsyncLifetime
+{
+    public static readonly TimeSpan Generous = TimeSpan.FromMinutes(2);
+    public const string Token = "test-admin-token-0123456789";
+    public string Work { get; } = Path.Combine(Path.GetTempPath(), "mtasts-admin-" + Guid.NewGuid().ToString("N"));
+    public int SmtpPort { get; } = LoopbackPort.Free();
+    public int AdminPort { get; } = LoopbackPort.Free();
+    public int DeadMxPort { get; } = LoopbackPort.Free();
+    public GatewayProcess Process { get; private set; } = null!;
+    public HttpClient Http { get; } = new() { Timeout = TimeSpan.FromSeconds(30) };
+
+    public async Task InitializeAsync()
+    {
+        Directory.CreateDirectory(Work);
+        var conf = Path.Combine(Work, "gw.conf");
+        File.WriteAllText(conf, $$"""
+            mtasts {
+              data-dir = "{{Work}}/data"
+              listener.endpoints = ["127.0.0.1:{{SmtpPort}}"]
+              admin { endpoints = ["127.0.0.1:{{AdminPort}}"], token = "{{Token}}" }
+              delivery.mx-override { "*" = "127.0.0.1:{{DeadMxPort}}" }
+              delivery.connect-timeout = 2s
+              log.text = "{{Work}}/mail.log"
+            }
+            mtasts.destinations.default.tls-support = none
+            mtasts.bounce-profiles.default { initial-retry-interval = 1h, max-retry-interval = 1h }
+            """);
+        Process = GatewayProcess.Start(conf);
+        if (!await Process.WaitForGreetingAsync(SmtpPort, Generous))
+            throw new InvalidOperationException($"gateway did not answer 220: {Process}");
+        Http.BaseAddress = new Uri($"http://127.0.0.1:{AdminPort}/");
+        Http.DefaultRequestHeaders.Authorization = new AuthenticationHeaderValue("Bearer", Token);
+    }
+
+    /// <summary>Submits one message over raw SMTP and returns its MID.</summary>
+    public async Task<long> SubmitAsync(string to)
+    {
+        using var tcp = new TcpClient();
+        await tcp.ConnectAsync(IPAddress.Loopback, SmtpPort);
+        using var s = tcp.GetStream();
+        using var r = new StreamReader(s, Encoding.ASCII);
+        async Task<string> Cmd(string line)
+        {
+            if (line.Length > 0) await s.WriteAsync(Encoding.ASCII.GetBytes(line + "\r\n"));
+            string reply;
+            do reply = await r.ReadLineAsync() ?? throw new IOException("closed"); while (reply.Length > 3 && reply[3] == '-');
+            return reply;
+        }
+        await Cmd("");
+        await Cmd("EHLO admin.test");
+        await Cmd("MAIL FROM:<app@sender.test>");
+        Assert.StartsWith("250", await Cmd($"RCPT TO:<{to}>"));
+        await Cmd("DATA");
+        var done = await Cmd("Subject: admin\r\n\r\nqueued\r\n.");
+        Assert.StartsWith("250 2.0.0 Ok: queued as ", done);
+        await Cmd("QUIT");
+        return long.Parse(done["250 2.0.0 Ok: queued as ".Length..], CultureInfo.InvariantCulture);
+    }
+
+    public async Task<JsonElement> GetJsonAsync(string path)
+    {
+        var res = await Http.GetAsync(path);
+        Assert.True(res.IsSuccessStatusCode, $"{path}: {(int)res.StatusCode} {await res.Content.ReadAsStringAsync()}");
+        return JsonDocument.Parse(await res.Content.ReadAsStringAsync()).RootElement;
+    }
+
+    public string LogText()
+    {
+        using var f = new FileStream(Path.Combine(Work, "mail.log"), FileMode.Open, FileAccess.Read, FileShare.ReadWrite | FileShare.Delete);
+        return new StreamReader(f).ReadToEnd();
+    }
+
+    public async Task DisposeAsync()
+    {
+        Http.Dispose();
+        if (Process is not null) await Process.DisposeAsync();
+        try { Directory.Delete(Work, recursive: true); } catch (IOException) { } catch (UnauthorizedAccessException) { }
+    }
+}
+
+public sealed partial class AdminApiTests(AdminGateway gw) : IClassFixture<AdminGateway>
+{
+    [Fact]
+    public async Task Without_the_token_the_api_answers_401_but_health_probes_stay_open()
+    {
+        using var anonymous = new HttpClient { BaseAddress = gw.Http.BaseAddress };
+        Assert.Equal(HttpStatusCode.Unauthorized, (await anonymous.GetAsync("api/queue")).StatusCode);
+        Assert.Equal(HttpStatusCode.Unauthorized, (await anonymous.GetAsync("metrics")).StatusCode);
+        using var wrong = new HttpRequestMessage(HttpMethod.Get, "api/queue");
+        wrong.Headers.Authorization = new AuthenticationHeaderValue("Bearer", "not-the-token-at-all");
+        Assert.Equal(HttpStatusCode.Unauthorized, (await anonymous.SendAsync(wrong)).StatusCode);
+        Assert.Equal(HttpStatusCode.OK, (await anonymous.GetAsync("health/live")).StatusCode);
+        var ready = await anonymous.GetAsync("health/ready");
+        var body = await ready.Content.ReadAsStringAsync();
+        Assert.True(ready.StatusCode == HttpStatusCode.OK, body);
+        var checks = JsonDocument.Parse(body).RootElement.GetProperty("checks");
+        foreach (var name in new[] { "spool", "listener", "cluster", "journal" })
+            Assert.Equal("healthy", checks.GetProperty(name).GetProperty("status").GetString());
+    }
+
+    [Fact]
+    public async Task Queued_mail_shows_in_the_queue_the_destination_and_the_message_views()
+    {
+        var mid = await gw.SubmitAsync("someone@held.test");
+        JsonElement row = default;
+        var deadline = DateTime.UtcNow + AdminGateway.Generous;
+        while (DateTime.UtcNow < deadline)
+        {
+            var queue = await gw.GetJsonAsync("api/queue");
+            var rows = queue.GetProperty("destinations").EnumerateArray().Where(d => d.GetProperty("domain").GetString() == "held.test").ToArray();
+            // The first attempt fails (connection refused) and the recipient is deferred with its error.
+            if (rows.Length == 1 && rows[0].GetProperty("last_error").ValueKind == JsonValueKind.String) { row = rows[0]; break; }
+            await Task.Delay(200);
+        }
+        Assert.Equal(JsonValueKind.Object, row.ValueKind);
+        Assert.True(row.GetProperty("recipients").GetInt32() >= 1);
+        Assert.True(row.GetProperty("deferred").GetInt32() >= 1);
+        Assert.Equal(500, row.GetProperty("max_connections").GetInt32());
+        Assert.Contains("4.4.", row.GetProperty("last_error").GetString());
+
+        var detail = await gw.GetJsonAsync("api/queue/held.test");
+        Assert.Contains(detail.GetProperty("messages").EnumerateArray(), m => m.GetProperty("mid").GetInt64() == mid);
+
+        var message = await gw.GetJsonAsync($"api/messages/{mid}");
+        Assert.Equal("app@sender.test", message.GetProperty("from").GetString());
+        Assert.Equal("someone@held.test", message.GetProperty("recipients")[0].GetProperty("address").GetString());
+        Assert.Equal(HttpStatusCode.NotFound, (await gw.Http.GetAsync("api/messages/999999999")).StatusCode);
+
+        var profile = await gw.GetJsonAsync("api/profiles/held.test");
+        Assert.Equal(500, profile.GetProperty("max_concurrent_connections").GetInt32());
+        Assert.Equal("none", profile.GetProperty("tls_support").GetString());
+        Assert.Equal("none", row.GetProperty("tls").GetString());
+    }
+
+    [Fact]
+    public async Task Deliver_now_and_policy_purge_are_logged_with_who_did_it()
+    {
+        var res = await gw.Http.PostAsync("api/deliver-now?domain=held.test", null);
+        Assert.Equal(HttpStatusCode.OK, res.StatusCode);
+        Assert.Equal(HttpStatusCode.NotFound, (await gw.Http.DeleteAsync("api/policies/nothing-cached.test")).StatusCode);
+        var deadline = DateTime.UtcNow + AdminGateway.Generous;
+        while (!(gw.LogText().Contains("Admin deliver now destination held.test by 127.0.0.1") &&
+                 gw.LogText().Contains("Admin purge MTA-STS policy for the domain (nothing-cached.test) by 127.0.0.1: none cached")))
+        {
+            Assert.True(DateTime.UtcNow < deadline, gw.LogText());
+            await Task.Delay(100);
+        }
+    }
+
+    [GeneratedRegex(@"^(?<name>[a-zA-Z_:][a-zA-Z0-9_:]*)(\{(?<labels>[^}]*)\})? (?<value>[-+0-9.eE]+|NaN|\+Inf|-Inf)( [0-9]+)?$")]
+    private static partial Regex Sample();
+
+    [GeneratedRegex(@"^# (HELP|TYPE) [a-zA-Z_:][a-zA-Z0-9_:]* .+$")]
+    private static partial Regex Comment();
+
+    [GeneratedRegex("^[a-zA-Z_][a-zA-Z0-9_]*=\"([^\"\\\\\\n]|\\\\[\"\\\\n])*\"$")]
+    private static partial Regex LabelPair();
+
+    /// <summary>A strict reader of the Prometheus text format 0.0.4: every line is a HELP/TYPE comment or a sample;
+    /// label pairs are well formed; every sample belongs to a declared family.</summary>
+    private static Dictionary<string, double> ParsePrometheus(string text)
+    {
+        var values = new Dictionary<string, double>();
+        var families = new HashSet<string>();
+        foreach (var line in text.Split('\n'))
+        {
+            if (line.Length == 0) continue;
+            if (line.StartsWith('#'))
+            {
+                Assert.Matches(Comment(), line);
+                if (line.StartsWith("# TYPE ", StringComparison.Ordinal)) families.Add(line.Split(' ')[2]);
+                continue;
+            }
+            var m = Sample().Match(line);
+            Assert.True(m.Success, $"not a sample line: {line}");
+            var name = m.Groups["name"].Value;
+            Assert.Contains(families, f => name == f || name.StartsWith(f + "_", StringComparison.Ordinal));
+            if (m.Groups["labels"].Success && m.Groups["labels"].Value.Length > 0)
+                foreach (var pair in SplitLabels(m.Groups["labels"].Value)) Assert.Matches(LabelPair(), pair);
+            values[m.Groups["name"].Value + (m.Groups["labels"].Success ? "{" + m.Groups["labels"].Value + "}" : "")] =
+                double.Parse(m.Groups["value"].Value, CultureInfo.InvariantCulture);
+        }
+        return values;
+    }
+
+    private static IEnumerable<string> SplitLabels(string labels)
+    {
+        var sb = new StringBuilder();
+        bool quoted = false;
+        for (int i = 0; i < labels.Length; i++)
+        {
+            char c = labels[i];
+            if (c == '\\' && quoted) { sb.Append(c).Append(labels[++i]); continue; }
+            if (c == '"') quoted = !quoted;
+            if (c == ',' && !quoted) { yield return sb.ToString(); sb.Clear(); continue; }
+            sb.Append(c);
+        }
+        if (sb.Length > 0) yield return sb.ToString();
+    }
+
+    [Fact]
+    public async Task Metrics_parse_as_prometheus_text_and_count_what_happened()
+    {
+        await gw.SubmitAsync("metrics@held.test");
+        Dictionary<string, double> v = [];
+        var deadline = DateTime.UtcNow + AdminGateway.Generous;
+        while (DateTime.UtcNow < deadline)
+        {
+            var res = await gw.Http.GetAsync("metrics");
+            Assert.Equal("text/plain", res.Content.Headers.ContentType?.MediaType);
+            v = ParsePrometheus(await res.Content.ReadAsStringAsync());
+            if (v.GetValueOrDefault("mtasts_recipients_deferred_total{destination=\"held.test\",status_class=\"4\"}") >= 1) break;
+            await Task.Delay(200);
+        }
+        Assert.True(v["mtasts_messages_received_total"] >= 1);
+        Assert.True(v["mtasts_received_bytes_total"] > 0);
+        Assert.True(v["mtasts_accept_commit_seconds_count"] >= 1);
+        Assert.True(v["mtasts_smtp_connections_total"] >= 1);
+        Assert.True(v["mtasts_recipients_deferred_total{destination=\"held.test\",status_class=\"4\"}"] >= 1);
+        Assert.True(v["mtasts_queue_recipients{destination=\"held.test\"}"] >= 1);
+        Assert.True(v["mtasts_queue_recipients_total"] >= 1);
+        Assert.True(v["mtasts_spool_messages"] >= 1);
+        Assert.True(v["mtasts_spool_bytes"] > 0);
+        Assert.Contains(v.Keys, k => k.StartsWith("process_resident_memory_bytes", StringComparison.Ordinal) || k.StartsWith("mtasts_", StringComparison.Ordinal));
+    }
+}
+
+public sealed class AdminOptionsTests
+{
+    private static AdminOptions Load(string hocon) =>
+        AdminOptions.FromHocon(Akka.Configuration.ConfigurationFactory.ParseString(hocon));
+
+    [Fact]
+    public void Default_is_loopback_8025_without_a_token()
+    {
+        var o = Load("mtasts {}");
+        Assert.Equal("127.0.0.1:8025", Assert.Single(o.Endpoints).ToString());
+        Assert.Null(o.Token);
+        Assert.True(o.Enabled);
+        Assert.False(Load("mtasts.admin.endpoints = []").Enabled);
+    }
+
+    [Theory]
+    [InlineData("mtasts.admin.endpoints = [\"0.0.0.0:8025\"]", "0.0.0.0:8025 is not a loopback address; set mtasts.admin.token or token-file")]
+    [InlineData("mtasts.admin.endpoints = [\"nowhere\"]", "mtasts.admin.endpoints: 'nowhere' is not an address:port")]
+    [InlineData("mtasts.admin.token = short", "mtasts.admin.token: at least 16 characters")]
+    [InlineData("mtasts.admin.token-file = /nonexistent/token", "mtasts.admin.token-file: file not found: /nonexistent/token")]
+    public void Unsafe_or_broken_settings_are_refused_with_their_name(string hocon, string message)
+    {
+        var e = Assert.Throws<GatewayConfigException>(() => Load(hocon));
+        Assert.Contains(e.Errors, x => x.Contains(message, StringComparison.Ordinal));
+    }
+
+    [Fact]
+    public void A_token_file_allows_a_public_endpoint()
+    {
+        var file = Path.GetTempFileName();
+        File.WriteAllText(file, "from-a-file-0123456789\n");
+        try
+        {
+            var o = Load($"mtasts.admin {{ endpoints = [\"0.0.0.0:9025\"], token-file = \"{file}\" }}");
+            Assert.Equal("from-a-file-0123456789", o.Token);
+        }
+        finally { File.Delete(file); }
+    }
+}

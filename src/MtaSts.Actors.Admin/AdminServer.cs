@@ -84,7 +84,7 @@ public sealed class AdminServer : IAsyncDisposable
         var expected = SHA256.HashData(Encoding.UTF8.GetBytes(token));
         return (ctx, next) =>
         {
-            if (ctx.Request.Path.StartsWithSegments("/health")) return next(ctx);
+            if (ctx.Request.Path.StartsWithSegments("/health") || ctx.Request.Path == "/") return next(ctx);
             var header = ctx.Request.Headers.Authorization.ToString();
             var given = header.StartsWith("Bearer ", StringComparison.OrdinalIgnoreCase) ? header[7..].Trim() : "";
             if (CryptographicOperations.FixedTimeEquals(SHA256.HashData(Encoding.UTF8.GetBytes(given)), expected)) return next(ctx);
@@ -93,6 +93,13 @@ public sealed class AdminServer : IAsyncDisposable
             return ctx.Response.WriteAsJsonAsync(new { error = "a valid bearer token is required" });
         };
     }
+
+    private static readonly Lazy<string> Page = new(() =>
+    {
+        using var s = typeof(AdminServer).Assembly.GetManifestResourceStream("MtaSts.Actors.Admin.Ui.index.html")
+            ?? throw new InvalidOperationException("status page resource missing");
+        return new StreamReader(s).ReadToEnd();
+    });
 
     private static string Who(HttpContext ctx) => ctx.Connection.RemoteIpAddress?.ToString() ?? "unknown";
 
@@ -112,6 +119,10 @@ public sealed class AdminServer : IAsyncDisposable
             };
             return Results.Json(body, statusCode: report.Status == HealthStatus.Healthy ? 200 : 503);
         });
+
+        // ---- the status page (static; its data calls carry the token) ----
+        app.MapGet("/", () => Results.Content(Page.Value, "text/html; charset=utf-8"));
+        app.MapGet("/api/stats", () => Results.Json(metrics.Totals()));
 
         // ---- metrics ----
         app.MapGet("/metrics", async (HttpContext ctx) =>

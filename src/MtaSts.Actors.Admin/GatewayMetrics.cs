@@ -165,5 +165,14 @@ public sealed class GatewayMetrics : IDisposable
         catch (IOException) { return 0; } // a segment deleted while we looked
     }
 
+    /// <summary>Running totals for the status page's charts.</summary>
+    public StatsSnapshot Totals() => new(DateTimeOffset.UtcNow, (long)_received.Value, (long)Sum(_delivered), (long)Sum(_deferred),
+        (long)Sum(_bounced), QueueView.Summaries(_gateway.Pending, DateTimeOffset.UtcNow).Sum(q => q.Recipients), _gateway.Spool.Count);
+
+    private static double Sum(Counter c) => c.GetAllLabelValues().Sum(l => c.WithLabels(l).Value);
+
     public void Dispose() => _gateway.Log.Written -= OnLog;
 }
+
+/// <summary>What <c>/api/stats</c> returns.</summary>
+public sealed record StatsSnapshot(DateTimeOffset At, long Received, long Delivered, long Deferred, long Bounced, int QueueRecipients, int SpoolMessages);

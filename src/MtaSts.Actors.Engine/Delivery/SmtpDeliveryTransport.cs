@@ -7,6 +7,7 @@ using MtaSts.Actors.Policy.Resolution;
 using MtaSts.Actors.Smtp.Outbound;
 using MtaSts.Actors.Spool;
 using MtaSts.Actors.Tls;
+using MtaSts.Actors.TlsRpt;
 
 namespace MtaSts.Actors.Engine.Delivery;
 
@@ -21,7 +22,8 @@ public sealed class SmtpDeliveryTransport(
     ISpool spool,
     MailLog log,
     IdSequence dcids,
-    Func<DestinationProfile, OutboundOptions> options) : IDeliveryTransport
+    Func<DestinationProfile, OutboundOptions> options,
+    ITlsRptRecorder? tlsRpt = null) : IDeliveryTransport
 {
     public async Task<IDeliverySession> OpenAsync(SessionRequest request, CancellationToken ct)
     {
@@ -42,6 +44,9 @@ public sealed class SmtpDeliveryTransport(
 
         var (mode, policy) = MtaStsPosture(profile, domain, request.Policy as PolicyResolution);
         var outboundOptions = options(profile);
+        // TLS-RPT (RFC 8460): every MX skipped and every address tried is observed; not over an SMTP route (no policy applies).
+        var rpt = profile.HasSmtpRoute ? null : tlsRpt;
+        var policyFailure = policy is null ? (request.Policy as PolicyResolution)?.FailureType : null;
         string? lastError = null;
         var lastStatus = "4.4.1";
         var first = true;
@@ -62,6 +67,7 @@ public sealed class SmtpDeliveryTransport(
                 lastError = plan.SkipReason ?? $"MX {host.Name} skipped";
                 lastStatus = plan.SkipStatus ?? "4.4.4";
                 log.Info("mx_skipped", $"MX {host.Name} skipped for the domain ({domain}): {lastError}", ("domain", domain), ("mx", host.Name));
+                rpt?.Observe(new TlsRptAttempt(domain, policy, policyFailure, plan, tlsa, profile.EffectiveDane, host.Name, null, null, null, DateTimeOffset.UtcNow));
                 continue;
             }
             foreach (var address in host.Addresses)
@@ -79,6 +85,8 @@ public sealed class SmtpDeliveryTransport(
                     await conn.DisposeAsync().ConfigureAwait(false);
                     throw;
                 }
+                rpt?.Observe(new TlsRptAttempt(domain, policy, policyFailure, plan, tlsa, profile.EffectiveDane, host.Name, address, result,
+                    conn.LocalEndPoint?.Address, DateTimeOffset.UtcNow));
                 if (result.Ready)
                 {
                     if (plan.GovernedBy == SecuritySource.Dane)

@@ -16,6 +16,8 @@ using MtaSts.Actors.Engine.Destinations;
 using MtaSts.Actors.Engine.Intake;
 using MtaSts.Actors.Engine.Policy;
 using MtaSts.Actors.Engine.Sharding;
+using MtaSts.Actors.Engine.TlsRpt;
+using MtaSts.Actors.TlsRpt;
 using MtaSts.Actors.Logging;
 using MtaSts.Actors.Policy.Cache;
 using MtaSts.Actors.Policy.Fetch;
@@ -88,6 +90,8 @@ public sealed class Gateway : IAsyncDisposable
     public PolicyResolver PolicyResolver => _policy;
     public IReadOnlyList<IPEndPoint> SmtpEndpoints => _listener.LocalEndpoints;
     public DestinationConfig Destinations => _watcher.Current;
+    /// <summary>TLS-RPT (null when mtasts.tls-rpt.enabled = false): <c>SendReportsAsync(day)</c> sends reports on demand.</summary>
+    public TlsRptService? TlsRpt { get; private init; }
 
     // ---- what the operator surface (admin API, health, metrics) reads ----
 
@@ -235,6 +239,10 @@ public sealed class Gateway : IAsyncDisposable
         var verifier = config.ExtraCaBundle is null ? CertificateVerifier.System : CertificateVerifier.FromPemFile(config.ExtraCaBundle);
         var mxOverride = config.MxOverride.Count == 0 ? null : OverrideMap(config.MxOverride);
         var mx = new MxResolver(dns, mxOverride);
+        var tlsRptMail = new SpoolReportSubmitter(spool, mids, log, clock);
+        var tlsRpt = config.TlsRpt.Enabled ? new TlsRptService(config.TlsRpt, config.Hostname, TlsRptStore.Open(Path.Combine(dataDir, "tlsrpt.db")),
+            dns, tlsRptMail, new TlsRptHttpPoster(dns, () => watcher.Gateway.PolicyProxy, ExtraRoots(config.ExtraCaBundle), config.TlsRpt.HttpTimeout), log, clock) : null;
+        if (tlsRpt is not null) undo.Push(tlsRpt.DisposeAsync);
         var transport = overrides.Transport ?? new SmtpDeliveryTransport(mx, dns, spool, log, dcids, profile => new OutboundOptions
         {
             HeloName = config.Hostname,
@@ -245,7 +253,7 @@ public sealed class Gateway : IAsyncDisposable
             DataTimeout = config.OutboundDataTimeout,
             LocalAddress = watcher.Gateway.SourceAddressFor(profile.SourceAddress),
             ClientCertificate = LoadClientCertificate(profile.ClientCertificate),
-        });
+        }, tlsRpt?.Recorder);
 
         var pending = new PendingIndex();
         var tuning = (overrides.Tuning ?? new EngineTuning()) with
@@ -303,6 +311,8 @@ public sealed class Gateway : IAsyncDisposable
         var regionRef = await registry.GetAsync<DestinationRegion>(ct).ConfigureAwait(false);
         var dispatcher = new Dispatcher(regionRef, pending);
         bounces.Attach(dispatcher);
+        tlsRptMail.Attach(dispatcher);
+        tlsRpt?.Start();
         // Every destination with mail is resumed periodically (an entity stopped by a failed journal write comes back
         // without waiting for new mail or a restart) and after a reload (new controls apply at once).
         void ResumeAll()
@@ -353,6 +363,7 @@ public sealed class Gateway : IAsyncDisposable
         {
             _resumeTimer = resumeTimer,
             _work = services.Work,
+            TlsRpt = tlsRpt,
         };
     }
 
@@ -375,6 +386,7 @@ public sealed class Gateway : IAsyncDisposable
             Log.Warning("gateway_stop_pending", "Gateway stopping with finish tasks still running: some delivered mail may be re-sent after the restart");
         await _policy.DisposeAsync().ConfigureAwait(false);
         _policyStore.Dispose();
+        if (TlsRpt is not null) await TlsRpt.DisposeAsync().ConfigureAwait(false); // flushes the counters; before the spool closes
         await _spool.DisposeAsync().ConfigureAwait(false);
         Log.Info("gateway_stopped", "Gateway stopped");
     }
@@ -415,6 +427,16 @@ public sealed class Gateway : IAsyncDisposable
         if (string.IsNullOrEmpty(path)) return null;
         var key = Path.ChangeExtension(path, ".key");
         return File.Exists(key) ? X509Certificate2.CreateFromPemFile(path, key) : X509CertificateLoader.LoadPkcs12FromFile(path, null);
+    }
+
+    private static X509Certificate2[] ExtraRoots(string? pemBundle) =>
+        pemBundle is null ? [] : LoadPem(pemBundle).ToArray();
+
+    private static IEnumerable<X509Certificate2> LoadPem(string path)
+    {
+        var c = new X509Certificate2Collection();
+        c.ImportFromPemFile(path);
+        return c;
     }
 
     private static MailLog CreateLog(GatewayConfig config, GatewayOverrides overrides)

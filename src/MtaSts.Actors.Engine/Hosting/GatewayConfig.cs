@@ -76,6 +76,9 @@ public sealed record GatewayConfig
 
     public required DestinationConfig Destinations { get; init; }
 
+    /// <summary>mtasts.tls-rpt: RFC 8460 reporting (off by default).</summary>
+    public MtaSts.Actors.TlsRpt.TlsRptOptions TlsRpt { get; init; } = new();
+
     /// <summary>Default search path of the shipped HOCON files (next to the executable, else ./hocon).</summary>
     public static IReadOnlyList<string> DefaultFiles()
     {
@@ -282,6 +285,7 @@ public sealed record GatewayConfig
             LogJson = m.HasPath("log.json") ? m.GetString("log.json") : "",
             LogLevel = Get("log.level", MailLogLevel.Info, s => Enum.Parse<MailLogLevel>(s, ignoreCase: true)),
             Destinations = destinations.Config ?? DestinationConfig.Default,
+            TlsRpt = MtaSts.Actors.TlsRpt.TlsRptOptions.Read(k => m.HasPath("tls-rpt." + k) ? m.GetString("tls-rpt." + k) : null, errors),
         };
         if (cfg.MaxDataInFlight < cfg.MaxMessageSize)
             errors.Add($"mtasts.listener.max-data-in-flight ({cfg.MaxDataInFlight}) must be at least max-message-size ({cfg.MaxMessageSize})");

@@ -1,0 +1,95 @@
+using System.Globalization;
+
+namespace MtaSts.Actors.TlsRpt;
+
+/// <summary><c>mtasts.tls-rpt { … }</c> (hocon/gateway.conf).</summary>
+public sealed record TlsRptOptions
+{
+    /// <summary>Record sessions and send reports. Off by default: reports go to third parties and name this organisation.</summary>
+    public bool Enabled { get; init; }
+    /// <summary>§4.4 organization-name.</summary>
+    public string OrganizationName { get; init; } = "";
+    /// <summary>§4.4 contact-info (an e-mail address or URL).</summary>
+    public string ContactInfo { get; init; } = "";
+    /// <summary>§5.3 TLS-Report-Submitter and the first part of the §5.1 file name; default: mtasts.hostname.</summary>
+    public string? Submitter { get; init; }
+    /// <summary>From: of report mail; default: noreply-tlsrpt@&lt;submitter&gt;.</summary>
+    public string? FromAddress { get; init; }
+    /// <summary>UTC hour at which the previous UTC day is reported (RFC 8460 §4.1: daily, 00:00–24:00 UTC).</summary>
+    public int SendHourUtc { get; init; } = 1;
+    /// <summary>How often the in-memory counters are written to SQLite (what a crash can lose).</summary>
+    public TimeSpan FlushInterval { get; init; } = TimeSpan.FromSeconds(5);
+    /// <summary>Attempts per report and URI (HTTPS POST or spooling the mail); §5.5 suggests up to 24 h of retries.</summary>
+    public int MaxAttempts { get; init; } = 5;
+    /// <summary>Wait before the 2nd attempt; doubled after each (exponential backoff, §5.5).</summary>
+    public TimeSpan RetryInterval { get; init; } = TimeSpan.FromMinutes(10);
+    /// <summary>Whole HTTPS POST (connect, TLS, upload, answer).</summary>
+    public TimeSpan HttpTimeout { get; init; } = TimeSpan.FromSeconds(60);
+    /// <summary>Days of counters kept (reports can be re-sent on demand for them).</summary>
+    public int KeepDays { get; init; } = 8;
+
+    /// <summary>Reads the keys under mtasts.tls-rpt through <paramref name="get"/> (null = not set); every problem is added
+    /// to <paramref name="errors"/> with its full key name.</summary>
+    public static TlsRptOptions Read(Func<string, string?> get, List<string> errors)
+    {
+        T Parse<T>(string key, T fallback, Func<string, T> parse)
+        {
+            if (get(key) is not { } raw) return fallback;
+            try { return parse(raw.Trim()); }
+            catch (Exception ex) { errors.Add($"mtasts.tls-rpt.{key} = \"{raw}\": {ex.Message}"); return fallback; }
+        }
+        int Int(string key, int fallback, int min, int max) => Parse(key, fallback, s =>
+            int.TryParse(s, NumberStyles.Integer, CultureInfo.InvariantCulture, out var v) && v >= min && v <= max ? v
+                : throw new FormatException($"expected an integer {min}..{max}"));
+        TimeSpan Dur(string key, TimeSpan fallback, TimeSpan min, TimeSpan max) => Parse(key, fallback, s =>
+            ParseDuration(s) is { } d && d >= min && d <= max ? d
+                : throw new FormatException($"expected a duration {Show(min)}..{Show(max)} (e.g. 5s, 10m, 1h)"));
+
+        var o = new TlsRptOptions
+        {
+            Enabled = Parse("enabled", false, s => s switch
+            {
+                "true" or "on" or "yes" => true,
+                "false" or "off" or "no" => false,
+                _ => throw new FormatException("expected true or false"),
+            }),
+            OrganizationName = get("organization-name")?.Trim() ?? "",
+            ContactInfo = get("contact-info")?.Trim() ?? "",
+            Submitter = get("submitter") is { Length: > 0 } sub ? sub.Trim().TrimEnd('.').ToLowerInvariant() : null,
+            FromAddress = get("from-address") is { Length: > 0 } from ? from.Trim() : null,
+            SendHourUtc = Int("send-hour-utc", 1, 0, 23),
+            FlushInterval = Dur("flush-interval", TimeSpan.FromSeconds(5), TimeSpan.FromMilliseconds(100), TimeSpan.FromMinutes(5)),
+            MaxAttempts = Int("max-attempts", 5, 1, 20),
+            RetryInterval = Dur("retry-interval", TimeSpan.FromMinutes(10), TimeSpan.FromMilliseconds(100), TimeSpan.FromHours(6)),
+            HttpTimeout = Dur("http-timeout", TimeSpan.FromSeconds(60), TimeSpan.FromSeconds(1), TimeSpan.FromMinutes(10)),
+            KeepDays = Int("keep-days", 8, 2, 366),
+        };
+        if (o.Enabled)
+        {
+            if (o.OrganizationName.Length == 0)
+                errors.Add("mtasts.tls-rpt.organization-name is required when mtasts.tls-rpt.enabled = true (RFC 8460 §4.4 organization-name)");
+            if (o.ContactInfo.Length == 0)
+                errors.Add("mtasts.tls-rpt.contact-info is required when mtasts.tls-rpt.enabled = true (an e-mail address or URL, RFC 8460 §4.4)");
+        }
+        if (o.OrganizationName.Any(char.IsControl) || o.ContactInfo.Any(char.IsControl))
+            errors.Add("mtasts.tls-rpt.organization-name and contact-info must not contain control characters");
+        if (o.FromAddress is { } f && (f.IndexOf('@') is var at && (at <= 0 || at == f.Length - 1) || f.Any(c => c <= ' ' || c is '<' or '>' or ',' or '"')))
+            errors.Add($"mtasts.tls-rpt.from-address = \"{f}\": not a mail address (local@domain)");
+        if (o.Submitter is { } s && Uri.CheckHostName(s) != UriHostNameType.Dns)
+            errors.Add($"mtasts.tls-rpt.submitter = \"{s}\": not a domain name");
+        return o;
+    }
+
+    private static TimeSpan? ParseDuration(string s)
+    {
+        var units = new (string Suffix, double Ms)[] { ("ms", 1), ("s", 1000), ("m", 60_000), ("h", 3_600_000), ("d", 86_400_000) };
+        foreach (var (suffix, ms) in units.OrderByDescending(u => u.Suffix.Length))
+            if (s.EndsWith(suffix, StringComparison.Ordinal)
+                && double.TryParse(s[..^suffix.Length], NumberStyles.Float, CultureInfo.InvariantCulture, out var v) && v >= 0)
+                return TimeSpan.FromMilliseconds(v * ms);
+        return null;
+    }
+
+    private static string Show(TimeSpan t) => t.TotalMilliseconds < 1000 ? $"{t.TotalMilliseconds:0}ms"
+        : t.TotalSeconds < 60 ? $"{t.TotalSeconds:0}s" : t.TotalMinutes < 60 ? $"{t.TotalMinutes:0}m" : $"{t.TotalHours:0}h";
+}

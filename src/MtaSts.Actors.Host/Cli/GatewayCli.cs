@@ -39,7 +39,7 @@ public static class GatewayCli
         root.Subcommands.Add(Serve());
         root.Subcommands.Add(Check.CheckCommand.Create());
         root.Subcommands.Add(ConfigCommand());
-        // admin commands: next commit
+        foreach (var c in AdminCommands.Create()) root.Subcommands.Add(c);
         return root;
     }
 

@@ -31,7 +31,7 @@ public static class GatewayCli
         Help.Epilogue(root, $"""
             Admin commands talk to a running `serve` through its admin endpoint (mtasts.admin; --admin URL, --token).
             Tab completion: `mtasts-gateway "[suggest:POSITION]" "PARTIAL COMMAND LINE"` lists what may come at POSITION
-            (System.CommandLine's suggest directive; dotnet-suggest wires it into bash/zsh/PowerShell).
+            (System.CommandLine's suggest directive; bash: COMPREPLY=($(mtasts-gateway "[suggest:$COMP_POINT]" "$COMP_LINE"))).
 
             {ExitCodes}
             """);

@@ -38,7 +38,8 @@ public sealed record CliRun(int Exit, string Stdout, string Stderr)
 
 /// <summary>The admin commands of the CLI, run as real processes against a real <c>serve</c> (<see cref="AdminGateway"/>:
 /// mail for held.test stays queued because its MX refuses connections).</summary>
-public sealed class AdminCliTests(AdminGateway gw) : IClassFixture<AdminGateway>
+[Collection(AdminGatewayCollection.Name)]
+public sealed class AdminCliTests(AdminGateway gw)
 {
     private string Url => $"http://127.0.0.1:{gw.AdminPort}";
 

@@ -140,7 +140,11 @@ public sealed class AdminServer : IAsyncDisposable
             return Results.Json(new
             {
                 destinations = rows.Zip(statuses, (q, st) => Row(gw, q, st)).ToArray(),
-                total = new { destinations = gw.Pending.Domains.Count(), recipients = rows.Sum(r => r.Recipients), spool_messages = gw.Spool.Count },
+                total = new
+                {
+                    destinations = gw.Pending.Domains.Count(), recipients = rows.Sum(r => r.Recipients), spool_messages = gw.Spool.Count,
+                    recipients_by_age = QueueView.ByAgeJson(Enumerable.Range(0, QueueView.AgeBuckets.Count).Select(i => rows.Sum(r => r.RecipientsByAge[i])).ToArray()),
+                },
             });
         });
         app.MapGet("/api/queue/{domain}", async (string domain, int? offset, int? limit) =>
@@ -197,6 +201,7 @@ public sealed class AdminServer : IAsyncDisposable
             deferred = st?.DeferredRecipients, in_flight_connections = st?.ActiveConnections,
             max_connections = st?.MaxConnections ?? profile.MaxConcurrentConnections,
             oldest = q.Oldest, oldest_age_seconds = (long)q.OldestAge.TotalSeconds,
+            recipients_by_age = QueueView.ByAgeJson(q.RecipientsByAge),
             next_attempt = st?.NextAttempt, last_error = st?.LastError,
             mta_sts = profile.MtaSts, policy_id = gw.PolicyCache.Get(q.Domain)?.PolicyId,
             policy_mode = gw.PolicyCache.Get(q.Domain)?.Policy.Mode.ToString().ToLowerInvariant(),

@@ -2,8 +2,10 @@ using MtaSts.Actors.Engine.Delivery;
 
 namespace MtaSts.Actors.Admin;
 
-/// <summary>One destination's share of this node's queue (from the pending index: what each domain still owes).</summary>
-public sealed record QueueSummary(string Domain, int Messages, int Recipients, DateTimeOffset Oldest, TimeSpan OldestAge);
+/// <summary>One destination's share of this node's queue (from the pending index: what each domain still owes);
+/// <see cref="RecipientsByAge"/> counts recipients by the age of their message, in <see cref="QueueView.AgeBuckets"/>.</summary>
+public sealed record QueueSummary(string Domain, int Messages, int Recipients, DateTimeOffset Oldest, TimeSpan OldestAge,
+    IReadOnlyList<int> RecipientsByAge);
 
 /// <summary>A queued message as the admin API shows it.</summary>
 public sealed record QueuedMessage(long Mid, string From, DateTimeOffset ReceivedAt, long Bytes, IReadOnlyList<QueuedRecipient> Recipients);
@@ -13,6 +15,30 @@ public sealed record QueuedRecipient(int Rid, string Address, string Domain);
 /// <summary>Read-only views of the node's queue for the admin API and the metrics (pure over <see cref="PendingIndex"/>).</summary>
 public static class QueueView
 {
+    /// <summary>Message age buckets of the queue shape (as Postfix <c>qshape</c>): each is [previous upper, upper).</summary>
+    public static IReadOnlyList<(string Label, TimeSpan Upper)> AgeBuckets { get; } =
+    [
+        ("0-5m", TimeSpan.FromMinutes(5)), ("5-10m", TimeSpan.FromMinutes(10)), ("10-20m", TimeSpan.FromMinutes(20)),
+        ("20-40m", TimeSpan.FromMinutes(40)), ("40-80m", TimeSpan.FromMinutes(80)), ("80-160m", TimeSpan.FromMinutes(160)),
+        ("160m+", TimeSpan.MaxValue),
+    ];
+
+    /// <summary>Index into <see cref="AgeBuckets"/> of a message this old (a clock step backwards counts as 0).</summary>
+    public static int AgeBucket(TimeSpan age)
+    {
+        for (var i = 0; i < AgeBuckets.Count - 1; i++)
+            if (age < AgeBuckets[i].Upper) return i;
+        return AgeBuckets.Count - 1;
+    }
+
+    /// <summary>The bucket counts as a JSON object in bucket order: {"0-5m": n, …, "160m+": n}.</summary>
+    public static IReadOnlyDictionary<string, int> ByAgeJson(IReadOnlyList<int> counts)
+    {
+        var result = new Dictionary<string, int>(AgeBuckets.Count);
+        for (var i = 0; i < AgeBuckets.Count; i++) result.Add(AgeBuckets[i].Label, counts[i]);
+        return result;
+    }
+
     public static IReadOnlyList<QueueSummary> Summaries(PendingIndex pending, DateTimeOffset now)
     {
         var result = new List<QueueSummary>();
@@ -21,7 +47,9 @@ public static class QueueView
             var items = pending.For(domain);
             if (items.Count == 0) continue;
             var oldest = items.Min(i => i.Message.ReceivedAt);
-            result.Add(new QueueSummary(domain, items.Count, items.Sum(i => i.Recipients.Count), oldest, now - oldest));
+            var byAge = new int[AgeBuckets.Count];
+            foreach (var i in items) byAge[AgeBucket(now - i.Message.ReceivedAt)] += i.Recipients.Count;
+            result.Add(new QueueSummary(domain, items.Count, items.Sum(i => i.Recipients.Count), oldest, now - oldest, byAge));
         }
         return result;
     }

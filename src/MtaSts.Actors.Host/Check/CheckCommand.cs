@@ -1,3 +1,5 @@
+using System.CommandLine;
+using System.CommandLine.Parsing;
 using System.Globalization;
 using System.Net;
 using System.Text.Json;
@@ -6,8 +8,10 @@ using System.Text.Json.Serialization;
 namespace MtaSts.Actors.Host.Check;
 
 /// <summary>
-/// <c>mtasts-gateway check &lt;domain&gt; [options]</c>: runs <see cref="DomainChecker"/> and prints its verdict as a table
+/// <c>mtasts-gateway check DOMAIN [options]</c>: runs <see cref="DomainChecker"/> and prints its verdict as a table
 /// (or JSON). Exit codes: 0 deliverable under the domain's policy, 1 not deliverable, 2 usage or internal error.
+/// Parsed by System.CommandLine as a subcommand of <see cref="Cli.GatewayCli"/>; option values are checked while
+/// parsing (a bad one is a usage error, exit 2).
 /// </summary>
 public static class CheckCommand
 {
@@ -15,58 +19,116 @@ public static class CheckCommand
     public const int ExitNotDeliverable = 1;
     public const int ExitUsage = 2;
 
-    public const string Help = """
-        mtasts-gateway check DOMAIN [options]
+    /// <summary>The parsed option symbols of one <c>check</c> command instance.</summary>
+    private sealed record Symbols(
+        Argument<string> Domain, Option<Uri?> Proxy, Option<bool> Json, Option<IPEndPoint?> Dns, Option<string?> CaBundle,
+        Option<int?> PolicyPort, Option<int?> SmtpPort, Option<IPEndPoint?> MxOverride, Option<TimeSpan?> Timeout, Option<bool> Lenient)
+    {
+        public (CheckOptions Options, bool Json) Read(ParseResult p) => (new CheckOptions
+        {
+            Domain = p.GetValue(Domain)!,
+            Proxy = p.GetValue(Proxy),
+            DnsServer = p.GetValue(Dns),
+            CaBundlePath = p.GetValue(CaBundle),
+            PolicyPort = p.GetValue(PolicyPort) ?? 443,
+            SmtpPort = p.GetValue(SmtpPort) ?? 25,
+            MxOverride = p.GetValue(MxOverride),
+            Timeout = p.GetValue(Timeout) ?? TimeSpan.FromSeconds(30),
+            LenientContentType = p.GetValue(Lenient),
+        }, p.GetValue(Json));
+    }
 
-        MTA-STS checker: TXT _mta-sts.DOMAIN, policy fetch (https://mta-sts.DOMAIN/.well-known/mta-sts.txt) and its
-        certificate, MX lookup and policy coverage, and for each MX host an SMTP connection with EHLO and STARTTLS
-        (TLS version, cipher, certificate chain and name). Sends no mail.
+    /// <summary>The <c>check</c> subcommand.</summary>
+    public static Command Create() => Create(out _);
 
-        Options:
-          --proxy URL              fetch the policy through this HTTP proxy (CONNECT), e.g. http://proxy:3128
-          --json                   print the report as JSON instead of a table
-          --dns HOST[:PORT]        resolver to ask (default: the system's)
-          --ca-bundle FILE         extra trusted CA certificates (PEM) for the policy host and the MX certificates
-          --policy-port N          HTTPS port of the policy host (default 443)
-          --smtp-port N            SMTP port of the MX hosts (default 25)
-          --mx-override HOST:PORT  connect here instead of the MX hosts' addresses (MX names still used for SNI and
-                                   certificate names)
-          --timeout SECONDS        bound of each network step (default 30): DNS tries (at most 5), the policy
-                                   host connect (whole fetch: twice it), each SMTP conversation
-          --lenient-content-type   accept a policy served with a Content-Type other than text/plain
-          --help                   this text
+    private static Command Create(out Symbols symbols)
+    {
+        var s = symbols = new Symbols(
+            new Argument<string>("DOMAIN")
+            {
+                Description = "the recipient domain to check (not a mail address)",
+                CustomParser = r => Guard(r, NormalizeDomain),
+            },
+            new Option<Uri?>("--proxy")
+            {
+                Description = "fetch the policy through this HTTP proxy (CONNECT), e.g. http://proxy:3128",
+                HelpName = "URL",
+                CustomParser = r => Guard(r, ParseProxy),
+            },
+            new Option<bool>("--json") { Description = "print the report as JSON instead of a table" },
+            new Option<IPEndPoint?>("--dns")
+            {
+                Description = "resolver to ask (default: the system's)",
+                HelpName = "HOST[:PORT]",
+                CustomParser = r => Guard(r, t => ParseEndPoint(t, 53, "--dns")),
+            },
+            new Option<string?>("--ca-bundle")
+            {
+                Description = "extra trusted CA certificates (PEM) for the policy host and the MX certificates",
+                HelpName = "FILE",
+                CustomParser = r => Guard(r, ParseCaBundle),
+            },
+            new Option<int?>("--policy-port")
+            {
+                Description = "HTTPS port of the policy host (default 443)",
+                HelpName = "N",
+                CustomParser = r => Guard<int?>(r, t => ParsePort(t, "--policy-port")),
+            },
+            new Option<int?>("--smtp-port")
+            {
+                Description = "SMTP port of the MX hosts (default 25)",
+                HelpName = "N",
+                CustomParser = r => Guard<int?>(r, t => ParsePort(t, "--smtp-port")),
+            },
+            new Option<IPEndPoint?>("--mx-override")
+            {
+                Description = "connect here instead of the MX hosts' addresses (MX names still used for SNI and certificate names)",
+                HelpName = "HOST:PORT",
+                CustomParser = r => Guard(r, t => ParseEndPoint(t, null, "--mx-override")),
+            },
+            new Option<TimeSpan?>("--timeout")
+            {
+                Description = "bound of each network step in seconds (default 30): DNS tries (at most 5), the policy host connect (whole fetch: twice it), each SMTP conversation",
+                HelpName = "SECONDS",
+                CustomParser = r => Guard<TimeSpan?>(r, t => ParseTimeout(t)),
+            },
+            new Option<bool>("--lenient-content-type") { Description = "accept a policy served with a Content-Type other than text/plain" });
 
-        Exit codes: 0 deliverable under the domain's policy, 1 not deliverable, 2 usage or internal error.
-        """;
+        var command = new Command("check", "MTA-STS checker: TXT, policy and its certificate, MX coverage, STARTTLS of every MX")
+        {
+            s.Domain, s.Proxy, s.Json, s.Dns, s.CaBundle, s.PolicyPort, s.SmtpPort, s.MxOverride, s.Timeout, s.Lenient,
+        };
+        Cli.Help.Epilogue(command, """
+            Checks TXT _mta-sts.DOMAIN, the policy fetch (https://mta-sts.DOMAIN/.well-known/mta-sts.txt) and its
+            certificate, MX lookup and policy coverage, and for each MX host an SMTP connection with EHLO and STARTTLS
+            (TLS version, cipher, certificate chain and name). Sends no mail.
 
-    public static async Task<int> RunAsync(string[] args, TextWriter stdout, TextWriter stderr, CancellationToken ct)
+            Exit codes: 0 deliverable under the domain's policy, 1 not deliverable, 2 usage or internal error.
+            """);
+        command.SetAction((p, ct) =>
+        {
+            var (options, json) = s.Read(p);
+            return ExecuteAsync(options, json, p.InvocationConfiguration.Output, p.InvocationConfiguration.Error, ct);
+        });
+        return command;
+    }
+
+    /// <summary>Runs <c>check</c> with <paramref name="args"/> (what follows "check" on the command line).</summary>
+    public static Task<int> RunAsync(string[] args, TextWriter stdout, TextWriter stderr, CancellationToken ct)
     {
         ArgumentNullException.ThrowIfNull(args);
         ArgumentNullException.ThrowIfNull(stdout);
         ArgumentNullException.ThrowIfNull(stderr);
-        if (args.Any(a => a is "--help" or "-h"))
-        {
-            await stdout.WriteAsync(Help).ConfigureAwait(false);
-            return ExitDeliverable;
-        }
+        return Cli.GatewayCli.RunAsync(["check", .. args], stdout, stderr, ct);
+    }
 
-        CheckOptions options;
-        bool json;
-        try
-        {
-            (options, json) = Parse(args);
-        }
-        catch (UsageException ex)
-        {
-            await stderr.WriteLineAsync($"mtasts-gateway check: {ex.Message}").ConfigureAwait(false);
-            await stderr.WriteLineAsync("Usage: mtasts-gateway check DOMAIN [--proxy URL] [--json] [options]; see --help").ConfigureAwait(false);
-            return ExitUsage;
-        }
-
+    private static async Task<int> ExecuteAsync(CheckOptions options, bool json, TextWriter stdout, TextWriter stderr, CancellationToken ct)
+    {
         CheckReport report;
         try
         {
-            report = await DomainChecker.CheckAsync(options, ct).ConfigureAwait(false);
+            report = await Cli.Spinner.RunAsync(stdout, json, $"checking {options.Domain}",
+                () => DomainChecker.CheckAsync(options, ct)).ConfigureAwait(false);
         }
         catch (OperationCanceledException) when (ct.IsCancellationRequested)
         {
@@ -98,87 +160,51 @@ public static class CheckCommand
 
     private sealed class UsageException(string message) : Exception(message);
 
-    /// <summary>Parses the command line (after "check"); throws on usage errors.</summary>
+    /// <summary>Runs a value parser; a <see cref="UsageException"/> becomes a parse error (exit 2).</summary>
+    private static T? Guard<T>(ArgumentResult r, Func<string, T> parse)
+    {
+        if (r.Tokens.Count == 0) return default;
+        try
+        {
+            return parse(r.Tokens[0].Value);
+        }
+        catch (UsageException ex)
+        {
+            r.AddError(ex.Message);
+            return default;
+        }
+    }
+
+    /// <summary>Parses the command line (after "check"); throws <see cref="ArgumentException"/> on usage errors.</summary>
     public static (CheckOptions Options, bool Json) Parse(string[] args)
     {
-        string? domain = null;
-        Uri? proxy = null;
-        IPEndPoint? dnsServer = null, mxOverride = null;
-        string? caBundle = null;
-        int policyPort = 443, smtpPort = 25;
-        var timeout = TimeSpan.FromSeconds(30);
-        bool json = false, lenient = false;
+        var root = new RootCommand { Create(out var symbols) };
+        var parsed = root.Parse(["check", .. args]);
+        if (parsed.Errors.Count > 0) throw new ArgumentException(string.Join("; ", parsed.Errors.Select(e => e.Message)), nameof(args));
+        return symbols.Read(parsed);
+    }
 
-        for (var i = 0; i < args.Length; i++)
+    private static string ParseCaBundle(string caBundle)
+    {
+        if (!File.Exists(caBundle)) throw new UsageException($"--ca-bundle: no such file '{caBundle}'");
+        try
         {
-            var arg = args[i];
-            string? inline = null;
-            if (arg.StartsWith("--", StringComparison.Ordinal) && arg.IndexOf('=') is var eq and > 2)
-            {
-                inline = arg[(eq + 1)..];
-                arg = arg[..eq];
-            }
-            string Value()
-            {
-                if (inline is not null) return inline;
-                if (i + 1 >= args.Length || args[i + 1].StartsWith("--", StringComparison.Ordinal))
-                    throw new UsageException($"{arg} needs a value");
-                return args[++i];
-            }
-            void NoValue()
-            {
-                if (inline is not null) throw new UsageException($"{arg} takes no value");
-            }
-            switch (arg)
-            {
-                case "--json": NoValue(); json = true; break;
-                case "--lenient-content-type": NoValue(); lenient = true; break;
-                case "--proxy": proxy = ParseProxy(Value()); break;
-                case "--dns": dnsServer = ParseEndPoint(Value(), 53, "--dns"); break;
-                case "--ca-bundle":
-                    caBundle = Value();
-                    if (!File.Exists(caBundle)) throw new UsageException($"--ca-bundle: no such file '{caBundle}'");
-                    try
-                    {
-                        var roots = new System.Security.Cryptography.X509Certificates.X509Certificate2Collection();
-                        roots.ImportFromPemFile(caBundle);
-                        if (roots.Count == 0) throw new UsageException($"--ca-bundle: no certificate in '{caBundle}'");
-                    }
-                    catch (System.Security.Cryptography.CryptographicException ex)
-                    {
-                        throw new UsageException($"--ca-bundle: '{caBundle}' is not a PEM certificate bundle: {ex.Message}");
-                    }
-                    caBundle = Path.GetFullPath(caBundle);
-                    break;
-                case "--policy-port": policyPort = ParsePort(Value(), arg); break;
-                case "--smtp-port": smtpPort = ParsePort(Value(), arg); break;
-                case "--mx-override": mxOverride = ParseEndPoint(Value(), null, arg); break;
-                case "--timeout":
-                    var t = Value();
-                    if (!double.TryParse(t, NumberStyles.Float, CultureInfo.InvariantCulture, out var seconds) || !(seconds > 0) || seconds > 3600)
-                        throw new UsageException($"--timeout: '{t}' is not a number of seconds (0 < s <= 3600)");
-                    timeout = TimeSpan.FromSeconds(seconds);
-                    break;
-                default:
-                    if (arg.StartsWith('-')) throw new UsageException($"unknown option '{args[i]}'");
-                    if (domain is not null) throw new UsageException($"unexpected argument '{arg}' (one domain per check)");
-                    domain = NormalizeDomain(arg);
-                    break;
-            }
+            var roots = new System.Security.Cryptography.X509Certificates.X509Certificate2Collection();
+            roots.ImportFromPemFile(caBundle);
+            if (roots.Count == 0) throw new UsageException($"--ca-bundle: no certificate in '{caBundle}'");
         }
-        if (domain is null) throw new UsageException("missing DOMAIN");
-        return (new CheckOptions
+        catch (System.Security.Cryptography.CryptographicException ex)
         {
-            Domain = domain,
-            Proxy = proxy,
-            DnsServer = dnsServer,
-            CaBundlePath = caBundle,
-            PolicyPort = policyPort,
-            SmtpPort = smtpPort,
-            MxOverride = mxOverride,
-            Timeout = timeout,
-            LenientContentType = lenient,
-        }, json);
+            throw new UsageException($"--ca-bundle: '{caBundle}' is not a PEM certificate bundle: {ex.Message}");
+        }
+        return Path.GetFullPath(caBundle);
+    }
+
+    private static TimeSpan ParseTimeout(string t)
+    {
+        if (!double.TryParse(t, NumberStyles.Float, CultureInfo.InvariantCulture, out var seconds) || !(seconds > 0) || seconds > 3600)
+            throw new UsageException($"--timeout: '{t}' is not a number of seconds (0 < s <= 3600)");
+        return TimeSpan.FromSeconds(seconds);
     }
 
     private static string NormalizeDomain(string text)

@@ -94,7 +94,15 @@ public sealed class AdminGateway : IAsyncLifetime
     }
 }
 
-public sealed partial class AdminApiTests(AdminGateway gw) : IClassFixture<AdminGateway>
+/// <summary>One <see cref="AdminGateway"/> for the API tests and the CLI tests (one serve process fewer on a loaded machine).</summary>
+[CollectionDefinition(Name)]
+public sealed class AdminGatewayCollection : ICollectionFixture<AdminGateway>
+{
+    public const string Name = "admin gateway";
+}
+
+[Collection(AdminGatewayCollection.Name)]
+public sealed partial class AdminApiTests(AdminGateway gw)
 {
     [Fact]
     public async Task Without_the_token_the_api_answers_401_but_health_probes_stay_open()

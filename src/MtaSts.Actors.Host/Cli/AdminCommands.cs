@@ -1,0 +1,305 @@
+using System.CommandLine;
+using System.Globalization;
+using System.Text.Json;
+using Spectre.Console;
+using Spectre.Console.Rendering;
+
+namespace MtaSts.Actors.Host.Cli;
+
+/// <summary>
+/// Admin commands: a running <c>serve</c> through its admin API. <c>queue</c> (the queue's shape by destination and
+/// message age, like Postfix <c>qshape</c>), <c>queue show DOMAIN</c>, <c>message MID</c>, <c>deliver-now [DOMAIN]</c>,
+/// <c>policy show DOMAIN</c>, <c>policy purge DOMAIN</c>. Tables are Spectre.Console; <c>--json</c> prints the API's
+/// answer unchanged.
+/// </summary>
+internal static class AdminCommands
+{
+    private const string AdminExitCodes = "Exit codes: 0 ok, 1 not found, 2 usage or configuration error, 3 admin endpoint unreachable or token rejected.";
+
+    public static IEnumerable<Command> Create()
+    {
+        yield return Queue();
+        yield return Message();
+        yield return DeliverNow();
+        yield return Policy();
+    }
+
+    // ------------------------------------------------------------------ queue
+
+    private static Command Queue()
+    {
+        var queue = new Command("queue", "The queue by destination and message age (like Postfix qshape)");
+        var o = AdminConnectionOptions.AddTo(queue);
+        Help.Epilogue(queue, $"""
+            Recipients still owed per destination, split by the age of their message: 0-5m, 5-10m, 10-20m, 20-40m,
+            40-80m, 80-160m, 160m+ (GET /api/queue). The deepest destinations first; TOTAL on top.
+
+            {AdminExitCodes}
+            """);
+        queue.SetAction((p, ct) => RunAsync(p, o, "reading the queue", async (client, output) =>
+        {
+            var body = await client.GetAsync("api/queue?limit=10000", ct).ConfigureAwait(false);
+            if (p.GetValue(o.Json)) return Raw(output, body);
+            using var doc = JsonDocument.Parse(body);
+            var root = doc.RootElement;
+            var total = root.GetProperty("total");
+            var rows = root.GetProperty("destinations").EnumerateArray().ToArray();
+            var labels = total.GetProperty("recipients_by_age").EnumerateObject().Select(b => b.Name).ToArray();
+            var table = new Table().Border(TableBorder.Simple).AddColumn("destination").AddColumn(new TableColumn("total").RightAligned());
+            foreach (var l in labels) table.AddColumn(new TableColumn(l).RightAligned());
+            table.AddRow([new Text("TOTAL"), Num(total.GetProperty("recipients")), .. labels.Select(l => Num(total.GetProperty("recipients_by_age").GetProperty(l)))]);
+            foreach (var r in rows)
+                table.AddRow([new Text(r.GetProperty("domain").GetString() ?? ""), Num(r.GetProperty("recipients")),
+                    .. labels.Select(l => Num(r.GetProperty("recipients_by_age").GetProperty(l)))]);
+            var console = Console(output);
+            console.Write(table);
+            console.WriteLine($"{Count(total.GetProperty("destinations"), "destination")} with queued mail, {Count(total.GetProperty("recipients"), "recipient")}, "
+                + $"{Count(total.GetProperty("spool_messages"), "message")} in the spool");
+            return GatewayCli.ExitOk;
+        }));
+        queue.Subcommands.Add(QueueShow());
+        return queue;
+    }
+
+    private static Command QueueShow()
+    {
+        var domain = DomainArgument();
+        var offset = new Option<int>("--offset") { Description = "skip this many messages (oldest first)", HelpName = "N", DefaultValueFactory = _ => 0 };
+        var limit = new Option<int>("--limit") { Description = "show at most this many messages (1-1000)", HelpName = "N", DefaultValueFactory = _ => 50 };
+        offset.Validators.Add(r => { if (r.GetValueOrDefault<int>() < 0) r.AddError("--offset: must be 0 or more"); });
+        limit.Validators.Add(r => { if (r.GetValueOrDefault<int>() is < 1 or > 1000) r.AddError("--limit: must be 1 to 1000"); });
+        var show = new Command("show", "One destination: its status and its queued messages, oldest first") { domain, offset, limit };
+        var o = AdminConnectionOptions.AddTo(show);
+        Help.Epilogue(show, $"""
+            Status (recipients, deferred, connections in use of the maximum, oldest message, next attempt, last error,
+            MTA-STS policy, TLS, DANE) and one page of messages (GET /api/queue/DOMAIN?offset=N&limit=N).
+
+            {AdminExitCodes}
+            """);
+        show.SetAction((p, ct) => RunAsync(p, o, "reading the destination", async (client, output) =>
+        {
+            var d = p.GetValue(domain)!;
+            var body = await client.GetAsync($"api/queue/{Uri.EscapeDataString(d)}?offset={p.GetValue(offset)}&limit={p.GetValue(limit)}", ct).ConfigureAwait(false);
+            if (p.GetValue(o.Json)) return Raw(output, body);
+            using var doc = JsonDocument.Parse(body);
+            var root = doc.RootElement;
+            var console = Console(output);
+            var messages = root.GetProperty("messages").EnumerateArray().ToArray();
+            if (root.GetProperty("destination") is { ValueKind: JsonValueKind.Object } row)
+            {
+                var grid = new Grid().AddColumn().AddColumn();
+                void Add(string k, string? v) { if (!string.IsNullOrEmpty(v)) grid.AddRow(new Text(k), new Text(v)); }
+                Add("destination", Str(row, "domain"));
+                Add("recipients", $"{Str(row, "recipients")} in {Count(row.GetProperty("messages"), "message")}, {Str(row, "deferred") ?? "?"} deferred");
+                Add("connections", $"{Str(row, "in_flight_connections") ?? "?"} of {Str(row, "max_connections")}");
+                Add("oldest", $"{When(row, "oldest")} ({Age(row.GetProperty("oldest_age_seconds").GetInt64())} ago)");
+                Add("next attempt", When(row, "next_attempt"));
+                Add("last error", Str(row, "last_error"));
+                Add("MTA-STS", row.GetProperty("mta_sts").GetBoolean()
+                    ? Str(row, "policy_mode") is { } mode ? $"{mode} (policy id {Str(row, "policy_id")})" : "on (no policy cached)"
+                    : "off");
+                Add("TLS", Str(row, "tls"));
+                Add("DANE", Str(row, "dane"));
+                if (!row.GetProperty("status_known").GetBoolean()) Add("note", "the destination did not answer in time: its status is unknown");
+                console.Write(grid);
+                console.WriteLine();
+            }
+            if (messages.Length == 0)
+            {
+                console.WriteLine(p.GetValue(offset) == 0 ? $"nothing queued for {d}" : $"no messages past offset {p.GetValue(offset)}");
+                return GatewayCli.ExitOk;
+            }
+            var table = new Table().Border(TableBorder.Simple)
+                .AddColumn(new TableColumn("MID").RightAligned()).AddColumn("received").AddColumn(new TableColumn("age").RightAligned())
+                .AddColumn(new TableColumn("bytes").RightAligned()).AddColumn("from").AddColumn("recipients");
+            var now = DateTimeOffset.UtcNow;
+            foreach (var m in messages)
+            {
+                var received = m.GetProperty("received_at").GetDateTimeOffset();
+                table.AddRow(Num(m.GetProperty("mid")), new Text(received.UtcDateTime.ToString("yyyy-MM-dd HH:mm:ss'Z'", CultureInfo.InvariantCulture)),
+                    new Text(Age((long)(now - received).TotalSeconds)), Num(m.GetProperty("bytes")), new Text(Str(m, "from") is { Length: > 0 } f ? f : "<>"),
+                    new Text(string.Join(", ", m.GetProperty("recipients").EnumerateArray().Select(r => r.GetProperty("address").GetString()))));
+            }
+            console.Write(table);
+            if (messages.Length == p.GetValue(limit))
+                console.WriteLine($"more may follow: --offset {p.GetValue(offset) + messages.Length}");
+            return GatewayCli.ExitOk;
+        }));
+        return show;
+    }
+
+    // ------------------------------------------------------------------ message
+
+    private static Command Message()
+    {
+        var mid = new Argument<long>("MID") { Description = "the message id (as in \"queued as MID\" and the mail log)" };
+        var command = new Command("message", "One queued message by MID: sender, size, outstanding recipients") { mid };
+        var o = AdminConnectionOptions.AddTo(command);
+        Help.Epilogue(command, $"GET /api/messages/MID. Not queued on this node: exit 1.\n\n{AdminExitCodes}");
+        command.SetAction((p, ct) => RunAsync(p, o, "reading the message", async (client, output) =>
+        {
+            var body = await client.GetAsync($"api/messages/{p.GetValue(mid).ToString(CultureInfo.InvariantCulture)}", ct).ConfigureAwait(false);
+            if (p.GetValue(o.Json)) return Raw(output, body);
+            using var doc = JsonDocument.Parse(body);
+            var m = doc.RootElement;
+            var received = m.GetProperty("received_at").GetDateTimeOffset();
+            var grid = new Grid().AddColumn().AddColumn();
+            grid.AddRow("MID", Str(m, "mid")!);
+            grid.AddRow("from", Str(m, "from") is { Length: > 0 } f ? f : "<>");
+            grid.AddRow("received", $"{received.UtcDateTime.ToString("yyyy-MM-dd HH:mm:ss'Z'", CultureInfo.InvariantCulture)} ({Age((long)(DateTimeOffset.UtcNow - received).TotalSeconds)} ago)");
+            grid.AddRow("bytes", Str(m, "bytes")!);
+            var console = Console(output);
+            console.Write(grid);
+            console.WriteLine();
+            var table = new Table().Border(TableBorder.Simple).AddColumn(new TableColumn("RID").RightAligned()).AddColumn("recipient").AddColumn("destination");
+            foreach (var r in m.GetProperty("recipients").EnumerateArray())
+                table.AddRow(Num(r.GetProperty("rid")), new Text(Str(r, "address") ?? ""), new Text(Str(r, "domain") ?? ""));
+            console.Write(table);
+            return GatewayCli.ExitOk;
+        }));
+        return command;
+    }
+
+    // ------------------------------------------------------------------ deliver-now
+
+    private static Command DeliverNow()
+    {
+        var domain = DomainArgument();
+        domain.Arity = ArgumentArity.ZeroOrOne;
+        domain.Description = "only this destination (default: every destination with queued mail)";
+        var command = new Command("deliver-now", "Retry deferred recipients at once (like postqueue -f; SIGUSR1 of serve)") { domain };
+        var o = AdminConnectionOptions.AddTo(command);
+        Help.Epilogue(command, $"POST /api/deliver-now[?domain=DOMAIN]; logged by the gateway as `Admin deliver now … by <client>`.\n\n{AdminExitCodes}");
+        command.SetAction((p, ct) => RunAsync(p, o, "asking the gateway", async (client, output) =>
+        {
+            var d = p.GetValue(domain);
+            var body = await client.SendAsync(HttpMethod.Post, d is null ? "api/deliver-now" : $"api/deliver-now?domain={Uri.EscapeDataString(d)}", ct).ConfigureAwait(false);
+            if (p.GetValue(o.Json)) return Raw(output, body);
+            using var doc = JsonDocument.Parse(body);
+            var n = doc.RootElement.GetProperty("destinations").GetInt32();
+            await output.WriteLineAsync(d is null
+                ? $"deliver now: {Count(n, "destination")} with queued mail retried at once"
+                : $"deliver now: destination {d} retried at once").ConfigureAwait(false);
+            return GatewayCli.ExitOk;
+        }));
+        return command;
+    }
+
+    // ------------------------------------------------------------------ policy
+
+    private static Command Policy()
+    {
+        var policy = new Command("policy", "The gateway's MTA-STS policy cache: show or purge a domain's policy");
+        Help.Epilogue(policy, AdminExitCodes);
+
+        var domain = DomainArgument();
+        var show = new Command("show", "The cached MTA-STS policy of a domain (id, mode, mx, max_age, fetched, expires)") { domain };
+        var o = AdminConnectionOptions.AddTo(show);
+        Help.Epilogue(show, $"GET /api/policies/DOMAIN. No policy cached: exit 1.\n\n{AdminExitCodes}");
+        show.SetAction((p, ct) => RunAsync(p, o, "reading the policy cache", async (client, output) =>
+        {
+            var body = await client.GetAsync($"api/policies/{Uri.EscapeDataString(p.GetValue(domain)!)}", ct).ConfigureAwait(false);
+            if (p.GetValue(o.Json)) return Raw(output, body);
+            using var doc = JsonDocument.Parse(body);
+            var r = doc.RootElement;
+            var grid = new Grid().AddColumn().AddColumn();
+            grid.AddRow("domain", Str(r, "domain") ?? "");
+            grid.AddRow("policy id", Str(r, "id") ?? "");
+            grid.AddRow("mode", Str(r, "mode") ?? "");
+            grid.AddRow("mx", string.Join(", ", r.GetProperty("mx").EnumerateArray().Select(m => m.GetString())));
+            grid.AddRow("max_age", $"{Str(r, "max_age")} s");
+            grid.AddRow("fetched", When(r, "fetched_at") ?? "");
+            grid.AddRow("expires", When(r, "expires_at") ?? "");
+            Console(output).Write(grid);
+            return GatewayCli.ExitOk;
+        }));
+
+        var purgeDomain = DomainArgument();
+        var purge = new Command("purge", "Drop a domain's cached MTA-STS policy: the next delivery fetches it again") { purgeDomain };
+        var po = AdminConnectionOptions.AddTo(purge);
+        Help.Epilogue(purge, $"DELETE /api/policies/DOMAIN; logged by the gateway as `Admin purge MTA-STS policy … by <client>`. None cached: exit 1.\n\n{AdminExitCodes}");
+        purge.SetAction((p, ct) => RunAsync(p, po, "purging", async (client, output) =>
+        {
+            var d = p.GetValue(purgeDomain)!;
+            var body = await client.SendAsync(HttpMethod.Delete, $"api/policies/{Uri.EscapeDataString(d)}", ct).ConfigureAwait(false);
+            if (p.GetValue(po.Json)) return Raw(output, body);
+            await output.WriteLineAsync($"purged the cached MTA-STS policy of {d} (the next delivery fetches it again)").ConfigureAwait(false);
+            return GatewayCli.ExitOk;
+        }));
+
+        policy.Subcommands.Add(show);
+        policy.Subcommands.Add(purge);
+        return policy;
+    }
+
+    // ------------------------------------------------------------------ helpers
+
+    private static Argument<string> DomainArgument() => new("DOMAIN")
+    {
+        Description = "destination domain",
+        CustomParser = r =>
+        {
+            var d = r.Tokens[0].Value.Trim().TrimEnd('.').ToLowerInvariant();
+            if (d.Length == 0 || d.Contains('@') || d.Any(c => char.IsWhiteSpace(c) || c is '/' or '?' or '#' or '\\'))
+                r.AddError($"'{r.Tokens[0].Value}' is not a domain name" + (d.Contains('@') ? " (give the domain, not a mail address)" : ""));
+            return d;
+        },
+    };
+
+    private static async Task<int> RunAsync(ParseResult p, AdminConnectionOptions o, string what, Func<AdminClient, TextWriter, Task<int>> body)
+    {
+        using var client = o.Connect(p);
+        var output = p.InvocationConfiguration.Output;
+        return await Spinner.RunAsync(output, p.GetValue(o.Json), what, () => body(client, output)).ConfigureAwait(false);
+    }
+
+    private static int Raw(TextWriter output, string body)
+    {
+        output.WriteLine(body);
+        return GatewayCli.ExitOk;
+    }
+
+    /// <summary>A Spectre console over <paramref name="output"/>: colours and the terminal's width only on a real
+    /// terminal; plain text 200 columns wide otherwise (pipes, scripts, tests).</summary>
+    private static IAnsiConsole Console(TextWriter output)
+    {
+        var terminal = ReferenceEquals(output, System.Console.Out) && !System.Console.IsOutputRedirected;
+        var console = AnsiConsole.Create(new AnsiConsoleSettings
+        {
+            Out = new AnsiConsoleOutput(output),
+            Ansi = terminal ? AnsiSupport.Detect : AnsiSupport.No,
+            ColorSystem = terminal ? ColorSystemSupport.Detect : ColorSystemSupport.NoColors,
+            Interactive = InteractionSupport.No,
+        });
+        if (!terminal) console.Profile.Width = 200;
+        return console;
+    }
+
+    private static Text Num(JsonElement e) => new(e.ValueKind == JsonValueKind.Number ? e.GetInt64().ToString(CultureInfo.InvariantCulture) : "-");
+
+    private static string? Str(JsonElement e, string name) => e.TryGetProperty(name, out var v) ? v.ValueKind switch
+    {
+        JsonValueKind.String => v.GetString(),
+        JsonValueKind.Number or JsonValueKind.True or JsonValueKind.False => v.GetRawText(),
+        _ => null,
+    } : null;
+
+    /// <summary>A timestamp of the API as "yyyy-MM-dd HH:mm:ssZ" (UTC); null when absent.</summary>
+    private static string? When(JsonElement e, string name) =>
+        e.TryGetProperty(name, out var v) && v.ValueKind == JsonValueKind.String && v.TryGetDateTimeOffset(out var t)
+            ? t.UtcDateTime.ToString("yyyy-MM-dd HH:mm:ss'Z'", CultureInfo.InvariantCulture)
+            : null;
+
+    private static string Count(JsonElement e, string noun) => Count(e.GetInt64(), noun);
+
+    private static string Count(long n, string noun) => $"{n.ToString(CultureInfo.InvariantCulture)} {noun}{(n == 1 ? "" : "s")}";
+
+    private static string Age(long seconds) => seconds switch
+    {
+        < 0 => "0s",
+        < 120 => $"{seconds}s",
+        < 2 * 3600 => $"{seconds / 60}m",
+        < 2 * 86400 => $"{seconds / 3600}h{seconds % 3600 / 60:00}m",
+        _ => $"{seconds / 86400}d{seconds % 86400 / 3600}h",
+    };
+}

@@ -1,0 +1,50 @@
+using System.Runtime.InteropServices;
+using MtaSts.Actors.Engine.Hosting;
+
+namespace MtaSts.Actors.Host.Cli;
+
+/// <summary><c>serve</c>: the gateway and its admin endpoint until SIGTERM/SIGINT.</summary>
+internal static class ServeCommand
+{
+    public static async Task<int> RunAsync(IReadOnlyList<string> files, TextWriter stderr)
+    {
+        var config = GatewayConfig.Load(files);
+        var adminOptions = Admin.AdminOptions.FromHocon(config.Hocon); // config errors before anything starts
+        using var stop = new CancellationTokenSource();
+        using var sigterm = PosixSignalRegistration.Create(PosixSignal.SIGTERM, ctx => { ctx.Cancel = true; stop.Cancel(); });
+        using var sigint = PosixSignalRegistration.Create(PosixSignal.SIGINT, ctx => { ctx.Cancel = true; stop.Cancel(); });
+        await using var gateway = await Gateway.StartAsync(config, ct: stop.Token).ConfigureAwait(false);
+        Admin.AdminServer? admin = null;
+        if (adminOptions.Enabled)
+        {
+            try { admin = await Admin.AdminServer.StartAsync(gateway, adminOptions, stop.Token).ConfigureAwait(false); }
+            catch (IOException ex)
+            {
+                var why = $"admin endpoint cannot bind {string.Join(", ", adminOptions.Endpoints)}: {ex.Message}";
+                gateway.Log.Critical("admin_listen_failed", why);
+                await stderr.WriteLineAsync($"mtasts-gateway: {why}").ConfigureAwait(false);
+                await gateway.StopAsync().ConfigureAwait(false);
+                return GatewayCli.ExitUsage;
+            }
+        }
+        // SIGUSR1 = deliver now: every deferred recipient is retried at once (after an outage is fixed), like
+        // `postqueue -f`. PosixSignal takes raw signal numbers; 10 is SIGUSR1 on Linux.
+        using var sigusr1 = PosixSignalRegistration.Create((PosixSignal)10, ctx =>
+        {
+            ctx.Cancel = true;
+            gateway.DeliverNow();
+        });
+        try
+        {
+            await Task.Delay(Timeout.Infinite, stop.Token).ConfigureAwait(false);
+        }
+        catch (OperationCanceledException)
+        {
+        }
+        // Graceful: stop accepting, let in-flight SMTP transactions finish, stop actors, close the spool. The admin
+        // endpoint stays up meanwhile (readiness reports "not ready" while stopping), then goes.
+        await gateway.StopAsync().ConfigureAwait(false);
+        if (admin is not null) await admin.DisposeAsync().ConfigureAwait(false);
+        return GatewayCli.ExitOk;
+    }
+}

@@ -24,6 +24,7 @@ public static class Program
             foreach (var s in ScenarioCatalog.All) Console.WriteLine($"{s.Name,-20} {s.Description}");
             return 0;
         }
+        if (args[0] == "all") return await AllRunner.RunAsync(args[1..], FindRepoRoot());
         var scenario = ScenarioCatalog.Find(args[0]);
         if (scenario is null)
         {

@@ -53,17 +53,20 @@ public sealed record EndStateSummary(
     long HeldNotAcknowledged,
     long HeldUnidentified,
     long TargetHeldAtEnd,
-    IReadOnlyList<LostMessage> LostSample)
+    IReadOnlyList<LostMessage> LostSample,
+    IReadOnlyList<LostMessage> QueuedSample)
 {
     public long Accounted => Delivered + BouncedDsnReceived + BouncedDsnQueued + BouncedDsnUndeliverable + StillQueued;
     public bool Clean => Lost == 0 && Duplicates == 0 && DsnDuplicates == 0;
 }
 
+/// <summary>A LOST (or, in QueuedSample, a still queued) message with what the target logged about it.</summary>
 public sealed record LostMessage(long LoadId, long TargetKey, string Why, IReadOnlyList<string> TargetLog);
 
 public static class EndStateAccounting
 {
     private const int MaxLostListed = 50;
+    private const int MaxQueuedListed = 5;
 
     /// <param name="perMessage">False with smtp-sink (counts only): nothing can be proven per message.</param>
     public static EndStateSummary Account(DeliveryLedger ledger, TargetHoldings? holdings, bool perMessage)
@@ -111,6 +114,7 @@ public static class EndStateAccounting
 
         long accepted = 0, delivered = 0, dsnReceived = 0, dsnQueued = 0, dsnUndeliverable = 0, queued = 0, lost = 0, both = 0, heldNotAck = 0;
         var lostList = new List<(long Id, long Key, string Why)>();
+        var queuedList = new List<(long Id, long Key, string Why)>();
         foreach (var e in ledger.Entries())
         {
             if (!e.Accepted)
@@ -127,7 +131,11 @@ public static class EndStateAccounting
             else if (e.FailureDsns > 0) dsnReceived++;
             else if (heldDsnFor.Contains(e.Id)) dsnQueued++;
             else if (dsnDroppedFor.Contains(e.Id)) dsnUndeliverable++;
-            else if (heldOriginal.Contains(e.Id)) queued++;
+            else if (heldOriginal.Contains(e.Id))
+            {
+                queued++;
+                if (queuedList.Count < MaxQueuedListed) queuedList.Add((e.Id, e.QueueKey, "still in the target's queue when it stopped"));
+            }
             else
             {
                 lost++;
@@ -139,9 +147,9 @@ public static class EndStateAccounting
         }
 
         IReadOnlyDictionary<long, IReadOnlyList<string>> logs = new Dictionary<long, IReadOnlyList<string>>();
-        if (lostList.Count > 0 && holdings?.Explain is { } explain)
+        if (lostList.Count + queuedList.Count > 0 && holdings?.Explain is { } explain)
         {
-            try { logs = explain(lostList.Where(l => l.Key != 0).Select(l => l.Key).ToArray()); }
+            try { logs = explain(lostList.Concat(queuedList).Where(l => l.Key != 0).Select(l => l.Key).ToArray()); }
             catch (Exception ex) when (ex is IOException or UnauthorizedAccessException) { }
         }
         var source = holdings is null
@@ -151,9 +159,10 @@ public static class EndStateAccounting
             Interlocked.Read(ref ledger.Duplicates), Interlocked.Read(ref ledger.DsnsFailed), Interlocked.Read(ref ledger.DsnsDelayed),
             Interlocked.Read(ref ledger.DsnDuplicates), Interlocked.Read(ref ledger.DsnsUnattributed), both, heldNotAck, heldUnidentified,
             holdings?.Held.Count ?? 0,
-            lostList.Select(l => new LostMessage(l.Id, l.Key, l.Why, l.Key != 0 && logs.TryGetValue(l.Key, out var lines) ? lines : [])).ToArray());
+            lostList.Select(l => new LostMessage(l.Id, l.Key, l.Why, l.Key != 0 && logs.TryGetValue(l.Key, out var lines) ? lines : [])).ToArray(),
+            queuedList.Select(l => new LostMessage(l.Id, l.Key, l.Why, l.Key != 0 && logs.TryGetValue(l.Key, out var lines) ? lines : [])).ToArray());
     }
 
     private static EndStateSummary Empty(string source, DeliveryLedger ledger) =>
-        new(source, false, Interlocked.Read(ref ledger.AcceptedTotal), 0, 0, 0, 0, 0, 0, Interlocked.Read(ref ledger.Duplicates), 0, 0, 0, 0, 0, 0, 0, 0, []);
+        new(source, false, Interlocked.Read(ref ledger.AcceptedTotal), 0, 0, 0, 0, 0, 0, Interlocked.Read(ref ledger.Duplicates), 0, 0, 0, 0, 0, 0, 0, 0, [], []);
 }

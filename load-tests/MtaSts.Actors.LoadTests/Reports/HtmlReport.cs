@@ -80,8 +80,9 @@ public static class HtmlReport
                 sb.Append("<p>").Append(Esc(string.Join(" · ", x.Facts.Select(kv => $"{kv.Key}: {kv.Value}")))).Append("</p>");
         }
         var lost = new StringBuilder();
-        MarkdownReport.AppendLost(lost, r.Runs, "LOST:");
-        if (lost.Length > 0) sb.Append(H(1, "LOST messages")).Append("<pre class=\"lost\">").Append(Esc(lost.ToString())).Append("</pre>");
+        MarkdownReport.AppendLost(lost, r.Runs, "▶");
+        if (lost.Length > 0)
+            sb.Append(H(1, "LOST and still queued messages")).Append(r.Runs.Any(x => x.EndState is { Lost: > 0 }) ? "<pre class=\"lost\">" : "<pre>").Append(Esc(lost.ToString())).Append("</pre>");
         if (r.Notes.Count > 0)
         {
             sb.Append(H(1, "Notes")).Append("<ul>");

@@ -57,20 +57,24 @@ public static class MarkdownReport
         : string.Create(CultureInfo.InvariantCulture,
             $"{e.Delivered} / {e.BouncedDsnReceived + e.BouncedDsnQueued + e.BouncedDsnUndeliverable} ({e.BouncedDsnReceived} · {e.BouncedDsnQueued} · {e.BouncedDsnUndeliverable}) / {e.StillQueued} / {(e.Lost > 0 ? $"**{e.Lost}**" : "0")} of {e.Accepted}");
 
-    /// <summary>Every LOST message (up to 50 per run) with what the target logged about it.</summary>
+    /// <summary>Every LOST message (up to 50 per run) with what the target logged about it; then a few still queued ones.</summary>
     internal static void AppendLost(StringBuilder sb, IEnumerable<TargetRunResult> runs, string level, string? scenario = null)
     {
-        foreach (var run in runs.Where(x => x.EndState is { Lost: > 0 }))
+        foreach (var run in runs.Where(x => x.EndState is { Lost: > 0 } || x.EndState is { QueuedSample.Count: > 0 }))
         {
             var e = run.EndState!;
-            sb.AppendLine(CultureInfo.InvariantCulture, $"{level} LOST messages: {(scenario is null ? "" : scenario + " / ")}{run.Target} / {run.Variant} ({e.Lost}, listed: {e.LostSample.Count})");
-            sb.AppendLine();
-            foreach (var l in e.LostSample)
+            foreach (var (title, total, list) in new[] { ("LOST messages", e.Lost, e.LostSample), ("still queued at the end (sample)", e.StillQueued, e.QueuedSample) })
             {
-                sb.AppendLine(CultureInfo.InvariantCulture, $"- X-Load-Id …-{l.LoadId}, target queue id key {l.TargetKey}: {l.Why}");
-                foreach (var line in l.TargetLog) sb.AppendLine("  - `" + line.Replace("`", "'", StringComparison.Ordinal) + "`");
+                if (list.Count == 0) continue;
+                sb.AppendLine(CultureInfo.InvariantCulture, $"{level} {title}: {(scenario is null ? "" : scenario + " / ")}{run.Target} / {run.Variant} ({total}, listed: {list.Count})");
+                sb.AppendLine();
+                foreach (var l in list)
+                {
+                    sb.AppendLine(CultureInfo.InvariantCulture, $"- X-Load-Id …-{l.LoadId}, target queue id key {l.TargetKey}: {l.Why}");
+                    foreach (var line in l.TargetLog) sb.AppendLine("  - `" + line.Replace("`", "'", StringComparison.Ordinal) + "`");
+                }
+                sb.AppendLine();
             }
-            sb.AppendLine();
         }
     }
 

@@ -117,7 +117,7 @@ public sealed class ScenarioExecutor(ScenarioDefinition scenario, RunOptions o)
 
         await DrainAsync(ledger, receiver, ct);
         var drainedUs = Clock.NowUs();
-        await Task.Delay(1100, ct); // one more sample after the drain
+        if (o.TailSample) await Task.Delay(1100, ct); // one more sample after the drain
         samplerCts.Cancel();
         try { await samplerTask; } catch (OperationCanceledException) { }
         Console.Error.WriteLine();
@@ -191,7 +191,7 @@ public sealed class ScenarioExecutor(ScenarioDefinition scenario, RunOptions o)
     private async Task DrainAsync(DeliveryLedger ledger, IReceiver receiver, CancellationToken ct)
     {
         var deadline = Clock.NowUs() + (long)o.DrainTimeout.TotalMicroseconds;
-        var stallUs = (long)Math.Max(15, 3 * (o.RetryInterval?.TotalSeconds ?? 0) + 10) * 1_000_000;
+        var stallUs = (long)((o.StallTimeout?.TotalSeconds ?? Math.Max(15, 3 * (o.RetryInterval?.TotalSeconds ?? 0) + 10)) * 1_000_000);
         long last = -1, lastChange = Clock.NowUs();
         var perMessage = receiver is CountingReceiver;
         while (Clock.NowUs() < deadline)

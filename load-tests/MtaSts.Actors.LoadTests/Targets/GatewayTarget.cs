@@ -243,6 +243,7 @@ public sealed partial class GatewayTarget(int port, string? dllPath, string? com
         if (!_process.HasExited)
         {
             // SIGTERM first: a graceful stop is part of what the gateway must do; kill only if it hangs.
+            var t0 = System.Diagnostics.Stopwatch.StartNew();
             await ProcessRunner.RunAsync("/bin/kill", ["-TERM", _process.Id.ToString(CultureInfo.InvariantCulture)], TimeSpan.FromSeconds(5));
             using var cts = new CancellationTokenSource(TimeSpan.FromSeconds(15));
             try { await _process.WaitForExitAsync(cts.Token); }
@@ -252,6 +253,7 @@ public sealed partial class GatewayTarget(int port, string? dllPath, string? com
                 _killed = true;
                 _facts["stop"] = "did not exit within 15 s of SIGTERM: killed";
             }
+            _facts.TryAdd("stop", $"exited {t0.Elapsed.TotalSeconds.ToString("0.0", CultureInfo.InvariantCulture)} s after SIGTERM (code {(_process.HasExited ? _process.ExitCode.ToString(CultureInfo.InvariantCulture) : "?")})");
         }
         _process.Dispose();
         _process = null;

@@ -84,6 +84,9 @@ public sealed record CombinedReport(
     private static string Ratio(double? v) => v is { } x ? x.ToString(x < 0.1 ? "0.000" : "0.00", CultureInfo.InvariantCulture) + "×" : "–";
     private static string Duration(TimeSpan t) => t.TotalMinutes >= 1 ? $"{(int)t.TotalMinutes} min {t.Seconds} s" : $"{t.TotalSeconds:0} s";
 
+    /// <summary>The machine line without Markdown emphasis (printed again right above the verdict).</summary>
+    public static string HeaderLine(CombinedReport r) => Header(r).Replace("**", "", StringComparison.Ordinal);
+
     private static string Header(CombinedReport r)
     {
         var m = r.Machine;

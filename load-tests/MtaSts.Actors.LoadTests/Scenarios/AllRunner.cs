@@ -119,6 +119,7 @@ public static class AllRunner
         await CombinedReport.WriteAsync(combined, dir);
         Console.WriteLine(CombinedReport.RenderMarkdown(combined, summaryOnly: true));
         Console.WriteLine($"reports: {dir}/report.md, report.html, report.json");
+        Console.WriteLine(CombinedReport.HeaderLine(combined));
         Console.WriteLine(combined.Verdict);
         if (combined.Failed) return 1;
         if (targets.Contains("gateway") && !reports.SelectMany(r => r.Runs).Any(r => r.Target == "gateway" && r.NotAvailable is null)) return 3;

@@ -98,6 +98,16 @@ public static class Program
                     results.Add(await executor.RunAsync(target, mtaSts, ct));
                 }
                 catch (OperationCanceledException) { Console.Error.WriteLine("cancelled"); }
+                catch (Exception ex) when (ex is not OutOfMemoryException)
+                {
+                    // A harness bug in one run must not take the other runs (and the report) with it; it is reported.
+                    Console.Error.WriteLine($"[{scenario.Name}/{target}] harness error: {ex}");
+                    results.Add(new TargetRunResult
+                    {
+                        Target = target, Variant = mtaSts ? "mta-sts on" : (o.MtaStsVariants.Length > 1 ? "mta-sts off" : "baseline"), MtaSts = mtaSts,
+                        NotAvailable = $"harness error: {ex.GetType().Name}: {ex.Message}", HarnessError = true,
+                    });
+                }
             }
         }
         var notes = Notes(o, results);

@@ -66,7 +66,9 @@ public sealed record CombinedReport(
         var acked = runs.Sum(x => x.EndState?.Accepted ?? 0);
         var unproven = runs.Where(x => x.EndState is not { Proven: true }).Select(x => $"{x.Target}").Distinct().ToArray();
         var failed = lost > 0 || dups > 0;
-        var unprovenText = unproven.Length > 0 ? $"; end state not proven for: {string.Join(", ", unproven)}" : "";
+        var harnessErrors = scenarios.SelectMany(r => r.Runs).Count(x => x.HarnessError);
+        var unprovenText = (unproven.Length > 0 ? $"; end state not proven for: {string.Join(", ", unproven)}" : "")
+            + (harnessErrors > 0 ? $"; {harnessErrors} run(s) ended with a HARNESS ERROR (see the end-state table)" : "");
         var verdict = string.Create(CultureInfo.InvariantCulture,
             $"{(failed ? "FAIL" : "PASS")}: {lost} LOST, {dups} duplicated in {runs.Length} target runs ({acked:N0} acknowledged messages; each delivered, bounced with its DSN accounted for, or still queued{(failed ? " — except the ones listed" : "")}){unprovenText}");
         return new CombinedReport(mode, started, finished, machine, loadStart, loadEnd, targets, rows, scenarios, notes, runs.Length, acked, lost, dups, failed, verdict);

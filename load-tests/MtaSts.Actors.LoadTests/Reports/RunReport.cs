@@ -29,6 +29,8 @@ public sealed record TargetRunResult
     public bool MtaSts { get; init; }
     /// <summary>Set when the target could not be started ("target not available yet: ..."); the rest is empty then.</summary>
     public string? NotAvailable { get; init; }
+    /// <summary>The run ended with an exception in the harness itself (NotAvailable says which).</summary>
+    public bool HarnessError { get; init; }
     public IReadOnlyDictionary<string, string> Facts { get; init; } = new Dictionary<string, string>();
     public string Simulation { get; init; } = "";
     public string Receiver { get; init; } = "";

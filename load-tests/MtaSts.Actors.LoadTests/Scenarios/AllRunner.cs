@@ -24,7 +24,8 @@ public static class AllRunner
         The ceiling (generator straight to the receiver) is not run where it means nothing: backlog (no queue to hold
         mail while the receiver is down) and hostile-receiver (the generator does not retry, so faults become submit
         failures, not deliveries); in mta-sts-everywhere Postfix and the ceiling run the "off" variant only.
-        Exit: 0 ok, 1 a message was LOST or duplicated, 2 usage, 3 the gateway could not be started in any scenario.
+        Exit: 0 ok, 1 a message was LOST or duplicated, 2 usage, 3 the gateway could not be started in any scenario,
+        4 a run ended with a harness error (reported; the other runs still ran).
         """;
 
     /// <summary>Scenarios where the ceiling is not meaningful, and why (shown in the report).</summary>
@@ -122,6 +123,7 @@ public static class AllRunner
         Console.WriteLine(CombinedReport.HeaderLine(combined));
         Console.WriteLine(combined.Verdict);
         if (combined.Failed) return 1;
+        if (reports.SelectMany(r => r.Runs).Any(r => r.HarnessError)) return 4;
         if (targets.Contains("gateway") && !reports.SelectMany(r => r.Runs).Any(r => r.Target == "gateway" && r.NotAvailable is null)) return 3;
         return 0;
     }

@@ -24,6 +24,7 @@ public static class Program
             foreach (var s in ScenarioCatalog.All) Console.WriteLine($"{s.Name,-20} {s.Description}");
             return 0;
         }
+        if (args[0] == "all") return await AllRunner.RunAsync(args[1..], FindRepoRoot());
         var scenario = ScenarioCatalog.Find(args[0]);
         if (scenario is null)
         {
@@ -35,7 +36,7 @@ public static class Program
         {
             var baseline = new RunOptions { Scenario = scenario.Name, RepoRoot = FindRepoRoot() };
             o = RunOptions.Parse(scenario.Defaults(baseline), args[1..]);
-            foreach (var t in o.Targets.Where(t => t is not ("postfix" or "gateway"))) Loopback.Parse(t); // refuse non-loopback early
+            ValidateTargets(o.Targets);
         }
         catch (Exception ex) when (ex is ArgumentException or FormatException)
         {
@@ -44,31 +45,81 @@ public static class Program
             return 2;
         }
 
-        using var cts = new CancellationTokenSource();
+        using var cts = CancelOnSignals();
+        var report = await RunScenarioAsync(scenario, o, skipNoOpVariants: false, cts.Token);
+        var dir = o.OutDirectory ?? Path.Combine(o.RepoRoot, "load-tests", "results", $"{report.StartedAt:yyyyMMdd-HHmmss}-{scenario.Name}");
+        await ReportWriter.WriteAsync(report, dir);
+        Console.WriteLine(MarkdownReport.Render(report));
+        Console.WriteLine($"reports: {dir}/report.md, report.html, report.json");
+        return report.Runs.Any(r => r.NotAvailable is null) ? 0 : 3;
+    }
+
+    /// <summary>Ctrl-C and SIGTERM (e.g. from timeout(1)) cancel the run; the executor then stops the targets it started.</summary>
+    internal static CancellationTokenSource CancelOnSignals()
+    {
+        var cts = new CancellationTokenSource();
         Console.CancelKeyPress += (_, e) => { e.Cancel = true; cts.Cancel(); };
+        _sigterm = System.Runtime.InteropServices.PosixSignalRegistration.Create(System.Runtime.InteropServices.PosixSignal.SIGTERM, c =>
+        {
+            c.Cancel = true;
+            cts.Cancel();
+        });
+        return cts;
+    }
+
+    private static System.Runtime.InteropServices.PosixSignalRegistration? _sigterm;
+
+    /// <summary>gateway, postfix, ceiling or a loopback host:port (anything else is refused before a run starts).</summary>
+    internal static void ValidateTargets(IEnumerable<string> targets)
+    {
+        foreach (var t in targets.Where(t => t is not ("postfix" or "gateway" or Targets.CeilingTarget.TargetName))) Loopback.Parse(t);
+    }
+
+    /// <summary>
+    /// One scenario against each target in <see cref="RunOptions.Targets"/> order (same traffic, fresh receiver each),
+    /// MTA-STS variants outermost. The ceiling has no MTA-STS, so it runs in the "off" variant only; with
+    /// <paramref name="skipNoOpVariants"/> Postfix does too (its "on" run is the same configuration).
+    /// </summary>
+    internal static async Task<RunReport> RunScenarioAsync(ScenarioDefinition scenario, RunOptions o, bool skipNoOpVariants, CancellationToken ct)
+    {
         var started = DateTimeOffset.UtcNow;
+        var loadStart = MachineFacts.LoadAverage();
         var results = new List<TargetRunResult>();
         var executor = new ScenarioExecutor(scenario, o);
         foreach (var mtaSts in o.MtaStsVariants)
         {
             foreach (var target in o.Targets)
             {
-                if (cts.IsCancellationRequested) break;
+                if (ct.IsCancellationRequested) break;
+                var noOp = target == Targets.CeilingTarget.TargetName || (skipNoOpVariants && target == "postfix");
+                if (noOp && mtaSts && o.MtaStsVariants.Contains(false)) continue;
                 try
                 {
-                    results.Add(await executor.RunAsync(target, mtaSts, cts.Token));
+                    results.Add(await executor.RunAsync(target, mtaSts, ct));
                 }
                 catch (OperationCanceledException) { Console.Error.WriteLine("cancelled"); }
+                catch (Exception ex) when (ex is not OutOfMemoryException)
+                {
+                    // A harness bug in one run must not take the other runs (and the report) with it; it is reported.
+                    Console.Error.WriteLine($"[{scenario.Name}/{target}] harness error: {ex}");
+                    results.Add(new TargetRunResult
+                    {
+                        Target = target, Variant = mtaSts ? "mta-sts on" : (o.MtaStsVariants.Length > 1 ? "mta-sts off" : "baseline"), MtaSts = mtaSts,
+                        NotAvailable = $"harness error: {ex.GetType().Name}: {ex.Message}", HarnessError = true,
+                    });
+                }
             }
         }
-
-        var report = new RunReport(scenario.Name, scenario.Description, started, MachineFacts.Collect(o.RepoRoot, o.WorkDirectory),
-            Settings(o), results, Comparisons(results), Notes(o, results));
-        var dir = o.OutDirectory ?? Path.Combine(o.RepoRoot, "load-tests", "results", $"{started:yyyyMMdd-HHmmss}-{scenario.Name}");
-        await ReportWriter.WriteAsync(report, dir);
-        Console.WriteLine(MarkdownReport.Render(report));
-        Console.WriteLine($"reports: {dir}/report.md, report.html, report.json");
-        return results.Any(r => r.NotAvailable is null) ? 0 : 3;
+        var notes = Notes(o, results);
+        if (skipNoOpVariants && o.MtaStsVariants.Length > 1 && o.Targets.Contains("postfix"))
+            notes.Insert(0, "Postfix ran in the MTA-STS off variant only (it has no MTA-STS: its 'on' run would be the same configuration).");
+        return new RunReport(scenario.Name, scenario.Description, started, MachineFacts.Collect(o.RepoRoot, o.WorkDirectory),
+            Settings(o), results, Comparisons(results), notes)
+        {
+            LoadAverageStart = loadStart,
+            LoadAverageEnd = MachineFacts.LoadAverage(),
+            FinishedAt = DateTimeOffset.UtcNow,
+        };
     }
 
     private static Dictionary<string, string> Settings(RunOptions o) => new()
@@ -87,11 +138,20 @@ public static class Program
         ["retry"] = o.RetryInterval is { } ri ? $"{ri.TotalSeconds:0} s" : "target default",
     };
 
-    /// <summary>Gateway ÷ Postfix per variant; MTA-STS on ÷ off per target.</summary>
+    /// <summary>Gateway ÷ Postfix per variant; gateway and Postfix ÷ ceiling; MTA-STS on ÷ off per target.</summary>
     private static List<Comparison> Comparisons(List<TargetRunResult> results)
     {
         var list = new List<Comparison>();
         var ran = results.Where(r => r.NotAvailable is null).ToList();
+        var ceiling = ran.FirstOrDefault(r => r.Target == Targets.CeilingTarget.TargetName);
+        if (ceiling is not null)
+        {
+            foreach (var relay in ran.Where(r => r.Target != Targets.CeilingTarget.TargetName))
+            {
+                list.Add(new($"end-to-end rate msg/s: {relay.Target} ({relay.Variant}) ÷ ceiling", relay.Target, "ceiling", relay.EndToEndRate, ceiling.EndToEndRate));
+                list.Add(new($"accept rate msg/s: {relay.Target} ({relay.Variant}) ÷ ceiling", relay.Target, "ceiling", relay.AcceptRate, ceiling.AcceptRate));
+            }
+        }
         foreach (var variant in ran.Select(r => r.Variant).Distinct())
         {
             var gw = ran.FirstOrDefault(r => r.Target == "gateway" && r.Variant == variant);
@@ -117,6 +177,8 @@ public static class Program
     private static List<string> Notes(RunOptions o, List<TargetRunResult> results)
     {
         var notes = new List<string>();
+        if (results.Any(r => r.Target == Targets.CeilingTarget.TargetName && r.NotAvailable is null))
+            notes.Add("ceiling = the generator submitting straight to the receiver (no relay; smtp-source → smtp-sink style), same client, receiver, sessions and messages: the most this box moves with this harness. A relay can at best match it.");
         foreach (var r in results.Where(r => r.NotAvailable is not null)) notes.Add($"{r.Target} ({r.Variant}): {r.NotAvailable}");
         if (results.Any(r => r.Target == "postfix" && r.MtaSts && r.NotAvailable is null))
             notes.Add("Postfix has no native MTA-STS: its 'mta-sts on' run is the same configuration, so its on/off ratio shows the run-to-run noise.");

@@ -14,6 +14,8 @@ public sealed class DeliveryLedger
     private readonly long[]?[] _scheduled;
     private readonly int[]?[] _arrivals;
     private readonly byte[]?[] _flags;
+    private readonly long[]?[] _queueKeys;   // the target's queue id from its final 250 ("queued as …"), as a key; 0 = none
+    private readonly int[]?[] _dsns;         // failure DSNs that came back for this message
     private readonly object _grow = new();
 
     public long AcceptedTotal;
@@ -24,6 +26,10 @@ public sealed class DeliveryLedger
     public long UnknownIds;          // arrivals with a foreign/absent id (other run, bounce, ...)
     public long FirstArrivalUs;
     public long LastArrivalUs;
+    public long DsnsFailed;          // failure DSNs (Action: failed) that name one of our messages, first copy each
+    public long DsnsDelayed;         // delay DSNs (Action: delayed only): the message is still on its way
+    public long DsnDuplicates;       // extra failure DSNs for a message that already had one
+    public long DsnsUnattributed;    // null-sender arrivals in which no X-Load-Id of this run was found
 
     public DeliveryLedger(string runTag, long capacity)
     {
@@ -32,6 +38,8 @@ public sealed class DeliveryLedger
         _scheduled = new long[]?[blocks];
         _arrivals = new int[]?[blocks];
         _flags = new byte[]?[blocks];
+        _queueKeys = new long[]?[blocks];
+        _dsns = new int[]?[blocks];
     }
 
     /// <summary>Tag in every X-Load-Id, so that mail left over from an earlier run is counted as foreign, not as a duplicate.</summary>
@@ -48,9 +56,10 @@ public sealed class DeliveryLedger
         _flags[b]![i] = (byte)(FlagSubmitted | (measuring ? FlagMeasuring : 0));
     }
 
-    public void Accepted(long id)
+    public void Accepted(long id, long queueKey = 0)
     {
         if (!Slot(id, create: false, out var b, out var i)) return;
+        if (queueKey != 0) _queueKeys[b]![i] = queueKey;
         _flags[b]![i] |= FlagAccepted;
         Interlocked.Increment(ref AcceptedTotal);
         if ((_flags[b]![i] & FlagMeasuring) != 0) Interlocked.Increment(ref AcceptedMeasured);
@@ -75,6 +84,66 @@ public sealed class DeliveryLedger
         var measuring = (flags & FlagMeasuring) != 0;
         if (measuring) Interlocked.Increment(ref DeliveredMeasured);
         EndToEnd.Record(nowUs - _scheduled[b]![i], measuring);
+    }
+
+    /// <summary>
+    /// A DSN (null reverse-path) arrived at the receiver naming message <paramref name="id"/> in its returned
+    /// headers. <paramref name="failed"/>: it reports a permanent failure (Action: failed), i.e. the message bounced;
+    /// otherwise it is a delay notice and the message is still queued somewhere.
+    /// </summary>
+    public void DsnArrived(long? id, bool failed)
+    {
+        if (id is not { } v || !Slot(v, create: false, out var b, out var i) || (_flags[b]![i] & FlagSubmitted) == 0)
+        {
+            Interlocked.Increment(ref DsnsUnattributed);
+            return;
+        }
+        if (!failed)
+        {
+            Interlocked.Increment(ref DsnsDelayed);
+            return;
+        }
+        if (Interlocked.Increment(ref _dsns[b]![i]) > 1) Interlocked.Increment(ref DsnDuplicates);
+        else Interlocked.Increment(ref DsnsFailed);
+    }
+
+    /// <summary>Accepted messages with no outcome seen by the receiver yet: neither arrived nor bounced (failure DSN).
+    /// The drain waits for this to reach 0.</summary>
+    public long Unresolved()
+    {
+        long n = 0;
+        for (var b = 0; b < _flags.Length; b++)
+        {
+            var f = _flags[b];
+            var a = _arrivals[b];
+            var d = _dsns[b];
+            if (f is null || a is null || d is null) continue;
+            for (var i = 0; i < BlockSize; i++)
+                if ((f[i] & FlagAccepted) != 0 && a[i] == 0 && d[i] == 0) n++;
+        }
+        return n;
+    }
+
+    /// <summary>One message's record, for the end-state accounting.</summary>
+    public readonly record struct Entry(long Id, bool Submitted, bool Accepted, bool Measuring, int Arrivals, int FailureDsns, long QueueKey);
+
+    /// <summary>Every submitted message, in id order.</summary>
+    public IEnumerable<Entry> Entries()
+    {
+        for (var b = 0; b < _flags.Length; b++)
+        {
+            var f = _flags[b];
+            if (f is null) continue;
+            var a = _arrivals[b]!;
+            var d = _dsns[b]!;
+            var q = _queueKeys[b]!;
+            for (var i = 0; i < BlockSize; i++)
+            {
+                if ((f[i] & FlagSubmitted) == 0) continue;
+                yield return new Entry(((long)b << BlockBits) | (long)i, true, (f[i] & FlagAccepted) != 0, (f[i] & FlagMeasuring) != 0,
+                    Volatile.Read(ref a[i]), Volatile.Read(ref d[i]), q[i]);
+            }
+        }
     }
 
     /// <summary>
@@ -116,6 +185,8 @@ public sealed class DeliveryLedger
             {
                 _scheduled[block] = new long[BlockSize];
                 _arrivals[block] = new int[BlockSize];
+                _queueKeys[block] = new long[BlockSize];
+                _dsns[block] = new int[BlockSize];
                 Volatile.Write(ref _flags[block], new byte[BlockSize]);
             }
         }

@@ -11,7 +11,10 @@ public sealed class LatencyHistogram
 {
     // One hour in µs: anything slower is a stuck run, and it still fits with 3 significant digits.
     public const long HighestUs = 3_600_000_000L;
-    private readonly Recorder _recorder = new(1, HighestUs, 3, (id, low, high, digits) => new LongHistogram(id, low, high, digits));
+    // Many threads record at once (generator sessions, receiver sessions): the recorder's histograms must take concurrent
+    // increments. With LongHistogram lost increments left TotalCount above the sum of the counts, and reading the
+    // interval (GetMaxValue) ran off the end of the counts array (ArgumentOutOfRangeException) and ended the harness.
+    private readonly Recorder _recorder = new(1, HighestUs, 3, (id, low, high, digits) => new LongConcurrentHistogram(id, low, high, digits));
     private readonly LongConcurrentHistogram _total = new(1, HighestUs, 3);
     private readonly object _gate = new();
     private HistogramBase? _recycle;
@@ -30,11 +33,18 @@ public sealed class LatencyHistogram
         lock (_gate)
         {
             var interval = _recorder.GetIntervalHistogram(_recycle);
-            var snap = interval.TotalCount == 0
-                ? new IntervalSnapshot(0, 0, 0, 0)
-                : new IntervalSnapshot(interval.TotalCount, interval.GetValueAtPercentile(50), interval.GetValueAtPercentile(99), interval.GetMaxValue());
             _recycle = interval;
-            return snap;
+            try
+            {
+                return interval.TotalCount == 0
+                    ? new IntervalSnapshot(0, 0, 0, 0)
+                    : new IntervalSnapshot(interval.TotalCount, interval.GetValueAtPercentile(50), interval.GetValueAtPercentile(99), interval.GetMaxValue());
+            }
+            catch (ArgumentOutOfRangeException)
+            {
+                // A 1 s plot point is not worth a run: an inconsistent snapshot is dropped.
+                return new IntervalSnapshot(0, 0, 0, 0);
+            }
         }
     }
 
@@ -42,15 +52,22 @@ public sealed class LatencyHistogram
     {
         lock (_gate)
         {
-            if (_total.TotalCount == 0) return LatencySummary.Empty;
-            return new LatencySummary(
-                _total.TotalCount,
-                _total.GetMean(),
-                _total.GetValueAtPercentile(50),
-                _total.GetValueAtPercentile(90),
-                _total.GetValueAtPercentile(99),
-                _total.GetValueAtPercentile(99.9),
-                _total.GetMaxValue());
+            // Late values (a retried delivery arriving while the summary is read) can make one read inconsistent: read
+            // a copy, and try again if even that was caught mid-update.
+            for (var attempt = 0; ; attempt++)
+            {
+                try
+                {
+                    var h = _total.Copy();
+                    if (h.TotalCount == 0) return LatencySummary.Empty;
+                    return new LatencySummary(h.TotalCount, h.GetMean(), h.GetValueAtPercentile(50), h.GetValueAtPercentile(90),
+                        h.GetValueAtPercentile(99), h.GetValueAtPercentile(99.9), h.GetMaxValue());
+                }
+                catch (ArgumentOutOfRangeException) when (attempt < 5)
+                {
+                    Thread.Sleep(10);
+                }
+            }
         }
     }
 }

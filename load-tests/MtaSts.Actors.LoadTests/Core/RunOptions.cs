@@ -28,6 +28,10 @@ public sealed record RunOptions
     public bool Backlog { get; init; }
     public TimeSpan BacklogHold { get; init; } = TimeSpan.FromSeconds(5);
     public TimeSpan DrainTimeout { get; init; } = TimeSpan.FromSeconds(90);
+    /// <summary>The drain also stops when nothing arrived for this long (null: max(15 s, 3 × retry + 10 s)).</summary>
+    public TimeSpan? StallTimeout { get; init; }
+    /// <summary>One more 1 s sample after the drain, for the plots (off in the smoke, where every second counts).</summary>
+    public bool TailSample { get; init; } = true;
     public TimeSpan? RetryInterval { get; init; }
     public int DestinationConcurrency { get; init; } = 20;
     public int MessagesPerConnection { get; init; } = 50;
@@ -38,8 +42,9 @@ public sealed record RunOptions
     public string RepoRoot { get; init; } = ".";
 
     public static string Usage => """
-        usage: mtasts-load <scenario> [options]        (mtasts-load list: scenarios)
-          --target LIST          gateway | postfix | host:port, comma separated (default per scenario)
+        usage: mtasts-load <scenario> [options]        (mtasts-load list: scenarios; mtasts-load all --help: every scenario, one report)
+          --target LIST          gateway | postfix | ceiling | host:port, comma separated (default per scenario);
+                                 ceiling = the generator straight to the receiver, no relay (the harness-bound maximum)
           --messages N           measured messages per run (after warm-up)
           --duration S           max measured seconds per run (whichever bound comes first)
           --warmup S             warm-up seconds, not counted (default 3)
@@ -58,6 +63,7 @@ public sealed record RunOptions
           --dest-msgs-per-conn N messages per delivery connection given to the target (default 50)
           --mta-sts | --mta-sts-both | --mta-sts-on-first   MTA-STS on only | off then on | on then off (order check)
           --drain-timeout S      how long to wait for delivery after injection (default 90)
+          --stall S              stop the drain when nothing arrived for S seconds (default max(15, 3 × retry + 10))
           --out DIR              report directory (default load-tests/results/<timestamp>-<scenario>)
           --workdir DIR          scratch for target queues/configs (default /tmp/mtasts-load)
           --gateway-dll PATH     mtasts-gateway.dll (default: src/MtaSts.Actors.Host/bin/{Release,Debug}/net10.0)
@@ -93,6 +99,7 @@ public sealed record RunOptions
                 case "--dest-concurrency": o = o with { DestinationConcurrency = (int)ParseCount(Next()) }; break;
                 case "--dest-msgs-per-conn": o = o with { MessagesPerConnection = (int)ParseCount(Next()) }; break;
                 case "--drain-timeout": o = o with { DrainTimeout = ParseSeconds(Next()) }; break;
+                case "--stall": o = o with { StallTimeout = ParseSeconds(Next()) }; break;
                 case "--hold": o = o with { BacklogHold = ParseSeconds(Next()) }; break;
                 case "--mta-sts": o = o with { MtaStsVariants = [true] }; break;
                 case "--mta-sts-both": o = o with { MtaStsVariants = [false, true] }; break;

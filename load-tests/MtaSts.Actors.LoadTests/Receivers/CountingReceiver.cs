@@ -87,6 +87,7 @@ public sealed class CountingReceiver(IPEndPoint endpoint, DeliveryLedger ledger,
             await Reply("220 sink.loadtest ESMTP load-test receiver", true).ConfigureAwait(false);
             var rcpts = 0;
             var inTransaction = false;
+            var nullSender = false;
             while (!ct.IsCancellationRequested)
             {
                 var (ok, start, len) = await reader.ReadLineAsync(ct).ConfigureAwait(false);
@@ -104,6 +105,7 @@ public sealed class CountingReceiver(IPEndPoint endpoint, DeliveryLedger ledger,
                     case "MAIL":
                         if (faults.Mail451 > 0 && rnd.NextDouble() < faults.Mail451) { Interlocked.Increment(ref _rejected); await Reply("451 4.3.0 sink.loadtest MAIL deferred").ConfigureAwait(false); break; }
                         inTransaction = true; rcpts = 0; txDomains.Clear();
+                        nullSender = IsNullSender(line);
                         await Reply("250 2.1.0 ok").ConfigureAwait(false);
                         break;
                     case "RCPT":
@@ -118,7 +120,7 @@ public sealed class CountingReceiver(IPEndPoint endpoint, DeliveryLedger ledger,
                     case "DATA":
                         if (!inTransaction || rcpts == 0) { await Reply("554 5.5.1 no valid recipients").ConfigureAwait(false); inTransaction = false; break; }
                         await Reply("354 go ahead", true).ConfigureAwait(false);
-                        var (complete, loadId) = await ReadDataAsync(reader, ct).ConfigureAwait(false);
+                        var (complete, loadId, dsnFailed) = await ReadDataAsync(reader, nullSender, ct).ConfigureAwait(false);
                         if (!complete) return;
                         inTransaction = false;
                         if (faults.DataDelay > TimeSpan.Zero && rnd.NextDouble() < faults.DataDelayShare)
@@ -126,7 +128,10 @@ public sealed class CountingReceiver(IPEndPoint endpoint, DeliveryLedger ledger,
                         if (faults.Data451 > 0 && rnd.NextDouble() < faults.Data451) { Interlocked.Increment(ref _rejected); await Reply("451 4.3.0 sink.loadtest message deferred").ConfigureAwait(false); break; }
                         // Arrival is the moment we commit to 250, which is what the sender's end-to-end view ends on.
                         var now = Clock.NowUs();
-                        if (loadId is { } id) ledger.Arrived(id, now); else Interlocked.Increment(ref ledger.UnknownIds);
+                        // A null reverse-path message is a DSN: it names the bounced message in its returned headers.
+                        if (nullSender) ledger.DsnArrived(loadId, dsnFailed);
+                        else if (loadId is { } id) ledger.Arrived(id, now);
+                        else Interlocked.Increment(ref ledger.UnknownIds);
                         foreach (var d in txDomains) Interlocked.Increment(ref d.Messages);
                         Interlocked.Increment(ref _messages);
                         perConn++;
@@ -161,26 +166,46 @@ public sealed class CountingReceiver(IPEndPoint endpoint, DeliveryLedger ledger,
         }
     }
 
-    /// <summary>Reads DATA up to the lone dot; picks X-Load-Id out of the header section. Returns false on EOF.</summary>
-    private async Task<(bool Complete, long? LoadId)> ReadDataAsync(SmtpLineReader reader, CancellationToken ct)
+    /// <summary>
+    /// Reads DATA up to the lone dot; picks X-Load-Id out of the header section. For a DSN (<paramref name="dsn"/>:
+    /// null reverse-path) the whole content is searched instead — the id is in the returned message or headers
+    /// part — and <c>Failed</c> says whether any "Action: failed" field (or no Action field at all) was seen.
+    /// Returns Complete = false on EOF.
+    /// </summary>
+    private async Task<(bool Complete, long? LoadId, bool Failed)> ReadDataAsync(SmtpLineReader reader, bool dsn, CancellationToken ct)
     {
         long? id = null;
         var inHeaders = true;
+        bool sawAction = false, sawFailed = false;
         var prefix = Encoding.ASCII.GetBytes(MessageFactory.LoadIdHeader + ":");
         while (true)
         {
             var (ok, start, len) = await reader.ReadLineAsync(ct).ConfigureAwait(false);
-            if (!ok) return (false, null);
+            if (!ok) return (false, null, false);
             var line = reader.Line(start, len);
-            if (len == 1 && line[0] == '.') return (true, id);
-            if (!inHeaders) continue;
+            if (len == 1 && line[0] == '.') return (true, id, !sawAction || sawFailed);
+            if (!inHeaders && !dsn) continue;
             if (len == 0) { inHeaders = false; continue; }
             if (id is null && line.Length > prefix.Length && Ascii.EqualsIgnoreCase(line[..prefix.Length], prefix))
             {
                 var value = Encoding.ASCII.GetString(line[prefix.Length..]);
                 if (MessageFactory.TryParseLoadId(value, ledger.RunTag, out var parsed)) id = parsed;
             }
+            else if (dsn && line.Length > ActionField.Length && Ascii.EqualsIgnoreCase(line[..ActionField.Length], ActionField))
+            {
+                sawAction = true;
+                if (Encoding.ASCII.GetString(line[ActionField.Length..]).Trim().Equals("failed", StringComparison.OrdinalIgnoreCase)) sawFailed = true;
+            }
         }
+    }
+
+    private static readonly byte[] ActionField = "Action:"u8.ToArray();
+
+    /// <summary>MAIL FROM:&lt;&gt; (possibly with parameters): the null reverse-path of a DSN.</summary>
+    private static bool IsNullSender(ReadOnlySpan<byte> mailLine)
+    {
+        var colon = mailLine.IndexOf((byte)':');
+        return colon >= 0 && mailLine[(colon + 1)..].TrimStart((byte)' ').StartsWith("<>"u8);
     }
 
     private static string ExtractDomain(ReadOnlySpan<byte> rcptLine)

@@ -15,7 +15,23 @@ public static class MachineFacts
         }
         catch (IOException) { }
         return new MachineInfo(Environment.ProcessorCount, memMb, RuntimeInformation.OSDescription, Environment.Version.ToString(),
-            Run("git", ["-C", repoRoot, "rev-parse", "--short", "HEAD"]), FsType(workDir), Environment.MachineName);
+            GitCommit(repoRoot), FsType(workDir), Environment.MachineName);
+    }
+
+    /// <summary>Short commit, plus "+ uncommitted changes" when tracked files differ from it (results are git-ignored).</summary>
+    private static string GitCommit(string repoRoot)
+    {
+        var sha = Run("git", ["-C", repoRoot, "rev-parse", "--short", "HEAD"]);
+        if (sha == "unknown") return sha;
+        var dirty = Run("git", ["-C", repoRoot, "status", "--porcelain", "--untracked-files=no"]);
+        return dirty is "" or "unknown" ? sha : sha + " + uncommitted changes";
+    }
+
+    /// <summary>The 1, 5 and 15 minute load averages from /proc/loadavg, e.g. "3.12 2.80 2.51".</summary>
+    public static string LoadAverage()
+    {
+        try { return string.Join(' ', File.ReadAllText("/proc/loadavg").Split(' ').Take(3)); }
+        catch (IOException) { return "unknown"; }
     }
 
     private static string FsType(string dir)

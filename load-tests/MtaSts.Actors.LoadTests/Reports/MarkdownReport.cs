@@ -7,22 +7,25 @@ namespace MtaSts.Actors.LoadTests.Reports;
 /// <summary>The summary table people paste into issues: one column per target run.</summary>
 public static class MarkdownReport
 {
-    public static string Render(RunReport r)
+    /// <param name="level">Heading level of the title (1 standalone; 2 inside the combined "all" report).</param>
+    public static string Render(RunReport r, int level = 1)
     {
         var sb = new StringBuilder();
-        sb.AppendLine(CultureInfo.InvariantCulture, $"# Load test: {r.Scenario}");
+        var h1 = new string('#', level);
+        var h2 = new string('#', level + 1);
+        sb.AppendLine(CultureInfo.InvariantCulture, $"{h1} Load test: {r.Scenario}");
         sb.AppendLine();
         sb.AppendLine(r.Description);
         sb.AppendLine();
         var m = r.Machine;
-        sb.AppendLine(CultureInfo.InvariantCulture, $"{r.StartedAt:yyyy-MM-dd HH:mm:ss} UTC · {m.Cores} cores · {m.MemoryMb} MB RAM · {m.Kernel} · .NET {m.DotnetVersion} · git {m.GitSha} · work dir on {m.FileSystem}");
+        sb.AppendLine(CultureInfo.InvariantCulture, $"{r.StartedAt:yyyy-MM-dd HH:mm:ss} UTC · {m.Cores} cores · {m.MemoryMb} MB RAM · {m.Kernel} · .NET {m.DotnetVersion} · git {m.GitSha} · work dir on {m.FileSystem} · load average {r.LoadAverageStart} at start, {r.LoadAverageEnd} at end");
         sb.AppendLine();
         sb.AppendLine("Settings: " + string.Join(", ", r.Settings.Select(kv => $"{kv.Key} = {kv.Value}")));
         sb.AppendLine();
-        foreach (var (title, rows) in Rows(r)) { sb.AppendLine(Table(title, r.Runs, rows)); }
+        foreach (var (title, rows) in Rows(r)) { sb.AppendLine(Table(h2 + " " + title, r.Runs, rows)); }
         if (r.Comparisons.Count > 0)
         {
-            sb.AppendLine("## Ratios");
+            sb.AppendLine(h2 + " Ratios");
             sb.AppendLine();
             sb.AppendLine("| metric | numerator | denominator | ratio |");
             sb.AppendLine("|---|---|---|---|");
@@ -32,20 +35,47 @@ public static class MarkdownReport
         }
         foreach (var run in r.Runs.Where(x => x.NotAvailable is null && x.ReceiverStats?.TopDomains.Count > 1))
         {
-            sb.AppendLine(CultureInfo.InvariantCulture, $"## Top destination domains at the receiver: {run.Target} / {run.Variant}");
+            sb.AppendLine(CultureInfo.InvariantCulture, $"{h2} Top destination domains at the receiver: {run.Target} / {run.Variant}");
             sb.AppendLine();
             sb.AppendLine("| domain | messages | max concurrent sessions |");
             sb.AppendLine("|---|---|---|");
             foreach (var d in run.ReceiverStats!.TopDomains) sb.AppendLine(CultureInfo.InvariantCulture, $"| {d.Domain} | {d.Messages} | {d.MaxConcurrentSessions} |");
             sb.AppendLine();
         }
+        AppendLost(sb, r.Runs, h2);
         if (r.Notes.Count > 0)
         {
-            sb.AppendLine("## Notes");
+            sb.AppendLine(h2 + " Notes");
             sb.AppendLine();
             foreach (var n in r.Notes) sb.AppendLine("- " + n);
         }
         return sb.ToString();
+    }
+
+    internal static string EndStateCell(EndStateSummary? e) => e is null ? "–"
+        : !e.Proven && e.Source.StartsWith("smtp-sink", StringComparison.Ordinal) ? "not provable (smtp-sink)"
+        : string.Create(CultureInfo.InvariantCulture,
+            $"{e.Delivered} / {e.BouncedDsnReceived + e.BouncedDsnQueued + e.BouncedDsnUndeliverable} ({e.BouncedDsnReceived} · {e.BouncedDsnQueued} · {e.BouncedDsnUndeliverable}) / {e.StillQueued} / {(e.Lost > 0 ? $"**{e.Lost}**" : "0")} of {e.Accepted}");
+
+    /// <summary>Every LOST message (up to 50 per run) with what the target logged about it; then a few still queued ones.</summary>
+    internal static void AppendLost(StringBuilder sb, IEnumerable<TargetRunResult> runs, string level, string? scenario = null)
+    {
+        foreach (var run in runs.Where(x => x.EndState is { Lost: > 0 } || x.EndState is { QueuedSample.Count: > 0 }))
+        {
+            var e = run.EndState!;
+            foreach (var (title, total, list) in new[] { ("LOST messages", e.Lost, e.LostSample), ("still queued at the end (sample)", e.StillQueued, e.QueuedSample) })
+            {
+                if (list.Count == 0) continue;
+                sb.AppendLine(CultureInfo.InvariantCulture, $"{level} {title}: {(scenario is null ? "" : scenario + " / ")}{run.Target} / {run.Variant} ({total}, listed: {list.Count})");
+                sb.AppendLine();
+                foreach (var l in list)
+                {
+                    sb.AppendLine(CultureInfo.InvariantCulture, $"- X-Load-Id …-{l.LoadId}, target queue id key {l.TargetKey}: {l.Why}");
+                    foreach (var line in l.TargetLog) sb.AppendLine("  - `" + line.Replace("`", "'", StringComparison.Ordinal) + "`");
+                }
+                sb.AppendLine();
+            }
+        }
     }
 
     internal static IEnumerable<(string Title, (string Label, Func<TargetRunResult, string> Value)[] Rows)> Rows(RunReport r)
@@ -65,7 +95,11 @@ public static class MarkdownReport
             ("SMTP accept latency ms p50/p90/p99/p99.9/max", x => Lat(x.AcceptLatency)),
             ("end-to-end latency ms p50/p90/p99/p99.9/max", x => Lat(x.EndToEndLatency)),
             ("not arrived / duplicates / arrived-not-accepted", x => $"{x.NotArrived} / {x.Duplicates} / {x.ArrivedNotAccepted}"),
-            ("foreign arrivals (DSNs, other runs)", x => N(x.ForeignArrivals)),
+            ("foreign arrivals (no id of this run)", x => N(x.ForeignArrivals)),
+            ("**end state** of every acknowledged message: delivered / bounced (DSN received · DSN queued · DSN undeliverable) / still queued / **LOST**", x => EndStateCell(x.EndState)),
+            ("DSNs received: failure / delay / duplicate / unattributed", x => x.EndState is { } e ? $"{e.DsnsReceived} / {e.DelayDsnsReceived} / {e.DsnDuplicates} / {e.DsnsUnattributed}" : "–"),
+            ("target held at the end (of which not acknowledged to the client / unidentified)", x => x.EndState is { Proven: true } e ? $"{e.TargetHeldAtEnd} ({e.HeldNotAcknowledged} / {e.HeldUnidentified})" : "–"),
+            ("end state read from", x => x.EndState?.Source ?? "–"),
             ("target peak RSS / PSS MB", x => $"{N(x.Resources.PeakRssMb)} / {N(x.Resources.PeakPssMb)}"),
             ("target CPU: mean % / ms per message", x => $"{N(x.Resources.MeanCpuPercent)} / {N(x.Resources.CpuMsPerMessage, "0.00")}"),
             ("target peak queue", x => x.Resources.PeakQueue?.ToString(CultureInfo.InvariantCulture) ?? "n/a"),
@@ -93,10 +127,10 @@ public static class MarkdownReport
                 ? $"{Ms(s.Latency.P50Us)} / {Ms(s.Latency.P99Us)} / {Ms(s.Latency.MaxUs)}, {s.Ok} / {s.Fail}" : "–"))).ToArray());
     }
 
-    private static string Table(string title, IReadOnlyList<TargetRunResult> runs, (string Label, Func<TargetRunResult, string> Value)[] rows)
+    private static string Table(string heading, IReadOnlyList<TargetRunResult> runs, (string Label, Func<TargetRunResult, string> Value)[] rows)
     {
         var sb = new StringBuilder();
-        sb.AppendLine("## " + title);
+        sb.AppendLine(heading);
         sb.AppendLine();
         sb.AppendLine("| | " + string.Join(" | ", runs.Select(x => $"{x.Target} ({x.Variant})")) + " |");
         sb.AppendLine("|---|" + string.Concat(runs.Select(_ => "---|")));

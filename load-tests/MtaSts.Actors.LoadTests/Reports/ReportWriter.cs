@@ -6,7 +6,7 @@ namespace MtaSts.Actors.LoadTests.Reports;
 /// <summary>Writes report.json, report.md and report.html into the run's result directory.</summary>
 public static class ReportWriter
 {
-    private static readonly JsonSerializerOptions Json = new()
+    internal static readonly JsonSerializerOptions Json = new()
     {
         WriteIndented = true,
         PropertyNamingPolicy = JsonNamingPolicy.CamelCase,

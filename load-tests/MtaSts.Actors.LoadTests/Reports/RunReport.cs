@@ -12,7 +12,13 @@ public sealed record RunReport(
     IReadOnlyDictionary<string, string> Settings,
     IReadOnlyList<TargetRunResult> Runs,
     IReadOnlyList<Comparison> Comparisons,
-    IReadOnlyList<string> Notes);
+    IReadOnlyList<string> Notes)
+{
+    /// <summary>/proc/loadavg (1, 5, 15 min) when the scenario started and ended: how busy the shared box was.</summary>
+    public string LoadAverageStart { get; init; } = "";
+    public string LoadAverageEnd { get; init; } = "";
+    public DateTimeOffset FinishedAt { get; init; }
+}
 
 public sealed record MachineInfo(int Cores, long MemoryMb, string Kernel, string DotnetVersion, string GitSha, string FileSystem, string Host);
 
@@ -23,6 +29,8 @@ public sealed record TargetRunResult
     public bool MtaSts { get; init; }
     /// <summary>Set when the target could not be started ("target not available yet: ..."); the rest is empty then.</summary>
     public string? NotAvailable { get; init; }
+    /// <summary>The run ended with an exception in the harness itself (NotAvailable says which).</summary>
+    public bool HarnessError { get; init; }
     public IReadOnlyDictionary<string, string> Facts { get; init; } = new Dictionary<string, string>();
     public string Simulation { get; init; } = "";
     public string Receiver { get; init; } = "";
@@ -47,6 +55,8 @@ public sealed record TargetRunResult
     public ReceiverSummary? ReceiverStats { get; init; }
     public ResourceSummary Resources { get; init; } = new(0, 0, 0, 0, 0, null, 0, 0);
     public BacklogSummary? Backlog { get; init; }
+    /// <summary>End state of every message the target acknowledged (delivered, bounced, still queued or LOST).</summary>
+    public EndStateSummary? EndState { get; init; }
     public IReadOnlyList<TimeSample> Series { get; init; } = [];
 }
 

@@ -24,7 +24,7 @@ public sealed class ScenarioExecutor(ScenarioDefinition scenario, RunOptions o)
         var plan = DestinationPlan.Create(o.Domains, o.Zipf);
         var ledger = new DeliveryLedger(runTag, Math.Min(20_000_000, o.Messages * 3 / 2 + 500_000));
         await using var receiver = CreateReceiver(sinkEp, ledger);
-        await using var target = CreateTarget(targetName);
+        await using var target = CreateTarget(targetName, sinkEp);
         var routes = new List<KeyValuePair<string, IPEndPoint>> { new("*", sinkEp) };
         var spec = new TargetSpec(Path.Combine(o.WorkDirectory, runTag), routes, plan.Domains, mtaSts, o.RetryInterval, o.DestinationConcurrency, o.MessagesPerConnection,
             LocalMtaSts: o.MtaStsVariants.Contains(true));
@@ -34,13 +34,28 @@ public sealed class ScenarioExecutor(ScenarioDefinition scenario, RunOptions o)
         {
             if (!o.Backlog) await receiver.StartAsync(ct);
             Console.Error.WriteLine($"[{scenario.Name}/{targetName}/{variant}] starting target (receiver {receiver.Name} on {sinkEp}) …");
-            var notAvailable = await target.StartAsync(spec, ct);
+            var notAvailable = target is CeilingTarget && o.Backlog
+                ? "not meaningful here: the ceiling has no queue to hold mail while the receiver is down (backlog needs a relay)"
+                : await target.StartAsync(spec, ct);
             if (notAvailable is not null)
             {
                 Console.Error.WriteLine($"[{scenario.Name}/{targetName}] {notAvailable}");
                 return new TargetRunResult { Target = targetName, Variant = variant, MtaSts = mtaSts, NotAvailable = notAvailable, Facts = target.Facts };
             }
-            return await MeasureAsync(targetName, variant, mtaSts, target, receiver, ledger, plan, spec.WorkDirectory, ct);
+            var result = await MeasureAsync(targetName, variant, mtaSts, target, receiver, ledger, plan, spec.WorkDirectory, ct);
+            // End state of every acknowledged message: stop the target (the receiver stays up, so whatever a graceful
+            // stop still delivers is counted), then read what it still holds and what it logged about bounces.
+            await target.StopAsync();
+            var ourKeys = ledger.Entries().Where(e => e.Accepted && e.QueueKey != 0).Select(e => e.QueueKey).ToHashSet();
+            TargetHoldings? holdings;
+            try { holdings = await target.ReadHoldingsAsync(ledger.RunTag, ourKeys, ct); }
+            catch (Exception ex) when (ex is IOException or InvalidDataException or UnauthorizedAccessException or InvalidOperationException)
+            {
+                holdings = new TargetHoldings { Source = target.Name, Error = "could not read what the target holds: " + ex.Message };
+            }
+            var endState = EndStateAccounting.Account(ledger, holdings, receiver is CountingReceiver);
+            Console.Error.WriteLine($"[{scenario.Name}/{targetName}/{variant}] end state: {EndStateLine(endState)}");
+            return result with { EndState = endState, Facts = target.Facts.ToDictionary() };
         }
         finally
         {
@@ -102,7 +117,7 @@ public sealed class ScenarioExecutor(ScenarioDefinition scenario, RunOptions o)
 
         await DrainAsync(ledger, receiver, ct);
         var drainedUs = Clock.NowUs();
-        await Task.Delay(1100, ct); // one more sample after the drain
+        if (o.TailSample) await Task.Delay(1100, ct); // one more sample after the drain
         samplerCts.Cancel();
         try { await samplerTask; } catch (OperationCanceledException) { }
         Console.Error.WriteLine();
@@ -166,17 +181,23 @@ public sealed class ScenarioExecutor(ScenarioDefinition scenario, RunOptions o)
         };
     }
 
-    /// <summary>Waits until everything accepted has arrived; gives up when arrivals stall or at the drain bound.</summary>
+    public static string EndStateLine(EndStateSummary e) => !e.Proven && e.Source.StartsWith("smtp-sink", StringComparison.Ordinal) ? e.Source :
+        string.Create(CultureInfo.InvariantCulture,
+            $"{e.Accepted} acknowledged = {e.Delivered} delivered + {e.BouncedDsnReceived + e.BouncedDsnQueued + e.BouncedDsnUndeliverable} bounced (DSN received {e.BouncedDsnReceived}, DSN queued {e.BouncedDsnQueued}, DSN undeliverable {e.BouncedDsnUndeliverable}) + {e.StillQueued} still queued + {e.Lost} LOST; duplicates {e.Duplicates}, DSN duplicates {e.DsnDuplicates}")
+        + (e.Proven ? "" : $" ({e.Source})");
+
+    /// <summary>Waits until every accepted message has arrived or bounced back (failure DSN); gives up when arrivals
+    /// stall or at the drain bound. What is still queued then is counted by the end-state accounting.</summary>
     private async Task DrainAsync(DeliveryLedger ledger, IReceiver receiver, CancellationToken ct)
     {
         var deadline = Clock.NowUs() + (long)o.DrainTimeout.TotalMicroseconds;
-        var stallUs = (long)Math.Max(15, 3 * (o.RetryInterval?.TotalSeconds ?? 0) + 10) * 1_000_000;
+        var stallUs = (long)((o.StallTimeout?.TotalSeconds ?? Math.Max(15, 3 * (o.RetryInterval?.TotalSeconds ?? 0) + 10)) * 1_000_000);
         long last = -1, lastChange = Clock.NowUs();
         var perMessage = receiver is CountingReceiver;
         while (Clock.NowUs() < deadline)
         {
             var delivered = receiver.MessagesReceived;
-            var done = perMessage ? ledger.InFlight == 0 && ledger.Reconcile().NotArrived == 0 : delivered >= ledger.AcceptedTotal;
+            var done = perMessage ? ledger.Unresolved() == 0 : delivered >= ledger.AcceptedTotal;
             if (done) return;
             if (delivered != last) { last = delivered; lastChange = Clock.NowUs(); }
             else if (Clock.NowUs() - lastChange > stallUs) return;
@@ -198,11 +219,12 @@ public sealed class ScenarioExecutor(ScenarioDefinition scenario, RunOptions o)
         _ => throw new ArgumentException($"unknown receiver '{o.Receiver}' (counting | smtp-sink)"),
     };
 
-    private ITarget CreateTarget(string name)
+    private ITarget CreateTarget(string name, IPEndPoint sink)
     {
         var port = o.TargetPort ?? LoopbackPort.Free();
         return name switch
         {
+            CeilingTarget.TargetName => new CeilingTarget(sink),
             "postfix" => new PostfixRelayTarget(port),
             "gateway" => new GatewayTarget(port, o.GatewayDll, o.GatewayCommand, o.RepoRoot),
             _ => new ExternalTarget(Loopback.Parse(name), o.TargetPid),

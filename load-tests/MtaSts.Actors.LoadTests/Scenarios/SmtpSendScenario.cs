@@ -50,7 +50,7 @@ public static class SmtpSendScenario
             var ok = final.Code == 250;
             ctx.Step(StepAccept, Clock.NowUs() - tm, ok, Code(final));
             if (!ok) return Response.Fail(Code(final));
-            ledger.Accepted(id);
+            ledger.Accepted(id, QueueKey.FromReply(final.Text));
             return Response.Success(factory.SizeBytes);
         }, simulation, o.WarmUp, new RunLimit(o.Duration, o.Messages))
         {

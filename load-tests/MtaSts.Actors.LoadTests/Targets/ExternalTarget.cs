@@ -29,5 +29,6 @@ public sealed class ExternalTarget(IPEndPoint endpoint, int? pid) : ITarget
     public Task StopAsync() => Task.CompletedTask;
     public long? QueueDepth() => null;
     public Task FlushAsync(CancellationToken ct) => Task.CompletedTask;
+    public Task<TargetHoldings?> ReadHoldingsAsync(string runTag, IReadOnlySet<long> ourKeys, CancellationToken ct) => Task.FromResult<TargetHoldings?>(null);
     public ValueTask DisposeAsync() => ValueTask.CompletedTask;
 }

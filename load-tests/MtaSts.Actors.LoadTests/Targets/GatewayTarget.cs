@@ -2,6 +2,7 @@ using System.Diagnostics;
 using System.Globalization;
 using System.Net;
 using System.Text.Json;
+using System.Text.RegularExpressions;
 using MtaSts.Actors.LoadTests.Core;
 
 namespace MtaSts.Actors.LoadTests.Targets;
@@ -13,12 +14,14 @@ namespace MtaSts.Actors.LoadTests.Targets;
 /// default destination profile (connections, messages per connection, TLS off, MTA-STS switch), short retry schedule.
 /// See load-tests/README.md ("Wiring the gateway").
 /// </summary>
-public sealed class GatewayTarget(int port, string? dllPath, string? commandTemplate, string repoRoot) : ITarget
+public sealed partial class GatewayTarget(int port, string? dllPath, string? commandTemplate, string repoRoot) : ITarget
 {
     private Process? _process;
     private string? _statsFile;
     private string? _log;
     private string? _mailLog;
+    private string? _dataDir;
+    private bool _killed;
     private LocalMtaStsWorld? _mtaSts;
     private readonly Dictionary<string, string> _facts = new();
 
@@ -47,6 +50,7 @@ public sealed class GatewayTarget(int port, string? dllPath, string? commandTemp
         _statsFile = Path.Combine(dir, "stats.json");
         _log = Path.Combine(dir, "gateway.log");
         _mailLog = Path.Combine(dir, "gw-mail.log");
+        _dataDir = Path.Combine(dir, "gw-data");
         var sink = spec.Routes.FirstOrDefault(r => r.Key == "*").Value ?? spec.Routes[0].Value;
         if ((spec.MtaSts || spec.LocalMtaSts) && commandTemplate is null)
         {
@@ -153,7 +157,7 @@ public sealed class GatewayTarget(int port, string? dllPath, string? commandTemp
         var sb = new System.Text.StringBuilder();
         sb.AppendLine("# Written by the load-test harness (GatewayTarget); layered over the shipped hocon/*.conf.");
         sb.AppendLine("mtasts {");
-        sb.AppendLine($"  data-dir = {Q(Path.Combine(dir, "gw-data"))}");
+        sb.AppendLine($"  data-dir = {Q(_dataDir!)}");
         sb.AppendLine("  hostname = \"gw.loadtest.invalid\"");
         sb.AppendLine($"  listener.endpoints = [{Q(Endpoint.ToString())}]");
         sb.AppendLine("  listener.max-sessions = 2000");
@@ -240,14 +244,102 @@ public sealed class GatewayTarget(int port, string? dllPath, string? commandTemp
         if (!_process.HasExited)
         {
             // SIGTERM first: a graceful stop is part of what the gateway must do; kill only if it hangs.
+            var t0 = System.Diagnostics.Stopwatch.StartNew();
             await ProcessRunner.RunAsync("/bin/kill", ["-TERM", _process.Id.ToString(CultureInfo.InvariantCulture)], TimeSpan.FromSeconds(5));
             using var cts = new CancellationTokenSource(TimeSpan.FromSeconds(15));
             try { await _process.WaitForExitAsync(cts.Token); }
-            catch (OperationCanceledException) { _process.Kill(entireProcessTree: true); }
+            catch (OperationCanceledException)
+            {
+                _process.Kill(entireProcessTree: true);
+                _killed = true;
+                _facts["stop"] = "did not exit within 15 s of SIGTERM: killed";
+            }
+            _facts.TryAdd("stop", $"exited {t0.Elapsed.TotalSeconds.ToString("0.0", CultureInfo.InvariantCulture)} s after SIGTERM (code {(_process.HasExited ? _process.ExitCode.ToString(CultureInfo.InvariantCulture) : "?")})");
         }
         _process.Dispose();
         _process = null;
     }
+
+    /// <summary>
+    /// What the stopped gateway still holds: a read-only scan of its spool (what a restart would recover), plus from its
+    /// operator log the bounces ("Bounced: … MID m"), the DSNs generated for them ("MID x was generated for bounce of
+    /// MID y") and DSNs dropped ("Double bounce: MID x").
+    /// </summary>
+    public Task<Core.TargetHoldings?> ReadHoldingsAsync(string runTag, IReadOnlySet<long> ourKeys, CancellationToken ct)
+    {
+        if (_dataDir is null || _mailLog is null) return Task.FromResult<Core.TargetHoldings?>(null);
+        var log = _mailLog;
+        var holdings = new Core.TargetHoldings
+        {
+            Source = $"gateway spool (read-only scan after {(_killed ? "SIGKILL" : "SIGTERM")}) + operator log",
+            Explain = keys => ExplainFromLog(log, keys),
+        };
+        if (_process is not null) holdings.Error = "the gateway process was still running when its spool was read";
+        try
+        {
+            var (held, warnings) = GatewaySpoolReader.Scan(Path.Combine(_dataDir, "spool"));
+            var read = 0;
+            foreach (var m in held)
+            {
+                var isDsn = m.ReversePath.Length == 0;
+                long? id = null;
+                // Ours by the MID in the 250 reply; read the rest (DSNs, anything the replies did not name), boundedly.
+                if ((isDsn || !ourKeys.Contains(m.Mid)) && read++ < 50_000) id = GatewaySpoolReader.LoadIdOf(m, runTag);
+                holdings.Held.Add(new Core.HeldMessage(m.Mid, isDsn, id));
+            }
+            if (warnings.Count > 0) _facts["spool scan"] = string.Join("; ", warnings.Take(5));
+        }
+        catch (Exception ex) when (ex is IOException or InvalidDataException or UnauthorizedAccessException)
+        {
+            holdings.Error = "spool not readable: " + ex.Message;
+        }
+        try
+        {
+            if (File.Exists(log))
+                foreach (var line in File.ReadLines(log))
+                {
+                    if (line.Contains("Bounced: ", StringComparison.Ordinal) && BouncedLine().Match(line) is { Success: true } b)
+                        holdings.BouncedKeys.Add(long.Parse(b.Groups[1].Value, CultureInfo.InvariantCulture));
+                    else if (line.Contains("was generated for bounce", StringComparison.Ordinal) && DsnLine().Match(line) is { Success: true } d)
+                        holdings.DsnOf[long.Parse(d.Groups[1].Value, CultureInfo.InvariantCulture)] = long.Parse(d.Groups[2].Value, CultureInfo.InvariantCulture);
+                    else if (line.Contains("Double bounce: ", StringComparison.Ordinal) && DoubleBounceLine().Match(line) is { Success: true } x)
+                        holdings.DsnDropped.Add(long.Parse(x.Groups[1].Value, CultureInfo.InvariantCulture));
+                }
+            else holdings.Error ??= "operator log missing: " + log;
+        }
+        catch (IOException ex) { holdings.Error ??= "operator log not readable: " + ex.Message; }
+        return Task.FromResult<Core.TargetHoldings?>(holdings);
+    }
+
+    /// <summary>Every operator-log line that names one of the MIDs (up to 20 each).</summary>
+    private static IReadOnlyDictionary<long, IReadOnlyList<string>> ExplainFromLog(string log, IReadOnlyCollection<long> mids)
+    {
+        var want = mids.ToHashSet();
+        var lines = new Dictionary<long, List<string>>();
+        if (!File.Exists(log)) return new Dictionary<long, IReadOnlyList<string>>();
+        foreach (var line in File.ReadLines(log))
+        {
+            if (!line.Contains("MID ", StringComparison.Ordinal)) continue;
+            foreach (Match m in MidRef().Matches(line))
+            {
+                var mid = long.Parse(m.Groups[1].Value, CultureInfo.InvariantCulture);
+                if (!want.Contains(mid)) continue;
+                if (!lines.TryGetValue(mid, out var list)) lines[mid] = list = [];
+                if (list.Count < 20) list.Add(line);
+                break;
+            }
+        }
+        return lines.ToDictionary(kv => kv.Key, kv => (IReadOnlyList<string>)kv.Value);
+    }
+
+    [GeneratedRegex(@"Bounced: DCID \S+ MID (\d+) to RID")]
+    private static partial Regex BouncedLine();
+    [GeneratedRegex(@"MID (\d+) was generated for bounce of MID (\d+)")]
+    private static partial Regex DsnLine();
+    [GeneratedRegex(@"Double bounce: MID (\d+)")]
+    private static partial Regex DoubleBounceLine();
+    [GeneratedRegex(@"\bMID (\d+)\b")]
+    private static partial Regex MidRef();
 
     private string LogTail() => _log is not null && File.Exists(_log) ? "\n  " + string.Join("\n  ", File.ReadLines(_log).TakeLast(8)) : "";
 

@@ -24,6 +24,14 @@ public interface ITarget : IAsyncDisposable
     Task FlushAsync(CancellationToken ct);
     /// <summary>Free-form facts for the report (version, config highlights).</summary>
     IReadOnlyDictionary<string, string> Facts { get; }
+
+    /// <summary>
+    /// After <see cref="StopAsync"/>: what the target still holds (its queue) and what it logged about bounces, for
+    /// the end-state accounting. <paramref name="ourKeys"/> are the queue keys from the 250 replies of the messages it
+    /// acknowledged; held messages with other keys (DSNs, or ids the reply did not carry) are read for their
+    /// X-Load-Id. Null when the target cannot tell (an external relay).
+    /// </summary>
+    Task<Core.TargetHoldings?> ReadHoldingsAsync(string runTag, IReadOnlySet<long> ourKeys, CancellationToken ct);
 }
 
 /// <summary>

@@ -1,6 +1,7 @@
 using System.Globalization;
 using System.Net;
 using System.Text;
+using System.Text.RegularExpressions;
 using MtaSts.Actors.LoadTests.Core;
 
 namespace MtaSts.Actors.LoadTests.Targets;
@@ -11,7 +12,7 @@ namespace MtaSts.Actors.LoadTests.Targets;
 /// transport table (no DNS). Durability is left at Postfix's defaults (queue files fsync'd before the 250), so
 /// the comparison with the gateway is like for like. The system instance (port 25) is never touched.
 /// </summary>
-public sealed class PostfixRelayTarget(int port) : ITarget
+public sealed partial class PostfixRelayTarget(int port) : ITarget
 {
     private string? _configDir;
     private string? _queueDir;
@@ -172,6 +173,7 @@ public sealed class PostfixRelayTarget(int port) : ITarget
     public async Task StopAsync()
     {
         if (_configDir is null) return;
+        // Not deleted here: the executor reads the queue and maillog (end-state accounting), then deletes the run dir.
         await ProcessRunner.RunAsync("/usr/sbin/postfix", ["-c", _configDir, "stop"], TimeSpan.FromSeconds(30), viaTty: true);
         if (RootPid is { } pid)
         {
@@ -179,12 +181,102 @@ public sealed class PostfixRelayTarget(int port) : ITarget
             if (Directory.Exists($"/proc/{pid}") && !IsZombie(pid))
                 await ProcessRunner.RunAsync("/usr/sbin/postfix", ["-c", _configDir, "abort"], TimeSpan.FromSeconds(30), viaTty: true);
         }
+        // The queue and maillog stay until the executor deletes the run directory: ReadHoldingsAsync reads them first.
         _configDir = null;
-        if (_root is not null && Environment.GetEnvironmentVariable("MTASTS_LOAD_KEEP") != "1")
-        {
-            try { Directory.Delete(_root, recursive: true); } catch (IOException) { } catch (UnauthorizedAccessException) { }
-        }
     }
+
+    /// <summary>
+    /// What the stopped instance still holds: every queue file (incoming, active, deferred, hold, maildrop; the file
+    /// name is the queue id), plus from its maillog the bounces ("QID: to=<…>, … status=bounced") and the DSNs
+    /// generated for them ("QID: sender non-delivery notification: DSNQID"). Queue files that are not one of the
+    /// acknowledged messages (DSNs) are read with postcat for their X-Load-Id.
+    /// </summary>
+    public async Task<Core.TargetHoldings?> ReadHoldingsAsync(string runTag, IReadOnlySet<long> ourKeys, CancellationToken ct)
+    {
+        if (_queueDir is null || _root is null) return null;
+        var maillog = Path.Combine(_root, "maillog");
+        var holdings = new Core.TargetHoldings
+        {
+            Source = "Postfix queue files (after postfix stop) + maillog",
+            Explain = keys => ExplainFromLog(maillog, keys),
+        };
+        try
+        {
+            var read = 0;
+            foreach (var sub in new[] { "maildrop", "incoming", "active", "deferred", "hold", "corrupt" })
+            {
+                var dir = Path.Combine(_queueDir, sub);
+                if (!Directory.Exists(dir)) continue;
+                foreach (var file in Directory.EnumerateFiles(dir, "*", SearchOption.AllDirectories))
+                {
+                    var key = QueueKey.Parse(Path.GetFileName(file));
+                    if (key != 0 && ourKeys.Contains(key) && sub != "maildrop")
+                    {
+                        holdings.Held.Add(new Core.HeldMessage(key, false, null));
+                        continue;
+                    }
+                    // Not one of ours by its id: a DSN (null sender) or something else; read it (boundedly).
+                    bool isDsn = false;
+                    long? id = null;
+                    if (read++ < 2_000)
+                    {
+                        var (code, text) = await ProcessRunner.RunAsync("/usr/sbin/postcat", ["-c", Path.Combine(_root, "etc"), "-e", "-h", "-b", file], TimeSpan.FromSeconds(10));
+                        if (code == 0)
+                        {
+                            isDsn = NullSender().IsMatch(text);
+                            id = Targets.GatewaySpoolReader.FindLoadId(text, runTag, headersOnly: false);
+                        }
+                    }
+                    holdings.Held.Add(new Core.HeldMessage(key, isDsn, id));
+                }
+            }
+        }
+        catch (Exception ex) when (ex is IOException or UnauthorizedAccessException)
+        {
+            holdings.Error = "queue not readable: " + ex.Message;
+        }
+        try
+        {
+            if (File.Exists(maillog))
+                foreach (var line in File.ReadLines(maillog))
+                {
+                    var m = LogLine().Match(line);
+                    if (!m.Success) continue;
+                    var qid = QueueKey.Parse(m.Groups[1].Value);
+                    var rest = m.Groups[2].Value;
+                    if (rest.StartsWith("to=<", StringComparison.Ordinal) && rest.Contains(" status=bounced", StringComparison.Ordinal)) holdings.BouncedKeys.Add(qid);
+                    else if (NonDelivery().Match(rest) is { Success: true } n) holdings.DsnOf[QueueKey.Parse(n.Groups[1].Value)] = qid;
+                }
+            else holdings.Error ??= "maillog missing: " + maillog;
+        }
+        catch (IOException ex) { holdings.Error ??= "maillog not readable: " + ex.Message; }
+        if (_configDir is not null) holdings.Error ??= "postfix was still running when its queue was read";
+        return holdings;
+    }
+
+    private static IReadOnlyDictionary<long, IReadOnlyList<string>> ExplainFromLog(string maillog, IReadOnlyCollection<long> keys)
+    {
+        var want = keys.ToHashSet();
+        var lines = new Dictionary<long, List<string>>();
+        if (!File.Exists(maillog)) return new Dictionary<long, IReadOnlyList<string>>();
+        foreach (var line in File.ReadLines(maillog))
+        {
+            var m = LogLine().Match(line);
+            if (!m.Success) continue;
+            var key = QueueKey.Parse(m.Groups[1].Value);
+            if (!want.Contains(key)) continue;
+            if (!lines.TryGetValue(key, out var list)) lines[key] = list = [];
+            if (list.Count < 20) list.Add(line);
+        }
+        return lines.ToDictionary(kv => kv.Key, kv => (IReadOnlyList<string>)kv.Value);
+    }
+
+    [GeneratedRegex(@"postfix/[\w/-]+\[\d+\]: ([0-9A-F]{6,}): (.*)$")]
+    private static partial Regex LogLine();
+    [GeneratedRegex(@"^sender non-delivery notification: ([0-9A-F]{6,})")]
+    private static partial Regex NonDelivery();
+    [GeneratedRegex(@"(?m)^sender: *\r?$")]
+    private static partial Regex NullSender();
 
     private static bool IsZombie(int pid)
     {

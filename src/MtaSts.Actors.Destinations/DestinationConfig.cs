@@ -1,3 +1,4 @@
+using MtaSts.Actors.Dns;
 namespace MtaSts.Actors.Destinations;
 
 /// <summary>A validated destination configuration: the profiles and the bounce profiles they name.</summary>
@@ -26,7 +27,10 @@ public sealed class DestinationConfig
         BounceProfiles.GetValueOrDefault(profile.BounceProfile) ?? BounceProfiles[BounceProfile.DefaultName];
 
     /// <summary>Profile and bounce profile for a recipient domain (most specific profile wins).</summary>
-    public (DestinationProfile Profile, BounceProfile Bounce) Resolve(string domain)
+    public (DestinationProfile Profile, BounceProfile Bounce) Resolve(string domain) => Resolve(DestinationDomain.Parse(domain));
+
+    /// <inheritdoc cref="Resolve(string)"/>
+    public (DestinationProfile Profile, BounceProfile Bounce) Resolve(DestinationDomain domain)
     {
         var p = Profiles.Resolve(domain);
         return (p, BounceProfileFor(p));

@@ -1,10 +1,14 @@
+using MtaSts.Actors.Dns;
+
 namespace MtaSts.Actors.Destinations;
 
 /// <summary>Domain name helpers shared by profile lookup and config validation.</summary>
 public static class DomainNames
 {
-    /// <summary>Lower-case, trailing dot removed (a fully qualified "example.com." is the same destination).</summary>
-    public static string Normalize(string domain) => domain.Trim().TrimEnd('.').ToLowerInvariant();
+    /// <summary>A profile name: lower-case, trailing dot removed. Profile names are A-labels only (a U-label is refused
+    /// at load with a hint), so every accepted name is already in <see cref="DestinationDomain"/> form and the lookup
+    /// by <see cref="ProfileSet.Resolve(DestinationDomain)"/> compares like with like.</summary>
+    public static string Normalize(string name) => name.Trim().TrimEnd('.').ToLowerInvariant();
 
     /// <summary>RFC 1035 §2.3.1 / RFC 1123 §2.1 host name: labels of 1..63 letters, digits and hyphens, not starting
     /// or ending with a hyphen, 253 characters at most. Underscores are tolerated (seen in the wild on MX targets).

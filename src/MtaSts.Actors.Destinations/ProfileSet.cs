@@ -1,3 +1,5 @@
+using MtaSts.Actors.Dns;
+
 namespace MtaSts.Actors.Destinations;
 
 /// <summary>
@@ -73,6 +75,9 @@ public sealed class ProfileSet
     }
 
     public DestinationProfile Resolve(string domain) => Resolve(domain.AsSpan());
+
+    /// <summary>The profile for a destination (already normalised).</summary>
+    public DestinationProfile Resolve(DestinationDomain domain) => Resolve(domain.Name.AsSpan());
 
     /// <summary>The profile configured under exactly this name (<c>example.com</c>, <c>.example.com</c>, <c>default</c>).</summary>
     public DestinationProfile? Find(string destination)

@@ -1,5 +1,6 @@
 using Akka.Actor;
 using MtaSts.Actors.Destinations;
+using MtaSts.Actors.Dns;
 using MtaSts.Actors.Logging;
 using MtaSts.Actors.Spool;
 
@@ -15,7 +16,7 @@ public interface IBounceSink
     Task QueueAsync(BounceRequest request, CancellationToken ct = default);
 }
 
-public sealed record BounceRequest(Protocol.MessageRef Message, string Domain, IReadOnlyList<(Protocol.RecipientRef Recipient, RecipientOutcome Outcome)> Recipients,
+public sealed record BounceRequest(Protocol.MessageRef Message, DestinationDomain Domain, IReadOnlyList<(Protocol.RecipientRef Recipient, RecipientOutcome Outcome)> Recipients,
     bool Delayed = false);
 
 /// <summary>Node-local services every destination actor uses. Injected through Props (never serialized).</summary>
@@ -24,7 +25,7 @@ public sealed record DeliveryServices(
     ISpool Spool,
     MailLog Log,
     IdSequence Dcids,
-    Func<string, DestinationSettings> Settings,
+    Func<DestinationDomain, DestinationSettings> Settings,
     IBounceSink Bounces,
     TimeProvider Clock,
     Func<IActorRef?> PolicyActor,

@@ -26,7 +26,7 @@ public sealed class SmtpDeliveryTransport(
     public async Task<IDeliverySession> OpenAsync(SessionRequest request, CancellationToken ct)
     {
         var profile = request.Settings.Profile;
-        var domain = request.Domain;
+        var domain = request.Domain.Name;
         var resolution = profile.HasSmtpRoute
             ? await mx.ResolveRouteAsync(profile.SmtpRoute.Select(h => new HostPort(h.Host, h.Port)).ToArray(), profile.IpPreference, ct)
                 .ConfigureAwait(false)

@@ -2,6 +2,7 @@ using Akka.Actor;
 using Akka.Cluster.Sharding;
 using Akka.Persistence;
 using MtaSts.Actors.Destinations;
+using MtaSts.Actors.Dns;
 using MtaSts.Actors.Engine.Delivery;
 using MtaSts.Actors.Engine.Policy;
 using MtaSts.Actors.Engine.Protocol;
@@ -19,7 +20,7 @@ namespace MtaSts.Actors.Engine.Destinations;
 /// </summary>
 public sealed class DestinationActor : UntypedPersistentActor, IWithTimers
 {
-    private readonly string _domain;
+    private readonly DestinationDomain _domain;
     private readonly DeliveryServices _svc;
     private readonly PendingIndex _index;
     private readonly DestinationState _state;
@@ -121,7 +122,7 @@ public sealed class DestinationActor : UntypedPersistentActor, IWithTimers
                 Commit(_state.Decide(new ExpirySweep(), Settings, Now));
                 if (_index.Loaded && Queue.PruneRetryRecords((mid, rid) => _index.Contains(_domain, mid, rid)) is > 0 and var pruned)
                     MailLog.Debug("retry_records_pruned", $"Destination {_domain}: {pruned} retry records of finished mail dropped",
-                        ("domain", _domain));
+                        ("domain", _domain.Name));
                 Pump();
                 break;
             case IdleCheck:
@@ -153,7 +154,7 @@ public sealed class DestinationActor : UntypedPersistentActor, IWithTimers
                 DeleteMessages(s.Metadata.SequenceNr);
                 break;
             case SaveSnapshotFailure f:
-                MailLog.Warning("snapshot_failed", $"Destination {_domain} snapshot failed: {f.Cause.Message}", ("domain", _domain));
+                MailLog.Warning("snapshot_failed", $"Destination {_domain} snapshot failed: {f.Cause.Message}", ("domain", _domain.Name));
                 break;
             case DeleteMessagesSuccess or DeleteMessagesFailure or DeleteSnapshotsSuccess or DeleteSnapshotsFailure:
                 break;
@@ -421,7 +422,7 @@ public sealed class DestinationActor : UntypedPersistentActor, IWithTimers
     protected override void OnPersistFailure(Exception cause, object @event, long sequenceNr)
     {
         MailLog.Critical("journal_failed", $"Destination {_domain}: journal write failed ({cause.GetType().Name}: {cause.Message}); " +
-            "the destination restarts on the next resume, its mail stays in the spool", ("domain", _domain));
+            "the destination restarts on the next resume, its mail stays in the spool", ("domain", _domain.Name));
         base.OnPersistFailure(cause, @event, sequenceNr);
     }
 

@@ -1,3 +1,4 @@
+using MtaSts.Actors.Dns;
 using MtaSts.Actors.Engine.Delivery;
 using MtaSts.Actors.Logging;
 
@@ -5,7 +6,7 @@ namespace MtaSts.Actors.Engine.Destinations;
 
 /// <summary>Runs a destination's side effects after its changes are applied. The durable ones run off the actor
 /// (tracked by <see cref="BackgroundWork"/> so that a graceful stop waits for them); both services are thread-safe.</summary>
-public sealed class DestinationEffects(DeliveryServices svc, PendingIndex index, string domain)
+public sealed class DestinationEffects(DeliveryServices svc, PendingIndex index, DestinationDomain domain)
 {
     public void Run(IEnumerable<DestinationEffect> effects)
     {

@@ -1,3 +1,4 @@
+using MtaSts.Actors.Dns;
 using MtaSts.Actors.Destinations;
 using MtaSts.Actors.Engine.Delivery;
 using MtaSts.Actors.Engine.Protocol;
@@ -54,7 +55,7 @@ public sealed record Decision(IReadOnlyList<IDestinationChange> Changes, IReadOn
 /// Handing recipients to connections (<see cref="TakeDue"/>) only marks them in flight: runtime bookkeeping that a
 /// restart forgets on purpose (in-flight mail is retried).
 /// </summary>
-public sealed class DestinationState(string domain)
+public sealed class DestinationState(DestinationDomain domain)
 {
     private RetrySchedule? _schedule;
     private RecipientRateLimiter? _rate;
@@ -114,7 +115,7 @@ public sealed class DestinationState(string domain)
             if (!byRid.TryGetValue(outcome.Rid, out var r)) continue;
             var q = queued?.Get(outcome.Rid);
             var attempts = (q?.Attempts ?? 0) + 1;
-            var fields = new (string, object?)[] { ("mid", msg.Mid), ("rid", new[] { outcome.Rid }), ("dcid", dcid), ("domain", domain) };
+            var fields = new (string, object?)[] { ("mid", msg.Mid), ("rid", new[] { outcome.Rid }), ("dcid", dcid), ("domain", domain.Name) };
             switch (outcome.Kind)
             {
                 case RecipientOutcomeKind.Delivered:
@@ -176,7 +177,7 @@ public sealed class DestinationState(string domain)
         if (dcid > 0 && finished.Count > bounced.Count)
             effects.Add(new LogLine("message_done",
                 $"Message done DCID {dcid} MID {msg.Mid} to RID {Rid.List(finished.Except(bounced.Select(b => b.Item1.Rid)))}",
-                [("mid", msg.Mid), ("dcid", dcid), ("domain", domain)]));
+                [("mid", msg.Mid), ("dcid", dcid), ("domain", domain.Name)]));
         effects.Add(new FinishRecipients(msg, finished, bounced, settings.Bounce.SendDsn));
     }
 

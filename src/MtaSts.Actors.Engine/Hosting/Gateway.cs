@@ -94,7 +94,7 @@ public sealed class Gateway : IAsyncDisposable
     /// destinations were told.</summary>
     public int DeliverNow(string? domain = null)
     {
-        var domains = domain is null ? Pending.Domains.ToArray() : [Intake.Dispatcher.NormalizeDomain(domain)];
+        var domains = domain is null ? Pending.Domains.ToArray() : [DestinationDomain.Parse(domain)];
         foreach (var d in domains) Region.Tell(new Protocol.DeliverNow(d));
         Log.Info("deliver_now", domain is null
                 ? $"Deliver now: {domains.Length} destinations with queued mail retried at once"
@@ -264,7 +264,8 @@ public sealed class Gateway : IAsyncDisposable
         var sys = host.Services.GetRequiredService<ActorSystem>();
         var registry = host.Services.GetRequiredService<ActorRegistry>();
         var regionRef = await registry.GetAsync<DestinationRegion>(ct).ConfigureAwait(false);
-        var dispatcher = new Dispatcher(regionRef, pending);
+        var dispatcher = new Dispatcher(regionRef, pending, (mid, rcpt, why) =>
+            log.Critical("invalid_destination", $"MID {mid} RID {rcpt.Rid} To: <{rcpt.Address}> not dispatched: {why}", ("mid", mid), ("rid", rcpt.Rid)));
         bounces.Attach(dispatcher);
         // Every destination with mail is resumed periodically (an entity stopped by a failed journal write comes back
         // without waiting for new mail or a restart) and after a reload (new controls apply at once).
@@ -364,7 +365,7 @@ public sealed class Gateway : IAsyncDisposable
         LenientContentType = config.LenientContentType || config.LenientContentTypeDomains.Contains(domain),
     };
 
-    private static DestinationSettings Settings(DestinationConfig config, string domain)
+    private static DestinationSettings Settings(DestinationConfig config, DestinationDomain domain)
     {
         var (profile, bounce) = config.Resolve(domain);
         return new DestinationSettings(profile, bounce);

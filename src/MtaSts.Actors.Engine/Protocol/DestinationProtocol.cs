@@ -1,3 +1,4 @@
+using MtaSts.Actors.Dns;
 using MtaSts.Actors.Spool;
 
 namespace MtaSts.Actors.Engine.Protocol;
@@ -9,7 +10,7 @@ public interface IEngineProtocolMember { }
 /// <summary>Routes a message to the destination entity of its (normalized, lower-case) domain.</summary>
 public interface IWithDestination : IEngineProtocolMember
 {
-    string Domain { get; }
+    DestinationDomain Domain { get; }
 }
 
 public interface IDestinationCommand : IWithDestination { }
@@ -35,20 +36,20 @@ public sealed record RecipientRef(int Rid, string Address, DsnNotify Notify = Ds
 
 /// <summary>New (or recovered) recipients of one message for this destination. Idempotent: a recipient that is
 /// already queued is not queued twice (the spool re-dispatches everything outstanding after a restart).</summary>
-public sealed record EnqueueRecipients(string Domain, MessageRef Message, IReadOnlyList<RecipientRef> Recipients) : IDestinationCommand;
+public sealed record EnqueueRecipients(DestinationDomain Domain, MessageRef Message, IReadOnlyList<RecipientRef> Recipients) : IDestinationCommand;
 
 /// <summary>Operator "delivernow": every queued recipient becomes due now.</summary>
-public sealed record DeliverNow(string Domain) : IDestinationCommand;
+public sealed record DeliverNow(DestinationDomain Domain) : IDestinationCommand;
 
-public sealed record GetDestinationStatus(string Domain) : IDestinationCommand;
+public sealed record GetDestinationStatus(DestinationDomain Domain) : IDestinationCommand;
 
 /// <summary>(Re)starts the entity of a domain that still has pending mail and makes it re-read its profile and
 /// re-plan. Sent periodically as a safety net (an entity stopped by a failed journal write comes back) and after a
 /// configuration reload (a raised limit releases held mail). Idempotent and cheap.</summary>
-public sealed record Resume(string Domain) : IDestinationCommand;
+public sealed record Resume(DestinationDomain Domain) : IDestinationCommand;
 
 public sealed record DestinationStatus(
-    string Domain,
+    DestinationDomain Domain,
     int QueuedRecipients,
     int DeferredRecipients,
     int ActiveConnections,

@@ -1,3 +1,4 @@
+using MtaSts.Actors.Dns;
 using System.Runtime.Serialization;
 using Akka.Actor;
 using Akka.Serialization;
@@ -80,7 +81,7 @@ public sealed class EngineSerializer(ExtendedActorSystem system) : SerializerWit
                     w.Write(c.Count); w.Write(c.AtUtc.UtcTicks);
                     break;
                 case EnqueueRecipients e:
-                    w.Write(e.Domain); WriteMessage(w, e.Message);
+                    w.Write(e.Domain.Name); WriteMessage(w, e.Message);
                     w.Write(e.Recipients.Count);
                     foreach (var r in e.Recipients)
                     {
@@ -88,16 +89,16 @@ public sealed class EngineSerializer(ExtendedActorSystem system) : SerializerWit
                     }
                     break;
                 case DeliverNow n:
-                    w.Write(n.Domain);
+                    w.Write(n.Domain.Name);
                     break;
                 case GetDestinationStatus g:
-                    w.Write(g.Domain);
+                    w.Write(g.Domain.Name);
                     break;
                 case Resume rs:
-                    w.Write(rs.Domain);
+                    w.Write(rs.Domain.Name);
                     break;
                 case DestinationStatus st:
-                    w.Write(st.Domain); w.Write(st.QueuedRecipients); w.Write(st.DeferredRecipients); w.Write(st.ActiveConnections);
+                    w.Write(st.Domain.Name); w.Write(st.QueuedRecipients); w.Write(st.DeferredRecipients); w.Write(st.ActiveConnections);
                     w.Write(st.MaxConnections); w.Write(st.NextAttempt?.UtcTicks ?? -1); WriteNullable(w, st.LastError);
                     break;
                 default:
@@ -144,7 +145,7 @@ public sealed class EngineSerializer(ExtendedActorSystem system) : SerializerWit
                 return new RecipientsCounted(r.ReadInt64(), Utc(r.ReadInt64()));
             case EnqueueManifest:
             {
-                var domain = r.ReadString();
+                var domain = ReadDomain(r);
                 var msg = ReadMessage(r);
                 var n = r.ReadInt32();
                 var rcpts = new RecipientRef[n];
@@ -153,14 +154,14 @@ public sealed class EngineSerializer(ExtendedActorSystem system) : SerializerWit
                 return new EnqueueRecipients(domain, msg, rcpts);
             }
             case DeliverNowManifest:
-                return new DeliverNow(r.ReadString());
+                return new DeliverNow(ReadDomain(r));
             case StatusQueryManifest:
-                return new GetDestinationStatus(r.ReadString());
+                return new GetDestinationStatus(ReadDomain(r));
             case ResumeManifest:
-                return new Resume(r.ReadString());
+                return new Resume(ReadDomain(r));
             case StatusManifest:
             {
-                var domain = r.ReadString();
+                var domain = ReadDomain(r);
                 int q = r.ReadInt32(), d = r.ReadInt32(), a = r.ReadInt32(), m = r.ReadInt32();
                 var next = r.ReadInt64();
                 return new DestinationStatus(domain, q, d, a, m, next < 0 ? null : Utc(next), ReadNullable(r));
@@ -222,6 +223,9 @@ public sealed class EngineSerializer(ExtendedActorSystem system) : SerializerWit
         w.Write(s is not null);
         if (s is not null) w.Write(s);
     }
+
+    // Written as the normalised name (the same string the previous versions wrote).
+    private static DestinationDomain ReadDomain(BinaryReader r) => DestinationDomain.Parse(r.ReadString());
 
     private static string? ReadNullable(BinaryReader r) => r.ReadBoolean() ? r.ReadString() : null;
 }

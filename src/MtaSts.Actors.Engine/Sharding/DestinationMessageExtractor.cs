@@ -1,6 +1,7 @@
 using System.Collections.Immutable;
 using Akka.Actor;
 using Akka.Cluster.Sharding;
+using MtaSts.Actors.Dns;
 using MtaSts.Actors.Engine.Protocol;
 
 namespace MtaSts.Actors.Engine.Sharding;
@@ -27,10 +28,11 @@ public sealed class DestinationMessageExtractor(string nodeTag = "") : IMessageE
 
     public string ShardId(string entityId, object? messageHint = null) => ShardOf(entityId);
 
-    public static string EntityIdOf(string domain, string nodeTag) => nodeTag.Length == 0 ? domain : domain + "@" + nodeTag;
+    public static string EntityIdOf(DestinationDomain domain, string nodeTag) => nodeTag.Length == 0 ? domain.Name : domain.Name + "@" + nodeTag;
 
     /// <summary>The domain part of an entity id (domains never contain '@').</summary>
-    public static string DomainOf(string entityId) => entityId.IndexOf('@') is var at and >= 0 ? entityId[..at] : entityId;
+    public static DestinationDomain DomainOf(string entityId) =>
+        DestinationDomain.Parse(entityId.IndexOf('@') is var at and >= 0 ? entityId[..at] : entityId);
 
     private static string ShardOf(string entityId)
     {

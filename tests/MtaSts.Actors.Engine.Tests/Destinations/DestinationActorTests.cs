@@ -29,7 +29,7 @@ public sealed class DestinationActorTests : TestKit
     private IActorRef Start(string domain) => Sys.ActorOf(Props.Create(() => new FakeShard(_rig.Props(domain), TestActor)));
 
     private DestinationStatus Status(IActorRef shard, string domain) =>
-        shard.Ask<DestinationStatus>(new GetDestinationStatus(domain), Long).Result;
+        shard.Ask<DestinationStatus>(new GetDestinationStatus(Dom(domain)), Long).Result;
 
     private void Stop(IActorRef shard)
     {
@@ -60,7 +60,7 @@ public sealed class DestinationActorTests : TestKit
         Assert.Empty(_rig.Spool.Done); // the first resolution is awaited
         var valid = new PolicyResolution(PolicyResolutionKind.Policy, new StsPolicy(StsMode.Enforce, [], 86400, []), "1",
             PolicySource.Fetched, null, null) { ExpiresAt = DateTimeOffset.UtcNow.AddDays(1) };
-        policy.Reply(new PolicyResolved("sts.test", valid));
+        policy.Reply(new PolicyResolved(Dom("sts.test"), valid));
         AwaitCondition(() => _rig.Spool.Done.Count == 1, Long);
 
         Thread.Sleep(300); // past the reuse window
@@ -76,7 +76,7 @@ public sealed class DestinationActorTests : TestKit
         var (d, policy) = StartWithPolicyProbe("nosts.test");
         d.Tell(_rig.Message("nosts.test"));
         policy.ExpectMsg<ResolvePolicy>(Long);
-        policy.Reply(new PolicyResolved("nosts.test", new PolicyResolution(PolicyResolutionKind.NoPolicy, null, null, PolicySource.None, null, null)));
+        policy.Reply(new PolicyResolved(Dom("nosts.test"), new PolicyResolution(PolicyResolutionKind.NoPolicy, null, null, PolicySource.None, null, null)));
         AwaitCondition(() => _rig.Spool.Done.Count == 1, Long);
 
         Thread.Sleep(300);
@@ -84,7 +84,7 @@ public sealed class DestinationActorTests : TestKit
         policy.ExpectMsg<ResolvePolicy>(Long);
         Thread.Sleep(500);
         Assert.Single(_rig.Spool.Done); // waiting for the answer
-        policy.Reply(new PolicyResolved("nosts.test", new PolicyResolution(PolicyResolutionKind.NoPolicy, null, null, PolicySource.None, null, null)));
+        policy.Reply(new PolicyResolved(Dom("nosts.test"), new PolicyResolution(PolicyResolutionKind.NoPolicy, null, null, PolicySource.None, null, null)));
         AwaitCondition(() => _rig.Spool.Done.Count == 2, Long);
     }
 
@@ -246,7 +246,7 @@ public sealed class DestinationActorTests : TestKit
 
         // delivernow: due at once, and it goes.
         _rig.Transport.Decide = _ => RecipientOutcomeKind.Delivered;
-        again.Tell(new DeliverNow("restart.test"));
+        again.Tell(new DeliverNow(Dom("restart.test")));
         AwaitCondition(() => _rig.Spool.Done.Count == 2, Long);
     }
 
@@ -288,7 +288,7 @@ public sealed class DestinationActorTests : TestKit
 
         // Raising the limit (a config reload) releases the held mail.
         _rig.Profile = _rig.Profile with { RecipientLimit = new RecipientLimit(100, 10) };
-        again.Tell(new DeliverNow("rate.test"));
+        again.Tell(new DeliverNow(Dom("rate.test")));
         AwaitCondition(() => _rig.Spool.Done.Count == 12, Long);
     }
 

@@ -20,7 +20,7 @@ public sealed class DestinationStateTests
 
     private static DestinationState Queued(int attempts = 0)
     {
-        var s = new DestinationState("b.example");
+        var s = new DestinationState(Dom("b.example"));
         s.Queue.Enqueue(Msg, Rcpts, T0);
         if (attempts > 0) s.Apply(new RecipientsDeferred(Msg.Mid, [0, 1], attempts, T0, "4.0.0 - earlier"));
         Assert.NotNull(s.TakeDue(T0, 100));
@@ -67,7 +67,7 @@ public sealed class DestinationStateTests
         var d = live.Decide(new OutcomesReported(3, Msg, Rcpts, [Outcome(0, RecipientOutcomeKind.Transient), Outcome(1, RecipientOutcomeKind.Transient)]), Settings, T0);
         foreach (var c in d.Changes) live.Apply(c);
 
-        var replayed = new DestinationState("b.example");
+        var replayed = new DestinationState(Dom("b.example"));
         foreach (var e in d.Journaled) replayed.Apply(e);
         replayed.Queue.Enqueue(Msg, Rcpts, T0.AddHours(1)); // the spool re-dispatches after recovery
 
@@ -77,7 +77,7 @@ public sealed class DestinationStateTests
     [Fact]
     public void Unreachable_defers_every_due_recipient_and_expiry_bounces_old_ones()
     {
-        var s = new DestinationState("b.example");
+        var s = new DestinationState(Dom("b.example"));
         s.Queue.Enqueue(Msg, Rcpts, T0);
         var d = s.Decide(new DestinationUnreachable(RecipientOutcomeKind.Transient, "4.4.1 - no answer", "4.4.1"), Settings, T0);
         Assert.Equal("deferred[0,1]#1@+60s", Describe(d.Changes));

@@ -158,8 +158,8 @@ public sealed class DestinationRig
     {
         var msg = new MessageRef(Interlocked.Increment(ref _mid), sender, received ?? DateTimeOffset.UtcNow, 100);
         var rcpts = Enumerable.Range(0, recipients).Select(i => new RecipientRef(i, $"u{msg.Mid}-{i}@{domain}")).ToArray();
-        Index.Add(domain, msg, rcpts);
+        Index.Add(Dom(domain), msg, rcpts);
         Spool.Register(msg.Mid, rcpts.Select(r => r.Rid));
-        return new EnqueueRecipients(domain, msg, rcpts);
+        return new EnqueueRecipients(Dom(domain), msg, rcpts);
     }
 }

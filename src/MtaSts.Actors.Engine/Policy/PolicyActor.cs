@@ -22,6 +22,18 @@ public sealed record PolicyState(PolicyResolution? Resolution, DateTimeOffset? R
     /// it is re-checked, and when a re-check gets no answer (§3.3).</summary>
     public bool HasValidPolicy(DateTimeOffset now) => Resolution is { Policy: not null, ExpiresAt: { } expires } && expires > now;
 
+    /// <summary>Whether delivery may go now and whether to ask the resolver. A policy that is still valid (RFC 8461 §3.2
+    /// max_age) keeps applying while it is re-checked: the periodic TXT re-check must not stall delivery. Without one
+    /// ("no policy", a failed fetch) delivery waits for the answer, since the domain may just have published a policy and
+    /// sending meanwhile would be a downgrade. An answer younger than <paramref name="reuse"/>, or one pending, is not
+    /// asked again.</summary>
+    public (bool Ready, bool Ask) Readiness(DateTimeOffset now, TimeSpan reuse)
+    {
+        var fresh = ResolvedAt is { } at && now - at < reuse;
+        var stillValid = HasValidPolicy(now);
+        return fresh || Pending ? (fresh || stillValid, false) : (stillValid, true);
+    }
+
     /// <summary>The state after an answer: a missing answer keeps a still-valid policy instead of dropping to "no policy".</summary>
     public PolicyState Answered(PolicyResolution? resolution, string? failed, DateTimeOffset now) =>
         this with { Resolution = resolution is null && HasValidPolicy(now) ? Resolution : resolution, ResolvedAt = now, Pending = false, Failed = failed };

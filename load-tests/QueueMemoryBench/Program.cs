@@ -1,7 +1,6 @@
 using System.Diagnostics;
 using MtaSts.Actors.Engine.Delivery;
-using MtaSts.Actors.Engine.Destinations;
-using MtaSts.Actors.Engine.Protocol;
+using MtaSts.Actors.Engine.Destination;
 using MtaSts.Actors.Logging;
 using MtaSts.Actors.Spool;
 

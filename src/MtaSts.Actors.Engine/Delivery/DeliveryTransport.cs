@@ -1,5 +1,5 @@
 using MtaSts.Actors.Dns;
-using MtaSts.Actors.Engine.Protocol;
+using MtaSts.Actors.Engine.Destination;
 
 namespace MtaSts.Actors.Engine.Delivery;
 

@@ -1,6 +1,6 @@
 using System.Collections.Concurrent;
 using MtaSts.Actors.Dns;
-using MtaSts.Actors.Engine.Protocol;
+using MtaSts.Actors.Engine.Destination;
 
 namespace MtaSts.Actors.Engine.Delivery;
 

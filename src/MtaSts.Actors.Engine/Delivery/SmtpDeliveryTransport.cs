@@ -1,4 +1,4 @@
-using MtaSts.Actors.Destinations;
+using MtaSts.Actors.DestinationControls;
 using MtaSts.Actors.Dns;
 using MtaSts.Actors.Logging;
 using MtaSts.Actors.Policy;

@@ -8,14 +8,13 @@ using Akka.Hosting;
 using Microsoft.Data.Sqlite;
 using Microsoft.Extensions.DependencyInjection;
 using Microsoft.Extensions.Hosting;
-using MtaSts.Actors.Destinations;
+using MtaSts.Actors.DestinationControls;
 using MtaSts.Actors.Dns;
 using MtaSts.Actors.Engine.Bounces;
 using MtaSts.Actors.Engine.Delivery;
-using MtaSts.Actors.Engine.Destinations;
+using MtaSts.Actors.Engine.Destination;
 using MtaSts.Actors.Engine.Intake;
 using MtaSts.Actors.Engine.Policy;
-using MtaSts.Actors.Engine.Sharding;
 using MtaSts.Actors.Logging;
 using MtaSts.Actors.Policy.Cache;
 using MtaSts.Actors.Policy.Fetch;
@@ -95,7 +94,7 @@ public sealed class Gateway : IAsyncDisposable
     public int DeliverNow(string? domain = null)
     {
         var domains = domain is null ? Pending.Domains.ToArray() : [DestinationDomain.Parse(domain)];
-        foreach (var d in domains) Region.Tell(new Protocol.DeliverNow(d));
+        foreach (var d in domains) Region.Tell(new Destination.DeliverNow(d));
         Log.Info("deliver_now", domain is null
                 ? $"Deliver now: {domains.Length} destinations with queued mail retried at once"
                 : $"Deliver now: destination {domains[0]} retried at once",
@@ -271,7 +270,7 @@ public sealed class Gateway : IAsyncDisposable
         // without waiting for new mail or a restart) and after a reload (new controls apply at once).
         void ResumeAll()
         {
-            foreach (var domain in pending.Domains) regionRef.Tell(new Protocol.Resume(domain));
+            foreach (var domain in pending.Domains) regionRef.Tell(new Destination.Resume(domain));
         }
         var resumeTimer = new Timer(_ => ResumeAll(), null, tuning.ResumeInterval, tuning.ResumeInterval);
         undo.Push(resumeTimer.DisposeAsync);

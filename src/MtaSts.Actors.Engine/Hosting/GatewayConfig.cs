@@ -1,7 +1,7 @@
 using MtaSts.Actors.Dns;
 using System.Net;
 using Akka.Configuration;
-using MtaSts.Actors.Destinations;
+using MtaSts.Actors.DestinationControls;
 using MtaSts.Actors.Logging;
 using MtaSts.Actors.Smtp.Intake;
 using MtaSts.Actors.Smtp.Intake.Limits;

@@ -1,7 +1,7 @@
 using Akka.Actor;
 using MtaSts.Actors.Dns;
 using MtaSts.Actors.Engine.Delivery;
-using MtaSts.Actors.Engine.Protocol;
+using MtaSts.Actors.Engine.Destination;
 using MtaSts.Actors.Spool;
 
 namespace MtaSts.Actors.Engine.Intake;

@@ -1,7 +1,7 @@
 using Akka.Actor;
 using Akka.Pattern;
 using MtaSts.Actors.Dns;
-using MtaSts.Actors.Engine.Protocol;
+using MtaSts.Actors.Engine.Destination;
 using MtaSts.Actors.Logging;
 using MtaSts.Actors.Policy.Resolution;
 

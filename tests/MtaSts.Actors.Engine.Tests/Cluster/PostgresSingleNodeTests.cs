@@ -1,5 +1,5 @@
 using Akka.Actor;
-using MtaSts.Actors.Engine.Protocol;
+using MtaSts.Actors.Engine.Destination;
 using MtaSts.Actors.TestInfra.Postgres;
 using MtaSts.Actors.TestInfra.Smtp;
 

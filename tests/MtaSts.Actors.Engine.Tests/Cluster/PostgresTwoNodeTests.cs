@@ -1,8 +1,7 @@
 using MtaSts.Actors.TestInfra.Net;
 using Akka.Actor;
 using Akka.Cluster.Sharding;
-using MtaSts.Actors.Engine.Protocol;
-using MtaSts.Actors.Engine.Sharding;
+using MtaSts.Actors.Engine.Destination;
 using MtaSts.Actors.Engine.Tests.EndToEnd;
 using MtaSts.Actors.TestInfra.Postgres;
 using MtaSts.Actors.TestInfra.Smtp;

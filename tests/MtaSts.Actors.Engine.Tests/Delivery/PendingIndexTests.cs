@@ -1,5 +1,5 @@
 using MtaSts.Actors.Engine.Delivery;
-using MtaSts.Actors.Engine.Protocol;
+using MtaSts.Actors.Engine.Destination;
 
 namespace MtaSts.Actors.Engine.Tests.Delivery;
 

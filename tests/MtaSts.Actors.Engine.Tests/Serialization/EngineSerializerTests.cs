@@ -1,8 +1,7 @@
 using Akka.Configuration;
 using Akka.Serialization;
 using Akka.TestKit.Xunit2;
-using MtaSts.Actors.Engine.Protocol;
-using MtaSts.Actors.Engine.Serialization;
+using MtaSts.Actors.Engine.Destination;
 using MtaSts.Actors.Spool;
 
 namespace MtaSts.Actors.Engine.Tests.Serialization;
@@ -41,7 +40,7 @@ public sealed class EngineSerializerTests : TestKit
     public void Round_trips_through_the_bound_serializer(object value)
     {
         var serializer = Sys.Serialization.FindSerializerFor(value);
-        Assert.IsType<EngineSerializer>(serializer);
+        Assert.IsType<DestinationSerializer>(serializer);
         var manifest = Akka.Serialization.Serialization.ManifestFor(serializer, value);
         var bytes = serializer.ToBinary(value);
         var back = Sys.Serialization.Deserialize(bytes, serializer.Identifier, manifest);

@@ -3,7 +3,7 @@ using Akka.Actor;
 using Akka.Configuration;
 using Akka.Persistence;
 using Microsoft.Data.Sqlite;
-using MtaSts.Actors.Engine.Protocol;
+using MtaSts.Actors.Engine.Destination;
 
 // Journal benchmark: what one persisted event per message costs on the embedded SQLite journal, against the engine's
 // batching (PersistAll of one transaction's deferrals) — the reason first-attempt successes persist nothing.

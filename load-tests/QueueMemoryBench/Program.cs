@@ -1,7 +1,6 @@
 using System.Diagnostics;
 using MtaSts.Actors.Engine.Delivery;
-using MtaSts.Actors.Engine.Destinations;
-using MtaSts.Actors.Engine.Protocol;
+using MtaSts.Actors.Engine.Destination;
 using MtaSts.Actors.Logging;
 using MtaSts.Actors.Spool;
 
@@ -51,7 +50,7 @@ try
         var msgRef = new MessageRef(m.Mid, env.ReversePath, env.ReceivedAt, m.BodyLength, env.EnvId, env.Ret, env.EightBitMime, env.SmtpUtf8);
         var rcpts = env.Recipients.Select(r => new RecipientRef(r.Rid, r.Address, r.Notify, r.OriginalRecipient)).ToArray();
         var domain = env.Recipients[0].Domain;
-        index.Add(domain, msgRef, rcpts);
+        index.Add(MtaSts.Actors.Dns.DestinationDomain.Parse(domain), msgRef, rcpts);
         queues[i % domains].Enqueue(msgRef, rcpts, now);
     }
     spooled = null!;

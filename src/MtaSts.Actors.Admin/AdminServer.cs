@@ -12,7 +12,8 @@ using Microsoft.Extensions.DependencyInjection;
 using Microsoft.Extensions.Diagnostics.HealthChecks;
 using Microsoft.Extensions.Logging;
 using MtaSts.Actors.Engine.Hosting;
-using MtaSts.Actors.Engine.Protocol;
+using MtaSts.Actors.Dns;
+using MtaSts.Actors.Engine.Destination;
 using Prometheus;
 
 namespace MtaSts.Actors.Admin;
@@ -183,7 +184,8 @@ public sealed class AdminServer : IAsyncDisposable
         });
     }
 
-    private static string Normalize(string domain) => MtaSts.Actors.Engine.Intake.Dispatcher.NormalizeDomain(domain);
+    /// <summary>The API's domain key: the same normalised form as everywhere (IDNA A-labels, lower case, no trailing dot).</summary>
+    private static string Normalize(string domain) => DestinationDomain.KeyOf(domain);
 
     private static object PolicyJson(MtaSts.Actors.Policy.Cache.CachedPolicy p) => new
     {
@@ -213,7 +215,8 @@ public sealed class AdminServer : IAsyncDisposable
     /// <summary>Asks the destination entity; null when it does not answer in time (it may be busy or restarting).</summary>
     private static async Task<DestinationStatus?> StatusAsync(Gateway gw, string domain)
     {
-        try { return await gw.Region.Ask<DestinationStatus>(new GetDestinationStatus(domain), AskTimeout).ConfigureAwait(false); }
+        if (!DestinationDomain.TryParse(domain, out var d, out _)) return null;
+        try { return await gw.Region.Ask<DestinationStatus>(new GetDestinationStatus(d), AskTimeout).ConfigureAwait(false); }
         catch (Exception ex) when (ex is AskTimeoutException or TaskCanceledException) { return null; }
     }
 

@@ -1,3 +1,4 @@
+using MtaSts.Actors.Dns;
 using MtaSts.Actors.Engine.Delivery;
 
 namespace MtaSts.Actors.Admin;
@@ -49,14 +50,14 @@ public static class QueueView
             var oldest = items.Min(i => i.Message.ReceivedAt);
             var byAge = new int[AgeBuckets.Count];
             foreach (var i in items) byAge[AgeBucket(now - i.Message.ReceivedAt)] += i.Recipients.Count;
-            result.Add(new QueueSummary(domain, items.Count, items.Sum(i => i.Recipients.Count), oldest, now - oldest, byAge));
+            result.Add(new QueueSummary(domain.Name, items.Count, items.Sum(i => i.Recipients.Count), oldest, now - oldest, byAge));
         }
         return result;
     }
 
     /// <summary>A destination's queued messages, oldest first, one page.</summary>
     public static IReadOnlyList<QueuedMessage> Page(PendingIndex pending, string domain, int offset, int limit) =>
-        pending.For(domain)
+        !DestinationDomain.TryParse(domain, out var key, out _) ? [] : pending.For(key)
             .OrderBy(i => i.Message.ReceivedAt).ThenBy(i => i.Message.Mid)
             .Skip(offset).Take(limit)
             .Select(i => new QueuedMessage(i.Message.Mid, i.Message.ReversePath, i.Message.ReceivedAt, i.Message.BodyLength,
@@ -73,7 +74,7 @@ public static class QueueView
             {
                 if (i.Message.Mid != mid) continue;
                 found ??= new QueuedMessage(mid, i.Message.ReversePath, i.Message.ReceivedAt, i.Message.BodyLength, recipients);
-                recipients.AddRange(i.Recipients.Select(r => new QueuedRecipient(r.Rid, r.Address, domain)));
+                recipients.AddRange(i.Recipients.Select(r => new QueuedRecipient(r.Rid, r.Address, domain.Name)));
             }
         return found is null ? null : found with { Recipients = recipients.OrderBy(r => r.Rid).ToArray() };
     }

@@ -1,5 +1,6 @@
 using Akka.Actor;
-using MtaSts.Actors.Destinations;
+using MtaSts.Actors.DestinationControls;
+using MtaSts.Actors.Dns;
 using MtaSts.Actors.Logging;
 using MtaSts.Actors.Spool;
 
@@ -15,7 +16,7 @@ public interface IBounceSink
     Task QueueAsync(BounceRequest request, CancellationToken ct = default);
 }
 
-public sealed record BounceRequest(Protocol.MessageRef Message, string Domain, IReadOnlyList<(Protocol.RecipientRef Recipient, RecipientOutcome Outcome)> Recipients,
+public sealed record BounceRequest(Destination.MessageRef Message, DestinationDomain Domain, IReadOnlyList<(Destination.RecipientRef Recipient, RecipientOutcome Outcome)> Recipients,
     bool Delayed = false);
 
 /// <summary>Node-local services every destination actor uses. Injected through Props (never serialized).</summary>
@@ -24,7 +25,7 @@ public sealed record DeliveryServices(
     ISpool Spool,
     MailLog Log,
     IdSequence Dcids,
-    Func<string, DestinationSettings> Settings,
+    Func<DestinationDomain, DestinationSettings> Settings,
     IBounceSink Bounces,
     TimeProvider Clock,
     Func<IActorRef?> PolicyActor,
@@ -42,7 +43,7 @@ public sealed record EngineTuning
     /// <summary>Connections a destination starts with; each delivery while all are busy adds one, up to the profile's
     /// limit (Postfix initial_destination_concurrency = 5).</summary>
     public int InitialConcurrency { get; init; } = 5;
-    /// <summary>How often every domain with pending mail is sent <see cref="Protocol.Resume"/> (restarts entities that
+    /// <summary>How often every domain with pending mail is sent <see cref="Destination.Resume"/> (restarts entities that
     /// stopped, e.g. after a journal failure).</summary>
     public TimeSpan ResumeInterval { get; init; } = TimeSpan.FromMinutes(1);
     /// <summary>An empty destination passivates after this long without traffic.</summary>

@@ -1,4 +1,5 @@
-using MtaSts.Actors.Engine.Protocol;
+using MtaSts.Actors.Dns;
+using MtaSts.Actors.Engine.Destination;
 
 namespace MtaSts.Actors.Engine.Delivery;
 
@@ -26,7 +27,7 @@ public sealed class DeliveryOpenException(RecipientOutcomeKind kind, string deta
 }
 
 /// <summary>What the destination decided before opening a connection.</summary>
-public sealed record SessionRequest(string Domain, DestinationSettings Settings, object? Policy, long Dcid);
+public sealed record SessionRequest(DestinationDomain Domain, DestinationSettings Settings, object? Policy, long Dcid);
 
 /// <summary>Opens outbound sessions for a destination. The real one resolves MX, applies the TLS/MTA-STS/DANE plan and
 /// speaks SMTP (MailKit); tests substitute a scripted one. Implementations must honour cancellation and time out.</summary>

@@ -1,5 +1,6 @@
 using System.Collections.Concurrent;
-using MtaSts.Actors.Engine.Protocol;
+using MtaSts.Actors.Dns;
+using MtaSts.Actors.Engine.Destination;
 
 namespace MtaSts.Actors.Engine.Delivery;
 
@@ -13,7 +14,7 @@ namespace MtaSts.Actors.Engine.Delivery;
 /// </summary>
 public sealed class PendingIndex
 {
-    private readonly ConcurrentDictionary<string, Bucket> _byDomain = new(StringComparer.Ordinal);
+    private readonly ConcurrentDictionary<DestinationDomain, Bucket> _byDomain = new();
     private volatile bool _loaded;
 
     // One lock per domain: adds come from the SMTP sessions, removals from the finish tasks of that domain only.
@@ -30,7 +31,7 @@ public sealed class PendingIndex
 
     public int Messages => _byDomain.Values.Sum(b => { lock (b) return b.Messages.Count; });
 
-    public void Add(string domain, MessageRef message, IReadOnlyList<RecipientRef> recipients)
+    public void Add(DestinationDomain domain, MessageRef message, IReadOnlyList<RecipientRef> recipients)
     {
         var bucket = _byDomain.GetOrAdd(domain, _ => new Bucket());
         lock (bucket)
@@ -47,7 +48,7 @@ public sealed class PendingIndex
     }
 
     /// <summary>Removes finished recipients of one message for one destination.</summary>
-    public void Remove(string domain, long mid, IReadOnlyCollection<int> rids)
+    public void Remove(DestinationDomain domain, long mid, IReadOnlyCollection<int> rids)
     {
         if (!_byDomain.TryGetValue(domain, out var bucket)) return;
         lock (bucket)
@@ -59,7 +60,7 @@ public sealed class PendingIndex
         }
     }
 
-    public bool Contains(string domain, long mid, int rid)
+    public bool Contains(DestinationDomain domain, long mid, int rid)
     {
         if (!_byDomain.TryGetValue(domain, out var bucket)) return false;
         lock (bucket)
@@ -67,7 +68,7 @@ public sealed class PendingIndex
     }
 
     /// <summary>Everything outstanding for a destination, as enqueue commands.</summary>
-    public IReadOnlyList<EnqueueRecipients> For(string domain)
+    public IReadOnlyList<EnqueueRecipients> For(DestinationDomain domain)
     {
         if (!_byDomain.TryGetValue(domain, out var bucket)) return Array.Empty<EnqueueRecipients>();
         lock (bucket)
@@ -79,6 +80,6 @@ public sealed class PendingIndex
         }
     }
 
-    public IEnumerable<string> Domains =>
+    public IEnumerable<DestinationDomain> Domains =>
         _byDomain.Where(kv => { lock (kv.Value) return kv.Value.Messages.Count > 0; }).Select(kv => kv.Key).ToArray();
 }

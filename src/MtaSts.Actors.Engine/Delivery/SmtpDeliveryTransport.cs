@@ -1,4 +1,4 @@
-using MtaSts.Actors.Destinations;
+using MtaSts.Actors.DestinationControls;
 using MtaSts.Actors.Dns;
 using MtaSts.Actors.Logging;
 using MtaSts.Actors.Policy;
@@ -28,7 +28,7 @@ public sealed class SmtpDeliveryTransport(
     public async Task<IDeliverySession> OpenAsync(SessionRequest request, CancellationToken ct)
     {
         var profile = request.Settings.Profile;
-        var domain = request.Domain;
+        var domain = request.Domain.Name;
         var resolution = profile.HasSmtpRoute
             ? await mx.ResolveRouteAsync(profile.SmtpRoute.Select(h => new HostPort(h.Host, h.Port)).ToArray(), profile.IpPreference, ct)
                 .ConfigureAwait(false)

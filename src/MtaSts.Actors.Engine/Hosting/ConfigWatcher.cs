@@ -1,4 +1,4 @@
-using MtaSts.Actors.Destinations;
+using MtaSts.Actors.DestinationControls;
 using MtaSts.Actors.Logging;
 
 namespace MtaSts.Actors.Engine.Hosting;

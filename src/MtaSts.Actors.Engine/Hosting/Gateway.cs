@@ -8,14 +8,13 @@ using Akka.Hosting;
 using Microsoft.Data.Sqlite;
 using Microsoft.Extensions.DependencyInjection;
 using Microsoft.Extensions.Hosting;
-using MtaSts.Actors.Destinations;
+using MtaSts.Actors.DestinationControls;
 using MtaSts.Actors.Dns;
 using MtaSts.Actors.Engine.Bounces;
 using MtaSts.Actors.Engine.Delivery;
-using MtaSts.Actors.Engine.Destinations;
+using MtaSts.Actors.Engine.Destination;
 using MtaSts.Actors.Engine.Intake;
 using MtaSts.Actors.Engine.Policy;
-using MtaSts.Actors.Engine.Sharding;
 using MtaSts.Actors.Engine.TlsRpt;
 using MtaSts.Actors.TlsRpt;
 using MtaSts.Actors.Logging;
@@ -135,8 +134,8 @@ public sealed class Gateway : IAsyncDisposable
     /// destinations were told.</summary>
     public int DeliverNow(string? domain = null)
     {
-        var domains = domain is null ? Pending.Domains.ToArray() : [Intake.Dispatcher.NormalizeDomain(domain)];
-        foreach (var d in domains) Region.Tell(new Protocol.DeliverNow(d));
+        var domains = domain is null ? Pending.Domains.ToArray() : [DestinationDomain.Parse(domain)];
+        foreach (var d in domains) Region.Tell(new Destination.DeliverNow(d));
         Log.Info("deliver_now", domain is null
                 ? $"Deliver now: {domains.Length} destinations with queued mail retried at once"
                 : $"Deliver now: destination {domains[0]} retried at once",
@@ -309,7 +308,8 @@ public sealed class Gateway : IAsyncDisposable
         var sys = host.Services.GetRequiredService<ActorSystem>();
         var registry = host.Services.GetRequiredService<ActorRegistry>();
         var regionRef = await registry.GetAsync<DestinationRegion>(ct).ConfigureAwait(false);
-        var dispatcher = new Dispatcher(regionRef, pending);
+        var dispatcher = new Dispatcher(regionRef, pending, (mid, rcpt, why) =>
+            log.Critical("invalid_destination", $"MID {mid} RID {rcpt.Rid} To: <{rcpt.Address}> not dispatched: {why}", ("mid", mid), ("rid", rcpt.Rid)));
         bounces.Attach(dispatcher);
         tlsRptMail.Attach(dispatcher);
         tlsRpt?.Start();
@@ -317,7 +317,7 @@ public sealed class Gateway : IAsyncDisposable
         // without waiting for new mail or a restart) and after a reload (new controls apply at once).
         void ResumeAll()
         {
-            foreach (var domain in pending.Domains) regionRef.Tell(new Protocol.Resume(domain));
+            foreach (var domain in pending.Domains) regionRef.Tell(new Destination.Resume(domain));
         }
         var resumeTimer = new Timer(_ => ResumeAll(), null, tuning.ResumeInterval, tuning.ResumeInterval);
         undo.Push(resumeTimer.DisposeAsync);
@@ -413,7 +413,7 @@ public sealed class Gateway : IAsyncDisposable
         LenientContentType = config.LenientContentType || config.LenientContentTypeDomains.Contains(domain),
     };
 
-    private static DestinationSettings Settings(DestinationConfig config, string domain)
+    private static DestinationSettings Settings(DestinationConfig config, DestinationDomain domain)
     {
         var (profile, bounce) = config.Resolve(domain);
         return new DestinationSettings(profile, bounce);

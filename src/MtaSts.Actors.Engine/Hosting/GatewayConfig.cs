@@ -1,6 +1,7 @@
+using MtaSts.Actors.Dns;
 using System.Net;
 using Akka.Configuration;
-using MtaSts.Actors.Destinations;
+using MtaSts.Actors.DestinationControls;
 using MtaSts.Actors.Logging;
 using MtaSts.Actors.Smtp.Intake;
 using MtaSts.Actors.Smtp.Intake.Limits;
@@ -280,7 +281,7 @@ public sealed record GatewayConfig
             PolicyHttpsPort = Int("policy.https-port", 443, 1, 65535),
             LenientContentType = m.HasPath("policy.lenient-content-type") && m.GetBoolean("policy.lenient-content-type"),
             LenientContentTypeDomains = List("policy.lenient-content-type-domains")
-                .Select(d => d.Trim().TrimEnd('.').ToLowerInvariant()).ToHashSet(StringComparer.OrdinalIgnoreCase),
+                .Select(DestinationDomain.KeyOf).ToHashSet(StringComparer.OrdinalIgnoreCase),
             LogText = m.HasPath("log.text") ? m.GetString("log.text") : "-",
             LogJson = m.HasPath("log.json") ? m.GetString("log.json") : "",
             LogLevel = Get("log.level", MailLogLevel.Info, s => Enum.Parse<MailLogLevel>(s, ignoreCase: true)),

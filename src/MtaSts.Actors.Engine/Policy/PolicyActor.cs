@@ -1,16 +1,17 @@
 using Akka.Actor;
 using Akka.Pattern;
-using MtaSts.Actors.Engine.Protocol;
+using MtaSts.Actors.Dns;
+using MtaSts.Actors.Engine.Destination;
 using MtaSts.Actors.Logging;
 using MtaSts.Actors.Policy.Resolution;
 
 namespace MtaSts.Actors.Engine.Policy;
 
 /// <summary>Ask a policy for a domain. The answer is always a <see cref="PolicyResolved"/>.</summary>
-public sealed record ResolvePolicy(string Domain);
+public sealed record ResolvePolicy(DestinationDomain Domain);
 
 /// <param name="Resolution">null when the resolver failed or its breaker is open (the destination defers).</param>
-public sealed record PolicyResolved(string Domain, PolicyResolution? Resolution, string? Failed = null);
+public sealed record PolicyResolved(DestinationDomain Domain, PolicyResolution? Resolution, string? Failed = null);
 
 /// <summary>What a destination remembers of its last policy answer.</summary>
 public sealed record PolicyState(PolicyResolution? Resolution, DateTimeOffset? ResolvedAt, bool Pending, string? Failed)
@@ -20,6 +21,18 @@ public sealed record PolicyState(PolicyResolution? Resolution, DateTimeOffset? R
     /// <summary>A policy (any mode) that has not reached its max_age yet (RFC 8461 §3.2): it stays in force while
     /// it is re-checked, and when a re-check gets no answer (§3.3).</summary>
     public bool HasValidPolicy(DateTimeOffset now) => Resolution is { Policy: not null, ExpiresAt: { } expires } && expires > now;
+
+    /// <summary>Whether delivery may go now and whether to ask the resolver. A policy that is still valid (RFC 8461 §3.2
+    /// max_age) keeps applying while it is re-checked: the periodic TXT re-check must not stall delivery. Without one
+    /// ("no policy", a failed fetch) delivery waits for the answer, since the domain may just have published a policy and
+    /// sending meanwhile would be a downgrade. An answer younger than <paramref name="reuse"/>, or one pending, is not
+    /// asked again.</summary>
+    public (bool Ready, bool Ask) Readiness(DateTimeOffset now, TimeSpan reuse)
+    {
+        var fresh = ResolvedAt is { } at && now - at < reuse;
+        var stillValid = HasValidPolicy(now);
+        return fresh || Pending ? (fresh || stillValid, false) : (stillValid, true);
+    }
 
     /// <summary>The state after an answer: a missing answer keeps a still-valid policy instead of dropping to "no policy".</summary>
     public PolicyState Answered(PolicyResolution? resolution, string? failed, DateTimeOffset now) =>
@@ -53,7 +66,7 @@ public sealed class PolicyActor : ReceiveActor
     private void Resolve(ResolvePolicy r)
     {
         var sender = Sender;
-        var options = _options(r.Domain);
+        var options = _options(r.Domain.Name);
         var breaker = Breaker(options.Proxy?.ToString() ?? "direct");
         var log = _log;
         breaker.WithCircuitBreaker(ct => ResolveAndCheck(r.Domain, options, ct))
@@ -63,7 +76,7 @@ public sealed class PolicyActor : ReceiveActor
                 {
                     var why = ex is OpenCircuitException ? "policy fetch path is failing (circuit open)" : ex.Message;
                     log.Info("mtasts_policy_failure", $"Failure encountered while fetching MTA-STS policy for the domain({r.Domain})",
-                        ("domain", r.Domain), ("reason", why));
+                        ("domain", r.Domain.Name), ("reason", why));
                     return new PolicyResolved(r.Domain, null, why);
                 });
     }
@@ -73,7 +86,7 @@ public sealed class PolicyActor : ReceiveActor
     /// purpose: an open breaker answers "unresolved" for every domain behind the proxy, which would defer domains
     /// that only need their TXT lookup or hold a valid cached policy (RFC 8461 §3.3 says apply it). The resolver's
     /// negative cache per (domain, id) already limits a hung proxy to one bounded wait per domain and policy id.</summary>
-    private async Task<PolicyResolution> ResolveAndCheck(string domain, PolicyResolveOptions options, CancellationToken ct)
+    private async Task<PolicyResolution> ResolveAndCheck(DestinationDomain domain, PolicyResolveOptions options, CancellationToken ct)
     {
         var res = await _resolver.ResolveAsync(domain, options, ct).ConfigureAwait(false);
         return res;

@@ -1,3 +1,4 @@
+using MtaSts.Actors.Dns;
 using System.Collections.Concurrent;
 using Microsoft.Data.Sqlite;
 using MtaSts.Actors.Policy.Parsing;
@@ -188,7 +189,7 @@ public sealed class PolicyStore : IDisposable
         cmd.ExecuteNonQuery();
     }
 
-    private static string Key(string domain) => domain.Trim().TrimEnd('.').ToLowerInvariant();
+    private static string Key(string domain) => DestinationDomain.KeyOf(domain);
 
     public void Dispose()
     {

@@ -42,7 +42,7 @@ public sealed class PolicyFetcher : IPolicyFetcher
 
     public async Task<PolicyFetchResult> FetchAsync(string domain, PolicyFetchRequest request, CancellationToken ct)
     {
-        domain = domain.Trim().TrimEnd('.').ToLowerInvariant();
+        domain = DestinationDomain.KeyOf(domain);
         var uri = PolicyUri(domain, _options.Port);
         var timeout = request.Timeout ?? _options.Timeout;
         var proxied = request.Proxy is not null;

@@ -1,4 +1,5 @@
 using System.Globalization;
+using MtaSts.Actors.Dns;
 
 namespace MtaSts.Actors.Policy.Parsing;
 
@@ -48,6 +49,8 @@ public static class MxMatcher
 
     private static string Normalize(string name)
     {
+        // MX names from DNS are A-labels; a U-label (config, hand-written pattern) is compared as one.
+        if (DestinationDomain.TryParse(name, out var domain, out _)) return domain.Name;
         if (name.EndsWith('.'))
             name = name[..^1];
         name = name.ToLowerInvariant();

@@ -82,10 +82,16 @@ public sealed class PolicyResolver : IAsyncDisposable
 
     /// <summary>Resolves the domain's policy. Concurrent calls for one domain share one resolution; cancelling
     /// <paramref name="ct"/> abandons only this caller's wait. Never throws for DNS/HTTP problems: they are in the result.</summary>
-    public Task<PolicyResolution> ResolveAsync(string domain, PolicyResolveOptions options, CancellationToken ct)
+    /// <exception cref="ArgumentException">Not a domain name (the message says why).</exception>
+    public Task<PolicyResolution> ResolveAsync(string domain, PolicyResolveOptions options, CancellationToken ct) =>
+        ResolveAsync(DestinationDomain.TryParse(domain, out var d, out var error) ? d : throw new ArgumentException(error, nameof(domain)),
+            options, ct);
+
+    /// <inheritdoc cref="ResolveAsync(string, PolicyResolveOptions, CancellationToken)"/>
+    public Task<PolicyResolution> ResolveAsync(DestinationDomain domain, PolicyResolveOptions options, CancellationToken ct)
     {
         ArgumentNullException.ThrowIfNull(options);
-        var key = Normalize(domain);
+        var key = domain.Name;
         if (key.Length == 0) throw new ArgumentException("empty domain", nameof(domain));
         Interlocked.Increment(ref _resolutions);
         _lastOptions[key] = options;
@@ -335,7 +341,7 @@ public sealed class PolicyResolver : IAsyncDisposable
         }
     }
 
-    private static string Normalize(string domain) => domain.Trim().TrimEnd('.').ToLowerInvariant();
+    private static string Normalize(string domain) => DestinationDomain.KeyOf(domain);
 
     public async ValueTask DisposeAsync()
     {

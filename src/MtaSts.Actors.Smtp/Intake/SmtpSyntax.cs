@@ -1,3 +1,4 @@
+using MtaSts.Actors.Dns;
 using System.Globalization;
 using System.Net;
 using System.Net.Sockets;
@@ -136,7 +137,8 @@ internal static class SmtpSyntax
                 return IPAddress.TryParse(lit[5..], out var v6) && v6.AddressFamily == AddressFamily.InterNetworkV6;
             return IPAddress.TryParse(lit, out var v4) && v4.AddressFamily == AddressFamily.InterNetwork && lit.Count(c => c == '.') == 3;
         }
-        return IsValidDomain(domain);
+        // The domain becomes a destination key: U-labels must convert to A-labels (IDNA), or the mail could not be routed.
+        return IsValidDomain(domain) && DestinationDomain.TryParse(domain, out _, out _);
     }
 
     /// <summary>RFC 5321 Domain: sub-domains of let-dig[ldh-str], 1..63 each, ≤ 255 total; U-labels allowed.</summary>

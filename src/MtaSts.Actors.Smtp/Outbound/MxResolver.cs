@@ -102,7 +102,7 @@ public sealed class MxResolver
         CancellationToken ct = default)
     {
         ArgumentException.ThrowIfNullOrWhiteSpace(domain);
-        domain = domain.Trim().TrimEnd('.').ToLowerInvariant();
+        domain = DestinationDomain.KeyOf(domain);
         if (_override?.Invoke(domain) is { Count: > 0 } hops)
             return await ResolveHopsAsync(hops, MxSource.Override, preference, ct).ConfigureAwait(false);
 

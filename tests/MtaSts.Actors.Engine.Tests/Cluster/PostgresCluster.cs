@@ -4,7 +4,7 @@ using System.Net.Sockets;
 using Akka.Actor;
 using Akka.Cluster;
 using Akka.Cluster.Sharding;
-using MtaSts.Actors.Engine.Sharding;
+using MtaSts.Actors.Engine.Destination;
 using MtaSts.Actors.Engine.Tests.EndToEnd;
 using MtaSts.Actors.TestInfra.Postgres;
 

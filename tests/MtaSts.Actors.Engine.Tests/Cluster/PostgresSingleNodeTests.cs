@@ -1,5 +1,5 @@
 using Akka.Actor;
-using MtaSts.Actors.Engine.Protocol;
+using MtaSts.Actors.Engine.Destination;
 using MtaSts.Actors.TestInfra.Postgres;
 using MtaSts.Actors.TestInfra.Smtp;
 
@@ -46,7 +46,7 @@ public sealed class PostgresSingleNodeTests
         await gw.RestartAsync($"\"*\" = \"127.0.0.1:{mx.Port}\"", hocon);
         // Before the retry is due, the recovered entity knows the attempt and its error: only the journal has these
         // (the spool re-dispatch after a restart carries the envelope, not the retry state).
-        var status = await gw.Gateway.Region.Ask<DestinationStatus>(new GetDestinationStatus("retry.test"), TimeSpan.FromSeconds(30));
+        var status = await gw.Gateway.Region.Ask<DestinationStatus>(new GetDestinationStatus(Dom("retry.test")), TimeSpan.FromSeconds(30));
         Assert.Equal(1, status.QueuedRecipients);
         Assert.Equal(1, status.DeferredRecipients);
         Assert.Contains("451", status.LastError ?? "");

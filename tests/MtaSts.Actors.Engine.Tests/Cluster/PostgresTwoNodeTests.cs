@@ -1,8 +1,7 @@
 using MtaSts.Actors.TestInfra.Net;
 using Akka.Actor;
 using Akka.Cluster.Sharding;
-using MtaSts.Actors.Engine.Protocol;
-using MtaSts.Actors.Engine.Sharding;
+using MtaSts.Actors.Engine.Destination;
 using MtaSts.Actors.Engine.Tests.EndToEnd;
 using MtaSts.Actors.TestInfra.Postgres;
 using MtaSts.Actors.TestInfra.Smtp;
@@ -50,7 +49,7 @@ public sealed class PostgresTwoNodeTests
     private static async Task TouchAsync(ActorSystem system, IEnumerable<string> domains)
     {
         var region = ClusterSharding.Get(system).ShardRegion(EngineNames.DestinationRegion);
-        await Task.WhenAll(domains.Select(d => region.Ask<DestinationStatus>(new GetDestinationStatus(d), TimeSpan.FromSeconds(30))));
+        await Task.WhenAll(domains.Select(d => region.Ask<DestinationStatus>(new GetDestinationStatus(Dom(d)), TimeSpan.FromSeconds(30))));
     }
 
     /// <summary>Entity ids (domains) hosted by <paramref name="system"/>'s own region.</summary>

@@ -1,5 +1,5 @@
 using MtaSts.Actors.Engine.Delivery;
-using MtaSts.Actors.Engine.Protocol;
+using MtaSts.Actors.Engine.Destination;
 
 namespace MtaSts.Actors.Engine.Tests.Delivery;
 
@@ -12,23 +12,23 @@ public sealed class PendingIndexTests
     public void Adds_merge_by_rid_and_removals_empty_the_domain()
     {
         var index = new PendingIndex();
-        index.Add("b.example", M1, Rcpts(0, 1));
-        index.Add("b.example", M1, Rcpts(1, 2));
-        index.Add("c.example", M1, Rcpts(3));
-        var e = Assert.Single(index.For("b.example"));
+        index.Add(Dom("b.example"), M1, Rcpts(0, 1));
+        index.Add(Dom("b.example"), M1, Rcpts(1, 2));
+        index.Add(Dom("c.example"), M1, Rcpts(3));
+        var e = Assert.Single(index.For(Dom("b.example")));
         Assert.Same(M1, e.Message);
         Assert.Equal([0, 1, 2], e.Recipients.Select(r => r.Rid));
-        Assert.Equal(["b.example", "c.example"], index.Domains.Order());
+        Assert.Equal(["b.example", "c.example"], index.Domains.Select(x => x.Name).Order());
         Assert.Equal(2, index.Messages);
 
-        index.Remove("b.example", 1, [0, 2]);
-        Assert.True(index.Contains("b.example", 1, 1));
-        Assert.False(index.Contains("b.example", 1, 0));
-        index.Remove("b.example", 1, [1]);
-        Assert.Empty(index.For("b.example"));
-        Assert.Equal(["c.example"], index.Domains);
-        Assert.False(index.Contains("b.example", 1, 1));
-        index.Remove("nowhere.example", 1, [0]); // unknown domain: no-op
+        index.Remove(Dom("b.example"), 1, [0, 2]);
+        Assert.True(index.Contains(Dom("b.example"), 1, 1));
+        Assert.False(index.Contains(Dom("b.example"), 1, 0));
+        index.Remove(Dom("b.example"), 1, [1]);
+        Assert.Empty(index.For(Dom("b.example")));
+        Assert.Equal(["c.example"], index.Domains.Select(x => x.Name));
+        Assert.False(index.Contains(Dom("b.example"), 1, 1));
+        index.Remove(Dom("nowhere.example"), 1, [0]); // unknown domain: no-op
     }
 
     [Fact]
@@ -37,8 +37,8 @@ public sealed class PendingIndexTests
         // One array per (domain, message) on the hot path, not a copy per structure.
         var index = new PendingIndex();
         var rcpts = Rcpts(0);
-        index.Add("b.example", M1, rcpts);
-        Assert.Same(rcpts, Assert.Single(index.For("b.example")).Recipients);
+        index.Add(Dom("b.example"), M1, rcpts);
+        Assert.Same(rcpts, Assert.Single(index.For(Dom("b.example"))).Recipients);
     }
 
     [Fact]

@@ -63,6 +63,29 @@ public sealed class GatewayEndToEndTests
         await gw.WaitForLineAsync(l => l.Contains("Message finished MID"), Wait);
         await Task.Delay(1000);
         Assert.Empty(mx.Messages);
+        // One "Message finished" line per message, also when its bounce is a double bounce (no DSN).
+        Assert.Single(gw.Lines, l => l.Contains("Message finished MID"));
+        Assert.Single(gw.Lines, l => l.Contains("Double bounce"));
+    }
+
+    [Fact]
+    public async Task A_double_bounce_finishes_each_message_once()
+    {
+        // The original bounces, its DSN is refused by the sender's domain too: no third message, and each of the two
+        // messages is finished exactly once in the log.
+        await using var mx = TestSmtpReceiver.Start(new TestSmtpReceiverOptions { OfferStartTls = false });
+        mx.RejectRecipient("nobody@dest.test");
+        mx.RejectRecipient("app@sender.test");
+        await using var gw = await GatewayFixture.StartAsync(mx.Port);
+        await gw.SendAsync("app@sender.test", ["nobody@dest.test"], "bounces twice");
+        await gw.WaitForLineAsync(l => l.Contains("Double bounce"), Wait);
+        await gw.WaitForLineAsync(l => l.Contains("Message finished MID"), Wait, count: 2);
+        await Task.Delay(1000);
+        var finished = gw.Lines.Where(l => l.Contains("Message finished MID")).ToArray();
+        Assert.Equal(2, finished.Length);
+        Assert.Equal(2, finished.Distinct().Count());
+        Assert.Single(gw.Lines, l => l.Contains("Double bounce"));
+        Assert.Empty(mx.Messages);
     }
 
     [Fact]

@@ -1,7 +1,7 @@
 using System.Collections.Concurrent;
 using System.Net;
 using System.Net.Sockets;
-using MtaSts.Actors.Destinations;
+using MtaSts.Actors.DestinationControls;
 using MtaSts.Actors.Engine.Delivery;
 using MtaSts.Actors.Engine.Hosting;
 using MtaSts.Actors.Engine.Tests.EndToEnd;

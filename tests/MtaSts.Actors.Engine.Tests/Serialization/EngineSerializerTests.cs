@@ -1,8 +1,7 @@
 using Akka.Configuration;
 using Akka.Serialization;
 using Akka.TestKit.Xunit2;
-using MtaSts.Actors.Engine.Protocol;
-using MtaSts.Actors.Engine.Serialization;
+using MtaSts.Actors.Engine.Destination;
 using MtaSts.Actors.Spool;
 
 namespace MtaSts.Actors.Engine.Tests.Serialization;
@@ -27,13 +26,13 @@ public sealed class EngineSerializerTests : TestKit
         new RecipientsCounted(17, T),
         new DestinationSnapshot([new RetryRecord(1, 0, 3, T, "4.4.1 - refused")]),
         new DestinationSnapshot([new RetryRecord(1, 0, 3, T, "x")], [new RateCount(T, 5, TimeSpan.FromSeconds(10))]),
-        new EnqueueRecipients("example.com", new MessageRef(9, "", T, 2048, "env-1", DsnRet.Headers, true, true),
+        new EnqueueRecipients(Dom("example.com"), new MessageRef(9, "", T, 2048, "env-1", DsnRet.Headers, true, true),
             [new RecipientRef(0, "a@example.com", DsnNotify.Failure | DsnNotify.Delay, "rfc822;A@example.com"), new RecipientRef(1, "b@example.com")]),
-        new DeliverNow("example.com"),
-        new Resume("example.com"),
-        new GetDestinationStatus("example.com"),
-        new DestinationStatus("example.com", 5, 2, 1, 500, T, "4.4.1 - refused"),
-        new DestinationStatus("example.com", 0, 0, 0, 500, null, null),
+        new DeliverNow(Dom("example.com")),
+        new Resume(Dom("example.com")),
+        new GetDestinationStatus(Dom("example.com")),
+        new DestinationStatus(Dom("example.com"), 5, 2, 1, 500, T, "4.4.1 - refused"),
+        new DestinationStatus(Dom("example.com"), 0, 0, 0, 500, null, null),
     ];
 
     [Theory]
@@ -41,7 +40,7 @@ public sealed class EngineSerializerTests : TestKit
     public void Round_trips_through_the_bound_serializer(object value)
     {
         var serializer = Sys.Serialization.FindSerializerFor(value);
-        Assert.IsType<EngineSerializer>(serializer);
+        Assert.IsType<DestinationSerializer>(serializer);
         var manifest = Akka.Serialization.Serialization.ManifestFor(serializer, value);
         var bytes = serializer.ToBinary(value);
         var back = Sys.Serialization.Deserialize(bytes, serializer.Identifier, manifest);

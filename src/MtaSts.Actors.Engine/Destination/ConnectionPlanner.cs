@@ -1,0 +1,279 @@
+using MtaSts.Actors.DestinationControls;
+using MtaSts.Actors.Engine.Delivery;
+using MtaSts.Actors.Engine.Destination;
+
+namespace MtaSts.Actors.Engine.Destination;
+
+/// <summary>What the planner sees of the moment: the live profile and tuning, the time, whether the gateway is
+/// draining (graceful stop), and whether the MTA-STS policy allows sending now — asked only when mail is due (the
+/// actor then may ask the resolver, whose answer plans again); null = always ready.</summary>
+public sealed record PlanContext(DestinationProfile Profile, EngineTuning Tuning, DateTimeOffset Now, bool Draining = false,
+    Func<bool>? PolicyReady = null)
+{
+    /// <summary>Connections a destination starts with (Postfix initial_destination_concurrency), within the profile.</summary>
+    public int InitialConcurrency => Math.Min(Tuning.InitialConcurrency, Profile.MaxConcurrentConnections);
+}
+
+/// <summary>What the actor does for the planner (it holds the child actors, the timers and the journal).</summary>
+public abstract record ConnectionEffect;
+/// <summary>Start a connection child with this DCID.</summary>
+public sealed record OpenConnection(long Dcid) : ConnectionEffect;
+/// <summary>Hand a job to the connection (one delivery starts).</summary>
+public sealed record SendJob(long Dcid, DeliveryJob Job) : ConnectionEffect;
+/// <summary>QUIT the connection (its message limit, idle time, or a graceful stop).</summary>
+public sealed record CloseConnection(long Dcid) : ConnectionEffect;
+/// <summary>Journal recipients counted against the recipient limit (already applied to the state).</summary>
+public sealed record JournalCount(RecipientsCounted Counted) : ConnectionEffect;
+/// <summary>A delivery handed out earlier is over (reported or released).</summary>
+public sealed record JobEnded(long Dcid) : ConnectionEffect;
+/// <summary>Plan again after this delay (next due time, next recipient-limit slot).</summary>
+public sealed record WakeIn(TimeSpan Delay) : ConnectionEffect;
+/// <summary>Look for idle connections to close after this delay.</summary>
+public sealed record IdleCheckIn(TimeSpan Delay) : ConnectionEffect;
+
+/// <summary>
+/// The connections of one destination, without Akka: how many are opening and open, which job each carries, how many
+/// messages each has sent, when each went idle, and the concurrency cap of slow start. Every method reads the
+/// <see cref="DestinationState"/> queue and the <see cref="PlanContext"/> and answers with effects; handing out a job
+/// marks its recipients in flight in the state (and, for a limited destination, counts them at once, so that the next
+/// job sees the slot taken).
+/// </summary>
+public sealed class ConnectionPlanner(DestinationState state, Func<long> nextDcid)
+{
+    private sealed class Conn
+    {
+        public bool Open;
+        public bool Answered; // Ready or OpenFailed arrived
+        public DeliveryJob? Job;
+        public int Sent;
+        public DateTimeOffset IdleSince;
+    }
+
+    private readonly Dictionary<long, Conn> _conns = new();
+    private DestinationQueue Queue => state.Queue;
+
+    public int Count => _conns.Count;
+    public int Opening { get; private set; }
+    /// <summary>Slow start: connections allowed now (grows by one per delivery while all are busy, up to the profile).</summary>
+    public int Cap { get; private set; }
+    public bool IsIdle => _conns.Count == 0 && Opening == 0;
+    public bool Has(long dcid) => _conns.ContainsKey(dcid);
+
+    public void Start(PlanContext c) => Cap = c.InitialConcurrency;
+
+    /// <summary>Periodic or post-reload resume: back to at least the initial concurrency, within the profile.</summary>
+    public IReadOnlyList<ConnectionEffect> Resume(PlanContext c)
+    {
+        Cap = Math.Min(Math.Max(Cap, c.InitialConcurrency), c.Profile.MaxConcurrentConnections);
+        return Pump(c);
+    }
+
+    /// <summary>Operator "deliver now": every idle recipient is due, concurrency back to at least the initial one.</summary>
+    public IReadOnlyList<ConnectionEffect> DeliverNow(PlanContext c)
+    {
+        Queue.MakeAllDue(c.Now);
+        Cap = Math.Max(Cap, c.InitialConcurrency);
+        return Pump(c);
+    }
+
+    /// <summary>Hands due mail to idle connections and opens new ones up to the limit; schedules the next wake.</summary>
+    public IReadOnlyList<ConnectionEffect> Pump(PlanContext c)
+    {
+        var fx = new List<ConnectionEffect>();
+        Pump(c, fx);
+        return fx;
+    }
+
+    private void Pump(PlanContext c, List<ConnectionEffect> fx)
+    {
+        if (c.Draining) return; // graceful stop: no new connections or transactions
+        if (!Queue.HasDue(c.Now))
+        {
+            Wake(c, fx);
+            return;
+        }
+        if (c.PolicyReady is { } ready && !ready()) return; // the policy answer plans again
+        if (state.RateLimiter(c.Profile.RecipientLimit) is { } limiter && limiter.Query(c.Now) is { Available: <= 0 } answer)
+        {
+            // Recipient limit reached: nothing goes until a slot opens (a 0 limit holds the mail; the sweep re-checks).
+            if (answer.NextSlotAt is { } slot) fx.Add(new WakeIn(slot - c.Now + TimeSpan.FromMilliseconds(5)));
+            return;
+        }
+        foreach (var (dcid, conn) in _conns)
+            if (conn.Open && conn.Job is null && !Feed(dcid, conn, c, fx)) break;
+
+        var cap = Math.Min(Cap, c.Profile.MaxConcurrentConnections);
+        if (_conns.Count < cap && Queue.HasDue(c.Now))
+        {
+            // Open no more connections than there are due messages not yet covered by connections being opened.
+            var wanted = Math.Min(cap - _conns.Count, CountDue(c.Now, cap) - Opening);
+            for (var i = 0; i < wanted; i++)
+            {
+                var dcid = nextDcid();
+                _conns[dcid] = new Conn();
+                Opening++;
+                fx.Add(new OpenConnection(dcid));
+            }
+        }
+        Wake(c, fx);
+    }
+
+    /// <summary>The next wake at the earliest due time (not while in-flight mail will pump anyway).</summary>
+    public IReadOnlyList<ConnectionEffect> Wake(PlanContext c)
+    {
+        var fx = new List<ConnectionEffect>();
+        Wake(c, fx);
+        return fx;
+    }
+
+    private void Wake(PlanContext c, List<ConnectionEffect> fx)
+    {
+        if (Queue.NextDue is not { } due) return;
+        var delay = due - c.Now;
+        if (delay < TimeSpan.Zero) delay = TimeSpan.Zero;
+        if (Queue.InFlightCount == 0 || delay > TimeSpan.Zero) fx.Add(new WakeIn(delay + TimeSpan.FromMilliseconds(5)));
+    }
+
+    // The queue's index is ordered by due time; counting up to `limit` is O(limit).
+    private int CountDue(DateTimeOffset now, int limit)
+    {
+        var n = 0;
+        foreach (var due in Queue.DueTimes())
+        {
+            if (due > now || n >= limit) break;
+            n++;
+        }
+        return n;
+    }
+
+    /// <summary>Gives the connection its next message, or closes it at its message limit. False when nothing is due.</summary>
+    private bool Feed(long dcid, Conn conn, PlanContext c, List<ConnectionEffect> fx)
+    {
+        if (conn.Sent >= c.Profile.MaxMessagesPerConnection || c.Draining)
+        {
+            conn.Open = false;
+            fx.Add(new CloseConnection(dcid));
+            return true;
+        }
+        // Profile max-recipients-per-transaction: a message with more recipients here goes in several transactions.
+        var want = c.Profile.MaxRecipientsPerTransaction;
+        var limiter = state.RateLimiter(c.Profile.RecipientLimit);
+        if (limiter?.Available(c.Now) is { } available)
+        {
+            // At the limit Pump schedules the wake for the next slot; meanwhile the connection idles.
+            if (available <= 0) return Idle(conn, c, fx);
+            want = (int)Math.Min(want, available);
+        }
+        if (state.TakeDue(c.Now, want) is not { } next) return Idle(conn, c, fx);
+        var (msg, rcpts) = next;
+        if (limiter is not null)
+        {
+            // Counted when handed out (a refused recipient still used a slot, as the vendor counts RCPTs), so applied
+            // before the write: the next Feed must see the slot taken. A lost write undercounts one job after a crash.
+            var counted = new RecipientsCounted(rcpts.Count, c.Now);
+            state.Apply(counted);
+            fx.Add(new JournalCount(counted));
+        }
+        conn.Job = new DeliveryJob(msg, rcpts.Select(r => r.Ref).ToArray());
+        conn.Sent++;
+        fx.Add(new SendJob(dcid, conn.Job));
+        return true;
+    }
+
+    private static bool Idle(Conn conn, PlanContext c, List<ConnectionEffect> fx)
+    {
+        conn.IdleSince = c.Now;
+        fx.Add(new IdleCheckIn(c.Tuning.ConnectionIdleTime));
+        return false;
+    }
+
+    /// <summary>Closes connections idle for the idle time; checks the others again later.</summary>
+    public IReadOnlyList<ConnectionEffect> CloseIdle(PlanContext c)
+    {
+        var fx = new List<ConnectionEffect>();
+        foreach (var (dcid, conn) in _conns)
+        {
+            if (!conn.Open || conn.Job is not null) continue;
+            if (c.Now - conn.IdleSince >= c.Tuning.ConnectionIdleTime - TimeSpan.FromMilliseconds(50))
+            {
+                conn.Open = false;
+                fx.Add(new CloseConnection(dcid));
+            }
+            else fx.Add(new IdleCheckIn(c.Tuning.ConnectionIdleTime));
+        }
+        return fx;
+    }
+
+    /// <summary>The connection is up: feed it, then plan.</summary>
+    public IReadOnlyList<ConnectionEffect> Ready(long dcid, PlanContext c)
+    {
+        var fx = new List<ConnectionEffect>();
+        if (!_conns.TryGetValue(dcid, out var conn)) return fx;
+        Opening--;
+        conn.Open = conn.Answered = true;
+        Feed(dcid, conn, c, fx);
+        Pump(c, fx);
+        return fx;
+    }
+
+    /// <summary>The connection could not be opened. True when nothing gets through (no connection is up, or the failure
+    /// is not transient): every due recipient then gets the failure. With others up, a transient refusal only lowers
+    /// the concurrency (the destination refuses more parallel sessions) and the mail stays due.</summary>
+    public bool OpenFailed(long dcid, bool transient, PlanContext c)
+    {
+        if (_conns.Remove(dcid)) Opening--;
+        if (transient && _conns.Values.Any(x => x.Open))
+        {
+            Cap = Math.Max(1, _conns.Count);
+            return false;
+        }
+        Cap = Math.Max(1, Math.Min(c.InitialConcurrency, c.Profile.MaxConcurrentConnections / 4));
+        return true;
+    }
+
+    /// <summary>A transaction was reported (its outcomes already decided): the job ends, slow start may add a
+    /// connection, the connection gets its next job if it is still usable, then plan.</summary>
+    public IReadOnlyList<ConnectionEffect> Done(long dcid, bool delivered, bool usable, PlanContext c)
+    {
+        var fx = new List<ConnectionEffect>();
+        if (!_conns.TryGetValue(dcid, out var conn)) return fx;
+        if (conn.Job is not null) fx.Add(new JobEnded(dcid));
+        conn.Job = null;
+        // Slow start (Postfix-style positive feedback): a delivery while every allowed connection is in use earns
+        // one more connection, up to the profile's limit, so a backlog ramps up in rounds.
+        if (delivered && _conns.Count >= Cap) Cap = Math.Min(c.Profile.MaxConcurrentConnections, Cap + 1);
+        if (usable && conn.Open) Feed(dcid, conn, c, fx);
+        else conn.Open = false;
+        Pump(c, fx);
+        return fx;
+    }
+
+    /// <summary>The connection stopped. A job it still held was not confirmed: its recipients are retried (maybe a
+    /// duplicate, never a loss).</summary>
+    public IReadOnlyList<ConnectionEffect> Stopped(long dcid, PlanContext c)
+    {
+        var fx = new List<ConnectionEffect>();
+        if (!_conns.Remove(dcid, out var conn)) return fx;
+        // Stopped while still opening (neither Ready nor OpenFailed arrived, e.g. it crashed): free its opening slot.
+        if (!conn.Answered) Opening = Math.Max(0, Opening - 1);
+        Release(dcid, conn, fx);
+        Pump(c, fx);
+        return fx;
+    }
+
+    /// <summary>The destination stops: every job still out is released.</summary>
+    public IReadOnlyList<ConnectionEffect> StopAll()
+    {
+        var fx = new List<ConnectionEffect>();
+        foreach (var (dcid, conn) in _conns) Release(dcid, conn, fx);
+        return fx;
+    }
+
+    private void Release(long dcid, Conn conn, List<ConnectionEffect> fx)
+    {
+        if (conn.Job is not { } job) return;
+        state.Apply(new RecipientsReleased(job.Message.Mid, job.Recipients.Select(r => r.Rid).ToArray()));
+        conn.Job = null;
+        fx.Add(new JobEnded(dcid));
+    }
+}

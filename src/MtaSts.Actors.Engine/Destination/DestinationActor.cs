@@ -1,0 +1,250 @@
+using Akka.Actor;
+using Akka.Cluster.Sharding;
+using Akka.Persistence;
+using MtaSts.Actors.DestinationControls;
+using MtaSts.Actors.Dns;
+using MtaSts.Actors.Engine.Delivery;
+using MtaSts.Actors.Engine.Policy;
+using MtaSts.Actors.Engine.Destination;
+
+namespace MtaSts.Actors.Engine.Destination;
+
+/// <summary>
+/// One destination domain: a sharded, persistent entity, a shell around two pure parts: <see cref="DestinationState"/>
+/// (queue, retry schedule, recipient limit: Decide → PersistAll(changes, Apply) → effects) and
+/// <see cref="ConnectionPlanner"/> (connections, slow start, jobs, idle close: effects this actor runs — children,
+/// timers, the recipient-limit journal). It never blocks: the policy resolver and the connections answer with messages.
+/// Persisted: only retry records (deferrals and their end). A first-attempt success persists nothing here — the
+/// spool's done record is the durable outcome — which keeps the journal off the hot path.
+/// </summary>
+public sealed class DestinationActor : UntypedPersistentActor, IWithTimers
+{
+    private readonly DestinationDomain _domain;
+    private readonly DeliveryServices _svc;
+    private readonly PendingIndex _index;
+    private readonly DestinationState _state;
+    private readonly DestinationEffects _effects;
+    private readonly ConnectionPlanner _plan;
+    private readonly Dictionary<long, IActorRef> _children = new();
+    private int _eventsSinceSnapshot;
+    private PolicyState _policy = PolicyState.None;
+
+    private sealed record Wake;
+    private sealed record Sweep; // expiry and retry-record pruning
+    private sealed record IdleCheck;
+
+    /// <param name="entityId">The domain, or <c>domain@node</c> in a cluster (each node's mail has its own entity).</param>
+    public DestinationActor(string entityId, DeliveryServices services, PendingIndex index)
+    {
+        _domain = DestinationMessageExtractor.DomainOf(entityId);
+        _svc = services;
+        _index = index;
+        _state = new DestinationState(_domain);
+        _effects = new DestinationEffects(services, index, _domain);
+        _plan = new ConnectionPlanner(_state, services.Dcids.Next);
+        PersistenceId = "destination-" + entityId;
+    }
+
+    public static Props Props(string entityId, DeliveryServices services, PendingIndex index) =>
+        Akka.Actor.Props.Create(() => new DestinationActor(entityId, services, index));
+
+    public override string PersistenceId { get; }
+    public ITimerScheduler Timers { get; set; } = null!;
+
+    private DateTimeOffset Now => _svc.Clock.GetUtcNow();
+    private DestinationSettings Settings => _svc.Settings(_domain);
+    private DestinationQueue Queue => _state.Queue;
+
+    private PlanContext Plan()
+    {
+        var now = Now;
+        return new(Settings.Profile, _svc.Tuning, now, _svc.Work.Draining, () => PolicyReady(now));
+    }
+
+    // A failing connection is stopped; the destination re-plans (its job's recipients are released).
+    protected override SupervisorStrategy SupervisorStrategy() => new OneForOneStrategy(_ => Directive.Stop);
+
+    protected override void OnRecover(object message)
+    {
+        switch (message)
+        {
+            case SnapshotOffer { Snapshot: DestinationSnapshot s }:
+                _state.ApplySnapshot(s);
+                break;
+            case IDestinationEvent e:
+                _state.Apply(e);
+                break;
+            case RecoveryCompleted:
+                _plan.Start(Plan());
+                // Pull everything the spool still holds for us: a (re)started entity never forgets mail.
+                foreach (var e in _index.For(_domain)) Queue.Enqueue(e.Message, e.Recipients, Now);
+                Timers.StartPeriodicTimer("sweep", new Sweep(), _svc.Tuning.ExpirySweep);
+                Context.SetReceiveTimeout(_svc.Tuning.PassivateAfter);
+                Run(_plan.Pump(Plan()));
+                break;
+        }
+    }
+
+    protected override void OnCommand(object message)
+    {
+        switch (message)
+        {
+            case EnqueueRecipients e:
+                if (Queue.Enqueue(e.Message, e.Recipients, Now) > 0) Run(_plan.Pump(Plan()));
+                break;
+            case Resume:
+                Run(_plan.Resume(Plan()));
+                break;
+            case DeliverNow:
+                Run(_plan.DeliverNow(Plan()));
+                break;
+            case GetDestinationStatus:
+                Sender.Tell(new DestinationStatus(_domain, Queue.RecipientCount, Queue.DeferredCount, _plan.Count,
+                    Settings.Profile.MaxConcurrentConnections, Queue.NextDue, Queue.LastError));
+                break;
+            case Wake:
+                Run(_plan.Pump(Plan()));
+                break;
+            case Sweep:
+                Commit(_state.Decide(new ExpirySweep(), Settings, Now));
+                if (_index.Loaded && Queue.PruneRetryRecords((mid, rid) => _index.Contains(_domain, mid, rid)) is > 0 and var pruned)
+                    _svc.Log.Debug("retry_records_pruned", $"Destination {_domain}: {pruned} retry records of finished mail dropped",
+                        ("domain", _domain.Name));
+                Run(_plan.Pump(Plan()));
+                break;
+            case IdleCheck:
+                Run(_plan.CloseIdle(Plan()));
+                break;
+            case PolicyResolved p:
+                _policy = _policy.Answered(p.Resolution, p.Failed, Now);
+                Run(_plan.Pump(Plan()));
+                break;
+            case ConnectionActor.Ready r:
+                Run(_plan.Ready(r.Dcid, Plan()));
+                break;
+            case ConnectionActor.OpenFailed f:
+                if (_plan.OpenFailed(f.Dcid, f.Kind == RecipientOutcomeKind.Transient, Plan()))
+                    // Nothing gets through (DNS, every MX down, TLS required but failed, MTA-STS: no usable MX).
+                    Commit(_state.Decide(new DestinationUnreachable(f.Kind, f.Detail, f.Status), Settings, Now),
+                        () => Run(_plan.Wake(Plan())));
+                break;
+            case ConnectionActor.Done d when _plan.Has(d.Dcid):
+                Commit(_state.Decide(new OutcomesReported(d.Dcid, d.Job.Message, d.Job.Recipients, d.Result.Outcomes), Settings, Now),
+                    // After the effects: their finish task is tracked before a graceful stop sees the delivery as ended.
+                    () => Run(_plan.Done(d.Dcid, d.Result.Outcomes.Any(o => o.Kind == RecipientOutcomeKind.Delivered),
+                        d.Result.ConnectionUsable, Plan())));
+                break;
+            case Terminated t when long.TryParse(t.ActorRef.Path.Name.AsSpan(1), out var dcid) && _children.Remove(dcid):
+                Run(_plan.Stopped(dcid, Plan()));
+                break;
+            case ReceiveTimeout:
+                if (Queue.IsEmpty && _plan.IsIdle) Context.Parent.Tell(new Passivate(PoisonPill.Instance));
+                break;
+            case SaveSnapshotSuccess s:
+                // Older snapshots and the events they cover are no longer needed.
+                DeleteSnapshots(new SnapshotSelectionCriteria(s.Metadata.SequenceNr - 1));
+                DeleteMessages(s.Metadata.SequenceNr);
+                break;
+            case SaveSnapshotFailure f:
+                _svc.Log.Warning("snapshot_failed", $"Destination {_domain} snapshot failed: {f.Cause.Message}", ("domain", _domain.Name));
+                break;
+            case DeleteMessagesSuccess or DeleteMessagesFailure or DeleteSnapshotsSuccess or DeleteSnapshotsFailure or Terminated
+                or ConnectionActor.Done: // of a connection already gone
+                break;
+            default:
+                Unhandled(message);
+                break;
+        }
+    }
+
+    /// <summary>Runs the planner's effects: children, timers, the recipient-limit journal, delivery tracking.</summary>
+    private void Run(IReadOnlyList<ConnectionEffect> effects)
+    {
+        var counted = new List<RecipientsCounted>();
+        foreach (var effect in effects)
+        {
+            switch (effect)
+            {
+                case OpenConnection o:
+                    var child = Context.ActorOf(ConnectionActor.Props(new SessionRequest(_domain, Settings, _policy.Resolution, o.Dcid),
+                        _svc.Transport), "c" + o.Dcid);
+                    _children[o.Dcid] = Context.Watch(child);
+                    break;
+                case SendJob s:
+                    _svc.Work.DeliveryStarted();
+                    _children[s.Dcid].Tell(s.Job);
+                    break;
+                case CloseConnection c: _children[c.Dcid].Tell(new ConnectionActor.Close()); break;
+                case JournalCount j: counted.Add(j.Counted); break;
+                case JobEnded: _svc.Work.DeliveryEnded(); break;
+                case WakeIn w: Timers.StartSingleTimer("wake", new Wake(), w.Delay); break;
+                case IdleCheckIn i: Timers.StartSingleTimer("idle", new IdleCheck(), i.Delay); break;
+            }
+        }
+        if (counted.Count > 0) PersistAllAsync(counted, _ => CountForSnapshot(1));
+    }
+
+    private bool PolicyReady(DateTimeOffset now)
+    {
+        if (!Settings.Profile.MtaSts || Settings.Profile.HasSmtpRoute || _svc.PolicyActor() is not { } policyActor) return true;
+        var (ready, ask) = _policy.Readiness(now, _svc.Tuning.PolicyReuse);
+        if (!ask) return ready;
+        _policy = _policy with { Pending = true };
+        policyActor.Ask<PolicyResolved>(new ResolvePolicy(_domain), _svc.Tuning.PolicyTimeout)
+            .PipeTo(Self, failure: ex => new PolicyResolved(_domain, null, $"policy resolution timed out: {ex.Message}"));
+        return ready;
+    }
+
+    /// <summary>Persist → apply → side effects. Journaled changes are applied by the journal callback (the same
+    /// <see cref="DestinationState.Apply"/> that replays them on recovery); the others at once — PersistAll stashes
+    /// every command until the write is done, so no command sees a half-applied decision. <paramref name="then"/>
+    /// runs after the effects.</summary>
+    private void Commit(Decision d, Action? then = null)
+    {
+        var journaled = new List<IDestinationEvent>();
+        foreach (var change in d.Changes)
+            if (change is IDestinationEvent e) journaled.Add(e);
+            else _state.Apply(change);
+        if (journaled.Count == 0)
+        {
+            _effects.Run(d.Effects);
+            then?.Invoke();
+            return;
+        }
+        // Deferrals go up to 1,000 messages per journal row (a down destination defers its whole queue at once).
+        PersistAll(DeferralBatch.Pack(journaled, 1000), e =>
+        {
+            _state.Apply(e);
+            CountForSnapshot(e is DeferralBatch b ? b.Items.Count : 1);
+        });
+        DeferAsync(d, _ =>
+        {
+            _effects.Run(d.Effects);
+            then?.Invoke();
+        });
+    }
+
+    private void CountForSnapshot(int events)
+    {
+        // A snapshot carries every retry record: taking one only after at least as many events as it holds records
+        // keeps its cost O(1) per event however deep the deferred queue is.
+        if ((_eventsSinceSnapshot += events) < Math.Max(_svc.Tuning.SnapshotEvery, Queue.RetryRecordCount)) return;
+        _eventsSinceSnapshot = 0;
+        SaveSnapshot(_state.ToSnapshot());
+    }
+
+    /// <summary>A failed journal write stops a persistent actor; the mail is safe in the spool and the gateway's
+    /// periodic <see cref="Resume"/> restarts the entity (recovery re-reads the journal and the pending index).</summary>
+    protected override void OnPersistFailure(Exception cause, object @event, long sequenceNr)
+    {
+        _svc.Log.Critical("journal_failed", $"Destination {_domain}: journal write failed ({cause.GetType().Name}: {cause.Message}); " +
+            "the destination restarts on the next resume, its mail stays in the spool", ("domain", _domain.Name));
+        base.OnPersistFailure(cause, @event, sequenceNr);
+    }
+
+    protected override void PostStop()
+    {
+        Run(_plan.StopAll());
+        base.PostStop();
+    }
+}

@@ -1,0 +1,86 @@
+using MtaSts.Actors.Dns;
+
+namespace MtaSts.Actors.DestinationControls.Tests;
+
+/// <summary>The one key of a destination: lower-case A-labels, no trailing dot, validated.</summary>
+public sealed class DestinationDomainTests
+{
+    [Theory]
+    [InlineData("bücher.example", "xn--bcher-kva.example")]          // U-label → A-label
+    [InlineData("xn--bcher-kva.example", "xn--bcher-kva.example")]   // A-label kept
+    [InlineData("XN--BCHER-KVA.Example", "xn--bcher-kva.example")]   // case
+    [InlineData("BÜCHER.example", "xn--bcher-kva.example")]          // upper-case U-label
+    [InlineData("Example.COM", "example.com")]
+    [InlineData("example.com.", "example.com")]                      // trailing root dot
+    [InlineData("  example.com  ", "example.com")]
+    [InlineData("mail_relay.example.com", "mail_relay.example.com")] // underscores seen in the wild
+    [InlineData("[192.0.2.1]", "[192.0.2.1]")]                       // address literal
+    [InlineData("[IPv6:2001:DB8::1]", "[ipv6:2001:db8::1]")]
+    public void Normalises_once(string text, string name)
+    {
+        Assert.True(DestinationDomain.TryParse(text, out var d, out var error), error);
+        Assert.Equal(name, d.Name);
+        Assert.Equal(name, d.ToString());
+    }
+
+    [Fact]
+    public void The_U_label_and_the_A_label_of_a_domain_are_the_same_key()
+    {
+        var u = DestinationDomain.Parse("bücher.example.");
+        var a = DestinationDomain.Parse("XN--BCHER-KVA.EXAMPLE");
+        Assert.Equal(u, a);
+        Assert.True(u == a);
+        Assert.Equal(u.GetHashCode(), a.GetHashCode());
+        Assert.Equal("bücher.example", a.Unicode);
+        Assert.Single(new HashSet<DestinationDomain> { u, a });
+    }
+
+    [Theory]
+    [InlineData("", "empty")]
+    [InlineData(".", "empty")]
+    [InlineData("user@example.com", "mail address")]
+    [InlineData("a..example", "empty label")]
+    [InlineData("-a.example", "'-'")]
+    [InlineData("a-.example", "'-'")]
+    [InlineData("a b.example", "character ' '")]
+    [InlineData("exa$mple.com", "character '$'")]
+    [InlineData("[192.0.2]", "address literal")]
+    [InlineData("[not-an-ip]", "address literal")]
+    public void Invalid_names_are_refused_with_a_reason(string text, string reason)
+    {
+        Assert.False(DestinationDomain.TryParse(text, out _, out var error));
+        Assert.Contains(reason, error);
+        var ex = Assert.Throws<FormatException>(() => DestinationDomain.Parse(text));
+        Assert.Contains(reason, ex.Message);
+    }
+
+    [Fact]
+    public void Length_limits_are_refused_with_a_reason()
+    {
+        Assert.Contains("longer than 63", Refused(new string('a', 64) + ".example"));
+        Assert.Contains("longer than 253", Refused(string.Join('.', Enumerable.Repeat(new string('a', 60), 5))));
+        Assert.True(DestinationDomain.TryParse(new string('a', 63) + ".example", out _, out _));
+    }
+
+    [Fact]
+    public void A_U_label_that_IDNA_refuses_is_refused()
+    {
+        Assert.Contains("internationalised", Refused("exa\u0000mpleé.com"));
+    }
+
+    [Fact]
+    public void A_profile_governs_its_destination_however_the_recipient_spelled_it()
+    {
+        // Profile names are A-labels (a U-label is refused at load); a recipient may use either form.
+        var set = new ProfileSet([new DestinationProfile { Destination = "xn--bcher-kva.example", MaxConcurrentConnections = 3 },
+            new DestinationProfile { Destination = ".xn--bcher-kva.example", MaxConcurrentConnections = 4 }]);
+        Assert.Equal(3, set.Resolve(DestinationDomain.Parse("Bücher.example.")).MaxConcurrentConnections);
+        Assert.Equal(4, set.Resolve(DestinationDomain.Parse("mx.BÜCHER.example")).MaxConcurrentConnections);
+    }
+
+    private static string Refused(string text)
+    {
+        Assert.False(DestinationDomain.TryParse(text, out _, out var error));
+        return error;
+    }
+}

@@ -1,0 +1,204 @@
+using MtaSts.Actors.DestinationControls;
+using MtaSts.Actors.Engine.Delivery;
+using MtaSts.Actors.Engine.Destination;
+
+namespace MtaSts.Actors.Engine.Tests.Destination;
+
+/// <summary>Connection planning is a table: (queue, connections, profile, now, event) → effects. No actor, no clock.</summary>
+public sealed class ConnectionPlannerTests
+{
+    private static readonly DateTimeOffset T0 = new(2026, 11, 23, 10, 0, 0, TimeSpan.Zero);
+    private static readonly EngineTuning Tuning = new() { InitialConcurrency = 3, ConnectionIdleTime = TimeSpan.FromSeconds(2) };
+
+    private sealed class Rig
+    {
+        private long _dcid;
+        public DestinationState State { get; } = new(Dom("b.example"));
+        public ConnectionPlanner Plan { get; }
+        public DestinationProfile Profile { get; set; } = new() { MaxConcurrentConnections = 10, MaxMessagesPerConnection = 2 };
+        public DateTimeOffset Now { get; set; } = T0;
+        public bool Draining { get; set; }
+        public bool PolicyReady { get; set; } = true;
+
+        public Rig(int messages, int recipients = 1)
+        {
+            Plan = new ConnectionPlanner(State, () => ++_dcid);
+            for (var m = 1; m <= messages; m++)
+                State.Queue.Enqueue(new MessageRef(m, "s@a.example", T0, 100),
+                    Enumerable.Range(0, recipients).Select(r => new RecipientRef(r, $"u{m}-{r}@b.example")).ToArray(), T0);
+            Plan.Start(Ctx);
+        }
+
+        public PlanContext Ctx => new(Profile, Tuning, Now, Draining, () => PolicyReady);
+    }
+
+    private static long[] Opened(IEnumerable<ConnectionEffect> fx) => fx.OfType<OpenConnection>().Select(o => o.Dcid).ToArray();
+    private static SendJob[] Sent(IEnumerable<ConnectionEffect> fx) => fx.OfType<SendJob>().ToArray();
+
+    [Theory]
+    // due messages, initial concurrency (tuning 3), profile max, already opening → connections opened
+    [InlineData(5, 10, 3)]   // slow start: the initial concurrency
+    [InlineData(2, 10, 2)]   // never more than due messages
+    [InlineData(5, 1, 1)]    // never more than the profile
+    [InlineData(0, 10, 0)]   // nothing due
+    public void Opens_connections_up_to_the_due_messages_the_slow_start_cap_and_the_profile(int messages, int max, int opened)
+    {
+        var rig = new Rig(messages) { Profile = new DestinationProfile { MaxConcurrentConnections = max } };
+        rig.Plan.Start(rig.Ctx);
+        Assert.Equal(opened, Opened(rig.Plan.Pump(rig.Ctx)).Length);
+        Assert.Equal(opened, rig.Plan.Opening);
+        // Pumping again while they are opening opens nothing more: the due messages are covered.
+        Assert.Empty(Opened(rig.Plan.Pump(rig.Ctx)));
+    }
+
+    [Fact]
+    public void A_ready_connection_gets_the_oldest_due_message_within_max_recipients_per_transaction()
+    {
+        var rig = new Rig(2, recipients: 5) { Profile = new DestinationProfile { MaxRecipientsPerTransaction = 2 } };
+        var dcid = Opened(rig.Plan.Pump(rig.Ctx))[0];
+        var job = Assert.Single(Sent(rig.Plan.Ready(dcid, rig.Ctx)));
+        Assert.Equal(dcid, job.Dcid);
+        Assert.Equal(1, job.Job.Message.Mid);
+        Assert.Equal([0, 1], job.Job.Recipients.Select(r => r.Rid));
+        Assert.Equal(2, rig.State.Queue.InFlightCount);
+    }
+
+    [Fact]
+    public void A_connection_is_closed_at_its_message_limit()
+    {
+        var rig = new Rig(3) { Profile = new DestinationProfile { MaxConcurrentConnections = 1, MaxMessagesPerConnection = 2 } };
+        var dcid = Opened(rig.Plan.Pump(rig.Ctx))[0];
+        Assert.Single(Sent(rig.Plan.Ready(dcid, rig.Ctx)));
+        Assert.Single(Sent(rig.Plan.Done(dcid, delivered: true, usable: true, rig.Ctx)));
+        var fx = rig.Plan.Done(dcid, delivered: true, usable: true, rig.Ctx);
+        Assert.Contains(new CloseConnection(dcid), fx);
+        Assert.Empty(Sent(fx));
+        Assert.Contains(new JobEnded(dcid), fx);
+    }
+
+    [Theory]
+    // open connections busy, delivered?, cap before → cap after (profile max 4)
+    [InlineData(3, true, 3, 4)]   // every allowed connection busy and a delivery: one more
+    [InlineData(3, false, 3, 3)]  // no delivery: no growth
+    public void Slow_start_adds_a_connection_per_delivery_while_all_are_busy(int busy, bool delivered, int before, int after)
+    {
+        var rig = new Rig(10) { Profile = new DestinationProfile { MaxConcurrentConnections = 4, MaxMessagesPerConnection = 50 } };
+        var dcids = Opened(rig.Plan.Pump(rig.Ctx));
+        Assert.Equal(busy, dcids.Length);
+        foreach (var d in dcids) rig.Plan.Ready(d, rig.Ctx);
+        Assert.Equal(before, rig.Plan.Cap);
+        rig.Plan.Done(dcids[0], delivered, usable: true, rig.Ctx);
+        Assert.Equal(after, rig.Plan.Cap);
+        rig.Plan.Done(dcids[1], delivered, usable: true, rig.Ctx);
+        Assert.Equal(Math.Min(4, after + (delivered ? 1 : 0)), rig.Plan.Cap);
+    }
+
+    [Theory]
+    // another connection open?, transient? → destination unreachable (every due recipient fails), cap after (profile 16, initial 3)
+    [InlineData(true, true, false, 2)]   // refuses more parallel sessions: concurrency lowered to the connections left, mail stays due
+    [InlineData(false, true, true, 3)]   // nothing gets through: min(initial, max / 4)
+    [InlineData(true, false, true, 3)]   // a permanent failure is the destination's answer even with others up
+    public void A_failed_open_lowers_concurrency_or_makes_the_destination_unreachable(bool otherOpen, bool transient, bool unreachable, int cap)
+    {
+        var rig = new Rig(5) { Profile = new DestinationProfile { MaxConcurrentConnections = 16 } };
+        var dcids = Opened(rig.Plan.Pump(rig.Ctx));
+        if (otherOpen) rig.Plan.Ready(dcids[0], rig.Ctx);
+        Assert.Equal(unreachable, rig.Plan.OpenFailed(dcids[2], transient, rig.Ctx));
+        Assert.Equal(2, rig.Plan.Count);
+        Assert.Equal(cap, rig.Plan.Cap);
+    }
+
+    [Fact]
+    public void An_idle_connection_is_closed_after_the_idle_time()
+    {
+        var rig = new Rig(1);
+        var dcid = Opened(rig.Plan.Pump(rig.Ctx))[0];
+        rig.Plan.Ready(dcid, rig.Ctx);
+        var fx = rig.Plan.Done(dcid, delivered: true, usable: true, rig.Ctx);
+        Assert.Contains(new IdleCheckIn(Tuning.ConnectionIdleTime), fx); // nothing due: it idles
+        rig.Now = T0 + TimeSpan.FromSeconds(1);
+        Assert.Equal([new IdleCheckIn(Tuning.ConnectionIdleTime)], rig.Plan.CloseIdle(rig.Ctx)); // not yet
+        rig.Now = T0 + Tuning.ConnectionIdleTime;
+        Assert.Equal([new CloseConnection(dcid)], rig.Plan.CloseIdle(rig.Ctx));
+    }
+
+    [Fact]
+    public void A_connection_that_stops_with_a_job_releases_its_recipients_for_retry()
+    {
+        var rig = new Rig(1, recipients: 2);
+        var dcid = Opened(rig.Plan.Pump(rig.Ctx))[0];
+        rig.Plan.Ready(dcid, rig.Ctx);
+        Assert.Equal(2, rig.State.Queue.InFlightCount);
+        var fx = rig.Plan.Stopped(dcid, rig.Ctx);
+        Assert.Contains(new JobEnded(dcid), fx);
+        Assert.Equal(0, rig.State.Queue.InFlightCount);
+        Assert.Single(Opened(fx)); // due again: a new connection
+        Assert.Equal(1, rig.Plan.Count);
+    }
+
+    [Fact]
+    public void A_connection_that_stops_while_opening_frees_its_opening_slot()
+    {
+        var rig = new Rig(1);
+        var dcid = Opened(rig.Plan.Pump(rig.Ctx))[0];
+        rig.PolicyReady = false; // keep the re-plan from opening again
+        rig.Plan.Stopped(dcid, rig.Ctx);
+        Assert.Equal(0, rig.Plan.Opening);
+        Assert.True(rig.Plan.IsIdle);
+    }
+
+    [Fact]
+    public void Draining_opens_nothing_and_closes_a_connection_when_its_transaction_ends()
+    {
+        var rig = new Rig(3);
+        var dcid = Opened(rig.Plan.Pump(rig.Ctx))[0];
+        rig.Plan.Ready(dcid, rig.Ctx);
+        rig.Draining = true;
+        Assert.Empty(rig.Plan.Pump(rig.Ctx));
+        var fx = rig.Plan.Done(dcid, delivered: true, usable: true, rig.Ctx);
+        Assert.Equal([new JobEnded(dcid), new CloseConnection(dcid)], fx);
+    }
+
+    [Fact]
+    public void Without_a_policy_answer_nothing_is_opened_and_the_answer_plans_again()
+    {
+        var rig = new Rig(2) { PolicyReady = false };
+        Assert.Empty(rig.Plan.Pump(rig.Ctx));
+        rig.PolicyReady = true;
+        Assert.Equal(2, Opened(rig.Plan.Pump(rig.Ctx)).Length);
+    }
+
+    [Fact]
+    public void The_recipient_limit_caps_each_job_counts_it_and_waits_for_the_next_slot()
+    {
+        var rig = new Rig(2, recipients: 3) { Profile = new DestinationProfile { RecipientLimit = new RecipientLimit(4, 1) } };
+        var dcids = Opened(rig.Plan.Pump(rig.Ctx));
+        var first = rig.Plan.Ready(dcids[0], rig.Ctx);
+        Assert.Equal(3, Assert.Single(Sent(first)).Job.Recipients.Count);
+        Assert.Contains(new JournalCount(new RecipientsCounted(3, T0)), first);
+        var second = rig.Plan.Ready(dcids[1], rig.Ctx);
+        Assert.Single(Assert.Single(Sent(second)).Job.Recipients); // 1 slot left of 4
+        // Used up: nothing more goes, a wake at the next slot instead.
+        var fx = rig.Plan.Pump(rig.Ctx);
+        Assert.Empty(Sent(fx));
+        Assert.Empty(Opened(fx));
+        var wake = Assert.IsType<WakeIn>(Assert.Single(fx));
+        Assert.InRange(wake.Delay, TimeSpan.FromSeconds(1), TimeSpan.FromMinutes(2)); // within the window (bucket granularity)
+    }
+
+    [Fact]
+    public void Mail_due_later_schedules_a_wake_at_its_due_time()
+    {
+        var rig = new Rig(1);
+        rig.State.Apply(new RecipientsDeferred(1, [0], 1, T0 + TimeSpan.FromMinutes(5), "4.0.0 - later"));
+        Assert.Equal([new WakeIn(TimeSpan.FromMinutes(5) + TimeSpan.FromMilliseconds(5))], rig.Plan.Pump(rig.Ctx));
+    }
+
+    [Fact]
+    public void Deliver_now_makes_deferred_mail_due_and_opens_for_it()
+    {
+        var rig = new Rig(1);
+        rig.State.Apply(new RecipientsDeferred(1, [0], 1, T0 + TimeSpan.FromHours(1), "4.0.0 - later"));
+        Assert.Single(Opened(rig.Plan.DeliverNow(rig.Ctx)));
+    }
+}

@@ -38,7 +38,7 @@ public sealed class BounceService(ISpool spool, IdSequence mids, MailLog log, st
             envelope.Recipients.First(x => x.Rid == r.Recipient.Rid),
             action,
             EnhancedStatusCode.TryParse(r.Outcome.Status, out var st) ? st : null,
-            ReplyOf(r.Outcome),
+            r.Outcome.Reply is { IsNoReply: false } reply ? reply : null, // Diagnostic-Code only for a remote reply
             r.Outcome.RemoteMta,
             now)).ToArray();
         var selected = DsnRules.Select(envelope, reports);
@@ -51,12 +51,5 @@ public sealed class BounceService(ISpool spool, IdSequence mids, MailLog log, st
         var spooled = await spool.AppendAsync(mid, dsnEnvelope, dsn.Content, ct).ConfigureAwait(false);
         log.Info("bounce_generated", $"MID {mid} was generated for bounce of MID {msg.Mid}", ("mid", mid), ("original_mid", msg.Mid));
         (_dispatcher ?? throw new InvalidOperationException("bounce service not attached")).Dispatch(spooled);
-    }
-
-    /// <summary>The remote reply from the outcome's Diagnostic-Code ("smtp; 550 5.1.1 …"); null when there was none.</summary>
-    private static SmtpReply? ReplyOf(RecipientOutcome o)
-    {
-        if (o.DiagnosticCode is not { } diag || !diag.StartsWith("smtp;", StringComparison.OrdinalIgnoreCase)) return null;
-        return SmtpReply.TryParse(diag[5..].Trim(), out var reply, out _) ? reply : null;
     }
 }

@@ -1,5 +1,7 @@
 using MtaSts.Actors.Dns;
 using MtaSts.Actors.Engine.Destination;
+using MtaSts.Actors.Policy.Resolution;
+using MtaSts.Actors.Smtp.Replies;
 
 namespace MtaSts.Actors.Engine.Delivery;
 
@@ -7,9 +9,9 @@ public enum RecipientOutcomeKind { Delivered, Transient, Permanent }
 
 /// <param name="Detail">Vendor-format reply text for logs, e.g. <c>4.3.2 - Not accepting messages ('421', ['4.3.2 try again later'])</c>.</param>
 /// <param name="Status">RFC 3463 status for a DSN, e.g. "5.1.1".</param>
-/// <param name="DiagnosticCode">RFC 3464 Diagnostic-Code value, e.g. "smtp; 550 5.1.1 no such user".</param>
+/// <param name="Reply">The receiver's reply (the DSN's Diagnostic-Code); null or a no-reply when there was none.</param>
 public sealed record RecipientOutcome(int Rid, RecipientOutcomeKind Kind, string Detail, string Status,
-    string? RemoteMta = null, string? DiagnosticCode = null);
+    string? RemoteMta = null, SmtpReply? Reply = null);
 
 /// <summary>One message to send over an open connection (only this destination's recipients).</summary>
 public sealed record DeliveryJob(MessageRef Message, IReadOnlyList<RecipientRef> Recipients);
@@ -27,7 +29,8 @@ public sealed class DeliveryOpenException(RecipientOutcomeKind kind, string deta
 }
 
 /// <summary>What the destination decided before opening a connection.</summary>
-public sealed record SessionRequest(DestinationDomain Domain, DestinationSettings Settings, object? Policy, long Dcid);
+/// <param name="Policy">The MTA-STS resolution the destination holds (null: none asked or none answered).</param>
+public sealed record SessionRequest(DestinationDomain Domain, DestinationSettings Settings, PolicyResolution? Policy, long Dcid);
 
 /// <summary>Opens outbound sessions for a destination. The real one resolves MX, applies the TLS/MTA-STS/DANE plan and
 /// speaks SMTP (MailKit); tests substitute a scripted one. Implementations must honour cancellation and time out.</summary>

@@ -5,6 +5,7 @@ using MtaSts.Actors.Policy;
 using MtaSts.Actors.Policy.Parsing;
 using MtaSts.Actors.Policy.Resolution;
 using MtaSts.Actors.Smtp.Outbound;
+using MtaSts.Actors.Smtp.Replies;
 using MtaSts.Actors.Spool;
 using MtaSts.Actors.Tls;
 using MtaSts.Actors.TlsRpt;
@@ -39,10 +40,10 @@ public sealed class SmtpDeliveryTransport(
         {
             var kind = resolution.Status == MxResolutionStatus.Permanent ? RecipientOutcomeKind.Permanent : RecipientOutcomeKind.Transient;
             var status = resolution.EnhancedStatus ?? (kind == RecipientOutcomeKind.Permanent ? "5.1.2" : "4.4.3");
-            throw new DeliveryOpenException(kind, $"{status} - {resolution.Error} ('000', ['{resolution.Error}'])", status);
+            throw new DeliveryOpenException(kind, SmtpReplyFormatter.NoReply(status, resolution.Error, resolution.Error), status);
         }
 
-        var (mode, policy) = MtaStsPosture(profile, domain, request.Policy as PolicyResolution);
+        var (mode, policy) = MtaStsPosture(profile, domain, request.Policy);
         var outboundOptions = options(profile);
         // TLS-RPT (RFC 8460): every MX skipped and every address tried is observed; not over an SMTP route (no policy applies).
         var rpt = profile.HasSmtpRoute ? null : tlsRpt;
@@ -108,8 +109,8 @@ public sealed class SmtpDeliveryTransport(
                 await conn.DisposeAsync().ConfigureAwait(false);
             }
         }
-        var detail = $"{lastStatus} - {(lastStatus.StartsWith("4.4.1") ? "No answer from any hosts listed in MX" : "Delivery not possible")}" +
-                     $" ('000', ['{lastError ?? "no usable MX host"}'])";
+        var detail = SmtpReplyFormatter.NoReply(lastStatus, lastError ?? "no usable MX host",
+            lastStatus.StartsWith("4.4.1") ? "No answer from any hosts listed in MX" : "Delivery not possible");
         throw new DeliveryOpenException(RecipientOutcomeKind.Transient, detail, lastStatus);
     }
 
@@ -120,12 +121,13 @@ public sealed class SmtpDeliveryTransport(
         if (!profile.EnforcesMtaSts) return (MtaStsMode.None, null);
         if (resolution is null)
             throw new DeliveryOpenException(RecipientOutcomeKind.Transient,
-                $"4.4.3 - MTA-STS policy for the domain ({domain}) could not be resolved ('000', ['policy resolver unavailable'])", "4.4.3");
+                SmtpReplyFormatter.NoReply("4.4.3", "policy resolver unavailable", $"MTA-STS policy for the domain ({domain}) could not be resolved"),
+                "4.4.3");
         switch (resolution.Kind)
         {
             case PolicyResolutionKind.TempFail:
                 throw new DeliveryOpenException(RecipientOutcomeKind.Transient,
-                    $"4.4.3 - MTA-STS TXT lookup failed for the domain ({domain}) ('000', ['{resolution.Error}'])", "4.4.3");
+                    SmtpReplyFormatter.NoReply("4.4.3", resolution.Error, $"MTA-STS TXT lookup failed for the domain ({domain})"), "4.4.3");
             case PolicyResolutionKind.Policy when resolution.Policy is { } p && p.Mode != StsMode.None:
                 log.Info("mtasts_apply", $"Applying MTA-STS policy for the domain ({domain})",
                     ("domain", domain), ("mode", p.Mode.ToWireString()), ("policy_id", resolution.PolicyId));
@@ -157,7 +159,7 @@ public sealed class SmtpDeliveryTransport(
                 r.Status == RecipientStatus.Accepted ? $"'{r.Reply}'" : r.Reply.VendorForm,
                 r.Reply.EnhancedStatus ?? (r.Status == RecipientStatus.Accepted ? "2.0.0" : r.Status == RecipientStatus.Permanent ? "5.0.0" : "4.0.0"),
                 conn.Target.Host,
-                r.Reply.DiagnosticCode)).ToArray();
+                r.Reply.ToSmtpReply())).ToArray();
             return new JobResult(m.Mid, outcomes, result.ConnectionUsable);
         }
 

@@ -1,5 +1,6 @@
 using Akka.Actor;
 using MtaSts.Actors.Engine.Delivery;
+using MtaSts.Actors.Smtp.Replies;
 
 namespace MtaSts.Actors.Engine.Destination;
 
@@ -76,7 +77,7 @@ public sealed class ConnectionActor : UntypedActor
                 var job2 = _current;
                 _current = null;
                 var outcomes = job2.Recipients.Select(r => new RecipientOutcome(r.Rid, RecipientOutcomeKind.Transient,
-                    $"4.4.2 - Connection error ('000', ['{f.Error.Message}'])", "4.4.2")).ToArray();
+                    SmtpReplyFormatter.NoReply("4.4.2", f.Error.Message, "Connection error"), "4.4.2")).ToArray();
                 Context.Parent.Tell(new Done(_request.Dcid, job2, new JobResult(job2.Message.Mid, outcomes, false)));
                 Context.Stop(Self);
                 break;

@@ -1,8 +1,8 @@
 using MtaSts.Actors.Dns;
 using MtaSts.Actors.DestinationControls;
 using MtaSts.Actors.Engine.Delivery;
-using MtaSts.Actors.Engine.Destination;
 using MtaSts.Actors.Logging;
+using MtaSts.Actors.Smtp.Replies;
 
 namespace MtaSts.Actors.Engine.Destination;
 
@@ -85,7 +85,8 @@ public sealed class DestinationState(DestinationDomain domain)
                 {
                     var msg = group.First().Message;
                     var outcomes = group.Select(g => new RecipientOutcome(g.Recipient.Ref.Rid, RecipientOutcomeKind.Permanent,
-                        $"5.4.7 - Delivery expired (message too old) ('000', ['{g.Recipient.LastError ?? "expired"}'])", "5.4.7")).ToArray();
+                        SmtpReplyFormatter.NoReply("5.4.7", g.Recipient.LastError ?? "expired", "Delivery expired (message too old)"),
+                        "5.4.7")).ToArray();
                     DecideOutcomes(new OutcomesReported(0, msg, group.Select(g => g.Recipient.Ref).ToArray(), outcomes),
                         settings, now, changes, effects);
                 }

@@ -1,6 +1,7 @@
 using System.Globalization;
 using System.Net;
 using System.Security.Cryptography.X509Certificates;
+using MtaSts.Actors.Smtp.Replies;
 using MtaSts.Actors.Spool;
 using MtaSts.Actors.Tls;
 
@@ -32,9 +33,16 @@ public sealed record OutboundReply(int Code, string Text)
 
     public IReadOnlyList<string> Lines => Text.Split('\n', StringSplitOptions.TrimEntries) is { Length: > 0 } l ? l : new[] { "" };
 
-    /// <summary>Vendor log form: <c>('421', ['4.3.2 try again later'])</c>.</summary>
-    public string VendorForm =>
-        $"('{(Code == 0 ? "000" : Code.ToString(CultureInfo.InvariantCulture))}', [{string.Join(", ", Lines.Select(l => "'" + l.Replace("'", "\\'") + "'"))}])";
+    /// <summary>Vendor log form: <c>('421', ['4.3.2 try again later'])</c> (the one <see cref="SmtpReplyFormatter"/>).</summary>
+    public string VendorForm => SmtpReplyFormatter.FormatReply(ToSmtpReply());
+
+    /// <summary>The reply as the one <see cref="SmtpReply"/> type that travels to the log, the DSN and the bounce decision
+    /// (a local reply, code 0, is a <see cref="SmtpReply.NoReply"/> carrying its status).</summary>
+    public SmtpReply ToSmtpReply()
+    {
+        if (Code is >= 200 and <= 599 && (Code / 10) % 10 <= 5) return SmtpReply.Create(Code, string.Join("\n", Lines));
+        return SmtpReply.NoReply(string.Join("\n", Lines), EnhancedStatusCode.TryParse(EnhancedStatus ?? "", out var st) ? st : null);
+    }
 
     /// <summary>RFC 3464 Diagnostic-Code value, e.g. <c>smtp; 550 5.1.1 no such user</c> (null for local replies).</summary>
     public string? DiagnosticCode => Code == 0 ? null : $"smtp; {Code} {string.Join(" ", Lines)}";

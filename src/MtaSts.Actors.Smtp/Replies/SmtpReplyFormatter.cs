@@ -19,6 +19,16 @@ public static class SmtpReplyFormatter
         return $"{s} - {s.Description} {FormatReply(reply)}";
     }
 
+    /// <summary>A local outcome without an SMTP reply (vendor <c>'000'</c>: timeout, connection error, DNS, MTA-STS,
+    /// expiry): <c>4.4.2 - Connection error ('000', ['connection reset'])</c>. The description defaults to the status's
+    /// RFC 3463 one.</summary>
+    public static string NoReply(string status, string? reason, string? description = null)
+    {
+        if (!EnhancedStatusCode.TryParse(status, out var code))
+            throw new ArgumentException($"'{status}' is not an RFC 3463 status code", nameof(status));
+        return $"{code} - {description ?? code.Description} {FormatReply(SmtpReply.NoReply(reason ?? "", code))}";
+    }
+
     /// <summary><c>('421', ['4.3.2 try again later'])</c>; <c>('000', ['timeout'])</c> when there was no reply.</summary>
     public static string FormatReply(SmtpReply reply)
     {

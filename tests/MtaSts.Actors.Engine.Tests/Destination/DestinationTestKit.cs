@@ -5,6 +5,7 @@ using MtaSts.Actors.DestinationControls;
 using MtaSts.Actors.Engine.Delivery;
 using MtaSts.Actors.Engine.Destination;
 using MtaSts.Actors.Logging;
+using MtaSts.Actors.Smtp.Replies;
 using MtaSts.Actors.Spool;
 
 namespace MtaSts.Actors.Engine.Tests.Destination;
@@ -60,9 +61,9 @@ public sealed class FakeTransport : IDeliveryTransport
             {
                 RecipientOutcomeKind.Delivered => new RecipientOutcome(r.Rid, RecipientOutcomeKind.Delivered, "250 ok", "2.0.0"),
                 RecipientOutcomeKind.Transient => new RecipientOutcome(r.Rid, RecipientOutcomeKind.Transient,
-                    "4.2.2 - mailbox full ('452', ['4.2.2 mailbox full'])", "4.2.2", "fake", "smtp; 452 4.2.2 mailbox full"),
+                    "4.2.2 - mailbox full ('452', ['4.2.2 mailbox full'])", "4.2.2", "fake", SmtpReply.Parse("452 4.2.2 mailbox full")),
                 _ => new RecipientOutcome(r.Rid, RecipientOutcomeKind.Permanent,
-                    "5.1.1 - no such user ('550', ['5.1.1 no such user'])", "5.1.1", "fake", "smtp; 550 5.1.1 no such user"),
+                    "5.1.1 - no such user ('550', ['5.1.1 no such user'])", "5.1.1", "fake", SmtpReply.Parse("550 5.1.1 no such user")),
             }).ToArray();
             return new JobResult(job.Message.Mid, outcomes, ConnectionUsable: true);
         }

@@ -182,6 +182,17 @@ public sealed class SmtpReplyFormatterTests
             SmtpReplyFormatter.Format(SmtpReply.NoReply("timeout"), EnhancedStatusCode.Expired));
     }
 
+    [Theory]
+    // status, reason, description (null = RFC 3463) → the one local-outcome form the engine logs and stores
+    [InlineData("4.4.2", "connection reset", "Connection error", "4.4.2 - Connection error ('000', ['connection reset'])")]
+    [InlineData("5.4.7", "expired", null, "5.4.7 - Delivery expired (message too old) ('000', ['expired'])")]
+    [InlineData("4.4.3", null, "MTA-STS TXT lookup failed for the domain (a.example)", "4.4.3 - MTA-STS TXT lookup failed for the domain (a.example) ('000', [''])")]
+    [InlineData("4.4.1", "it's down", "No answer from any hosts listed in MX", "4.4.1 - No answer from any hosts listed in MX ('000', [\"it's down\"])")]
+    public void Local_outcomes_without_a_reply_have_one_form(string status, string? reason, string? description, string expected)
+    {
+        Assert.Equal(expected, SmtpReplyFormatter.NoReply(status, reason, description));
+    }
+
     [Fact]
     public void Vendor_bounce_shape_with_explicit_status()
     {

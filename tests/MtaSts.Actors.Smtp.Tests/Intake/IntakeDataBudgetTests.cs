@@ -9,22 +9,12 @@ public sealed class IntakeDataBudgetTests
     private static string Lines(int count, char fill) =>
         string.Concat(Enumerable.Range(0, count).Select(i => $"{i:D6} {new string(fill, 90)}\r\n"));
 
-    private static async Task<RawSmtpClient> OpenDataAsync(IntakeHarness h, string? size = null)
-    {
-        var c = await h.ConnectAsync();
-        Assert.Equal(250, (await c.CommandAsync("EHLO client.test")).Code);
-        Assert.Equal(250, (await c.CommandAsync("MAIL FROM:<a@x.test>" + (size is null ? "" : " SIZE=" + size))).Code);
-        Assert.Equal(250, (await c.CommandAsync("RCPT TO:<b@y.test>")).Code);
-        Assert.Equal(354, (await c.CommandAsync("DATA")).Code);
-        return c;
-    }
-
     [Fact]
     public async Task Large_bodies_are_spilled_while_they_arrive_and_stored_intact()
     {
         await using var h = await new IntakeHarness(o => o with { BodyMemoryLimit = 16 * 1024, AddReceivedHeader = false }).StartAsync();
         var text = Lines(20_000, 'q'); // ≈ 2 MB
-        var clients = await Task.WhenAll(Enumerable.Range(0, 4).Select(_ => OpenDataAsync(h)));
+        var clients = await Task.WhenAll(Enumerable.Range(0, 4).Select(_ => h.OpenDataAsync()));
         await Task.WhenAll(clients.Select(c => c.SendAsync(text + ".\r\n")));
         foreach (var c in clients) Assert.Equal(250, (await c.ReadReplyAsync()).Code);
         for (int i = 0; i < 4; i++)
@@ -48,7 +38,7 @@ public sealed class IntakeDataBudgetTests
             MaxMessageSize = 1024 * 1024, MaxDataInFlight = 1024 * 1024, BodyMemoryLimit = 16 * 1024,
         }).StartAsync();
         // Session 1 holds ≈ 700 KB unspooled (DATA not finished).
-        await using var holder = await OpenDataAsync(h);
+        await using var holder = await h.OpenDataAsync();
         await holder.SendAsync(Lines(7_000, 'h'));
         // MAIL with a SIZE that no longer fits: 452 at once (RFC 1870 §6.1).
         await using var sized = await h.ConnectAsync();
@@ -58,7 +48,7 @@ public sealed class IntakeDataBudgetTests
         Assert.Equal("452 4.3.1 Insufficient system storage, try again later",
             (await sized.CommandAsync("MAIL FROM:<a@x.test> SIZE=500000")).Lines[0]);
         // Without SIZE: the overflow is noticed during DATA and answered after the final dot.
-        await using var c = await OpenDataAsync(h);
+        await using var c = await h.OpenDataAsync();
         await c.SendAsync(Lines(5_000, 'o') + ".\r\n");
         Assert.Equal("452 4.3.1 Insufficient system storage, try again later", (await c.ReadReplyAsync()).Lines[0]);
         Assert.Equal(250, (await c.CommandAsync("MAIL FROM:<a@x.test>")).Code);

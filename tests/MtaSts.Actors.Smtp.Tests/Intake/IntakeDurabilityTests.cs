@@ -47,22 +47,12 @@ internal sealed class FailingSpool(ISpool inner) : ISpool
 
 public sealed class IntakeDurabilityTests
 {
-    private static async Task<RawSmtpClient> StartDataAsync(IntakeHarness h)
-    {
-        var c = await h.ConnectAsync();
-        Assert.Equal(250, (await c.CommandAsync("EHLO client.test")).Code);
-        Assert.Equal(250, (await c.CommandAsync("MAIL FROM:<a@x.test>")).Code);
-        Assert.Equal(250, (await c.CommandAsync("RCPT TO:<b@y.test>")).Code);
-        Assert.Equal(354, (await c.CommandAsync("DATA")).Code);
-        return c;
-    }
-
     [Fact]
     public async Task The_250_is_sent_only_after_the_spool_append_completed()
     {
         GatedSpool? gate = null;
         await using var h = await new IntakeHarness(wrapSpool: s => gate = new GatedSpool(s)).StartAsync();
-        await using var c = await StartDataAsync(h);
+        await using var c = await h.OpenDataAsync();
         await c.SendAsync("Subject: durable\r\n\r\nbody\r\n.\r\n");
         await gate!.AppendStarted.Task.WaitAsync(IntakeHarness.Generous);
 
@@ -84,7 +74,7 @@ public sealed class IntakeDurabilityTests
     {
         GatedSpool? gate = null;
         await using var h = await new IntakeHarness(wrapSpool: s => gate = new GatedSpool(s)).StartAsync();
-        var c = await StartDataAsync(h);
+        var c = await h.OpenDataAsync();
         await c.SendAsync("x\r\n.\r\n");
         await gate!.AppendStarted.Task.WaitAsync(IntakeHarness.Generous);
         await c.DisposeAsync();
@@ -99,7 +89,7 @@ public sealed class IntakeDurabilityTests
     {
         FailingSpool? failing = null;
         await using var h = await new IntakeHarness(wrapSpool: s => failing = new FailingSpool(s)).StartAsync();
-        await using var c = await StartDataAsync(h);
+        await using var c = await h.OpenDataAsync();
         await c.SendAsync("x\r\n.\r\n");
         Assert.Equal("451 4.3.0 Requested action aborted: local error in processing", (await c.ReadReplyAsync()).Lines[0]);
         Assert.False(h.TryHandedOff(out _));

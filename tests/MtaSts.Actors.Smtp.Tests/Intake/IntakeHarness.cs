@@ -70,6 +70,17 @@ public sealed class IntakeHarness : IAsyncDisposable
         return c;
     }
 
+    /// <summary>A relay client at the point of sending message data: EHLO, MAIL (with SIZE when given), RCPT, DATA → 354.</summary>
+    public async Task<RawSmtpClient> OpenDataAsync(string? size = null)
+    {
+        var c = await ConnectAsync();
+        Assert.Equal(250, (await c.CommandAsync("EHLO client.test")).Code);
+        Assert.Equal(250, (await c.CommandAsync("MAIL FROM:<a@x.test>" + (size is null ? "" : " SIZE=" + size))).Code);
+        Assert.Equal(250, (await c.CommandAsync("RCPT TO:<b@y.test>")).Code);
+        Assert.Equal(354, (await c.CommandAsync("DATA")).Code);
+        return c;
+    }
+
     public async Task<string> BodyTextAsync(long mid) => Encoding.UTF8.GetString((await Spool.ReadBodyAsync(mid)).Span);
 
     public IEnumerable<string> LogTexts => Entries.Select(e => e.Text);

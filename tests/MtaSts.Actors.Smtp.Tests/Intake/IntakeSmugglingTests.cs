@@ -19,16 +19,6 @@ public sealed class IntakeSmugglingTests
         "Subject: outer\r\n\r\nhello" + lookalike +
         "MAIL FROM:<ceo@bank.test>\r\nRCPT TO:<victim@y.test>\r\nDATA\r\nSubject: spoofed\r\n\r\nevil\r\n.\r\n";
 
-    private static async Task<RawSmtpClient> OpenDataAsync(IntakeHarness h)
-    {
-        var c = await h.ConnectAsync();
-        Assert.Equal(250, (await c.CommandAsync("EHLO client.test")).Code);
-        Assert.Equal(250, (await c.CommandAsync("MAIL FROM:<a@x.test>")).Code);
-        Assert.Equal(250, (await c.CommandAsync("RCPT TO:<b@y.test>")).Code);
-        Assert.Equal(354, (await c.CommandAsync("DATA")).Code);
-        return c;
-    }
-
     /// <summary>The properties every stored body must have, whatever the client sent.</summary>
     internal static void AssertClean(byte[] body)
     {
@@ -46,7 +36,7 @@ public sealed class IntakeSmugglingTests
     public async Task Reject_mode_refuses_every_lookalike_and_stores_nothing_of_it(string lookalike)
     {
         await using var h = await new IntakeHarness(o => o with { DataTimeout = TimeSpan.FromMinutes(5) }).StartAsync();
-        await using var c = await OpenDataAsync(h);
+        await using var c = await h.OpenDataAsync();
         await c.SendAsync(Smuggle(lookalike));
         // The first reply comes at once (never the 5-minute data timeout): the message is refused.
         var first = await c.ReadReplyAsync(TimeSpan.FromSeconds(20));
@@ -66,7 +56,7 @@ public sealed class IntakeSmugglingTests
         {
             BareLineEndings = BareLineEndingPolicy.Normalize, DataTimeout = TimeSpan.FromMinutes(5), AddReceivedHeader = false,
         }).StartAsync();
-        await using var c = await OpenDataAsync(h);
+        await using var c = await h.OpenDataAsync();
         await c.SendAsync(Smuggle(lookalike));
         var replies = new List<int> { (await c.ReadReplyAsync(TimeSpan.FromSeconds(20))).Code };
         // Whatever was stored is clean: CRLF only, no NUL, and no lone "." line inside.
@@ -88,7 +78,7 @@ public sealed class IntakeSmugglingTests
     public async Task Normalize_mode_turns_bare_lf_and_bare_cr_into_crlf_and_drops_nul()
     {
         await using var h = await new IntakeHarness(o => o with { BareLineEndings = BareLineEndingPolicy.Normalize, AddReceivedHeader = false }).StartAsync();
-        await using var c = await OpenDataAsync(h);
+        await using var c = await h.OpenDataAsync();
         await c.SendAsync("Subject: t\nline1\rline2\r\nnul\0here\r\n..dot\r\n.\r\n");
         Assert.Equal(250, (await c.ReadReplyAsync()).Code);
         var m = await h.NextHandedOffAsync();
@@ -144,7 +134,7 @@ public sealed class IntakeSmugglingTests
     public async Task Reject_mode_reads_the_message_to_its_end_then_refuses_it(string content, string expected)
     {
         await using var h = await new IntakeHarness().StartAsync();
-        await using var c = await OpenDataAsync(h);
+        await using var c = await h.OpenDataAsync();
         await c.SendAsync("Subject: x\r\n\r\n" + content + "more\r\n.\r\n");
         Assert.Equal(expected, (await c.ReadReplyAsync()).Lines[0]);
         Assert.Equal(0, h.Spool.Count);

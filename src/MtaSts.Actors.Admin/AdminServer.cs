@@ -197,6 +197,7 @@ public sealed class AdminServer : IAsyncDisposable
     private static object Row(Gateway gw, QueueSummary q, DestinationStatus? st)
     {
         var profile = gw.Destinations.Profiles.Resolve(q.Domain);
+        var policy = gw.PolicyCache.Get(q.Domain);
         return new
         {
             domain = q.Domain, messages = q.Messages, recipients = q.Recipients,
@@ -205,8 +206,8 @@ public sealed class AdminServer : IAsyncDisposable
             oldest = q.Oldest, oldest_age_seconds = (long)q.OldestAge.TotalSeconds,
             recipients_by_age = QueueView.ByAgeJson(q.RecipientsByAge),
             next_attempt = st?.NextAttempt, last_error = st?.LastError,
-            mta_sts = profile.MtaSts, policy_id = gw.PolicyCache.Get(q.Domain)?.PolicyId,
-            policy_mode = gw.PolicyCache.Get(q.Domain)?.Policy.Mode.ToString().ToLowerInvariant(),
+            mta_sts = profile.MtaSts, policy_id = policy?.PolicyId,
+            policy_mode = policy?.Policy.Mode.ToString().ToLowerInvariant(),
             tls = profile.TlsSupport, dane = profile.DaneSupport,
             status_known = st is not null,
         };

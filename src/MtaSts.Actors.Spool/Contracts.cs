@@ -69,3 +69,21 @@ public interface ISpool : IAsyncDisposable
     /// <summary>Messages currently held (outstanding recipients &gt; 0).</summary>
     int Count { get; }
 }
+
+/// <summary>
+/// A spool every node of a cluster reads (PostgreSQL): the owner of a destination domain — wherever in the cluster it
+/// runs — loads that domain's queue from here, whichever node accepted the mail. Domains are stored under the key the
+/// gateway gives (its normalised <c>DestinationDomain</c> name), never re-derived here.
+/// </summary>
+public interface IClusterSpool : ISpool
+{
+    /// <summary>Messages with outstanding recipients in <paramref name="domain"/>; each <see cref="RecoveredMessage"/>
+    /// lists only that domain's outstanding RIDs. Ordered by MID (oldest first).</summary>
+    Task<IReadOnlyList<RecoveredMessage>> OutstandingAsync(string domain, CancellationToken ct = default);
+
+    /// <summary>Every domain with at least one outstanding recipient, and how many.</summary>
+    Task<IReadOnlyList<(string Domain, int Recipients)>> DomainsAsync(CancellationToken ct = default);
+
+    /// <summary>Whether recipient <paramref name="rid"/> of <paramref name="mid"/> is still outstanding.</summary>
+    Task<bool> IsOutstandingAsync(long mid, int rid, CancellationToken ct = default);
+}

@@ -104,7 +104,7 @@ public sealed class SmtpDeliveryTransport(
                         log.Info("mtasts_success", $"MTA-STS policy for the domain ({domain}) Successful.", ("domain", domain), ("dcid", dcid));
                     return new Session(conn, spool, domain);
                 }
-                lastError = result.Error ?? result.Reply?.ToString() ?? "connection failed";
+                lastError = result.Error ?? result.Reply?.DiagnosticText ?? "connection failed";
                 lastStatus = result.EnhancedStatus;
                 await conn.DisposeAsync().ConfigureAwait(false);
             }
@@ -156,10 +156,10 @@ public sealed class SmtpDeliveryTransport(
                     RecipientStatus.Permanent => RecipientOutcomeKind.Permanent,
                     _ => RecipientOutcomeKind.Transient,
                 },
-                r.Status == RecipientStatus.Accepted ? $"'{r.Reply}'" : r.Reply.VendorForm,
-                r.Reply.EnhancedStatus ?? (r.Status == RecipientStatus.Accepted ? "2.0.0" : r.Status == RecipientStatus.Permanent ? "5.0.0" : "4.0.0"),
+                r.Status == RecipientStatus.Accepted ? $"'{r.Reply.DiagnosticText}'" : r.Reply.ToString(),
+                r.Reply.Enhanced?.ToString() ?? (r.Status == RecipientStatus.Accepted ? "2.0.0" : r.Status == RecipientStatus.Permanent ? "5.0.0" : "4.0.0"),
                 conn.Target.Host,
-                r.Reply.ToSmtpReply())).ToArray();
+                r.Reply)).ToArray();
             return new JobResult(m.Mid, outcomes, result.ConnectionUsable);
         }
 

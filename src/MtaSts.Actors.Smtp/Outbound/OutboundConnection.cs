@@ -5,6 +5,7 @@ using System.Net.Sockets;
 using System.Security.Authentication;
 using System.Security.Cryptography.X509Certificates;
 using System.Text;
+using MtaSts.Actors.Smtp.Replies;
 using MailKit;
 using MailKit.Net.Smtp;
 using MailKit.Security;
@@ -237,14 +238,14 @@ public sealed class OutboundConnection : IAsyncDisposable
                 return Fail(ConnectStatus.Transient, ConnectFailure.StartTlsUnavailable, "STARTTLS not offered", null);
             case SmtpCommandException sce when _tracker.LastCommand.StartsWith("STARTTLS", StringComparison.OrdinalIgnoreCase):
             {
-                var reply = new OutboundReply((int)sce.StatusCode, sce.Message);
+                var reply = SmtpReply.FromWire((int)sce.StatusCode, sce.Message);
                 if (Security.StartTls == StartTlsPolicy.Required) LogTlsRequired();
                 return Fail(ConnectStatus.Transient, ConnectFailure.StartTlsUnavailable, $"STARTTLS refused: {reply}", reply);
             }
             case SmtpCommandException sce:
             {
                 // Greeting or EHLO/HELO refused (RFC 5321 §3.1: 554 greeting; 421 service not available).
-                var reply = new OutboundReply((int)sce.StatusCode, sce.Message);
+                var reply = SmtpReply.FromWire((int)sce.StatusCode, sce.Message);
                 return Fail(reply.IsPermanent ? ConnectStatus.Permanent : ConnectStatus.Transient, ConnectFailure.Rejected,
                     $"{(_tracker.LastCommand.Length == 0 ? "greeting" : _tracker.LastCommand)} refused: {reply}", reply);
             }
@@ -260,7 +261,7 @@ public sealed class OutboundConnection : IAsyncDisposable
     private void LogTlsRequired() =>
         _log.Info("tls_required_failed", $"DCID {Dcid} {TlsRequiredFailed}", ("dcid", Dcid));
 
-    private ConnectResult Fail(ConnectStatus status, ConnectFailure failure, string error, OutboundReply? reply, bool logConnectionError = false)
+    private ConnectResult Fail(ConnectStatus status, ConnectFailure failure, string error, SmtpReply? reply, bool logConnectionError = false)
     {
         _usable = false;
         if (logConnectionError)
@@ -281,7 +282,7 @@ public sealed class OutboundConnection : IAsyncDisposable
         if (message.Recipients.Count == 0) throw new ArgumentException("no recipients", nameof(message));
         var rids = message.Recipients.Select(r => r.Rid).ToArray();
         if (!IsConnected)
-            return AllTransient(message, OutboundReply.Local("4.4.2", "connection not available"), null, usable: false);
+            return AllTransient(message, SmtpReply.Local("4.4.2", "connection not available"), null, usable: false);
 
         _log.Info("delivery_start", $"Delivery start DCID {Dcid} MID {message.Mid} to RID {Rid.List(rids)}",
             ("dcid", Dcid), ("mid", message.Mid), ("rid", rids));
@@ -289,9 +290,9 @@ public sealed class OutboundConnection : IAsyncDisposable
         var client = _client!;
         // Local checks before MAIL FROM.
         if (message.SmtpUtf8 && !SupportsSmtpUtf8)
-            return AllPermanent(message, OutboundReply.Local("5.6.7", "SMTPUTF8 is required but not supported by the receiving server"));
+            return AllPermanent(message, SmtpReply.Local("5.6.7", "SMTPUTF8 is required but not supported by the receiving server"));
         if (MaxSize > 0 && message.Body.Length > MaxSize)
-            return AllPermanent(message, OutboundReply.Local("5.3.4", $"message size {message.Body.Length} exceeds the server limit {MaxSize}"));
+            return AllPermanent(message, SmtpReply.Local("5.3.4", $"message size {message.Body.Length} exceeds the server limit {MaxSize}"));
 
         var tx = new Transaction(message);
         MimeMessage mime;
@@ -303,7 +304,7 @@ public sealed class OutboundConnection : IAsyncDisposable
         }
         catch (Exception e) when (e is ParseException or FormatException or ArgumentException)
         {
-            return AllPermanent(message, OutboundReply.Local("5.6.0", $"message cannot be sent: {e.Message}"));
+            return AllPermanent(message, SmtpReply.Local("5.6.0", $"message cannot be sent: {e.Message}"));
         }
         var mailboxes = new List<MailboxAddress>(message.Recipients.Count);
         for (int i = 0; i < message.Recipients.Count; i++)
@@ -316,7 +317,7 @@ public sealed class OutboundConnection : IAsyncDisposable
             }
             catch (Exception e) when (e is ParseException or FormatException or ArgumentException)
             {
-                tx.Rcpt[i] = OutboundReply.Local("5.1.3", $"bad recipient address syntax: {e.Message}");
+                tx.Rcpt[i] = SmtpReply.Local("5.1.3", $"bad recipient address syntax: {e.Message}");
             }
         }
         if (mailboxes.Count == 0) return Decide(message, tx, null, _usable);
@@ -343,7 +344,7 @@ public sealed class OutboundConnection : IAsyncDisposable
             };
             var text = await client.SendAsync(FormatOptions.Default, mime, sender, mailboxes, cts.Token).ConfigureAwait(false);
             // MailKit returns the text of the 2xx reply to the end of DATA.
-            var dataReply = new OutboundReply(250, text ?? "");
+            var dataReply = SmtpReply.FromWire(250, text ?? "");
             var result = Decide(message, tx, dataReply, _usable);
             MessagesSent++;
             var accepted = result.Accepted.Select(r => r.Rid).ToArray();
@@ -351,8 +352,8 @@ public sealed class OutboundConnection : IAsyncDisposable
             {
                 _log.Info("message_done", $"Message done DCID {Dcid} MID {message.Mid} to RID {Rid.List(accepted)}",
                     ("dcid", Dcid), ("mid", message.Mid), ("rid", accepted));
-                _log.Info("delivery_response", $"MID {message.Mid} RID {Rid.List(accepted)} Response {dataReply.Text.Replace('\n', ' ')}",
-                    ("mid", message.Mid), ("rid", accepted), ("response", dataReply.ToString()));
+                _log.Info("delivery_response", $"MID {message.Mid} RID {Rid.List(accepted)} Response {dataReply.DiagnosticText}",
+                    ("mid", message.Mid), ("rid", accepted), ("response", dataReply.DiagnosticText));
             }
             return result;
         }
@@ -366,7 +367,7 @@ public sealed class OutboundConnection : IAsyncDisposable
         }
         catch (SmtpCommandException e)
         {
-            var reply = new OutboundReply((int)e.StatusCode, e.Message);
+            var reply = SmtpReply.FromWire((int)e.StatusCode, e.Message);
             if (e.ErrorCode == SmtpErrorCode.SenderNotAccepted) tx.Mail = reply;
             if (reply.Code == 421 || tx.Rcpt.Any(r => r?.Code == 421)) await AbandonAsync().ConfigureAwait(false);
             else await TryResetAsync(client, ct).ConfigureAwait(false);
@@ -388,7 +389,7 @@ public sealed class OutboundConnection : IAsyncDisposable
                 ? $"timeout waiting for reply to {_tracker.LastCommand}"
                 : $"connection lost during {_tracker.LastCommand}: {Inner(e)}";
             await AbandonAsync().ConfigureAwait(false);
-            return Decide(message, tx, OutboundReply.Local("4.4.2", detail), usable: false, lost: true);
+            return Decide(message, tx, SmtpReply.Local("4.4.2", detail), usable: false, lost: true);
         }
         finally
         {
@@ -397,17 +398,17 @@ public sealed class OutboundConnection : IAsyncDisposable
         }
     }
 
-    private SendResult Decide(OutboundMessage m, Transaction tx, OutboundReply? data, bool usable, bool lost = false)
+    private SendResult Decide(OutboundMessage m, Transaction tx, SmtpReply? data, bool usable, bool lost = false)
     {
         var list = new RecipientResult[m.Recipients.Count];
         for (int i = 0; i < list.Length; i++)
         {
             var r = m.Recipients[i];
-            OutboundReply decisive;
+            SmtpReply decisive;
             if (tx.Mail is { IsPositive: false } mail) decisive = mail;
             else if (tx.Rcpt[i] is { IsPositive: false } refused) decisive = refused;
             else if (data is not null) decisive = data;
-            else decisive = OutboundReply.Local("4.4.2", lost ? "connection lost" : "transaction not completed");
+            else decisive = SmtpReply.Local("4.4.2", lost ? "connection lost" : "transaction not completed");
             if (lost && decisive.IsPositive) decisive = data!;
             var status = decisive.IsPositive ? RecipientStatus.Accepted
                 : decisive.IsPermanent ? RecipientStatus.Permanent : RecipientStatus.Transient;
@@ -416,19 +417,19 @@ public sealed class OutboundConnection : IAsyncDisposable
         return new SendResult(m.Mid, list, tx.Mail, data, usable && _usable);
     }
 
-    private SendResult AllTransient(OutboundMessage m, OutboundReply reply, OutboundReply? mail, bool usable) =>
+    private SendResult AllTransient(OutboundMessage m, SmtpReply reply, SmtpReply? mail, bool usable) =>
         new(m.Mid, m.Recipients.Select(r => new RecipientResult(r.Rid, r.Address, RecipientStatus.Transient, reply)).ToArray(),
             mail, null, usable);
 
-    private SendResult AllPermanent(OutboundMessage m, OutboundReply reply) =>
+    private SendResult AllPermanent(OutboundMessage m, SmtpReply reply) =>
         new(m.Mid, m.Recipients.Select(r => new RecipientResult(r.Rid, r.Address, RecipientStatus.Permanent, reply)).ToArray(),
             null, null, _usable);
 
-    private async Task<OutboundReply> CommandAsync(GatewaySmtpClient client, string command, TimeSpan timeout, CancellationToken ct)
+    private async Task<SmtpReply> CommandAsync(GatewaySmtpClient client, string command, TimeSpan timeout, CancellationToken ct)
     {
         using var cts = Timeout(ct, timeout);
         var resp = await client.RawCommandAsync(command, cts.Token).ConfigureAwait(false);
-        return new OutboundReply((int)resp.StatusCode, resp.Response);
+        return SmtpReply.FromWire((int)resp.StatusCode, resp.Response);
     }
 
     private async Task TryResetAsync(GatewaySmtpClient client, CancellationToken ct)
@@ -461,8 +462,8 @@ public sealed class OutboundConnection : IAsyncDisposable
     {
         public OutboundMessage Message { get; } = message;
         public Dictionary<MailboxAddress, int> Index { get; } = new(ReferenceEqualityComparer.Instance);
-        public OutboundReply?[] Rcpt { get; } = new OutboundReply?[message.Recipients.Count];
-        public OutboundReply? Mail { get; set; }
+        public SmtpReply?[] Rcpt { get; } = new SmtpReply?[message.Recipients.Count];
+        public SmtpReply? Mail { get; set; }
     }
 
     // ------------------------------------------------------------------ close
@@ -584,12 +585,12 @@ public sealed class OutboundConnection : IAsyncDisposable
 
         protected override void OnSenderAccepted(MimeMessage message, MailboxAddress mailbox, SmtpResponse response)
         {
-            if (Current is { } tx) tx.Mail = new OutboundReply((int)response.StatusCode, response.Response);
+            if (Current is { } tx) tx.Mail = SmtpReply.FromWire((int)response.StatusCode, response.Response);
         }
 
         protected override void OnSenderNotAccepted(MimeMessage message, MailboxAddress mailbox, SmtpResponse response)
         {
-            if (Current is { } tx) tx.Mail = new OutboundReply((int)response.StatusCode, response.Response);
+            if (Current is { } tx) tx.Mail = SmtpReply.FromWire((int)response.StatusCode, response.Response);
             base.OnSenderNotAccepted(message, mailbox, response);
         }
 
@@ -617,7 +618,7 @@ public sealed class OutboundConnection : IAsyncDisposable
         private void Record(MailboxAddress mailbox, SmtpResponse response)
         {
             if (Current is { } tx && tx.Index.TryGetValue(mailbox, out var i))
-                tx.Rcpt[i] = new OutboundReply((int)response.StatusCode, response.Response);
+                tx.Rcpt[i] = SmtpReply.FromWire((int)response.StatusCode, response.Response);
         }
     }
 }

@@ -7,51 +7,6 @@ using MtaSts.Actors.Tls;
 
 namespace MtaSts.Actors.Smtp.Outbound;
 
-/// <summary>An SMTP reply as received (RFC 5321 §4.2), or a local one (code 0, shown as '000' the vendor way) when the
-/// server gave none (timeout, disconnect, TLS failure, size limit).</summary>
-public sealed record OutboundReply(int Code, string Text)
-{
-    public bool IsLocal => Code == 0;
-    public bool IsPositive => Code is >= 200 and < 400;
-    public bool IsTransient => Code is >= 400 and < 500 || (Code == 0 && !LocalPermanent);
-    public bool IsPermanent => Code >= 500 || (Code == 0 && LocalPermanent);
-    private bool LocalPermanent => EnhancedStatus?.StartsWith('5') == true;
-
-    /// <summary>RFC 3463 enhanced status code at the start of the first line (RFC 2034), e.g. "5.1.1", or null.</summary>
-    public string? EnhancedStatus
-    {
-        get
-        {
-            var first = Lines[0];
-            var sp = first.IndexOf(' ');
-            var token = sp < 0 ? first : first[..sp];
-            var parts = token.Split('.');
-            return parts.Length == 3 && parts[0] is "2" or "4" or "5" && parts.Skip(1).All(p => p.Length is > 0 and <= 3 && p.All(char.IsAsciiDigit))
-                ? token : null;
-        }
-    }
-
-    public IReadOnlyList<string> Lines => Text.Split('\n', StringSplitOptions.TrimEntries) is { Length: > 0 } l ? l : new[] { "" };
-
-    /// <summary>Vendor log form: <c>('421', ['4.3.2 try again later'])</c> (the one <see cref="SmtpReplyFormatter"/>).</summary>
-    public string VendorForm => SmtpReplyFormatter.FormatReply(ToSmtpReply());
-
-    /// <summary>The reply as the one <see cref="SmtpReply"/> type that travels to the log, the DSN and the bounce decision
-    /// (a local reply, code 0, is a <see cref="SmtpReply.NoReply"/> carrying its status).</summary>
-    public SmtpReply ToSmtpReply()
-    {
-        if (Code is >= 200 and <= 599 && (Code / 10) % 10 <= 5) return SmtpReply.Create(Code, string.Join("\n", Lines));
-        return SmtpReply.NoReply(string.Join("\n", Lines), EnhancedStatusCode.TryParse(EnhancedStatus ?? "", out var st) ? st : null);
-    }
-
-    /// <summary>RFC 3464 Diagnostic-Code value, e.g. <c>smtp; 550 5.1.1 no such user</c> (null for local replies).</summary>
-    public string? DiagnosticCode => Code == 0 ? null : $"smtp; {Code} {string.Join(" ", Lines)}";
-
-    public static OutboundReply Local(string enhancedStatus, string text) => new(0, $"{enhancedStatus} {text}");
-
-    public override string ToString() => Code == 0 ? Text : $"{Code} {Text}";
-}
-
 /// <summary>Outbound connection settings (per destination profile / virtual gateway).</summary>
 public sealed record OutboundOptions
 {
@@ -109,13 +64,13 @@ public enum ConnectFailure
 /// <param name="Reports">Report-only findings (MTA-STS testing, Preferred-Verify), in RFC 8460 result-type words where
 /// one fits: <c>starttls-not-supported</c>, <c>certificate-host-mismatch</c>, <c>certificate-expired</c>,
 /// <c>certificate-not-trusted</c>, <c>validation-failure</c>.</param>
-public sealed record ConnectResult(ConnectStatus Status, ConnectFailure Failure, string? Error, OutboundReply? Reply,
+public sealed record ConnectResult(ConnectStatus Status, ConnectFailure Failure, string? Error, SmtpReply? Reply,
     TlsSessionInfo? Tls, IReadOnlyList<CheckOutcome> Checks, IReadOnlyList<string> Reports)
 {
     public bool Ready => Status == ConnectStatus.Ready;
 
     /// <summary>RFC 3463 status for a deferral/bounce built from this result.</summary>
-    public string EnhancedStatus => Reply?.EnhancedStatus ?? Failure switch
+    public string EnhancedStatus => Reply?.Enhanced?.ToString() ?? Failure switch
     {
         ConnectFailure.StartTlsUnavailable or ConnectFailure.TlsHandshake or ConnectFailure.Verification => "4.7.5",
         ConnectFailure.Rejected => Status == ConnectStatus.Permanent ? "5.4.0" : "4.4.0",
@@ -132,11 +87,11 @@ public sealed record OutboundMessage(long Mid, string ReversePath, IReadOnlyList
 public enum RecipientStatus { Accepted, Transient, Permanent }
 
 /// <param name="Reply">The RCPT reply when refused there, else the DATA (or MAIL) reply that decided it.</param>
-public sealed record RecipientResult(int Rid, string Address, RecipientStatus Status, OutboundReply Reply);
+public sealed record RecipientResult(int Rid, string Address, RecipientStatus Status, SmtpReply Reply);
 
 /// <param name="ConnectionUsable">False after 421, timeout, disconnect or protocol error: the connection is closed.</param>
-public sealed record SendResult(long Mid, IReadOnlyList<RecipientResult> Recipients, OutboundReply? MailReply,
-    OutboundReply? DataReply, bool ConnectionUsable)
+public sealed record SendResult(long Mid, IReadOnlyList<RecipientResult> Recipients, SmtpReply? MailReply,
+    SmtpReply? DataReply, bool ConnectionUsable)
 {
     public bool AllAccepted => Recipients.All(r => r.Status == RecipientStatus.Accepted);
     public bool AnyAccepted => Recipients.Any(r => r.Status == RecipientStatus.Accepted);

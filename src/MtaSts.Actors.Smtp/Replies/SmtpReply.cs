@@ -48,6 +48,8 @@ public sealed record SmtpReply
     };
 
     public bool IsSuccess => Class == SmtpReplyClass.Success;
+    /// <summary>2yz or 3yz: the command was accepted (RFC 5321 §4.2.1).</summary>
+    public bool IsPositive => Class is SmtpReplyClass.Success or SmtpReplyClass.Intermediate;
     public bool IsTransient => Class == SmtpReplyClass.Transient;
     public bool IsPermanent => Class == SmtpReplyClass.Permanent;
 
@@ -78,6 +80,16 @@ public sealed record SmtpReply
         var lines = SplitLines(text);
         return new SmtpReply(code, lines, FindEnhanced(code / 100, lines));
     }
+
+    /// <summary>A reply as a client library reports it (code and text). A code that is not an SMTP reply code (a broken
+    /// server) becomes a missing reply carrying the raw text, classed transient.</summary>
+    public static SmtpReply FromWire(int code, string? text) =>
+        code is >= 200 and <= 599 && (code / 10) % 10 <= 5 ? Create(code, text)
+            : NoReply($"{code.ToString("000", CultureInfo.InvariantCulture)} {text}".TrimEnd());
+
+    /// <summary>A reply made here, not received (vendor <c>'000'</c>): <c>Local("4.4.2", "connection lost")</c>.</summary>
+    public static SmtpReply Local(string enhancedStatus, string text) =>
+        NoReply($"{enhancedStatus} {text}", EnhancedStatusCode.TryParse(enhancedStatus, out var st) ? st : null);
 
     /// <summary>No reply was received (vendor <c>'000'</c>): e.g. <c>timeout</c>, or a DNS error with 5.1.2.</summary>
     public static SmtpReply NoReply(string reason, EnhancedStatusCode? status = null) =>

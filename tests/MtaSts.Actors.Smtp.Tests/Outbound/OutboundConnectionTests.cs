@@ -1,3 +1,4 @@
+using MtaSts.Actors.Smtp.Replies;
 using System.Net;
 using System.Net.Sockets;
 using System.Text;
@@ -243,9 +244,9 @@ public sealed class OutboundConnectionTests : IAsyncLifetime
         Assert.Equal(RecipientStatus.Accepted, res.Recipients[0].Status);
         Assert.Equal(RecipientStatus.Permanent, res.Recipients[1].Status);
         Assert.Equal(550, res.Recipients[1].Reply.Code);
-        Assert.Equal("5.1.1", res.Recipients[1].Reply.EnhancedStatus);
+        Assert.Equal("5.1.1", res.Recipients[1].Reply.Enhanced?.ToString());
         Assert.Equal(RecipientStatus.Transient, res.Recipients[2].Status);
-        Assert.Equal("('452', ['4.2.2 mailbox full'])", res.Recipients[2].Reply.VendorForm);
+        Assert.Equal("('452', ['4.2.2 mailbox full'])", res.Recipients[2].Reply.ToString());
         Assert.True(res.ConnectionUsable);
         Assert.Equal(new[] { "ok@example.com" }, Assert.Single(r.Messages).Recipients.Select(x => x.Address));
         Assert.Contains("Delivery start DCID 834833 MID 77 to RID [0, 1, 2]", Log);
@@ -379,7 +380,7 @@ public sealed class OutboundConnectionTests : IAsyncLifetime
         var res = await c.SendAsync(Message(15, "a@example.com"));
         var x = Assert.Single(res.Recipients);
         Assert.Equal(RecipientStatus.Transient, x.Status);
-        Assert.True(x.Reply.IsLocal);
+        Assert.True(x.Reply.IsNoReply);
         Assert.False(res.ConnectionUsable);
     }
 
@@ -420,7 +421,7 @@ public sealed class OutboundConnectionTests : IAsyncLifetime
         var res = await c.SendAsync(Message(17, "a@example.com"));
         var x = Assert.Single(res.Recipients);
         Assert.Equal(RecipientStatus.Permanent, x.Status);
-        Assert.Equal("5.3.4", x.Reply.EnhancedStatus);
+        Assert.Equal("5.3.4", x.Reply.Enhanced?.ToString());
         Assert.True(res.ConnectionUsable);
     }
 
@@ -434,14 +435,18 @@ public sealed class OutboundConnectionTests : IAsyncLifetime
     [Fact]
     public void Reply_forms()
     {
-        var reply = new OutboundReply(550, "5.1.1 no such user\nsecond line");
-        Assert.Equal("5.1.1", reply.EnhancedStatus);
-        Assert.Equal("('550', ['5.1.1 no such user', 'second line'])", reply.VendorForm);
-        Assert.Equal("smtp; 550 5.1.1 no such user second line", reply.DiagnosticCode);
-        var local = OutboundReply.Local("4.4.2", "timeout");
+        var reply = SmtpReply.FromWire(550, "5.1.1 no such user\nsecond line");
+        Assert.Equal("5.1.1", reply.Enhanced?.ToString());
+        Assert.Equal("('550', ['5.1.1 no such user', 'second line'])", reply.ToString());
+        Assert.Equal("550 5.1.1 no such user second line", reply.DiagnosticText);
+        var local = SmtpReply.Local("4.4.2", "timeout");
         Assert.True(local.IsTransient);
-        Assert.StartsWith("('000'", local.VendorForm);
-        Assert.True(OutboundReply.Local("5.3.4", "too big").IsPermanent);
+        Assert.StartsWith("('000'", local.ToString());
+        Assert.True(SmtpReply.Local("5.3.4", "too big").IsPermanent);
+        // A broken server's non-SMTP code is kept as text, classed transient (retried), never thrown.
+        var odd = SmtpReply.FromWire(999, "what");
+        Assert.True(odd.IsNoReply && odd.IsTransient);
+        Assert.Equal("999 what", odd.Text);
         Assert.Equal("a+2Bb+3Dc+20", OutboundConnection.XText("a+b=c "));
     }
 }

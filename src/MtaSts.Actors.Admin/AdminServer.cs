@@ -168,11 +168,11 @@ public sealed class AdminServer : IAsyncDisposable
         app.MapGet("/api/profiles/{domain}", (string domain) => Results.Json(gw.Destinations.Profiles.Resolve(Normalize(domain))));
 
         // ---- act ----
-        app.MapPost("/api/deliver-now", (string? domain, HttpContext ctx) =>
+        app.MapPost("/api/deliver-now", async (string? domain, HttpContext ctx) =>
         {
             gw.Log.Info("admin_action", $"Admin deliver now {(domain is null ? "all destinations" : "destination " + Normalize(domain))} by {Who(ctx)}",
                 ("action", "deliver_now"), ("domain", domain), ("by", Who(ctx)));
-            return Results.Json(new { destinations = gw.DeliverNow(domain) });
+            return Results.Json(new { destinations = await gw.DeliverNowAsync(domain, ctx.RequestAborted) });
         });
         app.MapDelete("/api/policies/{domain}", (string domain, HttpContext ctx) =>
         {

@@ -54,6 +54,9 @@ public sealed record EngineTuning
     public TimeSpan PolicyTimeout { get; init; } = TimeSpan.FromSeconds(90);
     /// <summary>Snapshot after this many persisted events.</summary>
     public int SnapshotEvery { get; init; } = 500;
+    /// <summary>Cluster: how often an owner re-reads its domain's queue from the cluster spool (recipients whose
+    /// enqueue message was lost with a node). One indexed query per active destination.</summary>
+    public TimeSpan ClusterReconcile { get; init; } = TimeSpan.FromMinutes(2);
     /// <summary>How often expiry is checked for queued mail (KumoMTA #539: expiry must not wait for a requeue).</summary>
     public TimeSpan ExpirySweep { get; init; } = TimeSpan.FromMinutes(1);
 }

@@ -60,6 +60,9 @@ public sealed class PendingIndex
         }
     }
 
+    /// <summary>Cluster: this node no longer owns the destination (its entity moved or stopped).</summary>
+    public void Forget(DestinationDomain domain) => _byDomain.TryRemove(domain, out _);
+
     public bool Contains(DestinationDomain domain, long mid, int rid)
     {
         if (!_byDomain.TryGetValue(domain, out var bucket)) return false;

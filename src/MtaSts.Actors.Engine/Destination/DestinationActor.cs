@@ -5,7 +5,8 @@ using MtaSts.Actors.DestinationControls;
 using MtaSts.Actors.Dns;
 using MtaSts.Actors.Engine.Delivery;
 using MtaSts.Actors.Engine.Policy;
-using MtaSts.Actors.Engine.Destination;
+using MtaSts.Actors.Engine.Intake;
+using MtaSts.Actors.Spool;
 
 namespace MtaSts.Actors.Engine.Destination;
 
@@ -28,12 +29,16 @@ public sealed class DestinationActor : UntypedPersistentActor, IWithTimers
     private readonly Dictionary<long, IActorRef> _children = new();
     private int _eventsSinceSnapshot;
     private PolicyState _policy = PolicyState.None;
+    private bool _handingOff;
+    private DateTimeOffset _nextReconcile;
 
     private sealed record Wake;
+    /// <summary>The cluster spool's outstanding recipients of this domain (or why they could not be read).</summary>
+    private sealed record QueueLoaded(IReadOnlyList<RecoveredMessage>? Messages, string? Error);
     private sealed record Sweep; // expiry and retry-record pruning
     private sealed record IdleCheck;
 
-    /// <param name="entityId">The domain, or <c>domain@node</c> in a cluster (each node's mail has its own entity).</param>
+    /// <param name="entityId">The destination domain (one entity per domain, also in a cluster).</param>
     public DestinationActor(string entityId, DeliveryServices services, PendingIndex index)
     {
         _domain = DestinationMessageExtractor.DomainOf(entityId);
@@ -58,7 +63,7 @@ public sealed class DestinationActor : UntypedPersistentActor, IWithTimers
     private PlanContext Plan()
     {
         var now = Now;
-        return new(Settings.Profile, _svc.Tuning, now, _svc.Work.Draining, () => PolicyReady(now));
+        return new(Settings.Profile, _svc.Tuning, now, _svc.Work.Draining || _handingOff, () => PolicyReady(now));
     }
 
     // A failing connection is stopped; the destination re-plans (its job's recipients are released).
@@ -76,8 +81,10 @@ public sealed class DestinationActor : UntypedPersistentActor, IWithTimers
                 break;
             case RecoveryCompleted:
                 _plan.Start(Plan());
-                // Pull everything the spool still holds for us: a (re)started entity never forgets mail.
-                foreach (var e in _index.For(_domain)) Queue.Enqueue(e.Message, e.Recipients, Now);
+                // Pull everything the spool still holds for us: a (re)started entity never forgets mail. In a cluster
+                // that is the cluster spool (mail accepted on any node, or owned by a node that is gone).
+                if (_svc.Spool is IClusterSpool) LoadClusterQueue();
+                else foreach (var e in _index.For(_domain)) Queue.Enqueue(e.Message, e.Recipients, Now);
                 Timers.StartPeriodicTimer("sweep", new Sweep(), _svc.Tuning.ExpirySweep);
                 Context.SetReceiveTimeout(_svc.Tuning.PassivateAfter);
                 Run(_plan.Pump(Plan()));
@@ -90,7 +97,18 @@ public sealed class DestinationActor : UntypedPersistentActor, IWithTimers
         switch (message)
         {
             case EnqueueRecipients e:
+                if (_svc.Spool is IClusterSpool) _index.Add(_domain, e.Message, e.Recipients); // this node owns it now
                 if (Queue.Enqueue(e.Message, e.Recipients, Now) > 0) Run(_plan.Pump(Plan()));
+                break;
+            case QueueLoaded l:
+                OnQueueLoaded(l);
+                break;
+            case HandOff:
+                // Graceful leave / rebalance: no new transactions; the ones in flight report (and are journaled)
+                // before the entity stops, so the next owner starts from their outcome, not from a duplicate.
+                _handingOff = true;
+                Run(_plan.CloseIdle(Plan() with { Now = DateTimeOffset.MaxValue }));
+                StopIfHandedOff();
                 break;
             case Resume:
                 Run(_plan.Resume(Plan()));
@@ -107,7 +125,9 @@ public sealed class DestinationActor : UntypedPersistentActor, IWithTimers
                 break;
             case Sweep:
                 Commit(_state.Decide(new ExpirySweep(), Settings, Now));
-                if (_index.Loaded && Queue.PruneRetryRecords((mid, rid) => _index.Contains(_domain, mid, rid)) is > 0 and var pruned)
+                // Cluster: a message told to us over the network can be lost with a node; the spool is the truth.
+                if (_svc.Spool is IClusterSpool && _queueLoaded && Now >= _nextReconcile) LoadClusterQueue();
+                if (_index.Loaded && (_queueLoaded || _svc.Spool is not IClusterSpool) && Queue.PruneRetryRecords((mid, rid) => _index.Contains(_domain, mid, rid)) is > 0 and var pruned)
                     _svc.Log.Debug("retry_records_pruned", $"Destination {_domain}: {pruned} retry records of finished mail dropped",
                         ("domain", _domain.Name));
                 Run(_plan.Pump(Plan()));
@@ -131,11 +151,16 @@ public sealed class DestinationActor : UntypedPersistentActor, IWithTimers
             case ConnectionActor.Done d when _plan.Has(d.Dcid):
                 Commit(_state.Decide(new OutcomesReported(d.Dcid, d.Job.Message, d.Job.Recipients, d.Result.Outcomes), Settings, Now),
                     // After the effects: their finish task is tracked before a graceful stop sees the delivery as ended.
-                    () => Run(_plan.Done(d.Dcid, d.Result.Outcomes.Any(o => o.Kind == RecipientOutcomeKind.Delivered),
-                        d.Result.ConnectionUsable, Plan())));
+                    () =>
+                    {
+                        Run(_plan.Done(d.Dcid, d.Result.Outcomes.Any(o => o.Kind == RecipientOutcomeKind.Delivered),
+                            d.Result.ConnectionUsable, Plan()));
+                        StopIfHandedOff();
+                    });
                 break;
             case Terminated t when long.TryParse(t.ActorRef.Path.Name.AsSpan(1), out var dcid) && _children.Remove(dcid):
                 Run(_plan.Stopped(dcid, Plan()));
+                StopIfHandedOff();
                 break;
             case ReceiveTimeout:
                 if (Queue.IsEmpty && _plan.IsIdle) Context.Parent.Tell(new Passivate(PoisonPill.Instance));
@@ -155,6 +180,48 @@ public sealed class DestinationActor : UntypedPersistentActor, IWithTimers
                 Unhandled(message);
                 break;
         }
+    }
+
+    private bool _queueLoaded;
+
+    private void LoadClusterQueue()
+    {
+        var spool = (IClusterSpool)_svc.Spool;
+        _nextReconcile = Now + _svc.Tuning.ClusterReconcile;
+        spool.OutstandingAsync(_domain.Name).PipeTo(Self, success: m => new QueueLoaded(m, null),
+            failure: ex => new QueueLoaded(null, ex.Message));
+    }
+
+    private void OnQueueLoaded(QueueLoaded l)
+    {
+        if (l.Messages is null)
+        {
+            // Mail stays in the cluster spool; the next sweep tries again (and Resume restarts a stopped entity).
+            _svc.Log.Warning("cluster_queue_load_failed", $"Destination {_domain}: queue not loaded from the cluster spool: {l.Error}",
+                ("domain", _domain.Name));
+            _nextReconcile = Now;
+            return;
+        }
+        var added = 0;
+        foreach (var r in l.Messages)
+        {
+            var (message, recipients) = Dispatcher.Refs(r.Message, r.OutstandingRids);
+            _index.Add(_domain, message, recipients);
+            added += Queue.Enqueue(message, recipients, Now);
+        }
+        if (!_queueLoaded && l.Messages.Count > 0)
+            _svc.Log.Info("cluster_queue_loaded", $"Destination {_domain}: {l.Messages.Count} messages loaded from the cluster spool",
+                ("domain", _domain.Name), ("messages", l.Messages.Count));
+        else if (added > 0)
+            _svc.Log.Warning("cluster_queue_reconciled", $"Destination {_domain}: {added} recipients found in the cluster spool that were never told to this owner",
+                ("domain", _domain.Name), ("recipients", added));
+        _queueLoaded = true;
+        Run(_plan.Pump(Plan()));
+    }
+
+    private void StopIfHandedOff()
+    {
+        if (_handingOff && Queue.InFlightCount == 0) Context.Stop(Self);
     }
 
     /// <summary>Runs the planner's effects: children, timers, the recipient-limit journal, delivery tracking.</summary>
@@ -245,6 +312,8 @@ public sealed class DestinationActor : UntypedPersistentActor, IWithTimers
     protected override void PostStop()
     {
         Run(_plan.StopAll());
+        // Cluster: this node no longer owns the domain (moved, passivated); the next owner loads it from the spool.
+        if (_svc.Spool is IClusterSpool) _index.Forget(_domain);
         base.PostStop();
     }
 }

@@ -41,6 +41,13 @@ public sealed record EnqueueRecipients(DestinationDomain Domain, MessageRef Mess
 /// <summary>Operator "delivernow": every queued recipient becomes due now.</summary>
 public sealed record DeliverNow(DestinationDomain Domain) : IDestinationCommand;
 
+/// <summary>Sharding's hand-off stop message (graceful leave, rebalance): the entity finishes the transactions in
+/// flight, then stops. Node-local (never crosses the network: the shard sends it to its own entities).</summary>
+public sealed record HandOff
+{
+    public static readonly HandOff Instance = new();
+}
+
 public sealed record GetDestinationStatus(DestinationDomain Domain) : IDestinationCommand;
 
 /// <summary>(Re)starts the entity of a domain that still has pending mail and makes it re-read its profile and

@@ -56,7 +56,7 @@ public sealed class Gateway : IAsyncDisposable
 {
     private readonly IHost _host;
     private readonly SmtpListener _listener;
-    private readonly SegmentSpool _spool;
+    private readonly ISpool _spool;
     private readonly PolicyResolver _policy;
     private readonly PolicyStore _policyStore;
     private BackgroundWork _work = null!;
@@ -65,7 +65,7 @@ public sealed class Gateway : IAsyncDisposable
     private int _stopped;
     private Timer? _resumeTimer;
 
-    private Gateway(IHost host, SmtpListener listener, SegmentSpool spool, PolicyResolver policy, PolicyStore store,
+    private Gateway(IHost host, SmtpListener listener, ISpool spool, PolicyResolver policy, PolicyStore store,
         ConfigWatcher watcher, MailLog log, ActorSystem system, IActorRef region, PendingIndex pending, DataDirectoryLock dataDirLock)
     {
         _host = host;
@@ -96,8 +96,10 @@ public sealed class Gateway : IAsyncDisposable
 
     /// <summary>The MTA-STS policy cache (persistent; survives restarts).</summary>
     public PolicyStore PolicyCache => _policyStore;
-    /// <summary>Where the spool's segment files are.</summary>
-    public string SpoolDirectory => _spool.DirectoryPath;
+    /// <summary>Where the spool's files are (segments; in a cluster the local spill directory of incoming bodies).</summary>
+    public string? SpoolDirectory => _spool is SegmentSpool local ? local.DirectoryPath : _spool.SpillDirectory;
+    /// <summary>Accepted mail lives in the cluster spool (PostgreSQL): one owner per domain in the cluster.</summary>
+    public bool Clustered => _spool is IClusterSpool;
     public int ActiveSmtpSessions => _listener.ActiveSessions;
     public long SmtpDataInFlight => _listener.DataInFlight;
     /// <summary>StopAsync has begun (or finished): the listener no longer takes mail.</summary>
@@ -132,15 +134,16 @@ public sealed class Gateway : IAsyncDisposable
     /// <summary>Operator "deliver now" (vendor <c>delivernow</c>, Postfix <c>postqueue -f</c>): every deferred recipient
     /// of the given destination, or of every destination with queued mail, becomes due at once. Returns how many
     /// destinations were told.</summary>
-    public int DeliverNow(string? domain = null)
+    public async Task<int> DeliverNowAsync(string? domain = null, CancellationToken ct = default)
     {
-        var domains = domain is null ? Pending.Domains.ToArray() : [DestinationDomain.Parse(domain)];
+        IReadOnlyList<DestinationDomain> domains = domain is not null ? [DestinationDomain.Parse(domain)]
+            : await DomainsWithMailAsync(ct).ConfigureAwait(false);
         foreach (var d in domains) Region.Tell(new Destination.DeliverNow(d));
         Log.Info("deliver_now", domain is null
-                ? $"Deliver now: {domains.Length} destinations with queued mail retried at once"
+                ? $"Deliver now: {domains.Count} destinations with queued mail retried at once"
                 : $"Deliver now: destination {domains[0]} retried at once",
-            ("destinations", domains.Length));
-        return domains.Length;
+            ("destinations", domains.Count));
+        return domains.Count;
     }
 
     public static async Task<Gateway> StartAsync(GatewayConfig config, GatewayOverrides? overrides = null, CancellationToken ct = default)
@@ -197,11 +200,15 @@ public sealed class Gateway : IAsyncDisposable
     private static async Task<Gateway> StartCoreAsync(GatewayConfig config, GatewayOverrides overrides, string dataDir, MailLog log,
         TimeProvider clock, DataDirectoryLock dataDirLock, Stack<Func<ValueTask>> undo, CancellationToken ct)
     {
-        // 1. Spool first: it is the durable truth of what must still be delivered.
-        var spool = new SegmentSpool(new SegmentSpoolOptions(Path.Combine(dataDir, "spool")), log);
+        // 1. Spool first: it is the durable truth of what must still be delivered. A single node keeps it in local
+        //    segment files and re-dispatches it here; in a cluster it is the shared PostgreSQL spool, and each
+        //    domain's owner loads its own queue from it wherever that owner runs.
+        var spool = await OpenSpoolAsync(config, dataDir, log, ct).ConfigureAwait(false);
         undo.Push(spool.DisposeAsync);
-        var recovered = spool.Recover();
-        var mids = new IdSequence(spool.HighestMid);
+        var clustered = spool is IClusterSpool;
+        IReadOnlyList<RecoveredMessage> recovered = clustered ? [] : spool.Recover();
+        // MIDs are unique across restarts (above the highest stored) and, in a cluster, across nodes (leased blocks).
+        var mids = spool is PostgresSpool pg ? pg.Mids : new IdSequence(spool.HighestMid);
         var icids = new IdSequence(Epoch());
         var dcids = new IdSequence(Epoch());
 
@@ -277,14 +284,16 @@ public sealed class Gateway : IAsyncDisposable
                 var supervisor = system.ActorOf(PolicySupervision.Props(PolicyActor.Props(policy, domain => ResolveOptions(watcher.Gateway, domain), log)), "policy");
                 registry.Register<PolicyBranch>(supervisor);
                 policyRef = supervisor;
-                // Single node: entity id = domain. Cluster: domain@hostname, pinned to the node holding the mail.
-                var clustered = system.Settings.Config.GetStringList("akka.cluster.seed-nodes").Count > 0;
-                var region = ClusterSharding.Get(system).Start(EngineNames.DestinationRegion,
+                // Entity id = domain, one owner in the cluster; shards rebalance on membership changes and hand off
+                // after their transactions in flight have reported (HandOff).
+                var sharding = ClusterSharding.Get(system);
+                var settings = ClusterShardingSettings.Create(system).WithRole(EngineNames.Role);
+                var region = sharding.Start(EngineNames.DestinationRegion,
                     id => DestinationActor.Props(id, services, pending),
-                    ClusterShardingSettings.Create(system).WithRole(EngineNames.Role),
-                    new DestinationMessageExtractor(clustered ? config.Hostname : ""),
-                    new NodePinnedAllocation(),
-                    PoisonPill.Instance);
+                    settings,
+                    new DestinationMessageExtractor(),
+                    sharding.DefaultShardAllocationStrategy(settings),
+                    HandOff.Instance);
                 registry.Register<DestinationRegion>(region);
             });
             ab.AddStartup(async (system, _) =>
@@ -308,20 +317,41 @@ public sealed class Gateway : IAsyncDisposable
         var sys = host.Services.GetRequiredService<ActorSystem>();
         var registry = host.Services.GetRequiredService<ActorRegistry>();
         var regionRef = await registry.GetAsync<DestinationRegion>(ct).ConfigureAwait(false);
-        var dispatcher = new Dispatcher(regionRef, pending, (mid, rcpt, why) =>
+        var dispatcher = new Dispatcher(regionRef, clustered ? null : pending, (mid, rcpt, why) =>
             log.Critical("invalid_destination", $"MID {mid} RID {rcpt.Rid} To: <{rcpt.Address}> not dispatched: {why}", ("mid", mid), ("rid", rcpt.Rid)));
         bounces.Attach(dispatcher);
         tlsRptMail.Attach(dispatcher);
         tlsRpt?.Start();
         // Every destination with mail is resumed periodically (an entity stopped by a failed journal write comes back
-        // without waiting for new mail or a restart) and after a reload (new controls apply at once).
-        void ResumeAll()
+        // without waiting for new mail or a restart) and after a reload (new controls apply at once). In a cluster
+        // also when a member leaves: the domains it owned get a new owner now, not at their next message.
+        void ResumeAll() => _ = ResumeAllAsync();
+        async Task ResumeAllAsync()
         {
-            foreach (var domain in pending.Domains) regionRef.Tell(new Destination.Resume(domain));
+            try
+            {
+                foreach (var domain in await DomainsWithMailAsync(spool, pending, CancellationToken.None).ConfigureAwait(false))
+                    regionRef.Tell(new Destination.Resume(domain));
+            }
+            catch (Exception ex)
+            {
+                log.Warning("resume_failed", $"Resume of the destinations with mail failed: {ex.Message}");
+            }
         }
         var resumeTimer = new Timer(_ => ResumeAll(), null, tuning.ResumeInterval, tuning.ResumeInterval);
         undo.Push(resumeTimer.DisposeAsync);
         watcher.Reloaded += ResumeAll;
+        if (clustered)
+        {
+            pending.MarkLoaded(); // nothing to re-dispatch on this node: owners load from the cluster spool
+            var onLeave = sys.ActorOf(Props.Create(() => new MemberRemovedListener(ResumeAll)), "member-removed");
+            undo.Push(() =>
+            {
+                sys.Stop(onLeave);
+                return ValueTask.CompletedTask;
+            });
+            ResumeAll(); // domains whose owner died while this node was down
+        }
 
         // 4. Re-dispatch what the spool still holds (before new mail is accepted).
         foreach (var r in recovered) dispatcher.Dispatch(r.Message, r.OutstandingRids);
@@ -404,6 +434,44 @@ public sealed class Gateway : IAsyncDisposable
         {
             _dataDirLock.Dispose();
         }
+    }
+
+    private static async Task<ISpool> OpenSpoolAsync(GatewayConfig config, string dataDir, MailLog log, CancellationToken ct)
+    {
+        if (!config.Clustered) return new SegmentSpool(new SegmentSpoolOptions(Path.Combine(dataDir, "spool")), log);
+        return await PostgresSpool.OpenAsync(new PostgresSpoolOptions(config.ClusterSpoolConnectionString)
+        {
+            SpillDirectory = Path.Combine(dataDir, "spool", "incoming"),
+            DomainKey = d => DestinationDomain.TryParse(d, out var dd, out _) ? dd.Name : null,
+        }, ct).ConfigureAwait(false);
+    }
+
+    private Task<IReadOnlyList<DestinationDomain>> DomainsWithMailAsync(CancellationToken ct) => DomainsWithMailAsync(_spool, Pending, ct);
+
+    /// <summary>Destinations with queued mail: the cluster spool's (every node's mail) or this node's.</summary>
+    private static async Task<IReadOnlyList<DestinationDomain>> DomainsWithMailAsync(ISpool spool, PendingIndex pending, CancellationToken ct)
+    {
+        if (spool is not IClusterSpool cluster) return pending.Domains.ToArray();
+        var list = new List<DestinationDomain>();
+        foreach (var (domain, _) in await cluster.DomainsAsync(ct).ConfigureAwait(false))
+            if (DestinationDomain.TryParse(domain, out var d, out _)) list.Add(d);
+        return list;
+    }
+
+    /// <summary>Tells <paramref name="onRemoved"/> when a cluster member is removed (its shards need new owners).</summary>
+    private sealed class MemberRemovedListener : ReceiveActor
+    {
+        public MemberRemovedListener(Action onRemoved)
+        {
+            Receive<ClusterEvent.MemberRemoved>(_ => onRemoved());
+            Receive<ClusterEvent.IMemberEvent>(_ => { });
+            Receive<ClusterEvent.CurrentClusterState>(_ => { });
+        }
+
+        protected override void PreStart() =>
+            Cluster.Get(Context.System).Subscribe(Self, ClusterEvent.SubscriptionInitialStateMode.InitialStateAsSnapshot, typeof(ClusterEvent.MemberRemoved));
+
+        protected override void PostStop() => Cluster.Get(Context.System).Unsubscribe(Self);
     }
 
     /// <summary>Per-fetch options from the live configuration: a proxy change applies without a restart.</summary>

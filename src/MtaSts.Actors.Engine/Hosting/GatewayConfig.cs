@@ -77,6 +77,12 @@ public sealed record GatewayConfig
 
     public required DestinationConfig Destinations { get; init; }
 
+    /// <summary>This node is part of a multi-node cluster (static seed nodes given): accepted mail then lives in the
+    /// cluster spool (PostgreSQL) so that each domain's single owner can deliver it from any node.</summary>
+    public bool Clustered { get; init; }
+    /// <summary>mtasts.cluster.spool.connection-string: the cluster spool's database (default: the journal's).</summary>
+    public string ClusterSpoolConnectionString { get; init; } = "";
+
     /// <summary>mtasts.tls-rpt: RFC 8460 reporting (off by default).</summary>
     public MtaSts.Actors.TlsRpt.TlsRptOptions TlsRpt { get; init; } = new();
 
@@ -286,6 +292,9 @@ public sealed record GatewayConfig
             LogJson = m.HasPath("log.json") ? m.GetString("log.json") : "",
             LogLevel = Get("log.level", MailLogLevel.Info, s => Enum.Parse<MailLogLevel>(s, ignoreCase: true)),
             Destinations = destinations.Config ?? DestinationConfig.Default,
+            Clustered = hocon.HasPath("akka.cluster.seed-nodes") && hocon.GetStringList("akka.cluster.seed-nodes").Count > 0,
+            ClusterSpoolConnectionString = m.HasPath("cluster.spool.connection-string") ? m.GetString("cluster.spool.connection-string")
+                : hocon.GetString("akka.persistence.journal.sql.connection-string", ""),
             TlsRpt = MtaSts.Actors.TlsRpt.TlsRptOptions.Read(k => m.HasPath("tls-rpt." + k) ? m.GetString("tls-rpt." + k) : null, errors),
         };
         if (cfg.MaxDataInFlight < cfg.MaxMessageSize)
@@ -296,11 +305,12 @@ public sealed record GatewayConfig
             errors.Add("mtasts.listener.tls-certificate and tls-key must be given together");
         if (cfg.ExtraCaBundle is not null && !File.Exists(cfg.ExtraCaBundle))
             errors.Add($"mtasts.policy.extra-ca-bundle: file not found: {cfg.ExtraCaBundle}");
-        // In a cluster each node's mail has its own destination entities, named domain@hostname (the spool is node-local):
-        // two nodes with the same hostname would share entities and read each other's MIDs.
-        if (hocon.HasPath("akka.cluster.seed-nodes") && hocon.GetStringList("akka.cluster.seed-nodes").Count > 0
-            && cfg.Hostname == "gateway.localdomain")
-            errors.Add("mtasts.hostname must be set to a name unique to this node in a cluster (MTASTS_HOSTNAME): destination entities are per node");
+        // A cluster shares one spool: every node must reach the same PostgreSQL (a SQLite file is one node's).
+        if (cfg.Clustered && !hocon.GetString("akka.persistence.journal.sql.provider-name", "").StartsWith("PostgreSQL", StringComparison.OrdinalIgnoreCase))
+            errors.Add("akka.cluster.seed-nodes is set but the journal is not PostgreSQL: a cluster needs the shared PostgreSQL " +
+                       "journal and spool (add hocon/cluster-postgres.conf and MTASTS_PG)");
+        if (cfg.Clustered && cfg.ClusterSpoolConnectionString.Length == 0)
+            errors.Add("mtasts.cluster.spool.connection-string (or the journal's connection string) must be set in a cluster");
         // A cluster node bound to all interfaces advertises akka.tcp://mtasts@0.0.0.0:PORT unless public-hostname is
         // set: it never matches its own seed-node entry and the other nodes cannot reach it (measured, Akka 1.5.74).
         if (hocon.HasPath("akka.cluster.seed-nodes") && hocon.GetStringList("akka.cluster.seed-nodes").Count > 0

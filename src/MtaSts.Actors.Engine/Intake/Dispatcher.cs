@@ -14,16 +14,27 @@ namespace MtaSts.Actors.Engine.Intake;
 /// A recipient whose domain is not a <see cref="DestinationDomain"/> cannot be delivered: the listener refuses it at
 /// RCPT, so only a spool written by an older version can hold one; it is reported to <paramref name="invalid"/> and
 /// stays in the spool.
-public sealed class Dispatcher(IActorRef region, PendingIndex index, Action<long, Recipient, string>? invalid = null)
+/// In a cluster (<paramref name="index"/> null) the owner of each domain indexes the mail it is told about; this node
+/// may own none of it.
+public sealed class Dispatcher(IActorRef region, PendingIndex? index, Action<long, Recipient, string>? invalid = null)
 {
+    /// <summary>The destination-side view of a spooled message and some of its recipients.</summary>
+    public static (MessageRef Message, RecipientRef[] Recipients) Refs(SpooledMessage message, IReadOnlyCollection<int>? only) =>
+        (RefOf(message), message.Envelope.Recipients.Where(r => only is null || only.Contains(r.Rid)).Select(RefOf).ToArray());
+
+    private static MessageRef RefOf(SpooledMessage m) =>
+        new(m.Mid, m.Envelope.ReversePath, m.Envelope.ReceivedAt, m.BodyLength, m.Envelope.EnvId, m.Envelope.Ret,
+            m.Envelope.EightBitMime, m.Envelope.SmtpUtf8);
+
+    private static RecipientRef RefOf(Recipient r) => new(r.Rid, r.Address, r.Notify, r.OriginalRecipient);
+
     public void Dispatch(SpooledMessage message) => Dispatch(message, null);
 
     /// <param name="only">Recipients to dispatch (null = all) — used after recovery for the outstanding ones.</param>
     public void Dispatch(SpooledMessage message, IReadOnlyCollection<int>? only)
     {
         var env = message.Envelope;
-        var msgRef = new MessageRef(message.Mid, env.ReversePath, env.ReceivedAt, message.BodyLength, env.EnvId, env.Ret,
-            env.EightBitMime, env.SmtpUtf8);
+        var msgRef = RefOf(message);
         var valid = new List<(DestinationDomain Domain, Recipient Recipient)>(env.Recipients.Count);
         foreach (var r in env.Recipients)
         {
@@ -33,8 +44,8 @@ public sealed class Dispatcher(IActorRef region, PendingIndex index, Action<long
         }
         foreach (var group in valid.GroupBy(v => v.Domain, v => v.Recipient))
         {
-            var rcpts = group.Select(r => new RecipientRef(r.Rid, r.Address, r.Notify, r.OriginalRecipient)).ToArray();
-            index.Add(group.Key, msgRef, rcpts);
+            var rcpts = group.Select(RefOf).ToArray();
+            index?.Add(group.Key, msgRef, rcpts);
             region.Tell(new EnqueueRecipients(group.Key, msgRef, rcpts));
         }
     }

@@ -32,7 +32,7 @@ internal static class ServeCommand
         using var sigusr1 = PosixSignalRegistration.Create((PosixSignal)10, ctx =>
         {
             ctx.Cancel = true;
-            gateway.DeliverNow();
+            _ = gateway.DeliverNowAsync();
         });
         try
         {

@@ -2,7 +2,7 @@ using MtaSts.Actors.Engine.Hosting;
 
 namespace MtaSts.Actors.Engine.Tests.Cluster;
 
-/// <summary>hocon/cluster-postgres.conf loads over the shipped defaults; a wildcard bind address needs a public host name.</summary>
+/// <summary>hocon/cluster-postgres.conf loads over the shipped defaults; a wildcard bind address needs a public host name; a cluster needs PostgreSQL.</summary>
 public sealed class ClusterConfigTests
 {
     private static IEnumerable<string> Files => GatewayConfig.DefaultFiles().Append(PostgresCluster.ConfigFile);
@@ -26,10 +26,21 @@ public sealed class ClusterConfigTests
     }
 
     [Fact]
-    public void Cluster_nodes_need_their_own_hostname_because_destination_entities_are_per_node()
+    public void A_cluster_on_a_sqlite_journal_is_refused_because_the_nodes_could_not_share_the_spool()
     {
-        if (!string.IsNullOrEmpty(Environment.GetEnvironmentVariable("MTASTS_HOSTNAME"))) return; // the environment supplies it
-        var e = Assert.Throws<GatewayConfigException>(() => GatewayConfig.Load(Files, "akka.remote.dot-netty.tcp.public-hostname = \"node1.internal\""));
-        Assert.Contains("MTASTS_HOSTNAME", e.Message);
+        var e = Assert.Throws<GatewayConfigException>(() => GatewayConfig.Load(GatewayConfig.DefaultFiles(),
+            "akka.cluster.seed-nodes = [\"akka.tcp://mtasts@127.0.0.1:4053\"]"));
+        Assert.Contains("journal is not PostgreSQL", e.Message);
+    }
+
+    [Fact]
+    public void A_cluster_config_is_clustered_and_its_spool_defaults_to_the_journal_database()
+    {
+        var cfg = GatewayConfig.Load(Files, "akka.remote.dot-netty.tcp.public-hostname = \"node1.internal\"");
+        Assert.True(cfg.Clustered);
+        Assert.Equal(cfg.Hocon.GetString("akka.persistence.journal.sql.connection-string"), cfg.ClusterSpoolConnectionString);
+        var own = GatewayConfig.Load(Files, "akka.remote.dot-netty.tcp.public-hostname = \"n\"\nmtasts.cluster.spool.connection-string = \"Host=db2\"");
+        Assert.Equal("Host=db2", own.ClusterSpoolConnectionString);
+        Assert.False(GatewayConfig.Load(GatewayConfig.DefaultFiles(), "").Clustered);
     }
 }

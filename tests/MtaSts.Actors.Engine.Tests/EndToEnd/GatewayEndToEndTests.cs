@@ -120,7 +120,7 @@ public sealed class GatewayEndToEndTests
         await Task.Delay(500);
         Assert.Empty(mx.Messages); // the next attempt is an hour away
 
-        Assert.Equal(2, gw.Gateway.DeliverNow());
+        Assert.Equal(2, await gw.Gateway.DeliverNowAsync());
         var got = await gw.ReceivedAsync(mx, 2, Wait);
         Assert.Equal(["a@later.test", "b@other.test"], got.SelectMany(m => m.Recipients).Select(r => r.Address).Order());
         Assert.Contains(gw.Lines, l => l.Contains("Deliver now: 2 destinations"));

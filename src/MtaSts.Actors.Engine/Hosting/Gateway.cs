@@ -292,7 +292,7 @@ public sealed class Gateway : IAsyncDisposable
                     id => DestinationActor.Props(id, services, pending),
                     settings,
                     new DestinationMessageExtractor(),
-                    sharding.DefaultShardAllocationStrategy(settings),
+                    new ReachableShardAllocation(sharding.DefaultShardAllocationStrategy(settings)),
                     HandOff.Instance);
                 registry.Register<DestinationRegion>(region);
             });

@@ -5,8 +5,8 @@ using MtaSts.Actors.Spool.Postgres;
 using MtaSts.Actors.TestInfra.Postgres;
 
 // Spool benchmark: the local SegmentSpool (temp dir, fsync per group commit) against the cluster PostgresSpool
-// (private PostgreSQL on loopback, fsync and synchronous_commit turned back ON so that both acknowledge durable
-// writes). Appends/s and per-append latency for 1 KB and 100 KB bodies at concurrency 1 and 50, then MarkDone/s.
+// (private PostgreSQL on loopback started with fsync, synchronous_commit and full_page_writes ON, so that both
+// acknowledge durable writes). Appends/s and per-append latency for 1 KB and 100 KB bodies at concurrency 1 and 50, then MarkDone/s.
 // Usage: dotnet run -c Release --project load-tests/SpoolBench -- [--serial 300] [--concurrent 3000] [--pg-fsync on|off]
 var serialCount = Arg("--serial", 300);
 var concurrentCount = Arg("--concurrent", 3000);
@@ -15,18 +15,11 @@ var pgFsync = ArgString("--pg-fsync", "on");
 Console.WriteLine($"spool benchmark: {Environment.ProcessorCount} cores, load average at start {LoadAverage()}");
 var results = new List<Result>();
 var tmp = Directory.CreateTempSubdirectory("spoolbench-").FullName;
-await using var pg = await PostgresInstance.StartAsync();
+await using var pg = await PostgresInstance.StartAsync(durable: pgFsync == "on");
 try
 {
     var cs = await pg.CreateDatabaseAsync("bench");
-    if (pgFsync == "on")
-    {
-        // ALTER SYSTEM cannot share a transaction (nor a multi-statement batch) with anything.
-        foreach (var sql in new[] { "ALTER SYSTEM SET fsync = on", "ALTER SYSTEM SET synchronous_commit = on", "ALTER SYSTEM SET full_page_writes = on", "SELECT pg_reload_conf()" })
-            await pg.ScalarAsync("postgres", sql);
-        await Task.Delay(500); // the reload reaches the postmaster's children asynchronously
-    }
-    Console.WriteLine($"PostgreSQL {pg.ScalarAsync("bench", "SHOW server_version").Result}, fsync={pg.ScalarAsync("bench", "SHOW fsync").Result}, " +
+    Console.WriteLine($"PostgreSQL {pg.ScalarAsync("bench", "SHOW server_version").Result}, fsync={pg.ScalarAsync("bench", "SHOW fsync").Result}, full_page_writes={pg.ScalarAsync("bench", "SHOW full_page_writes").Result}, " +
                       $"synchronous_commit (spool sessions force on)");
 
     int run = 0;

@@ -22,8 +22,9 @@ namespace MtaSts.Actors.Spool.Postgres;
 /// COMMIT. A failed transaction fails every task of its batch. Done-marks likewise, in one round trip per batch.</para>
 /// <para>"Finished exactly once" across nodes: a done-mark flips only recipients not yet done and subtracts exactly
 /// that count from <c>outstanding</c> under the message's row lock; whoever takes it to 0 deletes the message (body
-/// included) in the same transaction. A batch locks messages in MID order, so two nodes' batches cannot deadlock on
-/// one another (and a deadlock or serialization failure is retried anyway).</para>
+/// included) in the same transaction. A batch first locks its messages in MID order, so two nodes' batches cannot
+/// deadlock on one another (and a deadlock or serialization failure is retried anyway). Three statements per batch,
+/// whatever its size, in one round trip.</para>
 /// </remarks>
 public sealed class PostgresSpool : IClusterSpool
 {
@@ -375,8 +376,7 @@ public sealed class PostgresSpool : IClusterSpool
                 batch.Add(op);
             }
             if (batch.Count == 0) continue;
-            // MID order = row-lock order: two nodes' batches never wait on each other in a cycle.
-            var ordered = batch.OrderBy(o => o.Mid).ToList();
+            var ordered = batch;
             for (int attempt = 1; ; attempt++)
             {
                 try
@@ -414,47 +414,59 @@ public sealed class PostgresSpool : IClusterSpool
 
     private async Task<bool[]> CommitDonesAsync(List<DoneOp> ops)
     {
+        // One set of (mid, rid) pairs for the whole batch; when several calls in it name one message, the last of
+        // them is the one told that it finished the message.
+        var pairs = new HashSet<(long Mid, int Rid)>();
+        var lastOp = new Dictionary<long, int>();
+        for (int i = 0; i < ops.Count; i++)
+        {
+            lastOp[ops[i].Mid] = i;
+            foreach (var rid in ops[i].Rids) pairs.Add((ops[i].Mid, rid));
+        }
+        var mids = lastOp.Keys.Order().ToArray();
+
         using var cts = Timeout(default);
         var ct = cts.Token;
         await using var conn = await _db.OpenConnectionAsync(ct).ConfigureAwait(false);
         await using var tx = await conn.BeginTransactionAsync(ct).ConfigureAwait(false);
         await using var batch = new NpgsqlBatch(conn, tx) { Timeout = TimeoutSeconds };
-        // Only recipients not yet done count, and the subtraction happens under the message's row lock: a RID marked
-        // twice (or by two nodes) is subtracted once, and exactly one transaction sees outstanding reach 0.
-        var mark = $"""
-            WITH d AS (UPDATE {_recipients} SET done = true WHERE mid = $1 AND rid = ANY($2) AND NOT done RETURNING 1),
-                 u AS (UPDATE {_messages} SET outstanding = outstanding - (SELECT count(*) FROM d) WHERE mid = $1
-                       RETURNING outstanding)
-            SELECT outstanding, (SELECT count(*) FROM d) FROM u
-            """;
-        foreach (var op in ops)
-            batch.BatchCommands.Add(new NpgsqlBatchCommand(mark)
+        // 1. Lock the messages in MID order: two nodes' batches never wait on each other in a cycle, and whoever
+        //    holds a message's lock sees every done flag committed before it (READ COMMITTED: fresh snapshot below).
+        batch.BatchCommands.Add(new NpgsqlBatchCommand($"SELECT mid FROM {_messages} WHERE mid = ANY($1) ORDER BY mid FOR UPDATE")
+        {
+            Parameters = { new NpgsqlParameter<long[]> { TypedValue = mids, NpgsqlDbType = NpgsqlDbType.Array | NpgsqlDbType.Bigint } },
+        });
+        // 2. Only recipients not yet done count, subtracted under that lock: a RID marked twice (or by two nodes)
+        //    is subtracted once, and exactly one transaction sees outstanding reach 0.
+        batch.BatchCommands.Add(new NpgsqlBatchCommand($"""
+            WITH d AS (UPDATE {_recipients} r SET done = true FROM unnest($1::bigint[], $2::int[]) AS i(mid, rid)
+                       WHERE r.mid = i.mid AND r.rid = i.rid AND NOT r.done RETURNING r.mid),
+                 c AS (SELECT mid, count(*) AS n FROM d GROUP BY mid),
+                 u AS (UPDATE {_messages} m SET outstanding = m.outstanding - c.n FROM c WHERE m.mid = c.mid
+                       RETURNING m.mid, m.outstanding)
+            SELECT mid FROM u WHERE outstanding <= 0
+            """)
+        {
+            Parameters =
             {
-                Parameters =
-                {
-                    new NpgsqlParameter<long> { TypedValue = op.Mid, NpgsqlDbType = NpgsqlDbType.Bigint },
-                    new NpgsqlParameter<int[]> { TypedValue = op.Rids, NpgsqlDbType = NpgsqlDbType.Array | NpgsqlDbType.Integer },
-                },
-            });
-        // The finisher deletes the message, body included, in the same transaction.
+                new NpgsqlParameter<long[]> { TypedValue = pairs.Select(p => p.Mid).ToArray(), NpgsqlDbType = NpgsqlDbType.Array | NpgsqlDbType.Bigint },
+                new NpgsqlParameter<int[]> { TypedValue = pairs.Select(p => p.Rid).ToArray(), NpgsqlDbType = NpgsqlDbType.Array | NpgsqlDbType.Integer },
+            },
+        });
+        // 3. The finisher deletes the message, body included, in the same transaction.
         batch.BatchCommands.Add(new NpgsqlBatchCommand($"""
             WITH gone AS (DELETE FROM {_messages} WHERE mid = ANY($1) AND outstanding <= 0 RETURNING mid)
             DELETE FROM {_recipients} WHERE mid IN (SELECT mid FROM gone)
             """)
         {
-            Parameters = { new NpgsqlParameter<long[]> { TypedValue = ops.Select(o => o.Mid).Distinct().ToArray(), NpgsqlDbType = NpgsqlDbType.Array | NpgsqlDbType.Bigint } },
+            Parameters = { new NpgsqlParameter<long[]> { TypedValue = mids, NpgsqlDbType = NpgsqlDbType.Array | NpgsqlDbType.Bigint } },
         });
         var finished = new bool[ops.Count];
         await using (var r = await batch.ExecuteReaderAsync(ct).ConfigureAwait(false))
         {
-            for (int i = 0; i < ops.Count; i++)
-            {
-                if (i > 0 && !await r.NextResultAsync(ct).ConfigureAwait(false))
-                    throw new InvalidOperationException("done-mark batch returned fewer results than commands");
-                // No row: the message is unknown or already finished (and deleted) — nothing to do, idempotent.
-                if (await r.ReadAsync(ct).ConfigureAwait(false))
-                    finished[i] = r.GetInt64(1) > 0 && r.GetInt32(0) <= 0;
-            }
+            if (!await r.NextResultAsync(ct).ConfigureAwait(false)) throw new InvalidOperationException("done-mark batch lost its second result");
+            // A message unknown or already finished (and deleted) simply does not come back: idempotent.
+            while (await r.ReadAsync(ct).ConfigureAwait(false)) finished[lastOp[r.GetInt64(0)]] = true;
         }
         await tx.CommitAsync(ct).ConfigureAwait(false);
         return finished;

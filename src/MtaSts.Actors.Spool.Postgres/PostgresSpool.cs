@@ -24,7 +24,7 @@ namespace MtaSts.Actors.Spool.Postgres;
 /// that count from <c>outstanding</c> under the message's row lock; whoever takes it to 0 deletes the message (body
 /// included) in the same transaction. A batch first locks its messages in MID order, so two nodes' batches cannot
 /// deadlock on one another (and a deadlock or serialization failure is retried anyway). Three statements per batch,
-/// whatever its size, in one round trip.</para>
+/// whatever its size, in one round trip (an implicit transaction).</para>
 /// </remarks>
 public sealed class PostgresSpool : IClusterSpool
 {
@@ -428,8 +428,9 @@ public sealed class PostgresSpool : IClusterSpool
         using var cts = Timeout(default);
         var ct = cts.Token;
         await using var conn = await _db.OpenConnectionAsync(ct).ConfigureAwait(false);
-        await using var tx = await conn.BeginTransactionAsync(ct).ConfigureAwait(false);
-        await using var batch = new NpgsqlBatch(conn, tx) { Timeout = TimeoutSeconds };
+        // No explicit transaction: the three statements go in one round trip and run as ONE implicit transaction
+        // (one Sync), committed before the server answers ReadyForQuery — no separate COMMIT round trip.
+        await using var batch = new NpgsqlBatch(conn) { Timeout = TimeoutSeconds };
         // 1. Lock the messages in MID order: two nodes' batches never wait on each other in a cycle, and whoever
         //    holds a message's lock sees every done flag committed before it (READ COMMITTED: fresh snapshot below).
         batch.BatchCommands.Add(new NpgsqlBatchCommand($"SELECT mid FROM {_messages} WHERE mid = ANY($1) ORDER BY mid FOR UPDATE")
@@ -467,8 +468,11 @@ public sealed class PostgresSpool : IClusterSpool
             if (!await r.NextResultAsync(ct).ConfigureAwait(false)) throw new InvalidOperationException("done-mark batch lost its second result");
             // A message unknown or already finished (and deleted) simply does not come back: idempotent.
             while (await r.ReadAsync(ct).ConfigureAwait(false)) finished[lastOp[r.GetInt64(0)]] = true;
+            // Read to the end: a failure of the statements after this one, or of the implicit COMMIT, surfaces here,
+            // before any caller is told anything.
+            while (await r.NextResultAsync(ct).ConfigureAwait(false)) { }
+            await r.CloseAsync().ConfigureAwait(false);
         }
-        await tx.CommitAsync(ct).ConfigureAwait(false);
         return finished;
     }
 

@@ -98,6 +98,32 @@ public sealed class PostgresSpoolTests(PostgresFixture db) : IClassFixture<Postg
     }
 
     [Fact]
+    public async Task A_failed_done_mark_commit_throws_and_changes_nothing()
+    {
+        var prefix = db.NewPrefix();
+        await using var spool = await PostgresSpool.OpenAsync(db.Options(prefix));
+        await spool.AppendAsync(1, Messages.Envelope("a@a.test", "b@b.test"), Messages.Body(10, 1));
+        await spool.AppendAsync(2, Messages.Envelope("a@a.test"), Messages.Body(10, 2));
+        // Refused at COMMIT time: every statement of the batch succeeded, the transaction does not.
+        await db.ScalarAsync($"""
+            CREATE FUNCTION {prefix}_refuse() RETURNS trigger LANGUAGE plpgsql AS $$ BEGIN RAISE EXCEPTION 'refused at commit'; END $$;
+            CREATE CONSTRAINT TRIGGER {prefix}_refuse AFTER UPDATE ON {prefix}_recipients DEFERRABLE INITIALLY DEFERRED
+                FOR EACH ROW EXECUTE FUNCTION {prefix}_refuse();
+            """);
+        var marks = new[] { spool.MarkDoneAsync(1, [0, 1]).AsTask(), spool.MarkDoneAsync(2, [0]).AsTask() };
+        foreach (var t in marks) Assert.Contains("refused at commit", (await Assert.ThrowsAsync<PostgresSpoolException>(() => t)).Message);
+        Assert.Equal(0, spool.FinishedMessages);
+        Assert.Equal(2L, await db.ScalarAsync($"SELECT count(*) FROM {prefix}_messages"));
+        Assert.Equal(0L, await db.ScalarAsync($"SELECT count(*) FROM {prefix}_recipients WHERE done"));
+        Assert.Equal(3L, await db.ScalarAsync($"SELECT sum(outstanding) FROM {prefix}_messages"));
+
+        await db.ScalarAsync($"DROP TRIGGER {prefix}_refuse ON {prefix}_recipients");
+        Assert.True(await spool.MarkDoneAsync(1, [0, 1]));
+        Assert.True(await spool.MarkDoneAsync(2, [0]));
+        Assert.Equal(0L, await db.ScalarAsync($"SELECT count(*) FROM {prefix}_messages"));
+    }
+
+    [Fact]
     public async Task A_MID_already_stored_fails_only_that_append()
     {
         var prefix = db.NewPrefix();

@@ -47,7 +47,9 @@ public sealed class PostgresInstance : IAsyncDisposable
     public string ConnectionString(string database = "postgres") =>
         $"Host=127.0.0.1;Port={Port};Database={database};Username=postgres;Pooling=true;Maximum Pool Size=20;Timeout=30";
 
-    public static async Task<PostgresInstance> StartAsync(CancellationToken ct = default)
+    /// <param name="durable">Keep PostgreSQL's fsync, synchronous_commit and full_page_writes on (benchmarks that
+    /// compare durable stores); the tests leave them off for speed.</param>
+    public static async Task<PostgresInstance> StartAsync(CancellationToken ct = default, bool durable = false)
     {
         var bin = BinDirectory ?? throw new InvalidOperationException("PostgreSQL is not installed: run tests/postgres/setup.sh as root");
         var dir = Directory.CreateTempSubdirectory("pgtest-").FullName;
@@ -59,8 +61,8 @@ public sealed class PostgresInstance : IAsyncDisposable
             await RunAsync(Path.Combine(bin, "initdb"),
                 ["-D", instance.DataDirectory, "-U", "postgres", "--auth=trust", "-E", "UTF8", "--locale=C", "--no-sync"],
                 IsRoot, ct).ConfigureAwait(false);
-            var options = $"-p {port} -k {dir} -c listen_addresses=127.0.0.1 -c fsync=off -c synchronous_commit=off " +
-                          "-c full_page_writes=off -c max_connections=200 -c shared_buffers=32MB";
+            var options = $"-p {port} -k {dir} -c listen_addresses=127.0.0.1 -c max_connections=200 -c shared_buffers=32MB" +
+                          (durable ? "" : " -c fsync=off -c synchronous_commit=off -c full_page_writes=off");
             await RunAsync(Path.Combine(bin, "pg_ctl"),
                 ["-D", instance.DataDirectory, "-l", instance.LogPath, "-o", options, "-w", "-t", "60", "start"],
                 IsRoot, ct).ConfigureAwait(false);

@@ -24,6 +24,7 @@ using MtaSts.Actors.Policy.Resolution;
 using MtaSts.Actors.Smtp.Intake;
 using MtaSts.Actors.Smtp.Outbound;
 using MtaSts.Actors.Spool;
+using MtaSts.Actors.Spool.Postgres;
 using MtaSts.Actors.Tls;
 
 namespace MtaSts.Actors.Engine.Hosting;
@@ -344,7 +345,8 @@ public sealed class Gateway : IAsyncDisposable
         if (clustered)
         {
             pending.MarkLoaded(); // nothing to re-dispatch on this node: owners load from the cluster spool
-            var onLeave = sys.ActorOf(Props.Create(() => new MemberRemovedListener(ResumeAll)), "member-removed");
+            Action resumeAll = ResumeAll;
+            var onLeave = sys.ActorOf(Props.Create(() => new MemberRemovedListener(resumeAll)), "member-removed");
             undo.Push(() =>
             {
                 sys.Stop(onLeave);
@@ -443,7 +445,7 @@ public sealed class Gateway : IAsyncDisposable
         {
             SpillDirectory = Path.Combine(dataDir, "spool", "incoming"),
             DomainKey = d => DestinationDomain.TryParse(d, out var dd, out _) ? dd.Name : null,
-        }, ct).ConfigureAwait(false);
+        }, log, ct).ConfigureAwait(false);
     }
 
     private Task<IReadOnlyList<DestinationDomain>> DomainsWithMailAsync(CancellationToken ct) => DomainsWithMailAsync(_spool, Pending, ct);

@@ -140,6 +140,9 @@ public sealed class PostgresTwoNodeTests
                 report.Add($"u{i}@d{i}.both.test (sent to node {(i % 2 == 0 ? 1 : 2)}): {copies.Length} copies, {own} with its own body" +
                            (copies.Length > own ? $"; foreign subjects: {string.Join(",", copies.Select(Subject))}" : ""));
         }
+        // The cluster spool's count is a cluster-wide figure refreshed every 2 s.
+        var countDeadline = DateTime.UtcNow + TimeSpan.FromSeconds(10);
+        while ((c.Node1.Gateway.Spool.Count | c.Node2.Gateway.Spool.Count) != 0 && DateTime.UtcNow < countDeadline) await Task.Delay(200);
         var spool1 = c.Node1.Gateway.Spool.Count;
         var spool2 = c.Node2.Gateway.Spool.Count;
         Assert.True(report.Count == 0 && spool1 == 0 && spool2 == 0,

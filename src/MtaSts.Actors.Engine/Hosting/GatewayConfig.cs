@@ -77,6 +77,9 @@ public sealed record GatewayConfig
 
     public required DestinationConfig Destinations { get; init; }
 
+    /// <summary>mtasts.cluster: formation mode, split-brain resolver, bootstrap (see <see cref="ClusterFormation"/>).</summary>
+    public ClusterFormation Cluster { get; init; } = new();
+
     /// <summary>mtasts.tls-rpt: RFC 8460 reporting (off by default).</summary>
     public MtaSts.Actors.TlsRpt.TlsRptOptions TlsRpt { get; init; } = new();
 
@@ -117,7 +120,14 @@ public sealed record GatewayConfig
         {
             throw new GatewayConfigException(new[] { $"HOCON syntax error: {ex.Message}" });
         }
-        return FromHocon(hocon, fileList) with { HoconText = string.Join("\n", texts), OverrideText = overrideHocon };
+        var cfg = FromHocon(hocon, fileList);
+        // The Akka settings mtasts.cluster stands for go after everything else, so that they are what Akka runs with.
+        texts.Add(cfg.Cluster.AkkaHocon);
+        return cfg with
+        {
+            Hocon = ConfigurationFactory.ParseString(string.Join("\n", texts)),
+            HoconText = string.Join("\n", texts), OverrideText = overrideHocon,
+        };
     }
 
     /// <summary>Environment variable → HOCON (values quoted). Applied after every file: the environment wins.</summary>
@@ -135,6 +145,15 @@ public sealed record GatewayConfig
         Set("MTASTS_POLICY_PROXY", "mtasts.policy.proxy");
         Set("MTASTS_PUBLIC_HOSTNAME", "akka.remote.dot-netty.tcp.public-hostname");
         Set("MTASTS_AKKA_PORT", "akka.remote.dot-netty.tcp.port");
+        Set("MTASTS_CLUSTER_FORMATION", "mtasts.cluster.formation");
+        Set("MTASTS_SPLIT_BRAIN", "mtasts.cluster.split-brain");
+        Set("MTASTS_MANAGEMENT_HOSTNAME", "mtasts.cluster.bootstrap.management-hostname");
+        Set("MTASTS_MANAGEMENT_PORT", "mtasts.cluster.bootstrap.management-port");
+        Set("MTASTS_REQUIRED_CONTACT_POINTS", "mtasts.cluster.bootstrap.required-contact-point-nr");
+        if (env("MTASTS_CONTACT_POINTS") is { Length: > 0 } contactPoints)
+            sb.Append("mtasts.cluster.bootstrap.contact-points = [")
+              .AppendJoin(", ", contactPoints.Split(',', StringSplitOptions.RemoveEmptyEntries | StringSplitOptions.TrimEntries).Select(Q))
+              .Append("]\n");
         Set("MTASTS_PG", "akka.persistence.journal.sql.connection-string", "akka.persistence.journal.sharding.connection-string",
             "akka.persistence.snapshot-store.sql.connection-string", "akka.persistence.snapshot-store.sharding.connection-string");
         if (env("MTASTS_SEED_NODES") is { Length: > 0 } seeds)
@@ -232,8 +251,10 @@ public sealed record GatewayConfig
         };
         try { auth.Validate(); } catch (ArgumentException e) { errors.Add($"mtasts.listener: {e.Message.Split(" (Parameter")[0]}"); }
 
+        var cluster = ClusterFormation.Read(hocon, errors);
         var cfg = new GatewayConfig
         {
+            Cluster = cluster,
             Hocon = hocon,
             Files = files,
             DataDir = NonEmpty("data-dir") ?? "data",
@@ -298,12 +319,11 @@ public sealed record GatewayConfig
             errors.Add($"mtasts.policy.extra-ca-bundle: file not found: {cfg.ExtraCaBundle}");
         // In a cluster each node's mail has its own destination entities, named domain@hostname (the spool is node-local):
         // two nodes with the same hostname would share entities and read each other's MIDs.
-        if (hocon.HasPath("akka.cluster.seed-nodes") && hocon.GetStringList("akka.cluster.seed-nodes").Count > 0
-            && cfg.Hostname == "gateway.localdomain")
+        if (cluster.IsClustered && cfg.Hostname == "gateway.localdomain")
             errors.Add("mtasts.hostname must be set to a name unique to this node in a cluster (MTASTS_HOSTNAME): destination entities are per node");
         // A cluster node bound to all interfaces advertises akka.tcp://mtasts@0.0.0.0:PORT unless public-hostname is
         // set: it never matches its own seed-node entry and the other nodes cannot reach it (measured, Akka 1.5.74).
-        if (hocon.HasPath("akka.cluster.seed-nodes") && hocon.GetStringList("akka.cluster.seed-nodes").Count > 0
+        if (cluster.IsClustered
             && hocon.GetString("akka.remote.dot-netty.tcp.hostname", "") is "0.0.0.0" or "::" or "[::]"
             && string.IsNullOrWhiteSpace(hocon.GetString("akka.remote.dot-netty.tcp.public-hostname", "")))
             errors.Add("akka.remote.dot-netty.tcp.hostname is a wildcard address but public-hostname is not set: the node would " +

@@ -121,6 +121,43 @@ public sealed class ClusterFailSafeTests(ITestOutputHelper output)
         Assert.Contains("answered this node: SMTP intake open again", youngest.Log());
     }
 
+    [Fact]
+    public async Task Three_bootstrap_nodes_keep_majority_a_node_SIGSTOPped_past_the_resolver_never_answers_250_after_SIGCONT_and_exits_4()
+    {
+        await using var bed = new ClusterTestBed();
+        var nodes = bed.AddNodes(3);
+        var contactPoints = string.Join(", ", nodes.Select(n => $"\"{n.ContactPoint}\""));
+        foreach (var n in nodes)
+            bed.Start(n, $$"""
+                formation = bootstrap
+                split-brain = keep-majority
+                bootstrap { contact-points = [{{contactPoints}}], required-contact-point-nr = 2, management-port = {{n.ManagementPort}} }
+                """);
+        foreach (var n in nodes) await ClusterTestBed.UntilAcceptedAsync(n, $"warmup-{n.Name}@six.test", ClusterTestBed.Generous);
+        var (a, c) = (nodes[0], nodes[2]);
+
+        var clock = Stopwatch.StartNew();
+        var probing = ProbeUntilExitAsync(c, "stopped@six.test", TimeSpan.FromSeconds(55));
+        c.Process!.Signal(SigStop);
+        // The majority (a, b) refuses while c is unreachable, downs it, and takes mail again.
+        var refused = await UntilRefusedAsync(a, "unreachable@six.test");
+        var back = refused + await ClusterTestBed.UntilAcceptedAsync(a, "majority@six.test", ClusterTestBed.Generous);
+        await Task.Delay(TimeSpan.FromSeconds(2));
+        var resumedAt = clock.Elapsed;
+        c.Process.Signal(SigCont);
+        var probes = await probing;
+        var exit = await c.Process.WaitForExitAsync(TimeSpan.FromSeconds(30));
+
+        var afterResume = probes.Where(p => p.End > resumedAt).ToArray();
+        Assert.True(exit == GatewayCli.ExitActorSystemTerminated, $"exit {exit}\n{bed.Describe()}");
+        Assert.True(!afterResume.Any(p => p.Code == 250), string.Join("\n", afterResume) + "\n" + bed.Describe());
+        Assert.Contains(afterResume, p => p.Code == 421);
+        Assert.True(await bed.DeliveredAsync("majority@six.test", ClusterTestBed.Generous), bed.Describe());
+        Assert.Equal(250, (await ClusterTestBed.SendAsync(nodes[1].SmtpPort, "after@six.test")).Code);
+        output.WriteLine($"majority refuses {refused.TotalSeconds:0.0} s and accepts again {back.TotalSeconds:0.0} s after SIGSTOP; " +
+                         $"stopped node: exit {exit} {(clock.Elapsed - resumedAt).TotalSeconds:0.0} s after SIGCONT, {afterResume.Length} probes answered after SIGCONT, none 250");
+    }
+
     /// <summary>Sends until the node answers 421 (it sees its cluster change); how long that took.</summary>
     private static async Task<TimeSpan> UntilRefusedAsync(ClusterNode node, string to)
     {

@@ -61,9 +61,9 @@ public sealed class AdminServer : IAsyncDisposable
             .AddCheck("listener", () => gateway.IsStopping || gateway.SmtpEndpoints.Count == 0
                 ? HealthCheckResult.Unhealthy("SMTP listener not accepting")
                 : HealthCheckResult.Healthy(string.Join(", ", gateway.SmtpEndpoints)))
-            .AddCheck("cluster", () => gateway.IsClusterMemberUp
-                ? HealthCheckResult.Healthy("Up member")
-                : HealthCheckResult.Unhealthy("not an Up cluster member (or actor system terminated)"))
+            .AddCheck("cluster", () => gateway.AdmissionRefusal is { } why
+                ? HealthCheckResult.Unhealthy(why)
+                : HealthCheckResult.Healthy("Up member"))
             .AddAsyncCheck("journal", async c => await gateway.ProbeJournalAsync(c).ConfigureAwait(false) is { } why
                 ? HealthCheckResult.Unhealthy(why)
                 : HealthCheckResult.Healthy());

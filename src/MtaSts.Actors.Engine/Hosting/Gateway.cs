@@ -65,6 +65,7 @@ public sealed class Gateway : IAsyncDisposable
     private readonly DataDirectoryLock _dataDirLock;
     private int _stopped;
     private Timer? _resumeTimer;
+    private MembershipGate _membership = null!;
 
     private Gateway(IHost host, SmtpListener listener, ISpool spool, PolicyResolver policy, PolicyStore store,
         ConfigWatcher watcher, MailLog log, ActorSystem system, IActorRef region, PendingIndex pending, DataDirectoryLock dataDirLock)
@@ -109,6 +110,17 @@ public sealed class Gateway : IAsyncDisposable
     /// <summary>This node is an Up member of its cluster (a single node is a cluster of one) and its actor system runs.</summary>
     public bool IsClusterMemberUp =>
         !System.WhenTerminated.IsCompleted && Cluster.Get(System).SelfMember.Status == MemberStatus.Up;
+
+    /// <summary>mtasts.cluster.formation is not single-node: other nodes may be in this node's cluster.</summary>
+    public bool IsClustered { get; private init; }
+
+    /// <summary>Null when this node takes mail; else why the SMTP listener answers 421 4.3.2 and readiness fails
+    /// ("not an Up cluster member (status Joining)", "actor system terminated", …). See <see cref="MembershipGate"/>.</summary>
+    public string? AdmissionRefusal => _membership.Refusal;
+
+    /// <summary>Completes when the actor system has terminated: after <see cref="StopAsync"/>, or unexpectedly (this
+    /// node downed by the split-brain resolver, or removed from its cluster). <c>serve</c> exits non-zero on the latter.</summary>
+    public Task Terminated => System.WhenTerminated;
 
     /// <summary>Opens the journal database and runs <c>SELECT 1</c>; null when it answers, else why not.</summary>
     public async Task<string?> ProbeJournalAsync(CancellationToken ct)
@@ -297,12 +309,7 @@ public sealed class Gateway : IAsyncDisposable
                     HandOff.Instance);
                 registry.Register<DestinationRegion>(region);
             });
-            ab.AddStartup(async (system, _) =>
-            {
-                var cluster = Cluster.Get(system);
-                if (system.Settings.Config.GetStringList("akka.cluster.seed-nodes").Count == 0)
-                    await cluster.JoinAsync(cluster.SelfAddress).ConfigureAwait(false);
-            });
+            ab.AddStartup((system, _) => ClusterJoin.StartAsync(system, config.Cluster, log));
         });
         var host = builder.Build();
         undo.Push(async () =>
@@ -318,6 +325,12 @@ public sealed class Gateway : IAsyncDisposable
         var sys = host.Services.GetRequiredService<ActorSystem>();
         var registry = host.Services.GetRequiredService<ActorRegistry>();
         var regionRef = await registry.GetAsync<DestinationRegion>(ct).ConfigureAwait(false);
+        var membership = MembershipGate.Start(sys, config.Cluster.IsClustered, log);
+        undo.Push(() =>
+        {
+            membership.Dispose();
+            return ValueTask.CompletedTask;
+        });
         var dispatcher = new Dispatcher(regionRef, clustered ? null : pending, (mid, rcpt, why) =>
             log.Critical("invalid_destination", $"MID {mid} RID {rcpt.Rid} To: <{rcpt.Address}> not dispatched: {why}", ("mid", mid), ("rid", rcpt.Rid)));
         bounces.Attach(dispatcher);
@@ -380,6 +393,7 @@ public sealed class Gateway : IAsyncDisposable
             RelayNetworks = config.RelayNetworks,
             Certificate = config.TlsCertificate is null ? null : X509Certificate2.CreateFromPemFile(config.TlsCertificate, config.TlsKey),
             AuthUsers = config.Users.Count == 0 ? null : config.Users,
+            Admission = () => membership.Refusal,
         }, spool, (msg, _) =>
         {
             dispatcher.Dispatch(msg);
@@ -394,6 +408,8 @@ public sealed class Gateway : IAsyncDisposable
         return new Gateway(host, listener, spool, policy, policyStore, watcher, log, sys, regionRef, pending, dataDirLock)
         {
             _resumeTimer = resumeTimer,
+            _membership = membership,
+            IsClustered = config.Cluster.IsClustered,
             _work = services.Work,
             TlsRpt = tlsRpt,
         };
@@ -420,6 +436,7 @@ public sealed class Gateway : IAsyncDisposable
         _policyStore.Dispose();
         if (TlsRpt is not null) await TlsRpt.DisposeAsync().ConfigureAwait(false); // flushes the counters; before the spool closes
         await _spool.DisposeAsync().ConfigureAwait(false);
+        _membership.Dispose();
         Log.Info("gateway_stopped", "Gateway stopped");
     }
 

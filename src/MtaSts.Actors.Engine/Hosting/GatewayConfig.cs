@@ -77,9 +77,11 @@ public sealed record GatewayConfig
 
     public required DestinationConfig Destinations { get; init; }
 
+    /// <summary>mtasts.cluster: formation mode, split-brain resolver, bootstrap (see <see cref="ClusterFormation"/>).</summary>
+    public ClusterFormation Cluster { get; init; } = new();
     /// <summary>This node is part of a multi-node cluster (static seed nodes given): accepted mail then lives in the
     /// cluster spool (PostgreSQL) so that each domain's single owner can deliver it from any node.</summary>
-    public bool Clustered { get; init; }
+    public bool Clustered => Cluster.IsClustered;
     /// <summary>mtasts.cluster.spool.connection-string: the cluster spool's database (default: the journal's).</summary>
     public string ClusterSpoolConnectionString { get; init; } = "";
 
@@ -123,7 +125,14 @@ public sealed record GatewayConfig
         {
             throw new GatewayConfigException(new[] { $"HOCON syntax error: {ex.Message}" });
         }
-        return FromHocon(hocon, fileList) with { HoconText = string.Join("\n", texts), OverrideText = overrideHocon };
+        var cfg = FromHocon(hocon, fileList);
+        // The Akka settings mtasts.cluster stands for go after everything else, so that they are what Akka runs with.
+        texts.Add(cfg.Cluster.AkkaHocon);
+        return cfg with
+        {
+            Hocon = ConfigurationFactory.ParseString(string.Join("\n", texts)),
+            HoconText = string.Join("\n", texts), OverrideText = overrideHocon,
+        };
     }
 
     /// <summary>Environment variable → HOCON (values quoted). Applied after every file: the environment wins.</summary>
@@ -141,6 +150,15 @@ public sealed record GatewayConfig
         Set("MTASTS_POLICY_PROXY", "mtasts.policy.proxy");
         Set("MTASTS_PUBLIC_HOSTNAME", "akka.remote.dot-netty.tcp.public-hostname");
         Set("MTASTS_AKKA_PORT", "akka.remote.dot-netty.tcp.port");
+        Set("MTASTS_CLUSTER_FORMATION", "mtasts.cluster.formation");
+        Set("MTASTS_SPLIT_BRAIN", "mtasts.cluster.split-brain");
+        Set("MTASTS_MANAGEMENT_HOSTNAME", "mtasts.cluster.bootstrap.management-hostname");
+        Set("MTASTS_MANAGEMENT_PORT", "mtasts.cluster.bootstrap.management-port");
+        Set("MTASTS_REQUIRED_CONTACT_POINTS", "mtasts.cluster.bootstrap.required-contact-point-nr");
+        if (env("MTASTS_CONTACT_POINTS") is { Length: > 0 } contactPoints)
+            sb.Append("mtasts.cluster.bootstrap.contact-points = [")
+              .AppendJoin(", ", contactPoints.Split(',', StringSplitOptions.RemoveEmptyEntries | StringSplitOptions.TrimEntries).Select(Q))
+              .Append("]\n");
         Set("MTASTS_PG", "akka.persistence.journal.sql.connection-string", "akka.persistence.journal.sharding.connection-string",
             "akka.persistence.snapshot-store.sql.connection-string", "akka.persistence.snapshot-store.sharding.connection-string");
         if (env("MTASTS_SEED_NODES") is { Length: > 0 } seeds)
@@ -238,8 +256,10 @@ public sealed record GatewayConfig
         };
         try { auth.Validate(); } catch (ArgumentException e) { errors.Add($"mtasts.listener: {e.Message.Split(" (Parameter")[0]}"); }
 
+        var cluster = ClusterFormation.Read(hocon, errors);
         var cfg = new GatewayConfig
         {
+            Cluster = cluster,
             Hocon = hocon,
             Files = files,
             DataDir = NonEmpty("data-dir") ?? "data",
@@ -292,7 +312,6 @@ public sealed record GatewayConfig
             LogJson = m.HasPath("log.json") ? m.GetString("log.json") : "",
             LogLevel = Get("log.level", MailLogLevel.Info, s => Enum.Parse<MailLogLevel>(s, ignoreCase: true)),
             Destinations = destinations.Config ?? DestinationConfig.Default,
-            Clustered = hocon.HasPath("akka.cluster.seed-nodes") && hocon.GetStringList("akka.cluster.seed-nodes").Count > 0,
             ClusterSpoolConnectionString = m.HasPath("cluster.spool.connection-string") ? m.GetString("cluster.spool.connection-string")
                 : hocon.GetString("akka.persistence.journal.sql.connection-string", ""),
             TlsRpt = MtaSts.Actors.TlsRpt.TlsRptOptions.Read(k => m.HasPath("tls-rpt." + k) ? m.GetString("tls-rpt." + k) : null, errors),
@@ -307,13 +326,13 @@ public sealed record GatewayConfig
             errors.Add($"mtasts.policy.extra-ca-bundle: file not found: {cfg.ExtraCaBundle}");
         // A cluster shares one spool: every node must reach the same PostgreSQL (a SQLite file is one node's).
         if (cfg.Clustered && !hocon.GetString("akka.persistence.journal.sql.provider-name", "").StartsWith("PostgreSQL", StringComparison.OrdinalIgnoreCase))
-            errors.Add("akka.cluster.seed-nodes is set but the journal is not PostgreSQL: a cluster needs the shared PostgreSQL " +
+            errors.Add("this node is clustered (mtasts.cluster.formation) but the journal is not PostgreSQL: a cluster needs the shared PostgreSQL " +
                        "journal and spool (add hocon/cluster-postgres.conf and MTASTS_PG)");
         if (cfg.Clustered && cfg.ClusterSpoolConnectionString.Length == 0)
             errors.Add("mtasts.cluster.spool.connection-string (or the journal's connection string) must be set in a cluster");
         // A cluster node bound to all interfaces advertises akka.tcp://mtasts@0.0.0.0:PORT unless public-hostname is
         // set: it never matches its own seed-node entry and the other nodes cannot reach it (measured, Akka 1.5.74).
-        if (hocon.HasPath("akka.cluster.seed-nodes") && hocon.GetStringList("akka.cluster.seed-nodes").Count > 0
+        if (cluster.IsClustered
             && hocon.GetString("akka.remote.dot-netty.tcp.hostname", "") is "0.0.0.0" or "::" or "[::]"
             && string.IsNullOrWhiteSpace(hocon.GetString("akka.remote.dot-netty.tcp.public-hostname", "")))
             errors.Add("akka.remote.dot-netty.tcp.hostname is a wildcard address but public-hostname is not set: the node would " +

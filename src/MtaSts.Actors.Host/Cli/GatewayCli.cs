@@ -18,11 +18,15 @@ public static class GatewayCli
     public const int ExitNotFound = 1;
     public const int ExitUsage = 2;
     public const int ExitAdminUnreachable = 3;
+    /// <summary><c>serve</c>: the actor system terminated without a stop signal (node downed by the split-brain
+    /// resolver, or removed from its cluster); the listener was stopped and the spool closed. Restart the process.</summary>
+    public const int ExitActorSystemTerminated = 4;
 
     public const string ExitCodes = """
         Exit codes: 0 ok; 1 not found (admin commands) / check verdict "not deliverable" / serve failed;
         2 usage or configuration error, or the SMTP port or the data directory is already in use;
-        3 admin endpoint unreachable or token rejected.
+        3 admin endpoint unreachable or token rejected; 4 serve: actor system terminated (node downed or removed
+        from its cluster; restart it).
         """;
 
     public static RootCommand Build()
@@ -122,7 +126,9 @@ public static class GatewayCli
             gracefully (in-flight transactions finish, spool closed); SIGUSR1 = deliver now.
 
             Exit codes: 0 stopped, 1 failed, 2 configuration error or the SMTP port / data directory / admin endpoint
-            is already in use.
+            is already in use, 4 the actor system terminated without a stop signal (this node was downed by the
+            split-brain resolver or removed from its cluster): listener stopped, spool closed; restart the process
+            (systemd Restart=on-failure, Kubernetes restartPolicy).
             """);
         serve.SetAction((p, _) => ServeCommand.RunAsync(ConfigFiles(p.GetValue(config)), p.InvocationConfiguration.Error));
         return serve;

@@ -34,12 +34,19 @@ internal static class ServeCommand
             ctx.Cancel = true;
             _ = gateway.DeliverNowAsync();
         });
-        try
+        // Until SIGTERM/SIGINT, or until the actor system terminates by itself: this node was downed (split-brain
+        // resolver) or removed from its cluster. It must not stay up as a listener that cannot deliver.
+        var signalled = Task.Delay(Timeout.Infinite, stop.Token);
+        await Task.WhenAny(signalled, gateway.Terminated).ConfigureAwait(false);
+        if (!stop.IsCancellationRequested)
         {
-            await Task.Delay(Timeout.Infinite, stop.Token).ConfigureAwait(false);
-        }
-        catch (OperationCanceledException)
-        {
+            gateway.Log.Critical("actor_system_terminated",
+                "Actor system terminated (this node was downed or left its cluster): SMTP intake closed, stopping; " +
+                $"exit code {GatewayCli.ExitActorSystemTerminated} so that the service manager restarts the gateway");
+            await gateway.StopAsync().ConfigureAwait(false);
+            if (admin is not null) await admin.DisposeAsync().ConfigureAwait(false);
+            await stderr.WriteLineAsync("mtasts-gateway: actor system terminated (node downed or removed from its cluster); exiting for a restart").ConfigureAwait(false);
+            return GatewayCli.ExitActorSystemTerminated;
         }
         // Graceful: stop accepting, let in-flight SMTP transactions finish, stop actors, close the spool. The admin
         // endpoint stays up meanwhile (readiness reports "not ready" while stopping), then goes.

@@ -151,7 +151,11 @@ public sealed class SmtpListener : IAsyncDisposable
     /// its per-client share and never locks out the other clients.</summary>
     private SessionAdmission Admit(Socket client)
     {
-        if (Interlocked.Increment(ref _active) > _options.MaxConcurrentSessions)
+        // The node itself first (not a cluster member, actor system gone): no mail at all, whoever the client is.
+        bool overCap = Interlocked.Increment(ref _active) > _options.MaxConcurrentSessions;
+        if (_options.Admission?.Invoke() is { } notAvailable)
+            return SessionAdmission.Refused(SmtpSession.NotAvailableReply(_options.HostName, notAvailable), notAvailable, log: false, gate: true);
+        if (overCap)
             return SessionAdmission.Refused($"421 4.3.2 {_options.HostName} Too many concurrent sessions, try again later",
                 $"too many concurrent sessions ({_options.MaxConcurrentSessions})", log: true);
         var remote = SmtpSession.ClientAddress(client);

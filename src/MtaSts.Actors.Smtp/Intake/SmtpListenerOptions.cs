@@ -101,6 +101,13 @@ public sealed record SmtpListenerOptions
     /// <summary>Prepend a Received trace header (RFC 5321 §4.4 requires one from every relay).</summary>
     public bool AddReceivedHeader { get; init; } = true;
 
+    /// <summary>Whether this listener may take mail now: null = yes, else why not (e.g. "not an Up cluster member
+    /// (status Joining)"). Asked at connect, at MAIL and immediately before the spool append at the end of DATA; a
+    /// reason means <c>421 4.3.2 &lt;host&gt; Service not available: &lt;reason&gt;</c> and the session closes, so a node
+    /// that cannot deliver never answers 250. Called on every connection and message: must be cheap and thread-safe.
+    /// Null (the default): always admitted.</summary>
+    public Func<string?>? Admission { get; init; }
+
     /// <summary>How long <see cref="SmtpListener.StopAsync"/> lets transactions in progress finish.</summary>
     public TimeSpan ShutdownGrace { get; init; } = TimeSpan.FromSeconds(30);
 

@@ -114,13 +114,20 @@ internal sealed class SmtpSession
 
     public async Task RunAsync(SessionAdmission admission)
     {
-        // A refused flood is logged once per client per minute, not once per connection.
-        bool quiet = admission.Refusal is not null && !admission.LogRefusal;
+        // A refused flood is logged once per client per minute, not once per connection; a gate refusal is logged
+        // by its own line (LogNotAvailable), rate-limited per reason.
+        bool quiet = admission.Refusal is not null && (!admission.LogRefusal || admission.Gate);
         var level = quiet ? MailLogLevel.Debug : MailLogLevel.Info;
         _log.Write(level, "icid_new", $"New SMTP ICID {_icid} interface {_local.Address} address {_remote} port {_local.Port}",
             ("icid", _icid), ("interface", _local.Address.ToString()), ("address", _remote.ToString()), ("port", _local.Port));
         try
         {
+            if (admission.Refusal is not null && admission.Gate)
+            {
+                LogNotAvailable("at connect", admission.Reason!, mid: null);
+                await GoodbyeAsync(admission.Refusal).ConfigureAwait(false);
+                return;
+            }
             if (admission.Refusal is not null)
             {
                 _log.Write(quiet ? MailLogLevel.Debug : MailLogLevel.Warning, "icid_refused",
@@ -262,7 +269,15 @@ internal sealed class SmtpSession
         {
             case "EHLO": Hello(arg, esmtp: true); return true;
             case "HELO": Hello(arg, esmtp: false); return true;
-            case "MAIL": Mail(arg); return true;
+            case "MAIL":
+                if (NotAvailable() is { } why)
+                {
+                    LogNotAvailable("at MAIL", why, mid: null);
+                    await GoodbyeAsync(NotAvailableReply(Host, why)).ConfigureAwait(false);
+                    return false;
+                }
+                Mail(arg);
+                return true;
             case "RCPT": Rcpt(arg); return true;
             case "DATA": return await DataAsync(arg).ConfigureAwait(false);
             case "RSET":
@@ -657,6 +672,14 @@ internal sealed class SmtpSession
         Task<SpooledMessage>? append = null;
         try
         {
+            // Last check before the message becomes the gateway's responsibility: a node that left its cluster (or
+            // whose actor system stopped) while the client sent DATA must not store it, or answer 250 for it.
+            if (NotAvailable() is { } why)
+            {
+                LogNotAvailable("at end of DATA, message not stored", why, tx.Mid);
+                await GoodbyeAsync(NotAvailableReply(Host, why)).ConfigureAwait(false);
+                return false;
+            }
             // Durability invariant (DESIGN.md): the 250 is written only after the spool's fsync.
             append = _spool.AppendAsync(tx.Mid, envelope, body, _hardStop);
             stored = await append.WaitAsync(_hardStop).ConfigureAwait(false);
@@ -937,6 +960,23 @@ internal sealed class SmtpSession
     {
         _out.Write(Encoding.UTF8.GetBytes(line));
         _out.Write(CrLf);
+    }
+
+    /// <summary>The reply of the admission gate (<see cref="SmtpListenerOptions.Admission"/>), RFC 3463 4.3.2
+    /// "system not accepting network messages".</summary>
+    internal static string NotAvailableReply(string host, string reason) => $"421 4.3.2 {host} Service not available: {reason}";
+
+    private string? NotAvailable() => _o.Admission?.Invoke();
+
+    /// <summary>One line per refusal: at warning level the first time for a reason and then every
+    /// <see cref="AdmissionLog.Interval"/>, at debug level in between.</summary>
+    private void LogNotAvailable(string stage, string reason, long? mid)
+    {
+        bool warn = _shared.AdmissionLog.ShouldWarn(reason, DateTime.UtcNow.Ticks, out var suppressed);
+        var text = (mid is { } m ? $"MID {m} " : "") + $"ICID {_icid} refused {stage}: service not available: {reason}" +
+                   (warn && suppressed > 0 ? $" ({suppressed} more refusals since the last warning)" : "");
+        _log.Write(warn ? MailLogLevel.Warning : MailLogLevel.Debug, "icid_not_available", text,
+            ("icid", _icid), ("mid", mid), ("address", _remote.ToString()), ("reason", reason), ("stage", stage));
     }
 
     private void Error(string line)

@@ -97,6 +97,12 @@ public sealed class GatewayProcess : IAsyncDisposable
         }
     }
 
+    /// <summary>Sends a POSIX signal (9 SIGKILL, 19 SIGSTOP, 18 SIGCONT on Linux) to this process, by its PID.</summary>
+    public void Signal(int signal)
+    {
+        if (SysKill(_process.Id, signal) != 0) throw new InvalidOperationException($"kill({_process.Id}, {signal}) failed: errno {Marshal.GetLastPInvokeError()}");
+    }
+
     public override string ToString() =>
         $"pid {Pid}, {(HasExited ? $"exit {ExitCode}" : "running")}\n--- stdout\n{Stdout}\n--- stderr\n{Stderr}";
 

@@ -1,0 +1,30 @@
+using Akka.Actor;
+using Akka.Cluster;
+using MtaSts.Actors.Logging;
+
+namespace MtaSts.Actors.Engine.Hosting;
+
+/// <summary>How this node joins its cluster at start, per <see cref="ClusterFormation.Mode"/>.</summary>
+internal static class ClusterJoin
+{
+    public static async Task StartAsync(ActorSystem system, ClusterFormation formation, MailLog log)
+    {
+        switch (formation.Mode)
+        {
+            case ClusterFormationMode.SingleNode:
+                var cluster = Cluster.Get(system);
+                await cluster.JoinAsync(cluster.SelfAddress).ConfigureAwait(false);
+                break;
+            case ClusterFormationMode.SeedNodes:
+                // Akka joins akka.cluster.seed-nodes by itself; the listener refuses mail until this node is Up.
+                break;
+            case ClusterFormationMode.Bootstrap:
+                if (formation.Discovery == "kubernetes-api")
+                    system.Settings.InjectTopLevelFallback(Akka.Discovery.KubernetesApi.KubernetesDiscovery.DefaultConfiguration());
+                var contactPoint = await BootstrapContactPoint.StartAsync(system, formation, log).ConfigureAwait(false);
+                // The port is released with the actor system (graceful stop, downed node, failed start alike).
+                _ = system.WhenTerminated.ContinueWith(_ => contactPoint.DisposeAsync().AsTask(), TaskScheduler.Default).Unwrap();
+                break;
+        }
+    }
+}

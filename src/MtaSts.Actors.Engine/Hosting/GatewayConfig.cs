@@ -77,6 +77,13 @@ public sealed record GatewayConfig
 
     public required DestinationConfig Destinations { get; init; }
 
+    /// <summary>Where <c>destconfig import</c> installs a destination configuration (<c>&lt;data-dir&gt;/destconfig.conf</c>);
+    /// watched for changes like the configuration files. Null for a configuration built in code.</summary>
+    public string? DestConfigFile { get; init; }
+
+    /// <summary>The destination profiles came from <see cref="DestConfigFile"/>, not from the configuration files.</summary>
+    public bool DestConfigImported { get; init; }
+
     /// <summary>mtasts.tls-rpt: RFC 8460 reporting (off by default).</summary>
     public MtaSts.Actors.TlsRpt.TlsRptOptions TlsRpt { get; init; } = new();
 
@@ -165,8 +172,13 @@ public sealed record GatewayConfig
         });
         IReadOnlyList<string> List(string path) => m.HasPath(path) ? m.GetStringList(path).ToArray() : Array.Empty<string>();
 
-        var destinations = DestinationConfigLoader.Load(hocon);
-        if (!destinations.IsValid) errors.AddRange(destinations.Errors);
+        // An imported destconfig file (`destconfig import`, <data-dir>/destconfig.conf) replaces mtasts.destinations and
+        // mtasts.bounce-profiles of the configuration files as a whole (the vendor's workflow: the file is the config).
+        var destConfigFile = Path.Combine(Path.GetFullPath(m.HasPath("data-dir") && m.GetString("data-dir") is { Length: > 0 } dd ? dd : "data"),
+            DestinationControls.DestConfigFile.FileName);
+        var imported = File.Exists(destConfigFile);
+        var destinations = imported ? DestinationControls.DestConfigFile.Validate(File.ReadAllText(destConfigFile)) : DestinationConfigLoader.Load(hocon);
+        if (!destinations.IsValid) errors.AddRange(destinations.Errors.Select(e => imported ? $"{destConfigFile}: {e}" : e));
 
         var mxOverride = new Dictionary<string, IReadOnlyList<HostPort>>(StringComparer.OrdinalIgnoreCase);
         if (m.HasPath("delivery.mx-override"))
@@ -286,6 +298,8 @@ public sealed record GatewayConfig
             LogJson = m.HasPath("log.json") ? m.GetString("log.json") : "",
             LogLevel = Get("log.level", MailLogLevel.Info, s => Enum.Parse<MailLogLevel>(s, ignoreCase: true)),
             Destinations = destinations.Config ?? DestinationConfig.Default,
+            DestConfigFile = destConfigFile,
+            DestConfigImported = imported,
             TlsRpt = MtaSts.Actors.TlsRpt.TlsRptOptions.Read(k => m.HasPath("tls-rpt." + k) ? m.GetString("tls-rpt." + k) : null, errors),
         };
         if (cfg.MaxDataInFlight < cfg.MaxMessageSize)

@@ -163,8 +163,8 @@ public sealed partial class AdminApiTests(AdminGateway gw)
         Assert.Equal(HttpStatusCode.OK, res.StatusCode);
         Assert.Equal(HttpStatusCode.NotFound, (await gw.Http.DeleteAsync("api/policies/nothing-cached.test")).StatusCode);
         var deadline = DateTime.UtcNow + AdminGateway.Generous;
-        while (!(gw.LogText().Contains("Admin deliver now destination held.test by 127.0.0.1") &&
-                 gw.LogText().Contains("Admin purge MTA-STS policy for the domain (nothing-cached.test) by 127.0.0.1: none cached")))
+        while (!(gw.LogText().Contains("Operator action: deliver now destination held.test by admin token from 127.0.0.1") &&
+                 gw.LogText().Contains("Operator action: purge MTA-STS policy for the domain (nothing-cached.test) by admin token from 127.0.0.1: none cached")))
         {
             Assert.True(DateTime.UtcNow < deadline, gw.LogText());
             await Task.Delay(100);

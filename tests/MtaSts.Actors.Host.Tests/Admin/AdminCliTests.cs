@@ -104,7 +104,7 @@ public sealed class AdminCliTests(AdminGateway gw)
         Assert.True(doc.RootElement.GetProperty("destinations").GetInt32() >= 1, all.Stdout);
 
         var deadline = DateTime.UtcNow + AdminGateway.Generous;
-        while (!(gw.LogText().Contains("Admin deliver now destination held.test by 127.0.0.1") && gw.LogText().Contains("Admin deliver now all destinations by 127.0.0.1")))
+        while (!(gw.LogText().Contains("Operator action: deliver now destination held.test by admin token from 127.0.0.1") && gw.LogText().Contains("Operator action: deliver now all destinations by admin token from 127.0.0.1")))
         {
             Assert.True(DateTime.UtcNow < deadline, gw.LogText());
             await Task.Delay(100);

@@ -40,7 +40,7 @@ public sealed class AdminPageTests(AdminGateway gw) : IClassFixture<AdminGateway
         await page.Locator("#deliver-now").ClickAsync();
         await page.WaitForFunctionAsync("() => document.querySelector('#action-result').textContent === 'deliver now done'");
         var deadline = DateTime.UtcNow + AdminGateway.Generous;
-        while (!gw.LogText().Contains("Admin deliver now destination held-page.test by 127.0.0.1"))
+        while (!gw.LogText().Contains("Operator action: deliver now destination held-page.test by admin token from 127.0.0.1"))
         {
             Assert.True(DateTime.UtcNow < deadline, "deliver now not logged");
             await Task.Delay(100);

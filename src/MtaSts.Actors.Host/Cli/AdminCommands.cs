@@ -52,7 +52,8 @@ internal static class AdminCommands
             foreach (var l in labels) table.AddColumn(new TableColumn(l).RightAligned());
             table.AddRow([new Text("TOTAL"), Num(total.GetProperty("recipients")), .. labels.Select(l => Num(total.GetProperty("recipients_by_age").GetProperty(l)))]);
             foreach (var r in rows)
-                table.AddRow([new Text(r.GetProperty("domain").GetString() ?? ""), Num(r.GetProperty("recipients")),
+                table.AddRow([new Text((r.GetProperty("domain").GetString() ?? "")
+                        + (r.TryGetProperty("suspended", out var su) && su.ValueKind == JsonValueKind.True ? " (suspended)" : "")), Num(r.GetProperty("recipients")),
                     .. labels.Select(l => Num(r.GetProperty("recipients_by_age").GetProperty(l)))]);
             var console = Console(output);
             console.Write(table);
@@ -95,6 +96,9 @@ internal static class AdminCommands
                 var grid = new Grid().AddColumn().AddColumn();
                 void Add(string k, string? v) { if (!string.IsNullOrEmpty(v)) grid.AddRow(new Text(k), new Text(v)); }
                 Add("destination", Str(row, "domain"));
+                Add("state", row.TryGetProperty("suspended", out var su) && su.ValueKind == JsonValueKind.True
+                    ? $"suspended since {When(row, "suspended_since")} by {Str(row, "suspended_by")} (resume: mtasts-gateway resume {Str(row, "domain")})"
+                    : su.ValueKind == JsonValueKind.False ? "delivering" : null);
                 Add("recipients", $"{Str(row, "recipients")} in {Count(row.GetProperty("messages"), "message")}, {Str(row, "deferred") ?? "?"} deferred");
                 Add("connections", $"{Str(row, "in_flight_connections") ?? "?"} of {Str(row, "max_connections")}");
                 Add("oldest", $"{When(row, "oldest")} ({Age(row.GetProperty("oldest_age_seconds").GetInt64())} ago)");
@@ -109,6 +113,8 @@ internal static class AdminCommands
                 console.Write(grid);
                 console.WriteLine();
             }
+            else if (root.GetProperty("status") is { ValueKind: JsonValueKind.Object } st && st.GetProperty("suspended").GetBoolean())
+                console.WriteLine($"destination {d}: suspended since {When(st, "suspended_since")} by {Str(st, "suspended_by")}");
             if (messages.Length == 0)
             {
                 console.WriteLine(p.GetValue(offset) == 0 ? $"nothing queued for {d}" : $"no messages past offset {p.GetValue(offset)}");

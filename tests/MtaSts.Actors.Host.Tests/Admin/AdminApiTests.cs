@@ -276,6 +276,37 @@ public sealed class AdminOptionsTests
     }
 
     [Fact]
+    public void Named_tokens_are_read_from_the_config_or_a_file_and_allow_a_public_endpoint()
+    {
+        var file = Path.GetTempFileName();
+        File.WriteAllText(file, "bob-secret-0123456789abc\n");
+        try
+        {
+            var o = Load($"mtasts.admin {{ endpoints = [\"0.0.0.0:9025\"], tokens = [{{ name = alice, token = \"alice-secret-0123456789\" }}, {{ name = bob, token-file = \"{file}\" }}] }}");
+            Assert.Null(o.Token);
+            Assert.True(o.RequiresToken);
+            Assert.Equal([new AdminToken("alice", "alice-secret-0123456789"), new AdminToken("bob", "bob-secret-0123456789abc")], o.Tokens);
+            Assert.Equal("alice", o.Tokens[0].ToString()); // never the secret
+            Assert.Empty(Load("mtasts.admin.tokens = []").Tokens);
+        }
+        finally { File.Delete(file); }
+    }
+
+    [Theory]
+    [InlineData("mtasts.admin.tokens = [{ token = \"0123456789abcdefgh\" }]", "mtasts.admin.tokens[0].name: a name is required")]
+    [InlineData("mtasts.admin.tokens = [{ name = a, token = short }]", "mtasts.admin.tokens[0].token (a): at least 16 characters")]
+    [InlineData("mtasts.admin.tokens = [{ name = a }]", "mtasts.admin.tokens[0] (a): token or token-file is required")]
+    [InlineData("mtasts.admin.tokens = [{ name = a, token-file = /nonexistent/t }]", "mtasts.admin.tokens[0].token-file (a): file not found: /nonexistent/t")]
+    [InlineData("mtasts.admin.tokens = [{ name = a, tokn = x }]", "mtasts.admin.tokens[0]: unknown setting \"tokn\"")]
+    [InlineData("mtasts.admin.tokens = [{ name = a, token = \"0123456789abcdefgh\" }, { name = a, token = \"0123456789abcdefgi\" }]", "the name \"a\" is used twice")]
+    [InlineData("mtasts.admin.tokens = \"x\"", "mtasts.admin.tokens must be a list")]
+    public void Broken_named_tokens_are_refused_with_their_place(string hocon, string message)
+    {
+        var e = Assert.Throws<GatewayConfigException>(() => Load(hocon));
+        Assert.Contains(e.Errors, x => x.Contains(message, StringComparison.Ordinal));
+    }
+
+    [Fact]
     public void A_token_file_allows_a_public_endpoint()
     {
         var file = Path.GetTempFileName();

@@ -5,6 +5,9 @@ using System.Net.Sockets;
 using System.Text;
 using System.Text.Json;
 using MtaSts.Actors.Host.Tests.Serve;
+using MtaSts.Actors.TestInfra.Certificates;
+using MtaSts.Actors.TestInfra.Dns;
+using MtaSts.Actors.TestInfra.Http;
 using MtaSts.Actors.TestInfra.Net;
 using MtaSts.Actors.TestInfra.Smtp;
 
@@ -20,6 +23,10 @@ public sealed class OperatorGateway : IAsyncLifetime
     public int SmtpPort { get; } = LoopbackPort.Free();
     public int AdminPort { get; } = LoopbackPort.Free();
     public TestSmtpReceiver Receiver { get; } = TestSmtpReceiver.Start(new TestSmtpReceiverOptions { OfferStartTls = false });
+    /// <summary>The gateway's DNS and the MTA-STS policy host (test CA in mtasts.policy.extra-ca-bundle).</summary>
+    public TestDnsServer Dns { get; } = TestDnsServer.Start();
+    public TestCertificateAuthority Ca { get; } = new();
+    public PolicyHttpsServer Policies { get; private set; } = null!;
     public GatewayProcess Process { get; private set; } = null!;
     public HttpClient Http { get; } = new() { Timeout = TimeSpan.FromSeconds(60) };
     public HttpClient Alice { get; } = new() { Timeout = TimeSpan.FromSeconds(60) };
@@ -30,7 +37,8 @@ public sealed class OperatorGateway : IAsyncLifetime
     {
         Directory.CreateDirectory(Work);
         File.WriteAllText(Path.Combine(Work, "alice.token"), AliceToken + "\n");
-        // DNS goes to a port where nothing answers (refused at once): a policy fetch fails fast, nothing else needs DNS.
+        Policies = await PolicyHttpsServer.StartAsync(Ca);
+        var caBundle = Ca.WriteRootPem(Work);
         File.WriteAllText(Config, $$"""
             mtasts {
               data-dir = "{{Work}}/data"
@@ -41,7 +49,8 @@ public sealed class OperatorGateway : IAsyncLifetime
                 tokens = [{ name = "alice", token-file = "{{Work}}/alice.token" }]
               }
               delivery.mx-override { "*" = "127.0.0.1:{{Receiver.Port}}" }
-              dns { servers = ["127.0.0.1:{{LoopbackPort.Free()}}"], timeout = 1s, retries = 0 }
+              dns { servers = ["127.0.0.1:{{Dns.Port}}"], timeout = 2s, retries = 0 }
+              policy { extra-ca-bundle = "{{caBundle}}", https-port = {{Policies.Port}} }
               log.text = "{{Work}}/mail.log"
             }
             mtasts.destinations.default.tls-support = none
@@ -139,6 +148,9 @@ public sealed class OperatorGateway : IAsyncLifetime
         Alice.Dispose();
         if (Process is not null) await Process.DisposeAsync();
         await Receiver.DisposeAsync();
+        if (Policies is not null) await Policies.DisposeAsync();
+        await Dns.DisposeAsync();
+        Ca.Dispose();
         try { Directory.Delete(Work, recursive: true); } catch (IOException) { } catch (UnauthorizedAccessException) { }
     }
 }
@@ -271,19 +283,37 @@ public sealed class OperatorActionTests(OperatorGateway gw) : IClassFixture<Oper
     }
 
     [Fact]
-    public async Task Policy_refresh_runs_a_fetch_now_and_reports_why_there_is_no_policy()
+    public async Task Policy_refresh_fetches_the_published_policy_now_and_reports_why_there_is_none()
     {
-        var res = await gw.JsonAsync(await gw.Http.PostAsync("api/policies/no-policy.test/refresh", null));
-        Assert.Equal("no-policy.test", res.GetProperty("domain").GetString());
-        Assert.NotEqual("policy", res.GetProperty("result").GetString());
-        Assert.Contains("_mta-sts.no-policy.test", res.GetProperty("error").GetString());
+        // Published policy id 1: the refresh fetches it (nothing was cached) and caches it.
+        gw.Dns.AddTxt("_mta-sts.sts.test", "v=STSv1; id=1;").AddA("mta-sts.sts.test", "127.0.0.1");
+        gw.Policies.ServePolicy("sts.test", "version: STSv1\nmode: enforce\nmx: mx.sts.test\nmax_age: 86400\n");
+        var first = await gw.JsonAsync(await gw.Http.PostAsync("api/policies/sts.test/refresh", null));
+        Assert.Equal("policy", first.GetProperty("result").GetString());
+        Assert.Equal("fetched", first.GetProperty("source").GetString());
+        Assert.Equal("1", first.GetProperty("policy").GetProperty("id").GetString());
+        Assert.Equal("enforce", first.GetProperty("policy").GetProperty("mode").GetString());
 
-        var cli = await gw.Cli("policy", "refresh", "no-policy.test");
-        Assert.True(cli.Exit == 1, cli.ToString()); // no usable policy
-        Assert.Contains("_mta-sts.no-policy.test", cli.Stdout);
-        await OperatorGateway.Eventually(() => Task.FromResult(gw.LogText().Contains(
-                "Operator action: refresh MTA-STS policy for the domain (no-policy.test) by admin token from 127.0.0.1: ")),
-            () => gw.LogText());
+        // A new policy under the same id: only a forced fetch sees it (a normal resolution would use the cache).
+        gw.Policies.ServePolicy("sts.test", "version: STSv1\nmode: testing\nmx: mx.sts.test\nmax_age: 3600\n");
+        var fetchesBefore = gw.Policies.Requests("sts.test");
+        var cli = await gw.Cli("policy", "refresh", "sts.test");
+        Assert.True(cli.Exit == 0, cli.ToString());
+        Assert.Contains("testing", cli.Stdout);
+        Assert.Equal(fetchesBefore + 1, gw.Policies.Requests("sts.test"));
+        Assert.Equal("testing", (await gw.GetJsonAsync("api/policies/sts.test")).GetProperty("mode").GetString());
+
+        // No TXT record: no policy, and why.
+        var none = await gw.JsonAsync(await gw.Http.PostAsync("api/policies/no-policy.test/refresh", null));
+        Assert.Equal("no-policy", none.GetProperty("result").GetString());
+        Assert.Contains("no _mta-sts TXT record", none.GetProperty("error").GetString());
+        var noneCli = await gw.Cli("policy", "refresh", "no-policy.test");
+        Assert.True(noneCli.Exit == 1, noneCli.ToString()); // no usable policy
+        Assert.Contains("no _mta-sts TXT record", noneCli.Stdout);
+
+        var log = gw.LogText();
+        Assert.Contains("Operator action: refresh MTA-STS policy for the domain (sts.test) by admin token from 127.0.0.1: policy id 1 mode enforce (fetched)", log);
+        Assert.Contains("Operator action: refresh MTA-STS policy for the domain (no-policy.test) by admin token from 127.0.0.1: no-policy: no _mta-sts TXT record", log);
     }
 
     [Fact]

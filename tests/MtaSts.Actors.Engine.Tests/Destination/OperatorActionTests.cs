@@ -53,6 +53,17 @@ public sealed class OperatorActionTests
     }
 
     [Fact]
+    public void Suspended_mail_still_expires_per_its_bounce_profile()
+    {
+        var s = Queued(1);
+        Commit(s, s.Decide(new SuspendDelivery(Dom("b.example"), "admin token"), Settings, T0));
+        var sweep = s.Decide(new ExpirySweep(), Settings, T0 + BounceProfile.Default.MaxTimeInQueue + TimeSpan.FromMinutes(1));
+        var finish = Assert.Single(sweep.Effects.OfType<FinishRecipients>());
+        Assert.Equal(2, finish.Bounced.Count);
+        Assert.All(finish.Bounced, b => Assert.Equal("5.4.7", b.Item2.Status));
+    }
+
+    [Fact]
     public void A_suspended_destination_opens_nothing_hands_out_nothing_and_closes_idle_connections()
     {
         var s = Queued(3);

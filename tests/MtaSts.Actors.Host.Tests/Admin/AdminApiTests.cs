@@ -46,6 +46,18 @@ public sealed class AdminGateway : IAsyncLifetime
             throw new InvalidOperationException($"gateway did not answer 220: {Process}");
         Http.BaseAddress = new Uri($"http://127.0.0.1:{AdminPort}/");
         Http.DefaultRequestHeaders.Authorization = new AuthenticationHeaderValue("Bearer", Token);
+        // serve starts the admin endpoint after the SMTP listener: a test right after the 220 could find it closed.
+        var deadline = DateTime.UtcNow + Generous;
+        while (true)
+        {
+            try
+            {
+                if ((await Http.GetAsync("health/live")).IsSuccessStatusCode) return;
+            }
+            catch (HttpRequestException) { }
+            if (Process.HasExited || DateTime.UtcNow > deadline) throw new InvalidOperationException($"admin endpoint not up: {Process}");
+            await Task.Delay(200);
+        }
     }
 
     /// <summary>Submits one message over raw SMTP and returns its MID.</summary>

@@ -21,6 +21,8 @@ internal static class AdminCommands
         yield return Queue();
         yield return Message();
         yield return DeliverNow();
+        yield return Remove(bounce: true);
+        yield return Remove(bounce: false);
         yield return SuspendOrResume(suspend: true);
         yield return SuspendOrResume(suspend: false);
         yield return Policy();
@@ -219,6 +221,50 @@ internal static class AdminCommands
             var body = await client.SendAsync(bounce ? HttpMethod.Post : HttpMethod.Delete,
                 bounce ? $"api/destinations/{Uri.EscapeDataString(d)}/bounce" : $"api/destinations/{Uri.EscapeDataString(d)}/queue", ct).ConfigureAwait(false);
             return p.GetValue(o.Json) ? Raw(output, body) : await Removed(output, body, $"destination {d}").ConfigureAwait(false);
+        }));
+        return command;
+    }
+
+    /// <summary>Top-level <c>bounce MID | --domain D</c> and <c>delete MID | --domain D</c> (the issue's form; the same as
+    /// <c>message bounce|delete</c> and <c>queue bounce|delete</c>).</summary>
+    private static Command Remove(bool bounce)
+    {
+        var mid = new Argument<long?>("MID") { Description = "the message id", Arity = ArgumentArity.ZeroOrOne };
+        var domain = new Option<string?>("--domain") { Description = "every message queued for this destination instead of one MID", HelpName = "DOMAIN" };
+        var command = new Command(bounce ? "bounce" : "delete", bounce
+            ? "Bounce a queued message or a destination's whole queue: DSN to the sender (5.0.0, \"deleted by the operator\")"
+            : "Delete a queued message or a destination's whole queue, no DSN") { mid, domain };
+        command.Validators.Add(r =>
+        {
+            var hasMid = r.GetValue(mid) is not null;
+            var hasDomain = r.GetValue(domain) is not null;
+            if (hasMid == hasDomain) r.AddError("give either a MID or --domain DOMAIN");
+            if (r.GetValue(domain) is { } d && (d.Contains('@') || d.Any(c => char.IsWhiteSpace(c) || c is '/' or '?' or '#' or '\\')))
+                r.AddError($"--domain: '{d}' is not a domain name");
+        });
+        var o = AdminConnectionOptions.AddTo(command);
+        Help.Epilogue(command, $"""
+            Same as `message {(bounce ? "bounce" : "delete")} MID` and `queue {(bounce ? "bounce" : "delete")} DOMAIN` (see their help).
+
+            {AdminExitCodes}
+            """);
+        command.SetAction((p, ct) => RunAsync(p, o, bounce ? "bouncing" : "deleting", async (client, output) =>
+        {
+            string body, what;
+            if (p.GetValue(mid) is { } m)
+            {
+                var text = m.ToString(CultureInfo.InvariantCulture);
+                body = await client.SendAsync(bounce ? HttpMethod.Post : HttpMethod.Delete, bounce ? $"api/messages/{text}/bounce" : $"api/messages/{text}", ct).ConfigureAwait(false);
+                what = $"MID {text}";
+            }
+            else
+            {
+                var d = p.GetValue(domain)!.Trim().TrimEnd('.').ToLowerInvariant();
+                body = await client.SendAsync(bounce ? HttpMethod.Post : HttpMethod.Delete,
+                    bounce ? $"api/destinations/{Uri.EscapeDataString(d)}/bounce" : $"api/destinations/{Uri.EscapeDataString(d)}/queue", ct).ConfigureAwait(false);
+                what = $"destination {d}";
+            }
+            return p.GetValue(o.Json) ? Raw(output, body) : await Removed(output, body, what).ConfigureAwait(false);
         }));
         return command;
     }

@@ -277,6 +277,15 @@ public sealed class OperatorActionTests(OperatorGateway gw) : IClassFixture<Oper
         var bounce = await gw.Cli("message", "bounce", "999999999");
         Assert.True(bounce.Exit == 1, bounce.ToString());
         Assert.Contains("MID 999999999 is not queued", bounce.Stderr);
+        Assert.Equal(1, (await gw.Cli("delete", "999999999")).Exit);
+        var nothing = await gw.Cli("bounce", "--domain", "nothing-here.test");
+        Assert.True(nothing.Exit == 0, nothing.ToString());
+        Assert.Equal("destination nothing-here.test: 0 recipients of 0 messages bounced (DSN to the sender)", nothing.Stdout.Trim());
+        foreach (var args in new[] { new[] { "bounce" }, ["delete", "12", "--domain", "x.test"], ["delete", "--domain", "a@x.test"] })
+        {
+            var usage = await CliRun.RunAsync(null, [.. args, "--admin", gw.Url]);
+            Assert.True(usage.Exit == 2, usage.ToString());
+        }
         // A destination without mail: nothing to remove, still a 200 with zero counts.
         var empty = await gw.JsonAsync(await gw.Http.DeleteAsync("api/destinations/nothing-here.test/queue"));
         Assert.Equal(0, empty.GetProperty("recipients").GetInt32());

@@ -16,6 +16,13 @@ public sealed record AdminOptions
     /// <summary>Bearer token required on every request except the health probes; null = none (loopback only).</summary>
     public string? Token { get; init; }
 
+    /// <summary>Named tokens (<c>mtasts.admin.tokens = [{ name = "alice", token-file = "/etc/…" }]</c>): each works like
+    /// <see cref="Token"/> and its name says who did an action in the operator log.</summary>
+    public IReadOnlyList<AdminToken> Tokens { get; init; } = [];
+
+    /// <summary>Any token configured: every request but the health probes must carry one.</summary>
+    public bool RequiresToken => Token is not null || Tokens.Count > 0;
+
     /// <summary>Destinations that get their own label in per-destination metrics; the rest count as "other".</summary>
     public int MetricsTopDestinations { get; init; } = 50;
 
@@ -42,8 +49,9 @@ public sealed record AdminOptions
             if (token is { Length: 0 }) errors.Add($"mtasts.admin.token-file: {file} is empty");
         }
         if (token is { Length: < 16 }) errors.Add("mtasts.admin.token: at least 16 characters");
+        var tokens = NamedTokens(a, errors);
         // A token-less admin endpoint is only acceptable where only this host can reach it.
-        if (token is null && endpoints.FirstOrDefault(e => !IPAddress.IsLoopback(e.Address)) is { } open)
+        if (token is null && tokens.Count == 0 && endpoints.FirstOrDefault(e => !IPAddress.IsLoopback(e.Address)) is { } open)
             errors.Add($"mtasts.admin.endpoints: {open} is not a loopback address; set mtasts.admin.token or token-file");
 
         int top = 50;
@@ -54,6 +62,50 @@ public sealed record AdminOptions
                 errors.Add($"mtasts.admin.metrics-top-destinations = \"{raw}\": out of range 0..10000");
         }
         if (errors.Count > 0) throw new GatewayConfigException(errors);
-        return new AdminOptions { Endpoints = endpoints, Token = token, MetricsTopDestinations = top };
+        return new AdminOptions { Endpoints = endpoints, Token = token, Tokens = tokens, MetricsTopDestinations = top };
     }
+
+    /// <summary><c>tokens = [{ name = "alice", token = "…" }, { name = "bob", token-file = "/etc/mtasts/bob.token" }]</c>.</summary>
+    private static List<AdminToken> NamedTokens(Config a, List<string> errors)
+    {
+        var result = new List<AdminToken>();
+        if (!a.HasPath("tokens")) return result;
+        var value = a.GetValue("tokens");
+        if (value.IsEmpty || (value.Values.Count > 0 && value.Values[0] is Akka.Configuration.Hocon.HoconArray { Count: 0 })) return result;
+        if (!value.IsArray())
+        {
+            errors.Add("mtasts.admin.tokens must be a list: [{ name = \"alice\", token-file = \"/etc/mtasts/alice.token\" }]");
+            return result;
+        }
+        var i = 0;
+        foreach (var item in value.GetArray())
+        {
+            var at = $"mtasts.admin.tokens[{i++}]";
+            if (!item.IsObject()) { errors.Add($"{at}: must be an object {{ name = ..., token = ... or token-file = ... }}"); continue; }
+            var o = item.GetObject();
+            string? Str(string key) => o.Items.TryGetValue(key, out var v) && v.IsString() && v.GetString() is { Length: > 0 } t ? t.Trim() : null;
+            foreach (var key in o.Items.Keys.Where(k => k is not ("name" or "token" or "token-file")))
+                errors.Add($"{at}: unknown setting \"{key}\" (name, token, token-file)");
+            var name = Str("name");
+            if (name is null || name.Any(c => char.IsControl(c) || c == '"')) { errors.Add($"{at}.name: a name is required (no quotes or control characters)"); continue; }
+            string? secret = Str("token");
+            if (Str("token-file") is { } file)
+            {
+                if (secret is not null) { errors.Add($"{at} ({name}): set token or token-file, not both"); continue; }
+                if (!File.Exists(file)) { errors.Add($"{at}.token-file ({name}): file not found: {file}"); continue; }
+                secret = File.ReadAllText(file).Trim();
+            }
+            if (secret is null) { errors.Add($"{at} ({name}): token or token-file is required"); continue; }
+            if (secret.Length < 16) { errors.Add($"{at}.token ({name}): at least 16 characters"); continue; }
+            if (result.Any(t => t.Name == name)) { errors.Add($"{at}: the name \"{name}\" is used twice"); continue; }
+            result.Add(new AdminToken(name, secret));
+        }
+        return result;
+    }
+}
+
+/// <summary>A named admin token: <see cref="Name"/> appears in the operator log as who did an action.</summary>
+public sealed record AdminToken(string Name, string Token)
+{
+    public override string ToString() => Name; // never print the secret
 }

@@ -13,7 +13,9 @@ using Microsoft.Extensions.Diagnostics.HealthChecks;
 using Microsoft.Extensions.Logging;
 using MtaSts.Actors.Engine.Hosting;
 using MtaSts.Actors.Dns;
+using MtaSts.Actors.DestinationControls;
 using MtaSts.Actors.Engine.Destination;
+using MtaSts.Actors.Engine.Policy;
 using Prometheus;
 
 namespace MtaSts.Actors.Admin;
@@ -71,24 +73,38 @@ public sealed class AdminServer : IAsyncDisposable
         var metrics = new GatewayMetrics(gateway, options.MetricsTopDestinations);
         var server = new AdminServer(app, metrics);
 
-        if (options.Token is { } token) app.Use(RequireToken(token));
+        if (options.RequiresToken) app.Use(RequireToken(options));
         Map(app, gateway, metrics);
         await app.StartAsync(ct).ConfigureAwait(false);
         server.Urls = app.Urls.Select(u => new Uri(u)).ToArray();
-        gateway.Log.Info("admin_listen", $"Admin endpoint on {string.Join(", ", server.Urls)}" + (options.Token is null ? " (loopback, no token)" : " (bearer token)"),
+        gateway.Log.Info("admin_listen", $"Admin endpoint on {string.Join(", ", server.Urls)}" + (!options.RequiresToken ? " (loopback, no token)"
+                : $" (bearer token{(options.Tokens.Count > 0 ? $"; named: {string.Join(", ", options.Tokens)}" : "")})"),
             ("urls", server.Urls.Select(u => u.ToString()).ToArray()));
         return server;
     }
 
-    private static Func<HttpContext, RequestDelegate, Task> RequireToken(string token)
+    private const string WhoItem = "mtasts.admin.who";
+
+    private static Func<HttpContext, RequestDelegate, Task> RequireToken(AdminOptions options)
     {
-        var expected = SHA256.HashData(Encoding.UTF8.GetBytes(token));
+        // Every configured token, hashed (fixed-time comparison of equal-length digests), with the label the operator
+        // log shows for an action done with it.
+        var accepted = new List<(byte[] Hash, string Label)>();
+        if (options.Token is { } main) accepted.Add((SHA256.HashData(Encoding.UTF8.GetBytes(main)), "admin token"));
+        foreach (var t in options.Tokens) accepted.Add((SHA256.HashData(Encoding.UTF8.GetBytes(t.Token)), $"admin token \"{t.Name}\""));
         return (ctx, next) =>
         {
             if (ctx.Request.Path.StartsWithSegments("/health") || ctx.Request.Path == "/") return next(ctx);
             var header = ctx.Request.Headers.Authorization.ToString();
-            var given = header.StartsWith("Bearer ", StringComparison.OrdinalIgnoreCase) ? header[7..].Trim() : "";
-            if (CryptographicOperations.FixedTimeEquals(SHA256.HashData(Encoding.UTF8.GetBytes(given)), expected)) return next(ctx);
+            var given = SHA256.HashData(Encoding.UTF8.GetBytes(header.StartsWith("Bearer ", StringComparison.OrdinalIgnoreCase) ? header[7..].Trim() : ""));
+            string? label = null;
+            foreach (var (hash, l) in accepted)
+                if (CryptographicOperations.FixedTimeEquals(given, hash)) label ??= l;
+            if (label is not null)
+            {
+                ctx.Items[WhoItem] = label;
+                return next(ctx);
+            }
             ctx.Response.StatusCode = StatusCodes.Status401Unauthorized;
             ctx.Response.Headers.WWWAuthenticate = "Bearer";
             return ctx.Response.WriteAsJsonAsync(new { error = "a valid bearer token is required" });
@@ -102,7 +118,19 @@ public sealed class AdminServer : IAsyncDisposable
         return new StreamReader(s).ReadToEnd();
     });
 
-    private static string Who(HttpContext ctx) => ctx.Connection.RemoteIpAddress?.ToString() ?? "unknown";
+    /// <summary>Who did an action, for the operator log: the token's label ("admin token", or a named token's name)
+    /// and the client address — <c>admin token from 127.0.0.1</c>, <c>admin token "alice" from 10.0.0.7</c>,
+    /// <c>loopback client without token from 127.0.0.1</c> when no token is configured.</summary>
+    private static string Who(HttpContext ctx)
+    {
+        var ip = ctx.Connection.RemoteIpAddress is { } a ? (a.IsIPv4MappedToIPv6 ? a.MapToIPv4() : a).ToString() : "unknown";
+        return $"{ctx.Items[WhoItem] as string ?? "loopback client without token"} from {ip}";
+    }
+
+    /// <summary>One operator-log line per action: <c>Operator action: WHAT by WHO[: RESULT]</c>.</summary>
+    private static void Operator(Gateway gw, HttpContext ctx, string action, string what, string? result, params (string Key, object? Value)[] fields) =>
+        gw.Log.Info("operator_action", $"Operator action: {what} by {Who(ctx)}" + (result is null ? "" : $": {result}"),
+            [("action", action), ("by", Who(ctx)), .. fields]);
 
     private static void Map(WebApplication app, Gateway gw, GatewayMetrics metrics)
     {
@@ -170,18 +198,217 @@ public sealed class AdminServer : IAsyncDisposable
         // ---- act ----
         app.MapPost("/api/deliver-now", async (string? domain, HttpContext ctx) =>
         {
-            gw.Log.Info("admin_action", $"Admin deliver now {(domain is null ? "all destinations" : "destination " + Normalize(domain))} by {Who(ctx)}",
-                ("action", "deliver_now"), ("domain", domain), ("by", Who(ctx)));
-            return Results.Json(new { destinations = await gw.DeliverNowAsync(domain, ctx.RequestAborted) });
+            var n = await gw.DeliverNowAsync(domain, ctx.RequestAborted);
+            Operator(gw, ctx, "deliver_now", $"deliver now {(domain is null ? "all destinations" : "destination " + Normalize(domain))}",
+                $"{n} destinations retried", ("domain", domain is null ? null : Normalize(domain)));
+            return Results.Json(new { destinations = n });
         });
         app.MapDelete("/api/policies/{domain}", (string domain, HttpContext ctx) =>
         {
             var d = Normalize(domain);
             bool removed = gw.PolicyCache.Remove(d);
-            gw.Log.Info("admin_action", $"Admin purge MTA-STS policy for the domain ({d}) by {Who(ctx)}: {(removed ? "removed" : "none cached")}",
-                ("action", "policy_purge"), ("domain", d), ("by", Who(ctx)), ("removed", removed));
+            Operator(gw, ctx, "policy_purge", $"purge MTA-STS policy for the domain ({d})", removed ? "removed" : "none cached",
+                ("domain", d), ("removed", removed));
             return removed ? Results.Json(new { removed = d }) : Results.NotFound(new { error = $"no cached MTA-STS policy for {d}" });
         });
+        app.MapPost("/api/policies/{domain}/refresh", async (string domain, HttpContext ctx) =>
+        {
+            if (!DestinationDomain.TryParse(domain, out var d, out var why)) return BadDomain(domain, why);
+            PolicyResolved answer;
+            try
+            {
+                answer = await gw.PolicyBranchSelection.Ask<PolicyResolved>(new RefreshPolicy(d), PolicyTimeout).ConfigureAwait(false);
+            }
+            catch (Exception ex) when (ex is AskTimeoutException or TaskCanceledException)
+            {
+                Operator(gw, ctx, "policy_refresh", $"refresh MTA-STS policy for the domain ({d})", "no answer in time", ("domain", d.Name));
+                return Results.Json(new { error = $"the policy fetch for {d} did not finish within {PolicyTimeout.TotalSeconds:0} s" }, statusCode: 504);
+            }
+            var r = answer.Resolution;
+            var result = r is null ? $"failed: {answer.Failed}"
+                : r.HasPolicy ? $"policy id {r.PolicyId} mode {r.Policy!.Mode.ToString().ToLowerInvariant()} ({Kebab(r.Source)})"
+                : $"{Kebab(r.Kind)}: {r.Error}";
+            Operator(gw, ctx, "policy_refresh", $"refresh MTA-STS policy for the domain ({d})", result, ("domain", d.Name));
+            return Results.Json(new
+            {
+                domain = d.Name,
+                result = r is null ? "failed" : Kebab(r.Kind),
+                source = r is null ? null : Kebab(r.Source),
+                policy = r?.HasPolicy == true && gw.PolicyCache.Get(d.Name) is { } cached && cached.PolicyId == r.PolicyId ? PolicyJson(cached) : null,
+                id = r?.PolicyId,
+                mode = r?.HasPolicy == true ? r.Policy!.Mode.ToString().ToLowerInvariant() : null,
+                expires_at = r?.ExpiresAt,
+                failure_type = r?.FailureType?.ToString(),
+                error = r is null ? answer.Failed : r.Error,
+            });
+        });
+
+        // ---- suspend / resume (journaled by the destination: survives a restart) ----
+        app.MapPost("/api/destinations/{domain}/suspend", (string domain, HttpContext ctx) => Suspension(gw, ctx, domain, suspend: true));
+        app.MapPost("/api/destinations/{domain}/resume", (string domain, HttpContext ctx) => Suspension(gw, ctx, domain, suspend: false));
+
+        // ---- bounce / delete ----
+        app.MapPost("/api/destinations/{domain}/bounce", (string domain, HttpContext ctx) => RemoveDomain(gw, ctx, domain, bounce: true));
+        app.MapDelete("/api/destinations/{domain}/queue", (string domain, HttpContext ctx) => RemoveDomain(gw, ctx, domain, bounce: false));
+        app.MapPost("/api/messages/{mid:long}/bounce", (long mid, HttpContext ctx) => RemoveMessage(gw, ctx, mid, bounce: true));
+        app.MapDelete("/api/messages/{mid:long}", (long mid, HttpContext ctx) => RemoveMessage(gw, ctx, mid, bounce: false));
+
+        // ---- destconfig export / import ----
+        app.MapGet("/api/destconfig", () => Results.Text(DestinationConfigWriter.Write(gw.Destinations, ExportHeader(gw)), "text/plain; charset=utf-8"));
+        app.MapPut("/api/destconfig", async (HttpContext ctx, bool? dry_run) =>
+        {
+            using var reader = new StreamReader(ctx.Request.Body, Encoding.UTF8);
+            var text = await reader.ReadToEndAsync(ctx.RequestAborted).ConfigureAwait(false);
+            return ImportDestConfig(gw, ctx, text, dry_run ?? false);
+        });
+    }
+
+    private static readonly TimeSpan ActionTimeout = TimeSpan.FromSeconds(15);
+    private static readonly TimeSpan PolicyTimeout = TimeSpan.FromSeconds(120);
+
+    private static IResult BadDomain(string domain, string why) => Results.BadRequest(new { error = $"'{domain}' is not a destination domain: {why}" });
+
+    private static IResult NoAnswer(DestinationDomain d) => Results.Json(new
+    {
+        error = $"destination {d} did not answer within {ActionTimeout.TotalSeconds:0} s (busy or restarting); the action may still take effect — check GET /api/queue/{d}",
+    }, statusCode: 503);
+
+    private static string Kebab<T>(T value) where T : struct, Enum => JsonNamingPolicy.KebabCaseLower.ConvertName(value.ToString());
+
+    private static async Task<IResult> Suspension(Gateway gw, HttpContext ctx, string domain, bool suspend)
+    {
+        if (!DestinationDomain.TryParse(domain, out var d, out var why)) return BadDomain(domain, why);
+        var by = Who(ctx);
+        DestinationStatus st;
+        try
+        {
+            st = await gw.Region.Ask<DestinationStatus>(suspend ? new SuspendDelivery(d, by) : new ResumeDelivery(d, by), ActionTimeout).ConfigureAwait(false);
+        }
+        catch (Exception ex) when (ex is AskTimeoutException or TaskCanceledException)
+        {
+            return NoAnswer(d);
+        }
+        Operator(gw, ctx, suspend ? "suspend" : "resume", $"{(suspend ? "suspend" : "resume")} destination {d}",
+            st.Suspended ? $"suspended since {st.SuspendedSince:yyyy-MM-dd HH:mm:ss}Z by {st.SuspendedBy}, {st.QueuedRecipients} recipients queued"
+                : $"delivering, {st.QueuedRecipients} recipients queued",
+            ("domain", d.Name), ("suspended", st.Suspended));
+        return Results.Json(st);
+    }
+
+    private static async Task<IResult> RemoveDomain(Gateway gw, HttpContext ctx, string domain, bool bounce)
+    {
+        if (!DestinationDomain.TryParse(domain, out var d, out var why)) return BadDomain(domain, why);
+        QueueRemoved removed;
+        try
+        {
+            removed = await gw.Region.Ask<QueueRemoved>(new RemoveQueued(d, null, bounce, Who(ctx)), ActionTimeout).ConfigureAwait(false);
+        }
+        catch (Exception ex) when (ex is AskTimeoutException or TaskCanceledException)
+        {
+            return NoAnswer(d);
+        }
+        Operator(gw, ctx, bounce ? "bounce_destination" : "delete_destination",
+            $"{(bounce ? "bounce" : "delete")} the queue of destination {d}", RemovedText(removed, bounce), ("domain", d.Name),
+            ("messages", removed.Messages), ("recipients", removed.Recipients), ("in_flight", removed.InFlight));
+        return Results.Json(RemovedJson([removed], bounce));
+    }
+
+    private static async Task<IResult> RemoveMessage(Gateway gw, HttpContext ctx, long mid, bool bounce)
+    {
+        // The message's destinations on this node (a message to several domains is queued at each of them).
+        var domains = QueueView.Message(gw.Pending, mid)?.Recipients.Select(r => r.Domain).Distinct().ToArray() ?? [];
+        if (domains.Length == 0) return Results.NotFound(new { error = $"MID {mid} is not queued on this node" });
+        var answers = new List<QueueRemoved>();
+        foreach (var domain in domains)
+        {
+            var d = DestinationDomain.Parse(domain);
+            try
+            {
+                answers.Add(await gw.Region.Ask<QueueRemoved>(new RemoveQueued(d, mid, bounce, Who(ctx)), ActionTimeout).ConfigureAwait(false));
+            }
+            catch (Exception ex) when (ex is AskTimeoutException or TaskCanceledException)
+            {
+                return NoAnswer(d);
+            }
+        }
+        var total = new QueueRemoved(answers[0].Domain, answers.Max(a => a.Messages), answers.Sum(a => a.Recipients), answers.Sum(a => a.InFlight));
+        Operator(gw, ctx, bounce ? "bounce_message" : "delete_message", $"{(bounce ? "bounce" : "delete")} MID {mid}",
+            RemovedText(total, bounce) + $" (destinations {string.Join(", ", domains)})", ("mid", mid), ("recipients", total.Recipients),
+            ("in_flight", total.InFlight));
+        return Results.Json(RemovedJson(answers, bounce, mid));
+    }
+
+    private static string RemovedText(QueueRemoved r, bool bounce) =>
+        $"{r.Recipients} recipients of {r.Messages} messages {(bounce ? "bounced (DSN to the sender)" : "deleted (no DSN)")}"
+        + (r.InFlight > 0 ? $", {r.InFlight} in a transaction left alone" : "");
+
+    private static object RemovedJson(IReadOnlyList<QueueRemoved> answers, bool bounce, long? mid = null) => new
+    {
+        action = bounce ? "bounce" : "delete",
+        mid,
+        messages = mid is null ? answers.Sum(a => a.Messages) : answers.Max(a => a.Messages),
+        recipients = answers.Sum(a => a.Recipients),
+        in_flight = answers.Sum(a => a.InFlight),
+        destinations = answers.Select(a => new { domain = a.Domain.Name, messages = a.Messages, recipients = a.Recipients, in_flight = a.InFlight }).ToArray(),
+    };
+
+    private static string ExportHeader(Gateway gw)
+    {
+        var c = gw.Configuration;
+        return $"""
+            destconfig export of gateway {c.Hostname} at {DateTimeOffset.UtcNow:yyyy-MM-dd HH:mm:ss}Z: the effective destination and bounce profiles,
+            every setting spelled out ({(c.DestConfigImported ? "from " + c.DestConfigFile : "from " + string.Join(", ", c.Files.Select(Path.GetFileName)))}).
+            Install with `mtasts-gateway destconfig import FILE`: it replaces mtasts.destinations and mtasts.bounce-profiles.
+            """;
+    }
+
+    private static IResult ImportDestConfig(Gateway gw, HttpContext ctx, string text, bool dryRun)
+    {
+        var result = DestConfigFile.Validate(text);
+        if (!result.IsValid)
+        {
+            Operator(gw, ctx, "destconfig_import", $"destconfig import{(dryRun ? " (dry run)" : "")}", $"refused, {result.Errors.Count} errors",
+                ("errors", result.Errors.ToArray()));
+            return Results.BadRequest(new { error = string.Join("\n", result.Errors), errors = result.Errors });
+        }
+        var fresh = result.Config!;
+        var before = gw.Destinations;
+        string Key(DestinationProfile p) => p.Destination;
+        var old = before.Profiles.Profiles.Prepend(before.Profiles.Default).DistinctBy(Key).ToDictionary(Key);
+        var @new = fresh.Profiles.Profiles.Prepend(fresh.Profiles.Default).DistinctBy(Key).ToDictionary(Key);
+        var changes = new
+        {
+            added = @new.Keys.Except(old.Keys).Order(StringComparer.Ordinal).ToArray(),
+            removed = old.Keys.Except(@new.Keys).Order(StringComparer.Ordinal).ToArray(),
+            changed = @new.Keys.Intersect(old.Keys).Where(k => !Equals(old[k], @new[k])).Order(StringComparer.Ordinal).ToArray(),
+            bounce_profiles_added = fresh.BounceProfiles.Keys.Except(before.BounceProfiles.Keys).Order(StringComparer.Ordinal).ToArray(),
+            bounce_profiles_removed = before.BounceProfiles.Keys.Except(fresh.BounceProfiles.Keys).Order(StringComparer.Ordinal).ToArray(),
+            bounce_profiles_changed = fresh.BounceProfiles.Keys.Intersect(before.BounceProfiles.Keys)
+                .Where(k => !Equals(fresh.BounceProfiles[k], before.BounceProfiles[k])).Order(StringComparer.Ordinal).ToArray(),
+        };
+        var summary = $"{@new.Count} destination profiles, {fresh.BounceProfiles.Count} bounce profiles; added [{string.Join(", ", changes.added)}], " +
+                      $"removed [{string.Join(", ", changes.removed)}], changed [{string.Join(", ", changes.changed)}]";
+        if (dryRun)
+        {
+            Operator(gw, ctx, "destconfig_import", "destconfig import (dry run)", "valid, nothing applied: " + summary);
+            return Results.Json(new { valid = true, applied = false, file = gw.Configuration.DestConfigFile, changes });
+        }
+        if (gw.Configuration.DestConfigFile is not { } target)
+            return Results.Json(new { error = "this gateway has no destconfig file location (configuration built in code)" }, statusCode: 409);
+        // Atomic install: a complete file or the previous one, never half a file for the watcher to read.
+        var temp = target + ".tmp-" + Guid.NewGuid().ToString("N");
+        File.WriteAllText(temp, text);
+        File.Move(temp, target, overwrite: true);
+        gw.ReloadConfiguration();
+        var inForce = DestinationConfigWriter.Write(gw.Destinations) == DestinationConfigWriter.Write(fresh);
+        Operator(gw, ctx, "destconfig_import", $"destconfig import into {target}", (inForce ? "applied: " : "installed but not in force (see config_reload_failed): ") + summary);
+        if (!inForce)
+            return Results.Json(new
+            {
+                error = $"installed as {target} but the configuration reload failed (another configuration file is invalid now?); " +
+                        "the previous destination profiles stay in force — see the config_reload_failed line in the log",
+            }, statusCode: 409);
+        return Results.Json(new { valid = true, applied = true, file = target, changes });
     }
 
     /// <summary>The API's domain key: the same normalised form as everywhere (IDNA A-labels, lower case, no trailing dot).</summary>
@@ -209,6 +436,7 @@ public sealed class AdminServer : IAsyncDisposable
             mta_sts = profile.MtaSts, policy_id = policy?.PolicyId,
             policy_mode = policy?.Policy.Mode.ToString().ToLowerInvariant(),
             tls = profile.TlsSupport, dane = profile.DaneSupport,
+            suspended = st?.Suspended, suspended_since = st?.SuspendedSince, suspended_by = st?.SuspendedBy,
             status_known = st is not null,
         };
     }

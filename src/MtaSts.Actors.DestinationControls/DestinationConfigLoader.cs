@@ -296,8 +296,8 @@ public static class DestinationConfigLoader
                     if (ParseRecipientLimit(ctx, v, out var limit)) p = p with { RecipientLimit = limit };
                     break;
                 case Keys.LimitScope:
-                    // Limits are counted by the destination entity, which is per node (entity id domain@hostname):
-                    // system-wide and per-gateway-hostname are the same thing on one node and both mean per node in a
+                    // Limits are counted by the destination entity, one per domain in the whole cluster: system-wide is
+                    // cluster-wide; per-gateway-hostname is the same on a single node and refused by the gateway in a
                     // cluster. Per-virtual-gateway would need one budget per source address, which is not built.
                     if (ctx.Enum(key, v, LimitScopes) is { } scope)
                     {

@@ -38,7 +38,9 @@ public sealed class BounceService(ISpool spool, IdSequence mids, MailLog log, st
             envelope.Recipients.First(x => x.Rid == r.Recipient.Rid),
             action,
             EnhancedStatusCode.TryParse(r.Outcome.Status, out var st) ? st : null,
-            r.Outcome.Reply is { IsNoReply: false } reply ? reply : null, // Diagnostic-Code only for a remote reply
+            // Diagnostic-Code only for a remote reply, or the local reason an operator bounce gives.
+            r.Outcome.Reply is { IsNoReply: false } reply ? reply
+                : request.LocalDiagnostic is { } why ? SmtpReply.NoReply(why, EnhancedStatusCode.TryParse(r.Outcome.Status, out var ls) ? ls : null) : null,
             r.Outcome.RemoteMta,
             now)).ToArray();
         var selected = DsnRules.Select(envelope, reports);

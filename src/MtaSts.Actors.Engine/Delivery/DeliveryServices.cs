@@ -16,8 +16,10 @@ public interface IBounceSink
     Task QueueAsync(BounceRequest request, CancellationToken ct = default);
 }
 
+/// <param name="LocalDiagnostic">A local reason given as the DSN's Diagnostic-Code (<c>X-MtaSts; …</c>) for recipients
+/// without a remote reply (an operator bounce: "deleted by the operator").</param>
 public sealed record BounceRequest(Destination.MessageRef Message, DestinationDomain Domain, IReadOnlyList<(Destination.RecipientRef Recipient, RecipientOutcome Outcome)> Recipients,
-    bool Delayed = false);
+    bool Delayed = false, string? LocalDiagnostic = null);
 
 /// <summary>Node-local services every destination actor uses. Injected through Props (never serialized).</summary>
 public sealed record DeliveryServices(

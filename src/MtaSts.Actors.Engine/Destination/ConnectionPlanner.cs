@@ -6,9 +6,10 @@ namespace MtaSts.Actors.Engine.Destination;
 
 /// <summary>What the planner sees of the moment: the live profile and tuning, the time, whether the gateway is
 /// draining (graceful stop), and whether the MTA-STS policy allows sending now — asked only when mail is due (the
-/// actor then may ask the resolver, whose answer plans again); null = always ready.</summary>
+/// actor then may ask the resolver, whose answer plans again); null = always ready. <paramref name="Suspended"/>: the
+/// operator suspended the destination — no connection is opened, no job handed out, idle connections close.</summary>
 public sealed record PlanContext(DestinationProfile Profile, EngineTuning Tuning, DateTimeOffset Now, bool Draining = false,
-    Func<bool>? PolicyReady = null)
+    Func<bool>? PolicyReady = null, bool Suspended = false)
 {
     /// <summary>Connections a destination starts with (Postfix initial_destination_concurrency), within the profile.</summary>
     public int InitialConcurrency => Math.Min(Tuning.InitialConcurrency, Profile.MaxConcurrentConnections);
@@ -87,6 +88,17 @@ public sealed class ConnectionPlanner(DestinationState state, Func<long> nextDci
     private void Pump(PlanContext c, List<ConnectionEffect> fx)
     {
         if (c.Draining) return; // graceful stop: no new connections or transactions
+        if (c.Suspended)
+        {
+            // Operator suspension: nothing new; connections without a job close (one with a job closes when it reports).
+            foreach (var (dcid, conn) in _conns)
+                if (conn.Open && conn.Job is null)
+                {
+                    conn.Open = false;
+                    fx.Add(new CloseConnection(dcid));
+                }
+            return;
+        }
         if (!Queue.HasDue(c.Now))
         {
             Wake(c, fx);
@@ -149,7 +161,7 @@ public sealed class ConnectionPlanner(DestinationState state, Func<long> nextDci
     /// <summary>Gives the connection its next message, or closes it at its message limit. False when nothing is due.</summary>
     private bool Feed(long dcid, Conn conn, PlanContext c, List<ConnectionEffect> fx)
     {
-        if (conn.Sent >= c.Profile.MaxMessagesPerConnection || c.Draining)
+        if (conn.Sent >= c.Profile.MaxMessagesPerConnection || c.Draining || c.Suspended)
         {
             conn.Open = false;
             fx.Add(new CloseConnection(dcid));

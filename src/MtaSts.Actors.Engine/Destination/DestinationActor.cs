@@ -63,7 +63,7 @@ public sealed class DestinationActor : UntypedPersistentActor, IWithTimers
     private PlanContext Plan()
     {
         var now = Now;
-        return new(Settings.Profile, _svc.Tuning, now, _svc.Work.Draining || _handingOff, () => PolicyReady(now));
+        return new(Settings.Profile, _svc.Tuning, now, _svc.Work.Draining || _handingOff, () => PolicyReady(now), _state.Suspended is not null);
     }
 
     // A failing connection is stopped; the destination re-plans (its job's recipients are released).
@@ -117,9 +117,30 @@ public sealed class DestinationActor : UntypedPersistentActor, IWithTimers
                 Run(_plan.DeliverNow(Plan()));
                 break;
             case GetDestinationStatus:
-                Sender.Tell(new DestinationStatus(_domain, Queue.RecipientCount, Queue.DeferredCount, _plan.Count,
-                    Settings.Profile.MaxConcurrentConnections, Queue.NextDue, Queue.LastError));
+                Sender.Tell(Status());
                 break;
+            case SuspendDelivery or ResumeDelivery:
+            {
+                // Journaled (survives a restart); the answer is the status after the change.
+                var sender = Sender;
+                Commit(_state.Decide(message, Settings, Now), () =>
+                {
+                    Run(_plan.Pump(Plan()));
+                    sender.Tell(Status());
+                });
+                break;
+            }
+            case RemoveQueued rq:
+            {
+                var sender = Sender;
+                var counted = _state.Count(rq);
+                Commit(_state.Decide(rq, Settings, Now), () =>
+                {
+                    Run(_plan.Pump(Plan()));
+                    sender.Tell(counted);
+                });
+                break;
+            }
             case Wake:
                 Run(_plan.Pump(Plan()));
                 break;
@@ -250,6 +271,10 @@ public sealed class DestinationActor : UntypedPersistentActor, IWithTimers
         }
         if (counted.Count > 0) PersistAllAsync(counted, _ => CountForSnapshot(1));
     }
+
+    private DestinationStatus Status() =>
+        new(_domain, Queue.RecipientCount, Queue.DeferredCount, _plan.Count, Settings.Profile.MaxConcurrentConnections,
+            _state.Suspended is null ? Queue.NextDue : null, Queue.LastError, _state.Suspended?.Since, _state.Suspended?.By);
 
     private bool PolicyReady(DateTimeOffset now)
     {

@@ -38,7 +38,7 @@ public sealed class DestinationEffects(DeliveryServices svc, PendingIndex index,
             try
             {
                 if (f.Bounced.Count > 0 && f.SendDsn)
-                    await svc.Bounces.QueueAsync(new BounceRequest(f.Message, domain, f.Bounced)).ConfigureAwait(false);
+                    await svc.Bounces.QueueAsync(new BounceRequest(f.Message, domain, f.Bounced, LocalDiagnostic: f.Diagnostic)).ConfigureAwait(false);
                 var messageFinished = await svc.Spool.MarkDoneAsync(mid, rids).ConfigureAwait(false);
                 index.Remove(domain, mid, rids);
                 if (messageFinished)

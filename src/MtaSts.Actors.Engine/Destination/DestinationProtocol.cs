@@ -62,7 +62,12 @@ public sealed record DestinationStatus(
     int ActiveConnections,
     int MaxConnections,
     DateTimeOffset? NextAttempt,
-    string? LastError) : IDestinationProtocolMember;
+    string? LastError,
+    DateTimeOffset? SuspendedSince = null,
+    string? SuspendedBy = null) : IDestinationProtocolMember
+{
+    public bool Suspended => SuspendedSince is not null;
+}
 
 // ---- persisted events (small; first-attempt successes persist nothing: the spool's done record is enough) ----
 
@@ -113,8 +118,9 @@ public sealed record DeferralBatch(IReadOnlyList<RecipientsDeferred> Items) : ID
 public sealed record RecipientsCounted(long Count, DateTimeOffset AtUtc) : IDestinationEvent;
 
 /// <summary>Snapshot of the retry records (mid, rid) → attempts / next attempt / last error, and of the recipient-limit
-/// window (empty when the destination has no limit).</summary>
-public sealed record DestinationSnapshot(IReadOnlyList<RetryRecord> Records, IReadOnlyList<RateCount>? Rate = null) : IDestinationProtocolMember;
+/// window (empty when the destination has no limit), and the operator's suspension (null when delivering).</summary>
+public sealed record DestinationSnapshot(IReadOnlyList<RetryRecord> Records, IReadOnlyList<RateCount>? Rate = null,
+    Suspension? Suspended = null) : IDestinationProtocolMember;
 
 /// <summary>Recipients counted in one bucket of the recipient-limit window.</summary>
 public sealed record RateCount(DateTimeOffset StartUtc, long Count, TimeSpan Width);

@@ -167,6 +167,9 @@ public sealed class DestinationQueue
 
     public QueuedMessage? Find(long mid) => _messages.GetValueOrDefault(mid);
 
+    /// <summary>Every queued message (no order; do not change the queue while enumerating).</summary>
+    public IEnumerable<QueuedMessage> Messages => _messages.Values;
+
     /// <summary>The earliest time an idle recipient is due, or null when nothing waits.</summary>
     public DateTimeOffset? NextDue => _ready.Count == 0 ? null : _ready.Min.Due;
 

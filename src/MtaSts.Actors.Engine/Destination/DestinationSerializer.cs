@@ -23,13 +23,22 @@ public sealed class DestinationSerializer(ExtendedActorSystem system) : Serializ
     private const string FinishedManifest = "rf1";
     private const string DeferralBatchManifest = "db1";
     private const string SnapshotV1Manifest = "ds1"; // retry records only (still readable)
-    private const string SnapshotManifest = "ds2";   // + recipient-limit window
+    private const string SnapshotV2Manifest = "ds2"; // + recipient-limit window (still readable)
+    private const string SnapshotManifest = "ds3";   // + the operator's suspension
     private const string CountedManifest = "rc1";
     private const string EnqueueManifest = "eq1";
     private const string DeliverNowManifest = "dn1";
     private const string StatusQueryManifest = "gs1";
     private const string ResumeManifest = "rs1";
-    private const string StatusManifest = "st1";
+    private const string StatusV1Manifest = "st1"; // without the suspension (still readable)
+    private const string StatusManifest = "st2";
+    // Operator actions (admin API): commands, their answer, and the journaled suspension.
+    private const string SuspendManifest = "su1";
+    private const string ResumeDeliveryManifest = "ru1";
+    private const string RemoveQueuedManifest = "rq1";
+    private const string QueueRemovedManifest = "qr1";
+    private const string SuspendedManifest = "es1";
+    private const string ResumedManifest = "er1";
 
     public override string Manifest(object o) => o switch
     {
@@ -43,6 +52,12 @@ public sealed class DestinationSerializer(ExtendedActorSystem system) : Serializ
         GetDestinationStatus => StatusQueryManifest,
         Resume => ResumeManifest,
         DestinationStatus => StatusManifest,
+        SuspendDelivery => SuspendManifest,
+        ResumeDelivery => ResumeDeliveryManifest,
+        RemoveQueued => RemoveQueuedManifest,
+        QueueRemoved => QueueRemovedManifest,
+        DestinationSuspended => SuspendedManifest,
+        DestinationResumed => ResumedManifest,
         _ => throw new SerializationException($"DestinationSerializer cannot serialize {o.GetType()}"),
     };
 
@@ -76,6 +91,11 @@ public sealed class DestinationSerializer(ExtendedActorSystem system) : Serializ
                     {
                         w.Write(b.StartUtc.UtcTicks); w.Write(b.Count); w.Write(b.Width.Ticks);
                     }
+                    w.Write(s.Suspended is not null);
+                    if (s.Suspended is { } su)
+                    {
+                        w.Write(su.Since.UtcTicks); w.Write(su.By);
+                    }
                     break;
                 case RecipientsCounted c:
                     w.Write(c.Count); w.Write(c.AtUtc.UtcTicks);
@@ -100,6 +120,25 @@ public sealed class DestinationSerializer(ExtendedActorSystem system) : Serializ
                 case DestinationStatus st:
                     w.Write(st.Domain.Name); w.Write(st.QueuedRecipients); w.Write(st.DeferredRecipients); w.Write(st.ActiveConnections);
                     w.Write(st.MaxConnections); w.Write(st.NextAttempt?.UtcTicks ?? -1); WriteNullable(w, st.LastError);
+                    w.Write(st.SuspendedSince?.UtcTicks ?? -1); WriteNullable(w, st.SuspendedBy);
+                    break;
+                case SuspendDelivery sd:
+                    w.Write(sd.Domain.Name); w.Write(sd.By);
+                    break;
+                case ResumeDelivery rd:
+                    w.Write(rd.Domain.Name); w.Write(rd.By);
+                    break;
+                case RemoveQueued rq:
+                    w.Write(rq.Domain.Name); w.Write(rq.Mid ?? -1); w.Write(rq.Bounce); w.Write(rq.By);
+                    break;
+                case QueueRemoved qr:
+                    w.Write(qr.Domain.Name); w.Write(qr.Messages); w.Write(qr.Recipients); w.Write(qr.InFlight);
+                    break;
+                case DestinationSuspended es:
+                    w.Write(es.AtUtc.UtcTicks); w.Write(es.By);
+                    break;
+                case DestinationResumed er:
+                    w.Write(er.AtUtc.UtcTicks); w.Write(er.By);
                     break;
                 default:
                     throw new SerializationException($"DestinationSerializer cannot serialize {obj.GetType()}");
@@ -128,7 +167,7 @@ public sealed class DestinationSerializer(ExtendedActorSystem system) : Serializ
             }
             case FinishedManifest:
                 return new RecipientsFinished(r.ReadInt64(), ReadInts(r));
-            case SnapshotV1Manifest or SnapshotManifest:
+            case SnapshotV1Manifest or SnapshotV2Manifest or SnapshotManifest:
             {
                 var n = r.ReadInt32();
                 var list = new RetryRecord[n];
@@ -139,7 +178,8 @@ public sealed class DestinationSerializer(ExtendedActorSystem system) : Serializ
                 var m = r.ReadInt32();
                 var rate = new RateCount[m];
                 for (var i = 0; i < m; i++) rate[i] = new RateCount(Utc(r.ReadInt64()), r.ReadInt64(), TimeSpan.FromTicks(r.ReadInt64()));
-                return new DestinationSnapshot(list, m == 0 ? null : rate);
+                var suspended = manifest == SnapshotManifest && r.ReadBoolean() ? new Suspension(Utc(r.ReadInt64()), r.ReadString()) : null;
+                return new DestinationSnapshot(list, m == 0 ? null : rate, suspended);
             }
             case CountedManifest:
                 return new RecipientsCounted(r.ReadInt64(), Utc(r.ReadInt64()));
@@ -159,13 +199,32 @@ public sealed class DestinationSerializer(ExtendedActorSystem system) : Serializ
                 return new GetDestinationStatus(ReadDomain(r));
             case ResumeManifest:
                 return new Resume(ReadDomain(r));
-            case StatusManifest:
+            case StatusV1Manifest or StatusManifest:
             {
                 var domain = ReadDomain(r);
                 int q = r.ReadInt32(), d = r.ReadInt32(), a = r.ReadInt32(), m = r.ReadInt32();
                 var next = r.ReadInt64();
-                return new DestinationStatus(domain, q, d, a, m, next < 0 ? null : Utc(next), ReadNullable(r));
+                var status = new DestinationStatus(domain, q, d, a, m, next < 0 ? null : Utc(next), ReadNullable(r));
+                if (manifest == StatusV1Manifest) return status;
+                var since = r.ReadInt64();
+                return status with { SuspendedSince = since < 0 ? null : Utc(since), SuspendedBy = ReadNullable(r) };
             }
+            case SuspendManifest:
+                return new SuspendDelivery(ReadDomain(r), r.ReadString());
+            case ResumeDeliveryManifest:
+                return new ResumeDelivery(ReadDomain(r), r.ReadString());
+            case RemoveQueuedManifest:
+            {
+                var domain = ReadDomain(r);
+                var mid = r.ReadInt64();
+                return new RemoveQueued(domain, mid < 0 ? null : mid, r.ReadBoolean(), r.ReadString());
+            }
+            case QueueRemovedManifest:
+                return new QueueRemoved(ReadDomain(r), r.ReadInt32(), r.ReadInt32(), r.ReadInt32());
+            case SuspendedManifest:
+                return new DestinationSuspended(Utc(r.ReadInt64()), r.ReadString());
+            case ResumedManifest:
+                return new DestinationResumed(Utc(r.ReadInt64()), r.ReadString());
             default:
                 throw new SerializationException($"DestinationSerializer: unknown manifest '{manifest}'");
         }

@@ -34,9 +34,10 @@ public abstract record DestinationEffect;
 /// <summary>One operator log line (vendor vocabulary: MID, RID, DCID).</summary>
 public sealed record LogLine(string Event, string Text, (string Key, object? Value)[] Fields) : DestinationEffect;
 
-/// <summary>Queue the failure DSN (if any) and then mark the recipients done in the spool.</summary>
+/// <summary>Queue the failure DSN (if any) and then mark the recipients done in the spool.
+/// <paramref name="Diagnostic"/>: a local reason for the DSN's Diagnostic-Code when there was no remote reply (operator bounce).</summary>
 public sealed record FinishRecipients(MessageRef Message, IReadOnlyList<int> Rids, IReadOnlyList<(RecipientRef, RecipientOutcome)> Bounced,
-    bool SendDsn) : DestinationEffect;
+    bool SendDsn, string? Diagnostic = null) : DestinationEffect;
 
 /// <summary>Queue a "delayed" DSN (RFC 3464 Action: delayed) for these recipients.</summary>
 public sealed record WarnDelayed(MessageRef Message, IReadOnlyList<(RecipientRef, RecipientOutcome)> Recipients) : DestinationEffect;
@@ -62,6 +63,13 @@ public sealed class DestinationState(DestinationDomain domain)
     private RecipientRateState? _recoveredRate;
 
     public DestinationQueue Queue { get; } = new();
+
+    /// <summary>The operator's suspension (journaled), or null while delivering.</summary>
+    public Suspension? Suspended { get; private set; }
+
+    /// <summary>Status and diagnostic of an operator bounce (DSN: Action failed, Status 5.0.0).</summary>
+    public const string OperatorBounceStatus = "5.0.0";
+    public const string OperatorBounceReason = "deleted by the operator";
 
     // ---------------- decide (reads only) ----------------
 
@@ -90,6 +98,22 @@ public sealed class DestinationState(DestinationDomain domain)
                     DecideOutcomes(new OutcomesReported(0, msg, group.Select(g => g.Recipient.Ref).ToArray(), outcomes),
                         settings, now, changes, effects);
                 }
+                break;
+            case SuspendDelivery s when Suspended is null:
+                changes.Add(new DestinationSuspended(now, s.By));
+                effects.Add(new LogLine("destination_suspended", $"Destination {domain} suspended by {s.By}: {Queue.RecipientCount} recipients stay queued",
+                    [("domain", domain.Name), ("by", s.By), ("recipients", Queue.RecipientCount)]));
+                break;
+            case ResumeDelivery r when Suspended is { } since:
+                changes.Add(new DestinationResumed(now, r.By));
+                effects.Add(new LogLine("destination_resumed",
+                    $"Destination {domain} resumed by {r.By} (suspended since {since.Since:yyyy-MM-dd HH:mm:ss}Z by {since.By})",
+                    [("domain", domain.Name), ("by", r.By)]));
+                break;
+            case SuspendDelivery or ResumeDelivery:
+                break; // already in that state
+            case RemoveQueued rq:
+                DecideRemove(rq, settings, changes, effects);
                 break;
             default:
                 throw new ArgumentException($"not a destination decision: {command.GetType().Name}", nameof(command));
@@ -182,6 +206,52 @@ public sealed class DestinationState(DestinationDomain domain)
         effects.Add(new FinishRecipients(msg, finished, bounced, settings.Bounce.SendDsn));
     }
 
+    /// <summary>Operator bounce/delete: every idle recipient of the message (or of every queued message) reaches a final
+    /// outcome now — bounced with a DSN (Action failed, 5.0.0, "deleted by the operator") if the bounce profile sends
+    /// DSNs, or deleted without one. Like every final outcome: not journaled; the spool's done record is durable.</summary>
+    private void DecideRemove(RemoveQueued rq, DestinationSettings settings, List<IDestinationChange> changes, List<DestinationEffect> effects)
+    {
+        var messages = rq.Mid is { } mid ? (Queue.Find(mid) is { } one ? [one] : []) : Queue.Messages.ToList();
+        foreach (var m in messages)
+        {
+            var msg = m.Message;
+            var idle = m.Recipients.Where(r => !r.InFlight).Select(r => r.Ref).ToArray();
+            if (idle.Length == 0) continue;
+            var rids = idle.Select(r => r.Rid).ToArray();
+            changes.Add(new RecipientsCompleted(msg.Mid, rids));
+            var fields = new (string, object?)[] { ("mid", msg.Mid), ("rid", rids), ("domain", domain.Name), ("by", rq.By) };
+            if (rq.Bounce)
+            {
+                var detail = SmtpReplyFormatter.NoReply(OperatorBounceStatus, OperatorBounceReason, "Deleted by the operator");
+                var bounced = idle.Select(r => (r, new RecipientOutcome(r.Rid, RecipientOutcomeKind.Permanent, detail, OperatorBounceStatus))).ToArray();
+                foreach (var (r, o) in bounced)
+                    effects.Add(new LogLine("rcpt_bounced", $"Bounced: DCID 0 MID {msg.Mid} to RID {r.Rid} - {o.Detail} (operator: {rq.By})",
+                        [.. fields, ("status", OperatorBounceStatus)]));
+                effects.Add(new FinishRecipients(msg, rids, bounced, settings.Bounce.SendDsn, OperatorBounceReason));
+            }
+            else
+            {
+                effects.Add(new LogLine("rcpt_deleted", $"Deleted: MID {msg.Mid} to RID {Rid.List(rids)} by the operator ({rq.By}), no DSN", fields));
+                effects.Add(new FinishRecipients(msg, rids, [], false));
+            }
+        }
+    }
+
+    /// <summary>What a <see cref="RemoveQueued"/> would take (read before deciding): messages, idle recipients, in-flight ones.</summary>
+    public QueueRemoved Count(RemoveQueued rq)
+    {
+        var messages = rq.Mid is { } mid ? (Queue.Find(mid) is { } one ? [one] : []) : Queue.Messages.ToList();
+        int n = 0, rcpts = 0, inFlight = 0;
+        foreach (var m in messages)
+        {
+            var idle = m.Recipients.Count(r => !r.InFlight);
+            inFlight += m.Recipients.Count - idle;
+            rcpts += idle;
+            if (idle > 0) n++;
+        }
+        return new QueueRemoved(domain, n, rcpts, inFlight);
+    }
+
     /// <summary>Bounce profile: the next attempt time, or null when the profile gives up.</summary>
     private DateTimeOffset? NextAttempt(BounceProfile bounce, int failedAttempts, DateTimeOffset receivedAt, DateTimeOffset now)
     {
@@ -209,6 +279,12 @@ public sealed class DestinationState(DestinationDomain domain)
                 if (_rate is not null) _rate.Record(c.Count, c.AtUtc);
                 else (_pendingCounts ??= []).Add(c);
                 break;
+            case DestinationSuspended su:
+                Suspended = new Suspension(su.AtUtc, su.By);
+                break;
+            case DestinationResumed:
+                Suspended = null;
+                break;
             case IDestinationEvent e:
                 Queue.Apply(e);
                 break;
@@ -220,6 +296,7 @@ public sealed class DestinationState(DestinationDomain domain)
     public void ApplySnapshot(DestinationSnapshot s)
     {
         Queue.ApplySnapshot(s);
+        Suspended = s.Suspended;
         if (s.Rate is { Count: > 0 } rate)
             _recoveredRate = new RecipientRateState(rate[0].Width, rate.Select(b => new RateBucket(b.StartUtc, b.Count)).ToArray());
     }
@@ -230,7 +307,7 @@ public sealed class DestinationState(DestinationDomain domain)
         var rate = _rate?.Snapshot() is { Buckets.Count: > 0 } r
             ? r.Buckets.Select(b => new RateCount(b.Start, b.Count, r.BucketWidth)).ToArray()
             : null;
-        return Queue.ToSnapshot() with { Rate = rate };
+        return Queue.ToSnapshot() with { Rate = rate, Suspended = Suspended };
     }
 
     // ---------------- reads for planning ----------------

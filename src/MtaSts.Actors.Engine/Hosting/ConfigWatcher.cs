@@ -23,8 +23,11 @@ public sealed class ConfigWatcher : IDisposable
         _log = log;
         _current = initial;
         Interval = interval ?? TimeSpan.FromSeconds(2);
-        foreach (var f in initial.Files) _stamps[f] = Stamp(f);
+        foreach (var f in Watched) _stamps[f] = Stamp(f);
     }
+
+    // The configuration files and the imported destconfig file (which may appear, change or vanish).
+    private IEnumerable<string> Watched => _initial.DestConfigFile is { } imported ? _initial.Files.Append(imported) : _initial.Files;
 
     public TimeSpan Interval { get; }
     /// <summary>The destination controls in force.</summary>
@@ -40,8 +43,13 @@ public sealed class ConfigWatcher : IDisposable
     /// <summary>Checks the files now; returns true when a new configuration was applied.</summary>
     public bool Check()
     {
+        lock (_stamps) return CheckLocked();
+    }
+
+    private bool CheckLocked()
+    {
         var changed = false;
-        foreach (var f in _initial.Files)
+        foreach (var f in Watched)
         {
             var s = Stamp(f);
             if (_stamps.GetValueOrDefault(f) != s) { _stamps[f] = s; changed = true; }
@@ -56,7 +64,8 @@ public sealed class ConfigWatcher : IDisposable
             var fresh = GatewayConfig.Load(_initial.Files, _initial.OverrideText);
             Volatile.Write(ref _current, fresh);
             Reloads++;
-            _log.Info("config_reloaded", $"Destination controls reloaded from {string.Join(", ", _initial.Files.Select(Path.GetFileName))}");
+            _log.Info("config_reloaded", $"Destination controls reloaded from {string.Join(", ", _initial.Files.Select(Path.GetFileName))}"
+                + (fresh.DestConfigImported ? $"; destination profiles from {fresh.DestConfigFile} (destconfig import)" : ""));
             Reloaded?.Invoke();
             return true;
         }

@@ -159,6 +159,16 @@ public sealed class Gateway : IAsyncDisposable
         return domains.Count;
     }
 
+    /// <summary>Re-reads the configuration files and the imported destconfig file now if any changed (as the watcher's
+    /// poll would); true when a new configuration was applied.</summary>
+    public bool ReloadConfiguration() => _watcher.Check();
+
+    /// <summary>The whole configuration in force (the destination controls as reloaded).</summary>
+    public GatewayConfig Configuration => _watcher.Gateway;
+
+    /// <summary>The policy branch (the supervisor forwards to the resolver actor): <c>ResolvePolicy</c>, <c>RefreshPolicy</c>.</summary>
+    public ActorSelection PolicyBranchSelection => System.ActorSelection("/user/policy");
+
     public static async Task<Gateway> StartAsync(GatewayConfig config, GatewayOverrides? overrides = null, CancellationToken ct = default)
     {
         overrides ??= new GatewayOverrides();

@@ -84,6 +84,12 @@ public sealed record GatewayConfig
     public bool Clustered => Cluster.IsClustered;
     /// <summary>mtasts.cluster.spool.connection-string: the cluster spool's database (default: the journal's).</summary>
     public string ClusterSpoolConnectionString { get; init; } = "";
+    /// <summary>Where <c>destconfig import</c> installs a destination configuration (<c>&lt;data-dir&gt;/destconfig.conf</c>);
+    /// watched for changes like the configuration files. Null for a configuration built in code.</summary>
+    public string? DestConfigFile { get; init; }
+
+    /// <summary>The destination profiles came from <see cref="DestConfigFile"/>, not from the configuration files.</summary>
+    public bool DestConfigImported { get; init; }
 
     /// <summary>mtasts.tls-rpt: RFC 8460 reporting (off by default).</summary>
     public MtaSts.Actors.TlsRpt.TlsRptOptions TlsRpt { get; init; } = new();
@@ -189,8 +195,13 @@ public sealed record GatewayConfig
         });
         IReadOnlyList<string> List(string path) => m.HasPath(path) ? m.GetStringList(path).ToArray() : Array.Empty<string>();
 
-        var destinations = DestinationConfigLoader.Load(hocon);
-        if (!destinations.IsValid) errors.AddRange(destinations.Errors);
+        // An imported destconfig file (`destconfig import`, <data-dir>/destconfig.conf) replaces mtasts.destinations and
+        // mtasts.bounce-profiles of the configuration files as a whole (the vendor's workflow: the file is the config).
+        var destConfigFile = Path.Combine(Path.GetFullPath(m.HasPath("data-dir") && m.GetString("data-dir") is { Length: > 0 } dd ? dd : "data"),
+            DestinationControls.DestConfigFile.FileName);
+        var imported = File.Exists(destConfigFile);
+        var destinations = imported ? DestinationControls.DestConfigFile.Validate(File.ReadAllText(destConfigFile)) : DestinationConfigLoader.Load(hocon);
+        if (!destinations.IsValid) errors.AddRange(destinations.Errors.Select(e => imported ? $"{destConfigFile}: {e}" : e));
 
         var mxOverride = new Dictionary<string, IReadOnlyList<HostPort>>(StringComparer.OrdinalIgnoreCase);
         if (m.HasPath("delivery.mx-override"))
@@ -314,6 +325,8 @@ public sealed record GatewayConfig
             Destinations = destinations.Config ?? DestinationConfig.Default,
             ClusterSpoolConnectionString = m.HasPath("cluster.spool.connection-string") ? m.GetString("cluster.spool.connection-string")
                 : hocon.GetString("akka.persistence.journal.sql.connection-string", ""),
+            DestConfigFile = destConfigFile,
+            DestConfigImported = imported,
             TlsRpt = MtaSts.Actors.TlsRpt.TlsRptOptions.Read(k => m.HasPath("tls-rpt." + k) ? m.GetString("tls-rpt." + k) : null, errors),
         };
         if (cfg.MaxDataInFlight < cfg.MaxMessageSize)
@@ -328,6 +341,11 @@ public sealed record GatewayConfig
         if (cfg.Clustered && !hocon.GetString("akka.persistence.journal.sql.provider-name", "").StartsWith("PostgreSQL", StringComparison.OrdinalIgnoreCase))
             errors.Add("this node is clustered (mtasts.cluster.formation) but the journal is not PostgreSQL: a cluster needs the shared PostgreSQL " +
                        "journal and spool (add hocon/cluster-postgres.conf and MTASTS_PG)");
+        // One owner per domain counts one budget for the cluster: a budget per node does not exist there.
+        if (cfg.Clustered && cfg.Destinations.Profiles.Profiles.Prepend(cfg.Destinations.Profiles.Default)
+                .FirstOrDefault(p => p.LimitScope == LimitScope.PerGatewayHostname) is { } perNode)
+            errors.Add($"destination \"{perNode.Destination}\": limit-scope = per-gateway-hostname is not supported in a cluster: each destination " +
+                       "has one owner that counts its limits for the whole cluster (use system-wide)");
         if (cfg.Clustered && cfg.ClusterSpoolConnectionString.Length == 0)
             errors.Add("mtasts.cluster.spool.connection-string (or the journal's connection string) must be set in a cluster");
         // A cluster node bound to all interfaces advertises akka.tcp://mtasts@0.0.0.0:PORT unless public-hostname is

@@ -10,6 +10,10 @@ namespace MtaSts.Actors.Engine.Policy;
 /// <summary>Ask a policy for a domain. The answer is always a <see cref="PolicyResolved"/>.</summary>
 public sealed record ResolvePolicy(DestinationDomain Domain);
 
+/// <summary>Operator "policy refresh": fetch the domain's policy now (cache and negative cache bypassed). The answer is a
+/// <see cref="PolicyResolved"/>.</summary>
+public sealed record RefreshPolicy(DestinationDomain Domain);
+
 /// <param name="Resolution">null when the resolver failed or its breaker is open (the destination defers).</param>
 public sealed record PolicyResolved(DestinationDomain Domain, PolicyResolution? Resolution, string? Failed = null);
 
@@ -58,6 +62,7 @@ public sealed class PolicyActor : ReceiveActor
         _options = options;
         _log = log;
         Receive<ResolvePolicy>(Resolve);
+        Receive<RefreshPolicy>(Refresh);
     }
 
     public static Props Props(PolicyResolver resolver, Func<string, PolicyResolveOptions> options, MailLog log) =>
@@ -79,6 +84,16 @@ public sealed class PolicyActor : ReceiveActor
                         ("domain", r.Domain.Name), ("reason", why));
                     return new PolicyResolved(r.Domain, null, why);
                 });
+    }
+
+    private void Refresh(RefreshPolicy r)
+    {
+        var options = _options(r.Domain.Name);
+        Breaker(options.Proxy?.ToString() ?? "direct")
+            .WithCircuitBreaker(ct => _resolver.RefreshAsync(r.Domain, options, ct))
+            .PipeTo(Sender,
+                success: res => new PolicyResolved(r.Domain, res),
+                failure: ex => new PolicyResolved(r.Domain, null, ex is OpenCircuitException ? "policy fetch path is failing (circuit open)" : ex.Message));
     }
 
     /// <summary>Only a resolution that throws or outlives the breaker's call timeout counts as a breaker failure. A

@@ -106,12 +106,15 @@ internal sealed class AdminClient : IDisposable
     public Task<string> GetAsync(string path, CancellationToken ct) => SendAsync(HttpMethod.Get, path, ct);
 
     /// <summary>The answer's body (JSON) of a 2xx; otherwise a <see cref="CliException"/> with the exit code.</summary>
-    public async Task<string> SendAsync(HttpMethod method, string path, CancellationToken ct)
+    public Task<string> SendAsync(HttpMethod method, string path, CancellationToken ct) => SendAsync(method, path, null, ct);
+
+    /// <inheritdoc cref="SendAsync(HttpMethod, string, CancellationToken)"/>
+    public async Task<string> SendAsync(HttpMethod method, string path, HttpContent? content, CancellationToken ct)
     {
         HttpResponseMessage response;
         try
         {
-            using var request = new HttpRequestMessage(method, path);
+            using var request = new HttpRequestMessage(method, path) { Content = content };
             response = await _http.SendAsync(request, ct).ConfigureAwait(false);
         }
         catch (Exception ex) when (ex is HttpRequestException || ex is TaskCanceledException && !ct.IsCancellationRequested)

@@ -21,7 +21,12 @@ internal static class AdminCommands
         yield return Queue();
         yield return Message();
         yield return DeliverNow();
+        yield return Remove(bounce: true);
+        yield return Remove(bounce: false);
+        yield return SuspendOrResume(suspend: true);
+        yield return SuspendOrResume(suspend: false);
         yield return Policy();
+        yield return DestConfig();
     }
 
     // ------------------------------------------------------------------ queue
@@ -49,7 +54,8 @@ internal static class AdminCommands
             foreach (var l in labels) table.AddColumn(new TableColumn(l).RightAligned());
             table.AddRow([new Text("TOTAL"), Num(total.GetProperty("recipients")), .. labels.Select(l => Num(total.GetProperty("recipients_by_age").GetProperty(l)))]);
             foreach (var r in rows)
-                table.AddRow([new Text(r.GetProperty("domain").GetString() ?? ""), Num(r.GetProperty("recipients")),
+                table.AddRow([new Text((r.GetProperty("domain").GetString() ?? "")
+                        + (r.TryGetProperty("suspended", out var su) && su.ValueKind == JsonValueKind.True ? " (suspended)" : "")), Num(r.GetProperty("recipients")),
                     .. labels.Select(l => Num(r.GetProperty("recipients_by_age").GetProperty(l)))]);
             var console = Console(output);
             console.Write(table);
@@ -58,6 +64,8 @@ internal static class AdminCommands
             return GatewayCli.ExitOk;
         }));
         queue.Subcommands.Add(QueueShow());
+        queue.Subcommands.Add(QueueRemove(bounce: true));
+        queue.Subcommands.Add(QueueRemove(bounce: false));
         return queue;
     }
 
@@ -90,6 +98,9 @@ internal static class AdminCommands
                 var grid = new Grid().AddColumn().AddColumn();
                 void Add(string k, string? v) { if (!string.IsNullOrEmpty(v)) grid.AddRow(new Text(k), new Text(v)); }
                 Add("destination", Str(row, "domain"));
+                Add("state", row.TryGetProperty("suspended", out var su) && su.ValueKind == JsonValueKind.True
+                    ? $"suspended since {When(row, "suspended_since")} by {Str(row, "suspended_by")} (resume: mtasts-gateway resume {Str(row, "domain")})"
+                    : su.ValueKind == JsonValueKind.False ? "delivering" : null);
                 Add("recipients", $"{Str(row, "recipients")} in {Count(row.GetProperty("messages"), "message")}, {Str(row, "deferred") ?? "?"} deferred");
                 Add("connections", $"{Str(row, "in_flight_connections") ?? "?"} of {Str(row, "max_connections")}");
                 Add("oldest", $"{When(row, "oldest")} ({Age(row.GetProperty("oldest_age_seconds").GetInt64())} ago)");
@@ -104,6 +115,8 @@ internal static class AdminCommands
                 console.Write(grid);
                 console.WriteLine();
             }
+            else if (root.GetProperty("status") is { ValueKind: JsonValueKind.Object } st && st.GetProperty("suspended").GetBoolean())
+                console.WriteLine($"destination {d}: suspended since {When(st, "suspended_since")} by {Str(st, "suspended_by")}");
             if (messages.Length == 0)
             {
                 console.WriteLine(p.GetValue(offset) == 0 ? $"nothing queued for {d}" : $"no messages past offset {p.GetValue(offset)}");
@@ -157,6 +170,147 @@ internal static class AdminCommands
             console.Write(table);
             return GatewayCli.ExitOk;
         }));
+        command.Subcommands.Add(MessageRemove(bounce: true));
+        command.Subcommands.Add(MessageRemove(bounce: false));
+        return command;
+    }
+
+    // ------------------------------------------------------------------ bounce / delete
+
+    private static Command MessageRemove(bool bounce)
+    {
+        var mid = new Argument<long>("MID") { Description = "the message id" };
+        var command = new Command(bounce ? "bounce" : "delete", bounce
+            ? "Bounce a queued message: a DSN to its sender (failed, 5.0.0, \"deleted by the operator\"), then it leaves the queue"
+            : "Delete a queued message: it leaves the queue, no DSN (like postsuper -d)") { mid };
+        var o = AdminConnectionOptions.AddTo(command);
+        Help.Epilogue(command, $"""
+            {(bounce ? "POST /api/messages/MID/bounce" : "DELETE /api/messages/MID")}. Every outstanding recipient of the message on this node,
+            at every destination, is marked done in the spool (it does not come back after a restart) and leaves the queue;
+            recipients in an SMTP transaction right now are left alone (counted as in flight). Logged as
+            `Operator action: {(bounce ? "bounce" : "delete")} MID … by <token> from <client>`. Not queued: exit 1.
+
+            {AdminExitCodes}
+            """);
+        command.SetAction((p, ct) => RunAsync(p, o, bounce ? "bouncing" : "deleting", async (client, output) =>
+        {
+            var m = p.GetValue(mid).ToString(CultureInfo.InvariantCulture);
+            var body = await client.SendAsync(bounce ? HttpMethod.Post : HttpMethod.Delete, bounce ? $"api/messages/{m}/bounce" : $"api/messages/{m}", ct).ConfigureAwait(false);
+            return p.GetValue(o.Json) ? Raw(output, body) : await Removed(output, body, $"MID {m}").ConfigureAwait(false);
+        }));
+        return command;
+    }
+
+    private static Command QueueRemove(bool bounce)
+    {
+        var domain = DomainArgument();
+        var command = new Command(bounce ? "bounce" : "delete", bounce
+            ? "Bounce everything queued for a destination: a DSN to each sender (5.0.0, \"deleted by the operator\")"
+            : "Delete everything queued for a destination, no DSN") { domain };
+        var o = AdminConnectionOptions.AddTo(command);
+        Help.Epilogue(command, $"""
+            {(bounce ? "POST /api/destinations/DOMAIN/bounce" : "DELETE /api/destinations/DOMAIN/queue")}. The recipients are marked done in the
+            spool (they do not come back after a restart); recipients in an SMTP transaction right now are left alone (suspend
+            the destination first to be sure). Logged as `Operator action: {(bounce ? "bounce" : "delete")} the queue of destination … by …`.
+
+            {AdminExitCodes}
+            """);
+        command.SetAction((p, ct) => RunAsync(p, o, bounce ? "bouncing" : "deleting", async (client, output) =>
+        {
+            var d = p.GetValue(domain)!;
+            var body = await client.SendAsync(bounce ? HttpMethod.Post : HttpMethod.Delete,
+                bounce ? $"api/destinations/{Uri.EscapeDataString(d)}/bounce" : $"api/destinations/{Uri.EscapeDataString(d)}/queue", ct).ConfigureAwait(false);
+            return p.GetValue(o.Json) ? Raw(output, body) : await Removed(output, body, $"destination {d}").ConfigureAwait(false);
+        }));
+        return command;
+    }
+
+    /// <summary>Top-level <c>bounce MID | --domain D</c> and <c>delete MID | --domain D</c> (the issue's form; the same as
+    /// <c>message bounce|delete</c> and <c>queue bounce|delete</c>).</summary>
+    private static Command Remove(bool bounce)
+    {
+        var mid = new Argument<long?>("MID") { Description = "the message id", Arity = ArgumentArity.ZeroOrOne };
+        var domain = new Option<string?>("--domain") { Description = "every message queued for this destination instead of one MID", HelpName = "DOMAIN" };
+        var command = new Command(bounce ? "bounce" : "delete", bounce
+            ? "Bounce a queued message or a destination's whole queue: DSN to the sender (5.0.0, \"deleted by the operator\")"
+            : "Delete a queued message or a destination's whole queue, no DSN") { mid, domain };
+        command.Validators.Add(r =>
+        {
+            var hasMid = r.GetValue(mid) is not null;
+            var hasDomain = r.GetValue(domain) is not null;
+            if (hasMid == hasDomain) r.AddError("give either a MID or --domain DOMAIN");
+            if (r.GetValue(domain) is { } d && (d.Contains('@') || d.Any(c => char.IsWhiteSpace(c) || c is '/' or '?' or '#' or '\\')))
+                r.AddError($"--domain: '{d}' is not a domain name");
+        });
+        var o = AdminConnectionOptions.AddTo(command);
+        Help.Epilogue(command, $"""
+            Same as `message {(bounce ? "bounce" : "delete")} MID` and `queue {(bounce ? "bounce" : "delete")} DOMAIN` (see their help).
+
+            {AdminExitCodes}
+            """);
+        command.SetAction((p, ct) => RunAsync(p, o, bounce ? "bouncing" : "deleting", async (client, output) =>
+        {
+            string body, what;
+            if (p.GetValue(mid) is { } m)
+            {
+                var text = m.ToString(CultureInfo.InvariantCulture);
+                body = await client.SendAsync(bounce ? HttpMethod.Post : HttpMethod.Delete, bounce ? $"api/messages/{text}/bounce" : $"api/messages/{text}", ct).ConfigureAwait(false);
+                what = $"MID {text}";
+            }
+            else
+            {
+                var d = p.GetValue(domain)!.Trim().TrimEnd('.').ToLowerInvariant();
+                body = await client.SendAsync(bounce ? HttpMethod.Post : HttpMethod.Delete,
+                    bounce ? $"api/destinations/{Uri.EscapeDataString(d)}/bounce" : $"api/destinations/{Uri.EscapeDataString(d)}/queue", ct).ConfigureAwait(false);
+                what = $"destination {d}";
+            }
+            return p.GetValue(o.Json) ? Raw(output, body) : await Removed(output, body, what).ConfigureAwait(false);
+        }));
+        return command;
+    }
+
+    private static async Task<int> Removed(TextWriter output, string body, string what)
+    {
+        using var doc = JsonDocument.Parse(body);
+        var r = doc.RootElement;
+        var bounce = r.GetProperty("action").GetString() == "bounce";
+        var inFlight = r.GetProperty("in_flight").GetInt32();
+        await output.WriteLineAsync($"{what}: {Count(r.GetProperty("recipients"), "recipient")} of {Count(r.GetProperty("messages"), "message")} "
+            + (bounce ? "bounced (DSN to the sender)" : "deleted (no DSN)")
+            + (inFlight > 0 ? $"; {Count(inFlight, "recipient")} in an SMTP transaction left alone" : "")).ConfigureAwait(false);
+        return GatewayCli.ExitOk;
+    }
+
+    // ------------------------------------------------------------------ suspend / resume
+
+    private static Command SuspendOrResume(bool suspend)
+    {
+        var domain = DomainArgument();
+        var command = new Command(suspend ? "suspend" : "resume", suspend
+            ? "Suspend delivery to a destination: no connection is opened, its mail stays queued (survives a restart)"
+            : "Resume delivery to a suspended destination") { domain };
+        var o = AdminConnectionOptions.AddTo(command);
+        Help.Epilogue(command, $"""
+            POST /api/destinations/DOMAIN/{(suspend ? "suspend" : "resume")}. The suspension is kept in the destination's journal: it
+            survives a restart of the gateway and is shown by `queue` and `queue show`. While suspended, mail still expires
+            (and bounces) after the bounce profile's max-time-in-queue; retries are not used up. After resume, due mail goes
+            at once and deferred mail at its retry time (`deliver-now DOMAIN` to retry it at once). Logged as
+            `Operator action: {(suspend ? "suspend" : "resume")} destination … by <token> from <client>`.
+
+            {AdminExitCodes}
+            """);
+        command.SetAction((p, ct) => RunAsync(p, o, suspend ? "suspending" : "resuming", async (client, output) =>
+        {
+            var d = p.GetValue(domain)!;
+            var body = await client.SendAsync(HttpMethod.Post, $"api/destinations/{Uri.EscapeDataString(d)}/{(suspend ? "suspend" : "resume")}", ct).ConfigureAwait(false);
+            if (p.GetValue(o.Json)) return Raw(output, body);
+            using var doc = JsonDocument.Parse(body);
+            var r = doc.RootElement;
+            await output.WriteLineAsync(r.GetProperty("suspended").GetBoolean()
+                ? $"destination {d} suspended since {When(r, "suspended_since")} by {Str(r, "suspended_by")}; {Count(r.GetProperty("queued_recipients"), "recipient")} queued"
+                : $"destination {d} delivering; {Count(r.GetProperty("queued_recipients"), "recipient")} queued").ConfigureAwait(false);
+            return GatewayCli.ExitOk;
+        }));
         return command;
     }
 
@@ -169,7 +323,7 @@ internal static class AdminCommands
         domain.Description = "only this destination (default: every destination with queued mail)";
         var command = new Command("deliver-now", "Retry deferred recipients at once (like postqueue -f; SIGUSR1 of serve)") { domain };
         var o = AdminConnectionOptions.AddTo(command);
-        Help.Epilogue(command, $"POST /api/deliver-now[?domain=DOMAIN]; logged by the gateway as `Admin deliver now … by <client>`.\n\n{AdminExitCodes}");
+        Help.Epilogue(command, $"POST /api/deliver-now[?domain=DOMAIN]; logged by the gateway as `Operator action: deliver now … by <token> from <client>`.\n\n{AdminExitCodes}");
         command.SetAction((p, ct) => RunAsync(p, o, "asking the gateway", async (client, output) =>
         {
             var d = p.GetValue(domain);
@@ -217,7 +371,7 @@ internal static class AdminCommands
         var purgeDomain = DomainArgument();
         var purge = new Command("purge", "Drop a domain's cached MTA-STS policy: the next delivery fetches it again") { purgeDomain };
         var po = AdminConnectionOptions.AddTo(purge);
-        Help.Epilogue(purge, $"DELETE /api/policies/DOMAIN; logged by the gateway as `Admin purge MTA-STS policy … by <client>`. None cached: exit 1.\n\n{AdminExitCodes}");
+        Help.Epilogue(purge, $"DELETE /api/policies/DOMAIN; logged by the gateway as `Operator action: purge MTA-STS policy … by <token> from <client>`. None cached: exit 1.\n\n{AdminExitCodes}");
         purge.SetAction((p, ct) => RunAsync(p, po, "purging", async (client, output) =>
         {
             var d = p.GetValue(purgeDomain)!;
@@ -227,9 +381,115 @@ internal static class AdminCommands
             return GatewayCli.ExitOk;
         }));
 
+        var refreshDomain = DomainArgument();
+        var refresh = new Command("refresh", "Fetch a domain's MTA-STS policy now (TXT lookup and HTTPS fetch; cache and negative cache bypassed)") { refreshDomain };
+        var ro = AdminConnectionOptions.AddTo(refresh);
+        Help.Epilogue(refresh, $"""
+            POST /api/policies/DOMAIN/refresh (through the gateway's policy resolver, its proxy and timeouts). Prints the policy
+            now in force, or why there is none: exit 1 when the domain has no usable policy (no TXT record, fetch failed).
+            Logged as `Operator action: refresh MTA-STS policy for the domain (…) by …`.
+
+            {AdminExitCodes}
+            """);
+        refresh.SetAction((p, ct) => RunAsync(p, ro, "fetching the policy", async (client, output) =>
+        {
+            var d = p.GetValue(refreshDomain)!;
+            var body = await client.SendAsync(HttpMethod.Post, $"api/policies/{Uri.EscapeDataString(d)}/refresh", ct).ConfigureAwait(false);
+            using var doc = JsonDocument.Parse(body);
+            var r = doc.RootElement;
+            var ok = Str(r, "result") == "policy";
+            if (p.GetValue(ro.Json))
+            {
+                Raw(output, body);
+                return ok ? GatewayCli.ExitOk : GatewayCli.ExitNotFound;
+            }
+            var grid = new Grid().AddColumn().AddColumn();
+            grid.AddRow("domain", d);
+            grid.AddRow("result", $"{Str(r, "result")} ({Str(r, "source") ?? "-"})");
+            if (r.TryGetProperty("policy", out var pol) && pol.ValueKind == JsonValueKind.Object)
+            {
+                grid.AddRow("policy id", Str(pol, "id") ?? "");
+                grid.AddRow("mode", Str(pol, "mode") ?? "");
+                grid.AddRow("mx", string.Join(", ", pol.GetProperty("mx").EnumerateArray().Select(m => m.GetString())));
+                grid.AddRow("max_age", $"{Str(pol, "max_age")} s");
+                grid.AddRow("expires", When(pol, "expires_at") ?? "");
+            }
+            else if (Str(r, "id") is { } id) grid.AddRow("policy id", id);
+            if (Str(r, "error") is { Length: > 0 } error) grid.AddRow("error", error);
+            Console(output).Write(grid);
+            return ok ? GatewayCli.ExitOk : GatewayCli.ExitNotFound;
+        }));
+
         policy.Subcommands.Add(show);
         policy.Subcommands.Add(purge);
+        policy.Subcommands.Add(refresh);
         return policy;
+    }
+
+    // ------------------------------------------------------------------ destconfig
+
+    private static Command DestConfig()
+    {
+        var command = new Command("destconfig", "Destination and bounce profiles as a file: export the effective ones, import (validate, install, apply live)");
+        Help.Epilogue(command, AdminExitCodes);
+
+        var file = new Option<string?>("--file") { Description = "write to this file instead of standard output", HelpName = "FILE" };
+        var export = new Command("export", "Print the effective destination and bounce profiles (hocon/destinations.conf format, every setting spelled out)") { file };
+        var eo = AdminConnectionOptions.AddTo(export);
+        Help.Epilogue(export, $"""
+            GET /api/destconfig: the profiles in force in the running gateway (after reloads and imports). Importing the
+            export gives the same effective profiles.
+
+            {AdminExitCodes}
+            """);
+        export.SetAction((p, ct) => RunAsync(p, eo, "reading the destination profiles", async (client, output) =>
+        {
+            var text = await client.GetAsync("api/destconfig", ct).ConfigureAwait(false);
+            if (p.GetValue(file) is { } path)
+            {
+                await File.WriteAllTextAsync(path, text, ct).ConfigureAwait(false);
+                if (!p.GetValue(eo.Json)) await output.WriteLineAsync($"destination profiles written to {path}").ConfigureAwait(false);
+            }
+            else await output.WriteAsync(text).ConfigureAwait(false);
+            return GatewayCli.ExitOk;
+        }));
+
+        var source = new Argument<string>("FILE") { Description = "a destconfig file (mtasts.destinations and mtasts.bounce-profiles)" };
+        var dryRun = new Option<bool>("--dry-run") { Description = "validate and show what would change; install nothing" };
+        var import = new Command("import", "Validate a destconfig file and install it in the running gateway (applied live)") { source, dryRun };
+        var io = AdminConnectionOptions.AddTo(import);
+        Help.Epilogue(import, $"""
+            PUT /api/destconfig[?dry_run=true] with the file. The gateway validates it with the same rules as its configuration
+            (every error with its line and setting; exit 2 and nothing applied if anything is invalid), then installs it as
+            <data-dir>/destconfig.conf, where its configuration watcher reads it: from then on it replaces mtasts.destinations
+            and mtasts.bounce-profiles of the configuration files (remove that file to go back to them). Prints the profiles
+            added, removed and changed. Logged as `Operator action: destconfig import … by …`.
+
+            {AdminExitCodes}
+            """);
+        import.SetAction((p, ct) => RunAsync(p, io, "importing", async (client, output) =>
+        {
+            var path = p.GetValue(source)!;
+            if (!File.Exists(path)) throw new CliException(GatewayCli.ExitUsage, $"file not found: {path}");
+            var text = await File.ReadAllTextAsync(path, ct).ConfigureAwait(false);
+            var dry = p.GetValue(dryRun);
+            var body = await client.SendAsync(HttpMethod.Put, dry ? "api/destconfig?dry_run=true" : "api/destconfig",
+                new StringContent(text, System.Text.Encoding.UTF8, "text/plain"), ct).ConfigureAwait(false);
+            if (p.GetValue(io.Json)) return Raw(output, body);
+            using var doc = JsonDocument.Parse(body);
+            var r = doc.RootElement;
+            var changes = r.GetProperty("changes");
+            string List(string name) => changes.GetProperty(name).GetArrayLength() == 0 ? "none"
+                : string.Join(", ", changes.GetProperty(name).EnumerateArray().Select(e => e.GetString()));
+            await output.WriteLineAsync(dry ? $"{path} is valid (dry run: nothing installed)" : $"{path} installed as {Str(r, "file")} and in force").ConfigureAwait(false);
+            await output.WriteLineAsync($"  destinations added: {List("added")}; removed: {List("removed")}; changed: {List("changed")}").ConfigureAwait(false);
+            await output.WriteLineAsync($"  bounce profiles added: {List("bounce_profiles_added")}; removed: {List("bounce_profiles_removed")}; changed: {List("bounce_profiles_changed")}").ConfigureAwait(false);
+            return GatewayCli.ExitOk;
+        }));
+
+        command.Subcommands.Add(export);
+        command.Subcommands.Add(import);
+        return command;
     }
 
     // ------------------------------------------------------------------ helpers

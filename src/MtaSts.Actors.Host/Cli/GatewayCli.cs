@@ -147,6 +147,8 @@ public static class GatewayCli
             var admin = Admin.AdminOptions.FromHocon(gw.Hocon);
             output.WriteLine($"admin endpoint: {(admin.Enabled ? string.Join(", ", admin.Endpoints) + (admin.Token is null ? " (no token)" : " (bearer token)") : "off")}");
             output.WriteLine($"configuration OK ({string.Join(", ", files)})");
+            if (gw.DestConfigImported)
+                output.WriteLine($"destination profiles from {gw.DestConfigFile} (destconfig import; it replaces mtasts.destinations and mtasts.bounce-profiles of the files)");
             foreach (var pr in gw.Destinations.Profiles.Profiles.Prepend(gw.Destinations.Profiles.Default).Distinct())
                 output.WriteLine($"  {pr.Destination,-28} conn {pr.MaxConcurrentConnections,4}  msgs/conn {pr.MaxMessagesPerConnection,4}  tls {pr.TlsSupport,-27} dane {pr.DaneSupport,-13} mta-sts {(pr.MtaSts ? "yes" : "no")}  bounce {pr.BounceProfile}");
             return ExitOk;

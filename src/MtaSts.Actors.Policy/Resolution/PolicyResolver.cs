@@ -98,6 +98,16 @@ public sealed class PolicyResolver : IAsyncDisposable
         return Shared(key, options, forceFetch: false).WaitAsync(ct);
     }
 
+    /// <summary>Operator "policy refresh": the TXT lookup and the policy fetch now, even when the cached policy's id is
+    /// current or the last fetch failed recently (negative cache). Joins a resolution already running for the domain.</summary>
+    public Task<PolicyResolution> RefreshAsync(DestinationDomain domain, PolicyResolveOptions options, CancellationToken ct)
+    {
+        ArgumentNullException.ThrowIfNull(options);
+        Interlocked.Increment(ref _resolutions);
+        _lastOptions[domain.Name] = options;
+        return Shared(domain.Name, options, forceFetch: true).WaitAsync(ct);
+    }
+
     private Task<PolicyResolution> Shared(string domain, PolicyResolveOptions options, bool forceFetch)
     {
         while (true)

@@ -33,6 +33,16 @@ public sealed class EngineSerializerTests : TestKit
         new GetDestinationStatus(Dom("example.com")),
         new DestinationStatus(Dom("example.com"), 5, 2, 1, 500, T, "4.4.1 - refused"),
         new DestinationStatus(Dom("example.com"), 0, 0, 0, 500, null, null),
+        new DestinationStatus(Dom("example.com"), 3, 0, 0, 500, null, null, T, "admin token from 127.0.0.1"),
+        new DestinationSnapshot([], null, new Suspension(T, "alice from 10.0.0.1")),
+        new DestinationSnapshot([new RetryRecord(1, 0, 3, T, "x")], [new RateCount(T, 5, TimeSpan.FromSeconds(10))], new Suspension(T, "admin token")),
+        new SuspendDelivery(Dom("example.com"), "admin token from 127.0.0.1"),
+        new ResumeDelivery(Dom("example.com"), "admin token from ::1"),
+        new RemoveQueued(Dom("example.com"), 42, true, "admin token from 127.0.0.1"),
+        new RemoveQueued(Dom("example.com"), null, false, "alice from 127.0.0.1"),
+        new QueueRemoved(Dom("example.com"), 2, 3, 1),
+        new DestinationSuspended(T, "admin token from 127.0.0.1"),
+        new DestinationResumed(T.AddHours(1), "admin token from 127.0.0.1"),
     ];
 
     [Theory]
@@ -51,11 +61,27 @@ public sealed class EngineSerializerTests : TestKit
     public void Snapshots_written_before_the_rate_window_existed_still_read()
     {
         var s = (SerializerWithStringManifest)Sys.Serialization.FindSerializerForType(typeof(DestinationSnapshot));
-        var v2 = s.ToBinary(new DestinationSnapshot([new RetryRecord(1, 2, 3, T, "e")]));
-        var v1 = v2[..^4]; // ds1 had no trailing rate count
+        var v3 = s.ToBinary(new DestinationSnapshot([new RetryRecord(1, 2, 3, T, "e")]));
+        var v1 = v3[..^5]; // ds1 had no trailing rate count (and no suspension flag)
         var back = (DestinationSnapshot)s.FromBinary(v1, "ds1");
         Assert.Equal(2, Assert.Single(back.Records).Rid);
         Assert.Null(back.Rate);
+    }
+
+    [Fact]
+    public void Snapshots_and_statuses_written_before_suspension_existed_still_read()
+    {
+        var s = (SerializerWithStringManifest)Sys.Serialization.FindSerializerForType(typeof(DestinationSnapshot));
+        var v3 = s.ToBinary(new DestinationSnapshot([new RetryRecord(1, 2, 3, T, "e")], [new RateCount(T, 5, TimeSpan.FromSeconds(10))]));
+        var back = (DestinationSnapshot)s.FromBinary(v3[..^1], "ds2"); // ds2 ended after the rate window
+        Assert.Equal(5, Assert.Single(back.Rate!).Count);
+        Assert.Null(back.Suspended);
+
+        var st2 = s.ToBinary(new DestinationStatus(Dom("example.com"), 5, 2, 1, 500, T, "e"));
+        var st1 = st2[..^9]; // st1 ended after the last error: no suspension ticks (8) and no by-flag (1)
+        var status = (DestinationStatus)s.FromBinary(st1, "st1");
+        Assert.Equal(5, status.QueuedRecipients);
+        Assert.False(status.Suspended);
     }
 
     [Fact]

@@ -46,6 +46,18 @@ public sealed class AdminGateway : IAsyncLifetime
             throw new InvalidOperationException($"gateway did not answer 220: {Process}");
         Http.BaseAddress = new Uri($"http://127.0.0.1:{AdminPort}/");
         Http.DefaultRequestHeaders.Authorization = new AuthenticationHeaderValue("Bearer", Token);
+        // serve starts the admin endpoint after the SMTP listener: a test right after the 220 could find it closed.
+        var deadline = DateTime.UtcNow + Generous;
+        while (true)
+        {
+            try
+            {
+                if ((await Http.GetAsync("health/live")).IsSuccessStatusCode) return;
+            }
+            catch (HttpRequestException) { }
+            if (Process.HasExited || DateTime.UtcNow > deadline) throw new InvalidOperationException($"admin endpoint not up: {Process}");
+            await Task.Delay(200);
+        }
     }
 
     /// <summary>Submits one message over raw SMTP and returns its MID.</summary>
@@ -163,8 +175,8 @@ public sealed partial class AdminApiTests(AdminGateway gw)
         Assert.Equal(HttpStatusCode.OK, res.StatusCode);
         Assert.Equal(HttpStatusCode.NotFound, (await gw.Http.DeleteAsync("api/policies/nothing-cached.test")).StatusCode);
         var deadline = DateTime.UtcNow + AdminGateway.Generous;
-        while (!(gw.LogText().Contains("Admin deliver now destination held.test by 127.0.0.1") &&
-                 gw.LogText().Contains("Admin purge MTA-STS policy for the domain (nothing-cached.test) by 127.0.0.1: none cached")))
+        while (!(gw.LogText().Contains("Operator action: deliver now destination held.test by admin token from 127.0.0.1") &&
+                 gw.LogText().Contains("Operator action: purge MTA-STS policy for the domain (nothing-cached.test) by admin token from 127.0.0.1: none cached")))
         {
             Assert.True(DateTime.UtcNow < deadline, gw.LogText());
             await Task.Delay(100);
@@ -270,6 +282,37 @@ public sealed class AdminOptionsTests
     [InlineData("mtasts.admin.token = short", "mtasts.admin.token: at least 16 characters")]
     [InlineData("mtasts.admin.token-file = /nonexistent/token", "mtasts.admin.token-file: file not found: /nonexistent/token")]
     public void Unsafe_or_broken_settings_are_refused_with_their_name(string hocon, string message)
+    {
+        var e = Assert.Throws<GatewayConfigException>(() => Load(hocon));
+        Assert.Contains(e.Errors, x => x.Contains(message, StringComparison.Ordinal));
+    }
+
+    [Fact]
+    public void Named_tokens_are_read_from_the_config_or_a_file_and_allow_a_public_endpoint()
+    {
+        var file = Path.GetTempFileName();
+        File.WriteAllText(file, "bob-secret-0123456789abc\n");
+        try
+        {
+            var o = Load($"mtasts.admin {{ endpoints = [\"0.0.0.0:9025\"], tokens = [{{ name = alice, token = \"alice-secret-0123456789\" }}, {{ name = bob, token-file = \"{file}\" }}] }}");
+            Assert.Null(o.Token);
+            Assert.True(o.RequiresToken);
+            Assert.Equal([new AdminToken("alice", "alice-secret-0123456789"), new AdminToken("bob", "bob-secret-0123456789abc")], o.Tokens);
+            Assert.Equal("alice", o.Tokens[0].ToString()); // never the secret
+            Assert.Empty(Load("mtasts.admin.tokens = []").Tokens);
+        }
+        finally { File.Delete(file); }
+    }
+
+    [Theory]
+    [InlineData("mtasts.admin.tokens = [{ token = \"0123456789abcdefgh\" }]", "mtasts.admin.tokens[0].name: a name is required")]
+    [InlineData("mtasts.admin.tokens = [{ name = a, token = short }]", "mtasts.admin.tokens[0].token (a): at least 16 characters")]
+    [InlineData("mtasts.admin.tokens = [{ name = a }]", "mtasts.admin.tokens[0] (a): token or token-file is required")]
+    [InlineData("mtasts.admin.tokens = [{ name = a, token-file = /nonexistent/t }]", "mtasts.admin.tokens[0].token-file (a): file not found: /nonexistent/t")]
+    [InlineData("mtasts.admin.tokens = [{ name = a, tokn = x }]", "mtasts.admin.tokens[0]: unknown setting \"tokn\"")]
+    [InlineData("mtasts.admin.tokens = [{ name = a, token = \"0123456789abcdefgh\" }, { name = a, token = \"0123456789abcdefgi\" }]", "the name \"a\" is used twice")]
+    [InlineData("mtasts.admin.tokens = \"x\"", "mtasts.admin.tokens must be a list")]
+    public void Broken_named_tokens_are_refused_with_their_place(string hocon, string message)
     {
         var e = Assert.Throws<GatewayConfigException>(() => Load(hocon));
         Assert.Contains(e.Errors, x => x.Contains(message, StringComparison.Ordinal));

@@ -104,7 +104,7 @@ public sealed class AdminCliTests(AdminGateway gw)
         Assert.True(doc.RootElement.GetProperty("destinations").GetInt32() >= 1, all.Stdout);
 
         var deadline = DateTime.UtcNow + AdminGateway.Generous;
-        while (!(gw.LogText().Contains("Admin deliver now destination held.test by 127.0.0.1") && gw.LogText().Contains("Admin deliver now all destinations by 127.0.0.1")))
+        while (!(gw.LogText().Contains("Operator action: deliver now destination held.test by admin token from 127.0.0.1") && gw.LogText().Contains("Operator action: deliver now all destinations by admin token from 127.0.0.1")))
         {
             Assert.True(DateTime.UtcNow < deadline, gw.LogText());
             await Task.Delay(100);
@@ -206,7 +206,10 @@ public sealed class AdminCliTests(AdminGateway gw)
     [InlineData("message not-a-number")]
     [InlineData("queue show held.test --limit 0")]
     [InlineData("queue --admin ftp://127.0.0.1:8025")]
-    [InlineData("suspend example.test")]
+    [InlineData("frobnicate example.test")]
+    [InlineData("suspend")]
+    [InlineData("message bounce not-a-number")]
+    [InlineData("destconfig import")]
     public async Task Usage_errors_exit_2(string commandLine)
     {
         var run = await CliRun.RunAsync(null, commandLine.Split(' '));
@@ -220,7 +223,7 @@ public sealed class AdminCliTests(AdminGateway gw)
     {
         var help = await CliRun.RunAsync(null, "--help");
         Assert.Equal(0, help.Exit);
-        foreach (var word in new[] { "serve", "check", "config", "queue", "message", "deliver-now", "policy", "Exit codes", "3 admin endpoint unreachable", "[suggest" })
+        foreach (var word in new[] { "serve", "check", "config", "queue", "message", "deliver-now", "suspend", "resume", "destconfig", "policy", "Exit codes", "3 admin endpoint unreachable", "[suggest" })
             Assert.Contains(word, help.Stdout);
         var queueHelp = await CliRun.RunAsync(null, "queue", "--help");
         foreach (var word in new[] { "--admin", "--token", "--token-file", "--config", "--json", "show", "0-5m", "Exit codes" })
@@ -228,7 +231,7 @@ public sealed class AdminCliTests(AdminGateway gw)
 
         var suggest = await CliRun.RunAsync(null, "[suggest:7]", "policy ");
         Assert.Equal(0, suggest.Exit);
-        Assert.Equal(["purge", "show"], suggest.Stdout.Split('\n', StringSplitOptions.RemoveEmptyEntries | StringSplitOptions.TrimEntries).Where(s => !s.StartsWith('-') && !s.StartsWith('/')).Order());
+        Assert.Equal(["purge", "refresh", "show"], suggest.Stdout.Split('\n', StringSplitOptions.RemoveEmptyEntries | StringSplitOptions.TrimEntries).Where(s => !s.StartsWith('-') && !s.StartsWith('/')).Order());
     }
 }
 

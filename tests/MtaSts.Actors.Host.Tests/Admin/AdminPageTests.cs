@@ -40,11 +40,17 @@ public sealed class AdminPageTests(AdminGateway gw) : IClassFixture<AdminGateway
         await page.Locator("#deliver-now").ClickAsync();
         await page.WaitForFunctionAsync("() => document.querySelector('#action-result').textContent === 'deliver now done'");
         var deadline = DateTime.UtcNow + AdminGateway.Generous;
-        while (!gw.LogText().Contains("Admin deliver now destination held-page.test by 127.0.0.1"))
+        while (!gw.LogText().Contains("Operator action: deliver now destination held-page.test by admin token from 127.0.0.1"))
         {
             Assert.True(DateTime.UtcNow < deadline, "deliver now not logged");
             await Task.Delay(100);
         }
+        // Suspend and resume from the page: the detail and the queue row show the state.
+        await page.Locator("#suspend").ClickAsync();
+        await page.WaitForFunctionAsync("() => document.querySelector('#detail-state').textContent.startsWith('suspended since')");
+        await page.WaitForFunctionAsync("() => document.querySelector(\"#queue tr.dest[data-domain='held-page.test']\").textContent.includes('suspended')");
+        await page.Locator("#resume").ClickAsync();
+        await page.WaitForFunctionAsync("() => document.querySelector('#detail-state').textContent === 'delivering'");
         // Live charts: a polyline appears after a few refreshes, without reloading the page.
         await page.Locator("#chart-queue polyline").WaitForAsync(new() { State = WaitForSelectorState.Attached });
         Assert.Equal("ready", await page.Locator("#health").InnerTextAsync());
@@ -57,5 +63,56 @@ public sealed class AdminPageTests(AdminGateway gw) : IClassFixture<AdminGateway
         // Filter: a domain that matches nothing hides the row.
         await page.Locator("#filter").FillAsync("no-such-domain");
         Assert.Equal(0, await row.CountAsync());
+    }
+}
+
+/// <summary>The browser proof: mail queued for a suspended destination shows as suspended on the status page;
+/// "Resume" there changes its state and the mail reaches the receiver; "Suspend" holds it again.</summary>
+public sealed class OperatorPageTests(OperatorGateway gw) : IClassFixture<OperatorGateway>
+{
+    private const string Chromium = "/usr/bin/chromium";
+
+    [Fact]
+    public async Task Suspend_and_resume_on_the_page_change_the_state_and_resume_delivers_the_held_mail()
+    {
+        Assert.True(File.Exists(Chromium), "chromium missing: run tests/setup-env.sh");
+        await gw.JsonAsync(await gw.Http.PostAsync("api/destinations/page-held.test/suspend", null));
+        await gw.SubmitAsync("app@sender.test", "one@page-held.test");
+
+        using var playwright = await Playwright.CreateAsync();
+        await using var browser = await playwright.Chromium.LaunchAsync(new BrowserTypeLaunchOptions
+        {
+            ExecutablePath = Chromium, Headless = true, Args = ["--no-sandbox", "--disable-gpu"],
+        });
+        var page = await browser.NewPageAsync();
+        page.SetDefaultTimeout(60_000);
+        await page.GotoAsync(gw.Url + "/");
+        await page.Locator("#token").FillAsync(OperatorGateway.AliceToken);
+        await page.Locator("#connect").ClickAsync();
+        var row = page.Locator("#queue tr.dest[data-domain='page-held.test']");
+        await row.WaitForAsync();
+        await page.WaitForFunctionAsync("() => document.querySelector(\"#queue tr.dest[data-domain='page-held.test']\").textContent.includes('suspended')");
+        await row.ClickAsync();
+        await page.WaitForFunctionAsync("() => document.querySelector('#detail-state').textContent.startsWith('suspended since')");
+        Assert.Contains("admin token", await page.Locator("#detail-state").InnerTextAsync());
+        await Task.Delay(2000);
+        Assert.Empty(gw.To("one@page-held.test"));
+
+        await page.Locator("#resume").ClickAsync();
+        await page.WaitForFunctionAsync("() => document.querySelector('#action-result').textContent === 'resume done'");
+        await OperatorGateway.Eventually(() => Task.FromResult(gw.To("one@page-held.test").Length == 1), () => "not delivered after resume");
+        // Delivered: the destination leaves the queue table (and its detail said "delivering" in between, or is gone).
+        await page.WaitForFunctionAsync("() => !document.querySelector(\"#queue tr.dest[data-domain='page-held.test']\")");
+
+        // Suspend again from the page: the next mail stays queued and the row says so.
+        await page.Locator("#suspend").ClickAsync();
+        await page.WaitForFunctionAsync("() => document.querySelector('#action-result').textContent === 'suspend done'");
+        await gw.SubmitAsync("app@sender.test", "two@page-held.test");
+        await page.WaitForFunctionAsync("() => document.querySelector(\"#queue tr.dest[data-domain='page-held.test']\")?.textContent.includes('suspended')");
+        await Task.Delay(2000);
+        Assert.Empty(gw.To("two@page-held.test"));
+        var log = gw.LogText();
+        Assert.Contains("Operator action: resume destination page-held.test by admin token \"alice\" from 127.0.0.1", log);
+        Assert.Contains("Operator action: suspend destination page-held.test by admin token \"alice\" from 127.0.0.1", log);
     }
 }

@@ -4,6 +4,7 @@ using System.Net.Sockets;
 using System.Text;
 using MtaSts.Actors.Host.Tests.Serve;
 using MtaSts.Actors.TestInfra.Net;
+using MtaSts.Actors.TestInfra.Postgres;
 using MtaSts.Actors.TestInfra.Smtp;
 
 namespace MtaSts.Actors.Host.Tests.Cluster;
@@ -33,8 +34,8 @@ public sealed class ClusterNode(string name, string work)
 }
 
 /// <summary>
-/// Gateway nodes as real OS processes (<c>serve</c>) on loopback, each with its own data directory and SQLite
-/// journal, all delivering to one counting receiver. Failure-detector and split-brain timings are short so that a
+/// Gateway nodes as real OS processes (<c>serve</c>) on loopback, each with its own data directory, sharing one
+/// private PostgreSQL (journal, coordinator state, cluster spool), all delivering to one counting receiver. Failure-detector and split-brain timings are short so that a
 /// test takes well under a minute. Every process is stopped by its PID at the end (SIGCONT first, in case a test left
 /// one stopped).
 /// </summary>
@@ -44,6 +45,19 @@ public sealed class ClusterTestBed : IAsyncDisposable
     public string Work { get; } = Directory.CreateTempSubdirectory("mtasts-cluster-").FullName;
     public TestSmtpReceiver Receiver { get; } = TestSmtpReceiver.Start(new TestSmtpReceiverOptions { OfferStartTls = false });
     public List<ClusterNode> Nodes { get; } = new();
+    private PostgresInstance? _pg;
+    private string _pgConnection = "";
+
+    /// <summary>The PostgreSQL database every node shares (started with the first node).</summary>
+    private string Database()
+    {
+        if (_pg is null)
+        {
+            _pg = PostgresInstance.StartAsync().GetAwaiter().GetResult();
+            _pgConnection = _pg.CreateDatabaseAsync("mtasts").GetAwaiter().GetResult();
+        }
+        return _pgConnection;
+    }
 
     public ClusterNode[] AddNodes(int count)
     {
@@ -57,6 +71,7 @@ public sealed class ClusterTestBed : IAsyncDisposable
     {
         Directory.CreateDirectory(node.Dir);
         var conf = Path.Combine(node.Dir, "gw.conf");
+        var cs = "\"" + Database() + "\"";
         File.WriteAllText(conf, $$"""
             mtasts {
               data-dir = "{{node.Dir}}/data"
@@ -73,6 +88,13 @@ public sealed class ClusterTestBed : IAsyncDisposable
             }
             mtasts.destinations.default { tls-support = none, mta-sts = off }
             akka.remote.dot-netty.tcp.port = {{node.AkkaPort}}
+            akka.cluster.sharding.state-store-mode = persistence
+            akka.persistence.journal.sql { connection-string = {{cs}}, provider-name = "PostgreSQL.15", parallelism = 4 }
+            akka.persistence.journal.sharding { connection-string = {{cs}}, provider-name = "PostgreSQL.15", table-mapping = default,
+              default.journal.table-name = "sharding_journal", default.metadata.table-name = "sharding_journal_metadata" }
+            akka.persistence.snapshot-store.sql { connection-string = {{cs}}, provider-name = "PostgreSQL.15" }
+            akka.persistence.snapshot-store.sharding { connection-string = {{cs}}, provider-name = "PostgreSQL.15",
+              default.snapshot.table-name = "sharding_snapshot" }
             akka.cluster {
               failure-detector { heartbeat-interval = 500ms, acceptable-heartbeat-pause = 2s }
               split-brain-resolver.stable-after = 3s
@@ -169,6 +191,7 @@ public sealed class ClusterTestBed : IAsyncDisposable
             try { n.Process!.Signal(18); } catch (InvalidOperationException) { } // SIGCONT: a stopped process cannot handle SIGTERM
         await Task.WhenAll(Nodes.Where(n => n.Process is not null).Select(n => n.Process!.DisposeAsync().AsTask()));
         await Receiver.DisposeAsync();
+        if (_pg is not null) await _pg.DisposeAsync();
         try { Directory.Delete(Work, recursive: true); } catch (IOException) { } catch (UnauthorizedAccessException) { }
     }
 }

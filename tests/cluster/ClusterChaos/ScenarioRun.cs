@@ -279,7 +279,10 @@ internal sealed class ScenarioRun(Options o, string scenario, string connectionS
                     probes.Add(Fresh($"node {n.Index} restarting, via node {other.Index}", other, t0));
                     n.Start();
                     var up = await n.WaitListeningAsync(StartBound).ConfigureAwait(false);
-                    Say($"rolling: node {n.Index} restarted (pid {n.Pid}), listening: {up}");
+                    // As an operator would: the next node only goes once this one is an Up member again.
+                    var upUntil = Now + StartBound;
+                    while (up && n.Health != NodeHealth.Up && Now < upUntil) await Task.Delay(200).ConfigureAwait(false);
+                    Say($"rolling: node {n.Index} restarted (pid {n.Pid}), listening: {up}, {n.Health} {(Now - t0).TotalSeconds:F1}s after its SIGTERM");
                     if (!up) _r.Failures.Add($"node {n.Index} did not listen after its rolling restart");
                     probes.Add(Fresh($"node {n.Index} back, via node {n.Index}", n, Now));
                     await Task.Delay(TimeSpan.FromSeconds(o.Quick ? 3 : 8)).ConfigureAwait(false);
@@ -465,6 +468,9 @@ internal sealed class ScenarioRun(Options o, string scenario, string connectionS
             if (!_arrivals.ContainsKey(s.Id)) _r.UndeliveredByAckingNode[s.Node] = _r.UndeliveredByAckingNode.GetValueOrDefault(s.Node) + 1;
         }
         _r.Zombie250 = all.Count(s => s.Acked && s.HealthAtAck == NodeHealth.NotUp);
+        if (_r.Zombie250 > 0)
+            _r.Notes.Add($"250s while not an Up member, by node: " + string.Join(" ", all.Where(s => s.Acked && s.HealthAtAck == NodeHealth.NotUp)
+                .GroupBy(s => s.Node).OrderBy(g => g.Key).Select(g => $"{g.Key}:{g.Count()} ({g.Count(s => _arrivals.ContainsKey(s.Id))} of them delivered)")));
         foreach (var n in _nodes)
             _r.Notes.Add($"node {n.Index} health: " + string.Join(" → ", n.Timeline.Select(t => $"{t.At.TotalSeconds:F0}s {t.State}" +
                 (t.State is NodeHealth.NotUp or NodeHealth.Exited ? $" ({t.Detail})" : ""))));

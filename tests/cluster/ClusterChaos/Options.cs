@@ -12,7 +12,7 @@ internal sealed record Options
                              [--bootstrap seeds|management] [--cluster-conf FILE] [--node-extra FILE] [--seed N]
           a      SIGKILL a non-seed node (node 3) under load; it stays down while the others drain
           b      SIGKILL the node started first (node 1, first seed) under load; it stays down while the others drain
-          c      SIGSTOP node 2 for --stop-seconds (default 30: longer than failure detector + split-brain resolver), SIGCONT
+          c      SIGSTOP node 2 for --stop-seconds (default 40: beyond failure detector + the resolver's 20 s stable-after), SIGCONT
           d      rolling restart of every node (SIGTERM, restart, wait until it listens) under load
           limit  max-concurrent-connections = 2 for limited.test, traffic through all 3 nodes: receiver peak must be <= 2
         --messages N      cap on generated messages per scenario (default 6000; --quick 2000)
@@ -27,7 +27,7 @@ internal sealed record Options
     public bool Quick { get; init; }
     public int? MessagesOpt { get; init; }
     public double? RateOpt { get; init; }
-    public double StopSeconds { get; init; } = 30;
+    public double StopSeconds { get; init; } = 40;
     public string? WorkDir { get; init; }
     public bool Keep { get; init; }
     public ClusterBootstrap Bootstrap { get; init; } = ClusterBootstrap.StaticSeeds;

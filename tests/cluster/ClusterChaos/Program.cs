@@ -88,7 +88,8 @@ public static class Program
         sb.AppendLine("|---|---:|---:|---:|---:|---:|---:|---:|---:|---|---|");
         foreach (var r in results)
         {
-            var probes = r.Probes.Count == 0 ? "–" : string.Join("; ", r.Probes.Select(p => p.Recovery is { } t ? t.TotalSeconds.ToString("F1", CultureInfo.InvariantCulture) : "never"));
+            var probes = r.Probes.Count == 0 ? "–" : string.Join("; ", r.Probes.Select(p => p.Recovery is { } t ? t.TotalSeconds.ToString("F1", CultureInfo.InvariantCulture)
+                : p.Late is { } l ? $"**{l.TotalSeconds.ToString("F1", CultureInfo.InvariantCulture)}** (late)" : "**never**"));
             var verdict = r.Passed ? "PASS" : "FAIL";
             if (r.LimitPeak is { } peak) verdict += $" (peak {peak})";
             sb.AppendLine($"| {r.Title} | {r.Submitted} | {r.Acked} | {r.Unknown} ({r.UnknownDelivered}) | {r.Delivered} | {r.LostWhileDown} | {r.LostAtEnd} | " +

@@ -26,7 +26,11 @@ internal sealed class Sent(long id, int node, string domain, TimeSpan at)
 }
 
 /// <summary>A never-seen domain sent through one node right after a fault: how long until it arrives.</summary>
-internal sealed record Probe(string Label, int Via, string Domain, TimeSpan? Recovery, string Note, TimeSpan T0);
+internal sealed record Probe(string Label, int Via, string Domain, TimeSpan? Recovery, string Note, TimeSpan T0)
+{
+    /// <summary>When it missed the bound but arrived later (e.g. during the drain): the real time from the fault.</summary>
+    public TimeSpan? Late { get; init; }
+}
 
 /// <summary>What one scenario measured.</summary>
 internal sealed class ScenarioResult(string name, string title)
@@ -491,8 +495,9 @@ internal sealed class ScenarioRun(Options o, string scenario, string connectionS
             if (p.Recovery is not null) continue;
             // Arrived after the probe gave up (e.g. in the drain): report the real time, still a failure.
             var t0 = p.T0;
-            var late = _firstArrivalByDomain.TryGetValue(p.Domain, out var at) ? $"; arrived {(at - t0).TotalSeconds:F1}s after the fault" : "";
-            _r.Probes[i] = p with { Note = p.Note + late };
+            var arrived = _firstArrivalByDomain.TryGetValue(p.Domain, out var at);
+            var late = arrived ? $"; arrived {(at - t0).TotalSeconds:F1}s after the fault" : "";
+            _r.Probes[i] = p with { Note = p.Note + late, Late = arrived ? at - t0 : null };
             _r.Failures.Add($"fresh domain {p.Label}: not delivered within {o.ProbeBound.TotalSeconds:F0}s ({p.Note}{late})");
         }
         if (_r.RefusedDelivered > 0) _r.Notes.Add($"{_r.RefusedDelivered} messages answered 4xx/5xx were delivered anyway");

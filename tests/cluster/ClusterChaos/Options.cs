@@ -39,7 +39,7 @@ internal sealed record Options
     public double Rate => RateOpt ?? (Quick ? 30 : 40);
     /// <summary>Load before the fault, and after it (the fault's aftermath under load).</summary>
     public TimeSpan Before => TimeSpan.FromSeconds(Quick ? 4 : 10);
-    public TimeSpan After => TimeSpan.FromSeconds(Quick ? 8 : 20);
+    public TimeSpan After => TimeSpan.FromSeconds(Quick ? 6 : 20);
     /// <summary>Drain with the faulted node still down; then drain after every down node was restarted.</summary>
     public TimeSpan DrainWhileDown => TimeSpan.FromSeconds(Quick ? 15 : 60);
     public TimeSpan DrainAfterRestart => TimeSpan.FromSeconds(Quick ? 20 : 60);

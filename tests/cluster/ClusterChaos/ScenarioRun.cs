@@ -270,7 +270,9 @@ internal sealed class ScenarioRun(Options o, string scenario, string connectionS
                 Say($"SIGCONT node 2 (health before: {n1.Health} / {n3.Health} for nodes 1 / 3)");
                 probes.Add(Fresh("after SIGCONT, via the resumed node 2", n2, t1));
                 probes.Add(Fresh("after SIGCONT, via node 1", n1, t1));
-                await Task.Delay(o.After).ConfigureAwait(false);
+                // At least 30 s of load after SIGCONT: a resumed node that was downed meanwhile may down itself ~20 s
+                // later (split-brain resolver) and must not keep answering 250 then.
+                await Task.Delay(o.After > TimeSpan.FromSeconds(30) ? o.After : TimeSpan.FromSeconds(30)).ConfigureAwait(false);
                 break;
             }
             case "d":

@@ -21,6 +21,8 @@ public sealed partial class GatewayTarget(int port, string? dllPath, string? com
 {
     public const string ClusterTargetName = "gateway-cluster";
     private MtaSts.Actors.TestInfra.Postgres.PostgresInstance? _postgres;
+    private ProcessTreeSampler? _pgSampler;   // PostgreSQL is its own process tree: its CPU is not in the target's column
+    private double _pgCpuAtStart;
     private Process? _process;
     private string? _statsFile;
     private string? _log;
@@ -80,6 +82,12 @@ public sealed partial class GatewayTarget(int port, string? dllPath, string? com
             // and retry schedule as the single-node run, so only the cluster mode differs).
             configs.AddRange(ClusterNodeConfig.ConfigFiles(repoRoot));
             configs.Add(nodeConf);
+            if (File.Exists(Path.Combine(_postgres.DataDirectory, "postmaster.pid"))
+                && int.TryParse(File.ReadLines(Path.Combine(_postgres.DataDirectory, "postmaster.pid")).FirstOrDefault(), out var pgPid))
+            {
+                _pgSampler = new ProcessTreeSampler(pgPid);
+                _pgCpuAtStart = _pgSampler.Sample().CpuSeconds;
+            }
             _facts["postgres"] = $"private PostgreSQL on 127.0.0.1:{_postgres.Port.ToString(CultureInfo.InvariantCulture)} (fsync off: {_postgres.DataDirectory})";
         }
         configs.Add(config);
@@ -251,6 +259,14 @@ public sealed partial class GatewayTarget(int port, string? dllPath, string? com
     public async Task StopAsync()
     {
         await StopProcessAsync();
+        if (_pgSampler is not null)
+        {
+            // Postmaster + live backends + the exited backends it reaped (cutime/cstime): PostgreSQL's share of the run.
+            var pg = _pgSampler.Sample();
+            _facts["postgres CPU"] = $"{(pg.CpuSeconds - _pgCpuAtStart).ToString("0.0", CultureInfo.InvariantCulture)} s over the run " +
+                                     $"(not in the target CPU column); RSS now {(pg.RssBytes / 1048576.0).ToString("0", CultureInfo.InvariantCulture)} MB";
+            _pgSampler = null;
+        }
         if (_postgres is not null)
         {
             await _postgres.DisposeAsync();

@@ -15,7 +15,7 @@ internal sealed record Options
           c      SIGSTOP node 2 for --stop-seconds (default 40: beyond failure detector + the resolver's 20 s stable-after), SIGCONT
           d      rolling restart of every node (SIGTERM, restart, wait until it listens) under load
           limit  max-concurrent-connections = 2 for limited.test, traffic through all 3 nodes: receiver peak must be <= 2
-        --messages N      cap on generated messages per scenario (default 6000; --quick 2000)
+        --messages N      cap on generated messages per scenario (default 8000; --quick 3000)
         --rate R          messages/s over all nodes (default 40; --quick 30)
         --bootstrap       seeds (today: static seed nodes 1,2) | management (Akka.Management config discovery)
         --cluster-conf    overlay instead of hocon/cluster-postgres.conf;  --node-extra: HOCON appended to every node
@@ -35,7 +35,7 @@ internal sealed record Options
     public string NodeExtra { get; init; } = "";
     public int Seed { get; init; } = Environment.TickCount & 0xffff;
 
-    public int Messages => MessagesOpt ?? (Quick ? 2000 : 6000);   // a cap: the phases bound the time
+    public int Messages => MessagesOpt ?? (Quick ? 3000 : 8000);   // a cap: the phases bound the time
     public double Rate => RateOpt ?? (Quick ? 30 : 40);
     /// <summary>Load before the fault, and after it (the fault's aftermath under load).</summary>
     public TimeSpan Before => TimeSpan.FromSeconds(Quick ? 4 : 10);

@@ -38,7 +38,7 @@ gateway=src/MtaSts.Actors.Host/bin/Release/net10.0/mtasts-gateway.dll
 driver=tests/cluster/ClusterChaos/bin/Release/net10.0/cluster-chaos.dll
 for f in "$gateway" "$driver"; do [ -f "$f" ] || { echo "cluster test: $f missing (build first)"; exit 2; }; done
 args=("$@")
-# Accept --scenario all / --quick / --messages N as documented; everything else goes to the driver as is.
+# The driver's own runtime: workstation GC, it shares 2 cores with 3 gateways and PostgreSQL.
 export DOTNET_gcServer=0
 # Hard bound against a hang of the driver itself (it has its own per-phase bounds and stops every node it started).
 timeout -k 30 1800 dotnet "$driver" --gateway "$gateway" --repo "$PWD" "${args[@]}"

@@ -72,7 +72,7 @@ public static class Program
     /// <summary>gateway, postfix, ceiling or a loopback host:port (anything else is refused before a run starts).</summary>
     internal static void ValidateTargets(IEnumerable<string> targets)
     {
-        foreach (var t in targets.Where(t => t is not ("postfix" or "gateway" or Targets.CeilingTarget.TargetName))) Loopback.Parse(t);
+        foreach (var t in targets.Where(t => t is not ("postfix" or "gateway" or Targets.GatewayTarget.ClusterTargetName or Targets.CeilingTarget.TargetName))) Loopback.Parse(t);
     }
 
     /// <summary>
@@ -162,6 +162,20 @@ public static class Program
             list.Add(new($"accept p99 ms ({variant})", "gateway", "postfix", gw.AcceptLatency.P99Us / 1000.0, pf.AcceptLatency.P99Us / 1000.0));
             list.Add(new($"end-to-end p99 ms ({variant})", "gateway", "postfix", gw.EndToEndLatency.P99Us / 1000.0, pf.EndToEndLatency.P99Us / 1000.0));
             list.Add(new($"peak RSS MB ({variant})", "gateway", "postfix", gw.Resources.PeakRssMb, pf.Resources.PeakRssMb));
+        }
+        // gateway-cluster: one node in cluster mode against Postfix and against the single-node default.
+        foreach (var variant in ran.Select(r => r.Variant).Distinct())
+        {
+            var gc = ran.FirstOrDefault(r => r.Target == Targets.GatewayTarget.ClusterTargetName && r.Variant == variant);
+            if (gc is null) continue;
+            foreach (var other in new[] { "postfix", "gateway" })
+            {
+                var x = ran.FirstOrDefault(r => r.Target == other && r.Variant == variant);
+                if (x is null) continue;
+                list.Add(new($"accept rate msg/s ({variant})", gc.Target, other, gc.AcceptRate, x.AcceptRate));
+                list.Add(new($"end-to-end rate msg/s ({variant})", gc.Target, other, gc.EndToEndRate, x.EndToEndRate));
+                list.Add(new($"end-to-end p99 ms ({variant})", gc.Target, other, gc.EndToEndLatency.P99Us / 1000.0, x.EndToEndLatency.P99Us / 1000.0));
+            }
         }
         foreach (var target in ran.Select(r => r.Target).Distinct())
         {

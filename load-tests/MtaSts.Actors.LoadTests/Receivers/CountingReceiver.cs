@@ -28,6 +28,15 @@ public sealed class CountingReceiver(IPEndPoint endpoint, DeliveryLedger ledger,
     public bool Running => _listener is not null;
     public long MessagesReceived => Interlocked.Read(ref _messages);
 
+    /// <summary>Called for every arrival of one of our messages (not DSNs): load id, the client's EHLO/HELO name (which
+    /// relay delivered it — the cluster test tells nodes apart by it), the destination domain of the first recipient.
+    /// Set before <see cref="StartAsync"/>; runs on the session's task, so it must be cheap and thread-safe.</summary>
+    public Action<long, string, string>? ArrivalObserver { get; init; }
+
+    /// <summary>Highest number of sessions that carried mail for <paramref name="domain"/> at the same time (0 if none).</summary>
+    public long PeakConcurrentSessions(string domain) =>
+        _domains.TryGetValue(domain, out var d) ? Interlocked.Read(ref d.MaxActive) : 0;
+
     public Task StartAsync(CancellationToken ct)
     {
         _cts = CancellationTokenSource.CreateLinkedTokenSource(ct);
@@ -62,6 +71,7 @@ public sealed class CountingReceiver(IPEndPoint endpoint, DeliveryLedger ledger,
         var domainsHeld = new List<DomainCounter>(1);   // every domain this session carried: concurrency is per session
         var txDomains = new List<DomainCounter>(1);     // domains of the current transaction: message counts
         long perConn = 0;
+        var helo = "";
         await using var stream = new NetworkStream(socket, ownsSocket: true);
         var reader = new SmtpLineReader(stream);
         var output = new MemoryStream(256);
@@ -97,9 +107,11 @@ public sealed class CountingReceiver(IPEndPoint endpoint, DeliveryLedger ledger,
                 switch (verb)
                 {
                     case "EHLO":
+                        helo = HeloArgument(line);
                         await Reply("250-sink.loadtest\r\n250-PIPELINING\r\n250-SIZE 104857600\r\n250-8BITMIME\r\n250 ENHANCEDSTATUSCODES").ConfigureAwait(false);
                         break;
                     case "HELO":
+                        helo = HeloArgument(line);
                         await Reply("250 sink.loadtest").ConfigureAwait(false);
                         break;
                     case "MAIL":
@@ -130,7 +142,11 @@ public sealed class CountingReceiver(IPEndPoint endpoint, DeliveryLedger ledger,
                         var now = Clock.NowUs();
                         // A null reverse-path message is a DSN: it names the bounced message in its returned headers.
                         if (nullSender) ledger.DsnArrived(loadId, dsnFailed);
-                        else if (loadId is { } id) ledger.Arrived(id, now);
+                        else if (loadId is { } id)
+                        {
+                            ledger.Arrived(id, now);
+                            ArrivalObserver?.Invoke(id, helo, txDomains.Count > 0 ? txDomains[0].Domain : "");
+                        }
                         else Interlocked.Increment(ref ledger.UnknownIds);
                         foreach (var d in txDomains) Interlocked.Increment(ref d.Messages);
                         Interlocked.Increment(ref _messages);
@@ -207,6 +223,9 @@ public sealed class CountingReceiver(IPEndPoint endpoint, DeliveryLedger ledger,
         var colon = mailLine.IndexOf((byte)':');
         return colon >= 0 && mailLine[(colon + 1)..].TrimStart((byte)' ').StartsWith("<>"u8);
     }
+
+    private static string HeloArgument(ReadOnlySpan<byte> line) =>
+        line.Length > 5 ? Encoding.ASCII.GetString(line[5..]).Trim().ToLowerInvariant() : "";
 
     private static string ExtractDomain(ReadOnlySpan<byte> rcptLine)
     {

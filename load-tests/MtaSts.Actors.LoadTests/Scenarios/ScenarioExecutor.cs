@@ -227,6 +227,7 @@ public sealed class ScenarioExecutor(ScenarioDefinition scenario, RunOptions o)
             CeilingTarget.TargetName => new CeilingTarget(sink),
             "postfix" => new PostfixRelayTarget(port),
             "gateway" => new GatewayTarget(port, o.GatewayDll, o.GatewayCommand, o.RepoRoot),
+            GatewayTarget.ClusterTargetName => new GatewayTarget(port, o.GatewayDll, o.GatewayCommand, o.RepoRoot, cluster: true),
             _ => new ExternalTarget(Loopback.Parse(name), o.TargetPid),
         };
     }

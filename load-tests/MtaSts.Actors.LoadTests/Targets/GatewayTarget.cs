@@ -13,9 +13,16 @@ namespace MtaSts.Actors.LoadTests.Targets;
 /// HOCON file that the host layers over its shipped hocon/*.conf: loopback listener, mx-override "*" → receiver,
 /// default destination profile (connections, messages per connection, TLS off, MTA-STS switch), short retry schedule.
 /// See load-tests/README.md ("Wiring the gateway").
+/// <paramref name="cluster"/> (target <c>gateway-cluster</c>): the same gateway as ONE node in cluster mode — a private
+/// PostgreSQL (tests/postgres/setup.sh) for the journal, snapshots (and the cluster spool once it exists), the shipped
+/// hocon/cluster-postgres.conf and the node settings of <see cref="ClusterNodeConfig"/>, under the same load-test file.
 /// </summary>
-public sealed partial class GatewayTarget(int port, string? dllPath, string? commandTemplate, string repoRoot) : ITarget
+public sealed partial class GatewayTarget(int port, string? dllPath, string? commandTemplate, string repoRoot, bool cluster = false) : ITarget
 {
+    public const string ClusterTargetName = "gateway-cluster";
+    private MtaSts.Actors.TestInfra.Postgres.PostgresInstance? _postgres;
+    private ProcessTreeSampler? _pgSampler;   // PostgreSQL is its own process tree: its CPU is not in the target's column
+    private double _pgCpuAtStart;
     private Process? _process;
     private string? _statsFile;
     private string? _log;
@@ -25,7 +32,7 @@ public sealed partial class GatewayTarget(int port, string? dllPath, string? com
     private LocalMtaStsWorld? _mtaSts;
     private readonly Dictionary<string, string> _facts = new();
 
-    public string Name => "gateway";
+    public string Name => cluster ? ClusterTargetName : "gateway";
     public bool SupportsMtaSts => true;
     public IPEndPoint Endpoint { get; } = new(IPAddress.Loopback, port);
     public int? RootPid => _process is { HasExited: false } p ? p.Id : null;
@@ -43,7 +50,7 @@ public sealed partial class GatewayTarget(int port, string? dllPath, string? com
 
     public async Task<string?> StartAsync(TargetSpec spec, CancellationToken ct)
     {
-        var dir = Path.Combine(spec.WorkDirectory, "gateway");
+        var dir = Path.Combine(spec.WorkDirectory, Name);
         if (Directory.Exists(dir)) Directory.Delete(dir, recursive: true);
         Directory.CreateDirectory(dir);
         var config = Path.Combine(dir, "gateway.loadtest.conf");
@@ -61,6 +68,29 @@ public sealed partial class GatewayTarget(int port, string? dllPath, string? com
             _facts["mta-sts dns / https"] = $"{_mtaSts.Dns.EndPoint} / 127.0.0.1:{_mtaSts.Https.Port.ToString(CultureInfo.InvariantCulture)}";
         }
         await File.WriteAllTextAsync(config, ConfigHocon(spec, dir), ct);
+        var configs = new List<string>();
+        if (cluster)
+        {
+            if (!MtaSts.Actors.TestInfra.Postgres.PostgresInstance.IsAvailable)
+                return "target not available: PostgreSQL is not installed (sudo tests/postgres/setup.sh)";
+            _postgres = await MtaSts.Actors.TestInfra.Postgres.PostgresInstance.StartAsync(ct);
+            var cs = await _postgres.CreateDatabaseAsync("mtasts_load", ct);
+            var node = new ClusterNode(1, Endpoint.Port, TestInfra.Net.LoopbackPort.Free(), 0, 0, _dataDir!);
+            var nodeConf = Path.Combine(dir, "cluster-node.conf");
+            await File.WriteAllTextAsync(nodeConf, ClusterNodeConfig.Hocon(node, [node], cs, sink.Port), ct);
+            // Order: cluster overlay, node file, then the load-test file (it wins: same listener, data dir, profiles
+            // and retry schedule as the single-node run, so only the cluster mode differs).
+            configs.AddRange(ClusterNodeConfig.ConfigFiles(repoRoot));
+            configs.Add(nodeConf);
+            if (File.Exists(Path.Combine(_postgres.DataDirectory, "postmaster.pid"))
+                && int.TryParse(File.ReadLines(Path.Combine(_postgres.DataDirectory, "postmaster.pid")).FirstOrDefault(), out var pgPid))
+            {
+                _pgSampler = new ProcessTreeSampler(pgPid);
+                _pgCpuAtStart = _pgSampler.Sample().CpuSeconds;
+            }
+            _facts["postgres"] = $"private PostgreSQL on 127.0.0.1:{_postgres.Port.ToString(CultureInfo.InvariantCulture)} (fsync off: {_postgres.DataDirectory})";
+        }
+        configs.Add(config);
 
         string file;
         List<string> args;
@@ -78,7 +108,7 @@ public sealed partial class GatewayTarget(int port, string? dllPath, string? com
             if (dll is null || !File.Exists(dll))
                 return "target not available yet: mtasts-gateway.dll not found (dotnet build src/MtaSts.Actors.Host -c Release, or pass --gateway-dll/--gateway-cmd)";
             file = "dotnet";
-            args = [dll, "serve", "--config", config];
+            args = [dll, "serve", .. configs.SelectMany(c => new[] { "--config", c })];
             _facts["dll"] = dll;
         }
 
@@ -88,8 +118,7 @@ public sealed partial class GatewayTarget(int port, string? dllPath, string? com
         psi.Environment.Remove("DOTNET_gcServer");
         psi.Environment.Remove("DOTNET_TieredPGO");
         // The host layers MTASTS_* environment variables over every config file: make sure none leaks in from the shell.
-        foreach (var v in new[] { "MTASTS_DATA_DIR", "MTASTS_HOSTNAME", "MTASTS_POLICY_PROXY", "MTASTS_PG", "MTASTS_SEED_NODES", "MTASTS_AKKA_PORT", "MTASTS_PUBLIC_HOSTNAME" })
-            psi.Environment.Remove(v);
+        foreach (var v in ClusterNodeConfig.ScrubbedEnvironment) psi.Environment.Remove(v);
         _facts["command"] = file + " " + string.Join(' ', args.Select(ProcessRunner.Quote));
         _facts["config"] = config;
         _facts["mail log"] = _mailLog;
@@ -230,6 +259,19 @@ public sealed partial class GatewayTarget(int port, string? dllPath, string? com
     public async Task StopAsync()
     {
         await StopProcessAsync();
+        if (_pgSampler is not null)
+        {
+            // Postmaster + live backends + the exited backends it reaped (cutime/cstime): PostgreSQL's share of the run.
+            var pg = _pgSampler.Sample();
+            _facts["postgres CPU"] = $"{(pg.CpuSeconds - _pgCpuAtStart).ToString("0.0", CultureInfo.InvariantCulture)} s over the run " +
+                                     $"(not in the target CPU column); RSS now {(pg.RssBytes / 1048576.0).ToString("0", CultureInfo.InvariantCulture)} MB";
+            _pgSampler = null;
+        }
+        if (_postgres is not null)
+        {
+            await _postgres.DisposeAsync();
+            _postgres = null;
+        }
         if (_mtaSts is not null)
         {
             foreach (var kv in _mtaSts.Facts()) _facts[kv.Key] = kv.Value;

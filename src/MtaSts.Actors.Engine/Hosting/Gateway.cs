@@ -299,6 +299,9 @@ public sealed class Gateway : IAsyncDisposable
             domain => Settings(watcher.Current, domain), bounces, clock, () => policyRef, tuning);
 
         var builder = Host.CreateApplicationBuilder(new HostApplicationBuilderSettings { DisableDefaults = true });
+        // The embedding process owns SIGTERM/SIGINT (serve drains deliveries, then stops the actors): the host's default
+        // console lifetime would stop the actor system on the same signal, first, and look like a downed node (exit 4).
+        builder.Services.AddSingleton<IHostLifetime, EmbeddedLifetime>();
         builder.Services.AddAkka("mtasts", (ab, _) =>
         {
             ab.AddHocon(akkaConfig, HoconAddMode.Prepend);
@@ -485,6 +488,13 @@ public sealed class Gateway : IAsyncDisposable
         foreach (var (domain, _) in await cluster.DomainsAsync(ct).ConfigureAwait(false))
             if (DestinationDomain.TryParse(domain, out var d, out _)) list.Add(d);
         return list;
+    }
+
+    /// <summary>A host lifetime that reacts to no signal: <see cref="StopAsync"/> of the gateway stops the host.</summary>
+    private sealed class EmbeddedLifetime : IHostLifetime
+    {
+        public Task WaitForStartAsync(CancellationToken cancellationToken) => Task.CompletedTask;
+        public Task StopAsync(CancellationToken cancellationToken) => Task.CompletedTask;
     }
 
     /// <summary>Tells <paramref name="onRemoved"/> when a cluster member is removed (its shards need new owners).</summary>

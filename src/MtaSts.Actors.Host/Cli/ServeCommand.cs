@@ -38,6 +38,8 @@ internal static class ServeCommand
         // resolver) or removed from its cluster. It must not stay up as a listener that cannot deliver.
         var signalled = Task.Delay(Timeout.Infinite, stop.Token);
         await Task.WhenAny(signalled, gateway.Terminated).ConfigureAwait(false);
+        // Several handlers see one SIGTERM in no fixed order: a termination it caused is not a downed node.
+        if (!stop.IsCancellationRequested) await Task.WhenAny(signalled, Task.Delay(TimeSpan.FromSeconds(1))).ConfigureAwait(false);
         if (!stop.IsCancellationRequested)
         {
             gateway.Log.Critical("actor_system_terminated",

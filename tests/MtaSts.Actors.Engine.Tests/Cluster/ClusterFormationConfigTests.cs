@@ -5,9 +5,13 @@ namespace MtaSts.Actors.Engine.Tests.Cluster;
 /// <summary>mtasts.cluster: formation mode and split-brain strategy are validated at load and become Akka settings.</summary>
 public sealed class ClusterFormationConfigTests
 {
-    private static GatewayConfig Load(string hocon) => GatewayConfig.Load(GatewayConfig.DefaultFiles(), hocon);
+    // A clustered node needs the shared PostgreSQL journal (a SQLite one is refused): loads use one.
+    private const string Postgres = "akka.persistence.journal.sql { provider-name = \"PostgreSQL.15\", connection-string = \"Host=db\" }\n";
 
-    private static GatewayConfigException Refused(string hocon) => Assert.Throws<GatewayConfigException>(() => Load(hocon));
+    private static GatewayConfig Load(string hocon) => GatewayConfig.Load(GatewayConfig.DefaultFiles(), Postgres + hocon);
+
+    private static GatewayConfigException Refused(string hocon) =>
+        Assert.Throws<GatewayConfigException>(() => GatewayConfig.Load(GatewayConfig.DefaultFiles(), hocon));
 
     [Fact]
     public void The_default_is_a_single_node_with_keep_majority_and_downing_that_terminates_the_actor_system()
@@ -54,7 +58,7 @@ public sealed class ClusterFormationConfigTests
         "required-contact-point-nr = 2 exceeds the 1 contact points")]
     [InlineData("mtasts.cluster { formation = bootstrap, bootstrap.contact-points = [\"node1\"] }\nmtasts.hostname = n1", "\"node1\" is not host:port")]
     [InlineData("mtasts.cluster.formation = bootstrap\nmtasts.cluster.bootstrap.contact-points = [\"127.0.0.1:8558\", \"127.0.0.1:8559\"]",
-        "mtasts.hostname must be set to a name unique to this node")]
+        "journal is not PostgreSQL")]
     public void Invalid_cluster_settings_are_refused_naming_the_key(string hocon, string message)
     {
         if (!string.IsNullOrEmpty(Environment.GetEnvironmentVariable("MTASTS_SEED_NODES"))) return;

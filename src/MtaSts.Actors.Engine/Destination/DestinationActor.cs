@@ -33,6 +33,7 @@ public sealed class DestinationActor : UntypedPersistentActor, IWithTimers
     private DateTimeOffset _nextReconcile;
 
     private sealed record Wake;
+    private sealed record FinishWritten;
     /// <summary>The cluster spool's outstanding recipients of this domain (or why they could not be read).</summary>
     private sealed record QueueLoaded(IReadOnlyList<RecoveredMessage>? Messages, string? Error);
     private sealed record Sweep; // expiry and retry-record pruning
@@ -46,6 +47,8 @@ public sealed class DestinationActor : UntypedPersistentActor, IWithTimers
         _index = index;
         _state = new DestinationState(_domain);
         _effects = new DestinationEffects(services, index, _domain);
+        var self = Self;
+        _effects.Finished = () => { if (_handingOff) self.Tell(new FinishWritten()); };
         _plan = new ConnectionPlanner(_state, services.Dcids.Next);
         PersistenceId = "destination-" + entityId;
     }
@@ -99,6 +102,9 @@ public sealed class DestinationActor : UntypedPersistentActor, IWithTimers
             case EnqueueRecipients e:
                 if (_svc.Spool is IClusterSpool) _index.Add(_domain, e.Message, e.Recipients); // this node owns it now
                 if (Queue.Enqueue(e.Message, e.Recipients, Now) > 0) Run(_plan.Pump(Plan()));
+                break;
+            case FinishWritten:
+                StopIfHandedOff();
                 break;
             case QueueLoaded l:
                 OnQueueLoaded(l);
@@ -242,7 +248,8 @@ public sealed class DestinationActor : UntypedPersistentActor, IWithTimers
 
     private void StopIfHandedOff()
     {
-        if (_handingOff && Queue.InFlightCount == 0) Context.Stop(Self);
+        // Also after the done records of what was delivered: the next owner loads the queue from the spool.
+        if (_handingOff && Queue.InFlightCount == 0 && _effects.PendingFinishes == 0) Context.Stop(Self);
     }
 
     /// <summary>Runs the planner's effects: children, timers, the recipient-limit journal, delivery tracking.</summary>

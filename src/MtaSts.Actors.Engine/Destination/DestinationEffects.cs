@@ -8,6 +8,14 @@ namespace MtaSts.Actors.Engine.Destination;
 /// (tracked by <see cref="BackgroundWork"/> so that a graceful stop waits for them); both services are thread-safe.</summary>
 public sealed class DestinationEffects(DeliveryServices svc, PendingIndex index, DestinationDomain domain)
 {
+    private int _pendingFinishes;
+
+    /// <summary>Done records not yet written (a hand-off waits for them: the next owner must not see the mail as queued).</summary>
+    public int PendingFinishes => Volatile.Read(ref _pendingFinishes);
+
+    /// <summary>Called (off the actor) when a done record has been written or has failed.</summary>
+    public Action? Finished { get; set; }
+
     public void Run(IEnumerable<DestinationEffect> effects)
     {
         foreach (var effect in effects)
@@ -33,6 +41,7 @@ public sealed class DestinationEffects(DeliveryServices svc, PendingIndex index,
     {
         var mid = f.Message.Mid;
         var rids = f.Rids.ToArray();
+        Interlocked.Increment(ref _pendingFinishes);
         svc.Work.Track(Task.Run(async () =>
         {
             try
@@ -48,6 +57,11 @@ public sealed class DestinationEffects(DeliveryServices svc, PendingIndex index,
             {
                 // Not marked done: the spool keeps the message and it is re-delivered after a restart (duplicate, not loss).
                 svc.Log.Critical("finish_failed", $"MID {mid} could not be marked done: {ex.Message}", ("mid", mid));
+            }
+            finally
+            {
+                Interlocked.Decrement(ref _pendingFinishes);
+                Finished?.Invoke();
             }
         }));
     }

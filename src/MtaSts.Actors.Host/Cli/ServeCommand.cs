@@ -17,7 +17,8 @@ internal static class ServeCommand
         Admin.AdminServer? admin = null;
         if (adminOptions.Enabled)
         {
-            try { admin = await Admin.AdminServer.StartAsync(gateway, adminOptions, stop.Token).ConfigureAwait(false); }
+            // Not cancelled by a SIGTERM during its short start: the stop below disposes it.
+            try { admin = await Admin.AdminServer.StartAsync(gateway, adminOptions, CancellationToken.None).ConfigureAwait(false); }
             catch (IOException ex)
             {
                 var why = $"admin endpoint cannot bind {string.Join(", ", adminOptions.Endpoints)}: {ex.Message}";

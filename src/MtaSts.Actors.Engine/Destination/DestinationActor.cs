@@ -30,6 +30,8 @@ public sealed class DestinationActor : UntypedPersistentActor, IWithTimers
     private int _eventsSinceSnapshot;
     private PolicyState _policy = PolicyState.None;
     private bool _handingOff;
+    /// <summary>Cluster: the queue's truth is the shared spool, read by this owner; null on a single node.</summary>
+    private readonly IClusterSpool? _clusterSpool;
     private DateTimeOffset _nextReconcile;
 
     private sealed record Wake;
@@ -46,6 +48,7 @@ public sealed class DestinationActor : UntypedPersistentActor, IWithTimers
         _svc = services;
         _index = index;
         _state = new DestinationState(_domain);
+        _clusterSpool = services.Spool as IClusterSpool;
         _effects = new DestinationEffects(services, index, _domain);
         var self = Self;
         _effects.Finished = () => { if (_handingOff) self.Tell(new FinishWritten()); };
@@ -86,7 +89,7 @@ public sealed class DestinationActor : UntypedPersistentActor, IWithTimers
                 _plan.Start(Plan());
                 // Pull everything the spool still holds for us: a (re)started entity never forgets mail. In a cluster
                 // that is the cluster spool (mail accepted on any node, or owned by a node that is gone).
-                if (_svc.Spool is IClusterSpool) LoadClusterQueue();
+                if (_clusterSpool is not null) LoadClusterQueue();
                 else foreach (var e in _index.For(_domain)) Queue.Enqueue(e.Message, e.Recipients, Now);
                 Timers.StartPeriodicTimer("sweep", new Sweep(), _svc.Tuning.ExpirySweep);
                 Context.SetReceiveTimeout(_svc.Tuning.PassivateAfter);
@@ -100,7 +103,7 @@ public sealed class DestinationActor : UntypedPersistentActor, IWithTimers
         switch (message)
         {
             case EnqueueRecipients e:
-                if (_svc.Spool is IClusterSpool) _index.Add(_domain, e.Message, e.Recipients); // this node owns it now
+                if (_clusterSpool is not null) _index.Add(_domain, e.Message, e.Recipients); // this node owns it now
                 if (Queue.Enqueue(e.Message, e.Recipients, Now) > 0) Run(_plan.Pump(Plan()));
                 break;
             case FinishWritten:
@@ -153,8 +156,8 @@ public sealed class DestinationActor : UntypedPersistentActor, IWithTimers
             case Sweep:
                 Commit(_state.Decide(new ExpirySweep(), Settings, Now));
                 // Cluster: a message told to us over the network can be lost with a node; the spool is the truth.
-                if (_svc.Spool is IClusterSpool && _queueLoaded && Now >= _nextReconcile) LoadClusterQueue();
-                if (_index.Loaded && (_queueLoaded || _svc.Spool is not IClusterSpool) && Queue.PruneRetryRecords((mid, rid) => _index.Contains(_domain, mid, rid)) is > 0 and var pruned)
+                if (_clusterSpool is not null && _queueLoaded && Now >= _nextReconcile) LoadClusterQueue();
+                if (_index.Loaded && (_queueLoaded || _clusterSpool is null) && Queue.PruneRetryRecords((mid, rid) => _index.Contains(_domain, mid, rid)) is > 0 and var pruned)
                     _svc.Log.Debug("retry_records_pruned", $"Destination {_domain}: {pruned} retry records of finished mail dropped",
                         ("domain", _domain.Name));
                 Run(_plan.Pump(Plan()));
@@ -213,9 +216,8 @@ public sealed class DestinationActor : UntypedPersistentActor, IWithTimers
 
     private void LoadClusterQueue()
     {
-        var spool = (IClusterSpool)_svc.Spool;
         _nextReconcile = Now + _svc.Tuning.ClusterReconcile;
-        spool.OutstandingAsync(_domain.Name).PipeTo(Self, success: m => new QueueLoaded(m, null),
+        _clusterSpool!.OutstandingAsync(_domain.Name).PipeTo(Self, success: m => new QueueLoaded(m, null),
             failure: ex => new QueueLoaded(null, ex.Message));
     }
 
@@ -345,7 +347,7 @@ public sealed class DestinationActor : UntypedPersistentActor, IWithTimers
     {
         Run(_plan.StopAll());
         // Cluster: this node no longer owns the domain (moved, passivated); the next owner loads it from the spool.
-        if (_svc.Spool is IClusterSpool) _index.Forget(_domain);
+        if (_clusterSpool is not null) _index.Forget(_domain);
         base.PostStop();
     }
 }

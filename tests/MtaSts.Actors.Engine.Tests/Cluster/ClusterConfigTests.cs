@@ -43,4 +43,14 @@ public sealed class ClusterConfigTests
         Assert.Equal("Host=db2", own.ClusterSpoolConnectionString);
         Assert.False(GatewayConfig.Load(GatewayConfig.DefaultFiles(), "").Clustered);
     }
+
+    [Fact]
+    public void Per_gateway_hostname_limits_are_refused_in_a_cluster_because_one_owner_counts_for_all_nodes()
+    {
+        var e = Assert.Throws<GatewayConfigException>(() => GatewayConfig.Load(Files,
+            "akka.remote.dot-netty.tcp.public-hostname = \"n1\"\nmtasts.destinations.default.limit-scope = per-gateway-hostname"));
+        Assert.Contains("per-gateway-hostname is not supported in a cluster", e.Message);
+        // The same key is accepted on a single node (where it equals system-wide).
+        GatewayConfig.Load(GatewayConfig.DefaultFiles(), "mtasts.destinations.default.limit-scope = per-gateway-hostname");
+    }
 }

@@ -35,9 +35,9 @@ public sealed class DestinationActor : UntypedPersistentActor, IWithTimers
     private DateTimeOffset _nextReconcile;
 
     private sealed record Wake;
-    private sealed record FinishWritten;
+    private sealed record FinishWritten(long Mid, int[] Rids);
     /// <summary>The cluster spool's outstanding recipients of this domain (or why they could not be read).</summary>
-    private sealed record QueueLoaded(IReadOnlyList<RecoveredMessage>? Messages, string? Error);
+    private sealed record QueueLoaded(long Generation, IReadOnlyList<RecoveredMessage>? Messages, string? Error);
     private sealed record Sweep; // expiry and retry-record pruning
     private sealed record IdleCheck;
 
@@ -51,7 +51,7 @@ public sealed class DestinationActor : UntypedPersistentActor, IWithTimers
         _clusterSpool = services.Spool as IClusterSpool;
         _effects = new DestinationEffects(services, index, _domain);
         var self = Self;
-        _effects.Finished = () => { if (_handingOff) self.Tell(new FinishWritten()); };
+        _effects.Finished = (mid, rids) => self.Tell(new FinishWritten(mid, rids));
         _plan = new ConnectionPlanner(_state, services.Dcids.Next);
         PersistenceId = "destination-" + entityId;
     }
@@ -106,7 +106,8 @@ public sealed class DestinationActor : UntypedPersistentActor, IWithTimers
                 if (_clusterSpool is not null) _index.Add(_domain, e.Message, e.Recipients); // this node owns it now
                 if (Queue.Enqueue(e.Message, e.Recipients, Now) > 0) Run(_plan.Pump(Plan()));
                 break;
-            case FinishWritten:
+            case FinishWritten w:
+                _recentFinishes.Written(w.Mid, w.Rids);
                 StopIfHandedOff();
                 break;
             case QueueLoaded l:
@@ -214,14 +215,33 @@ public sealed class DestinationActor : UntypedPersistentActor, IWithTimers
 
     private bool _queueLoaded;
 
+    /// <summary>Cluster mode: what this owner finished that a queue load in flight may still list as outstanding.</summary>
+    private readonly RecentFinishes _recentFinishes = new();
+
     private void LoadClusterQueue()
     {
         _nextReconcile = Now + _svc.Tuning.ClusterReconcile;
-        _clusterSpool!.OutstandingAsync(_domain.Name).PipeTo(Self, success: m => new QueueLoaded(m, null),
-            failure: ex => new QueueLoaded(null, ex.Message));
+        var generation = _recentFinishes.LoadIssued();
+        _clusterSpool!.OutstandingAsync(_domain.Name).PipeTo(Self, success: m => new QueueLoaded(generation, m, null),
+            failure: ex => new QueueLoaded(generation, null, ex.Message));
+    }
+
+    /// <summary>Runs a decision's effects, first noting (cluster mode) which recipients are being finished.</summary>
+    private void RunEffects(IReadOnlyList<DestinationEffect> effects)
+    {
+        if (_clusterSpool is not null)
+            foreach (var effect in effects)
+                if (effect is FinishRecipients f) _recentFinishes.Finishing(f.Message.Mid, f.Rids);
+        _effects.Run(effects);
     }
 
     private void OnQueueLoaded(QueueLoaded l)
+    {
+        try { ApplyQueueLoad(l); }
+        finally { _recentFinishes.LoadCompleted(l.Generation); } // after the filter: it forgets what this load needed
+    }
+
+    private void ApplyQueueLoad(QueueLoaded l)
     {
         if (l.Messages is null)
         {
@@ -234,7 +254,10 @@ public sealed class DestinationActor : UntypedPersistentActor, IWithTimers
         var added = 0;
         foreach (var r in l.Messages)
         {
-            var (message, recipients) = Dispatcher.Refs(r.Message, r.OutstandingRids);
+            // A load read before a done record committed still lists that recipient: it is finished, not queued.
+            var rids = r.OutstandingRids.Where(rid => !_recentFinishes.Stale(l.Generation, r.Message.Mid, rid)).ToList();
+            if (rids.Count == 0) continue;
+            var (message, recipients) = Dispatcher.Refs(r.Message, rids);
             _index.Add(_domain, message, recipients);
             added += Queue.Enqueue(message, recipients, Now);
         }
@@ -308,7 +331,7 @@ public sealed class DestinationActor : UntypedPersistentActor, IWithTimers
             else _state.Apply(change);
         if (journaled.Count == 0)
         {
-            _effects.Run(d.Effects);
+            RunEffects(d.Effects);
             then?.Invoke();
             return;
         }
@@ -320,7 +343,7 @@ public sealed class DestinationActor : UntypedPersistentActor, IWithTimers
         });
         DeferAsync(d, _ =>
         {
-            _effects.Run(d.Effects);
+            RunEffects(d.Effects);
             then?.Invoke();
         });
     }

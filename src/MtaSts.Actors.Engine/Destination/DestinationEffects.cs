@@ -13,8 +13,8 @@ public sealed class DestinationEffects(DeliveryServices svc, PendingIndex index,
     /// <summary>Done records not yet written (a hand-off waits for them: the next owner must not see the mail as queued).</summary>
     public int PendingFinishes => Volatile.Read(ref _pendingFinishes);
 
-    /// <summary>Called (off the actor) when a done record has been written or has failed.</summary>
-    public Action? Finished { get; set; }
+    /// <summary>Called (off the actor) when a done record has been written or has failed: MID and RIDs.</summary>
+    public Action<long, int[]>? Finished { get; set; }
 
     public void Run(IEnumerable<DestinationEffect> effects)
     {
@@ -61,7 +61,7 @@ public sealed class DestinationEffects(DeliveryServices svc, PendingIndex index,
             finally
             {
                 Interlocked.Decrement(ref _pendingFinishes);
-                Finished?.Invoke();
+                Finished?.Invoke(mid, rids);
             }
         }));
     }

@@ -135,6 +135,21 @@ public sealed partial class AdminApiTests(AdminGateway gw)
     }
 
     [Fact]
+    public async Task A_single_node_answers_the_cluster_view_with_not_clustered()
+    {
+        var c = await gw.GetJsonAsync("api/cluster");
+        Assert.False(c.GetProperty("clustered").GetBoolean());
+        Assert.Equal("single-node", c.GetProperty("formation").GetString());
+        Assert.Equal("up", c.GetProperty("self_status").GetString());
+        Assert.Equal("open", c.GetProperty("intake").GetString());
+        Assert.Equal(JsonValueKind.Null, c.GetProperty("intake_refusal").ValueKind);
+        Assert.StartsWith("akka.tcp://", c.GetProperty("self_address").GetString());
+        Assert.False(c.TryGetProperty("members", out _));
+        using var anonymous = new HttpClient { BaseAddress = gw.Http.BaseAddress };
+        Assert.Equal(HttpStatusCode.Unauthorized, (await anonymous.GetAsync("api/cluster")).StatusCode);
+    }
+
+    [Fact]
     public async Task Queued_mail_shows_in_the_queue_the_destination_and_the_message_views()
     {
         var mid = await gw.SubmitAsync("someone@held.test");
@@ -265,6 +280,17 @@ public sealed class AdminOptionsTests
 {
     private static AdminOptions Load(string hocon) =>
         AdminOptions.FromHocon(Akka.Configuration.ConfigurationFactory.ParseString(hocon));
+
+    [Fact]
+    public void Metrics_are_on_by_default_and_off_with_mtasts_admin_metrics_off()
+    {
+        Assert.True(Load("mtasts {}").Metrics);
+        Assert.True(Load("mtasts.admin.metrics = on").Metrics);
+        Assert.False(Load("mtasts.admin.metrics = off").Metrics);
+        Assert.False(Load("mtasts.admin.metrics = false").Metrics);
+        var e = Assert.Throws<GatewayConfigException>(() => Load("mtasts.admin.metrics = sometimes"));
+        Assert.Contains(e.Errors, x => x.Contains("mtasts.admin.metrics = \"sometimes\": expected on or off", StringComparison.Ordinal));
+    }
 
     [Fact]
     public void Default_is_loopback_8025_without_a_token()

@@ -1,4 +1,5 @@
 using System.Text.Json;
+using Microsoft.Playwright;
 using MtaSts.Actors.Host.Tests.Admin;
 using Xunit.Abstractions;
 
@@ -112,5 +113,24 @@ public sealed class ClusterMembersTests(ITestOutputHelper output)
         Assert.Contains($"{bAddress} (up); SMTP intake open", table.Stdout);
         Assert.Contains("2 members: 2 Up, 0 reported unreachable", table.Stdout);
         Assert.Contains(table.Stdout.Split('\n'), l => l.Contains(aAddress, StringComparison.Ordinal) && l.Contains("oldest", StringComparison.Ordinal) && l.Contains(" up ", StringComparison.Ordinal));
+
+        // The status page of node b (no token on these nodes): its cluster section lists both members, Up and reachable.
+        const string chromium = "/usr/bin/chromium";
+        Assert.True(File.Exists(chromium), "chromium missing: run tests/setup-env.sh");
+        using var playwright = await Playwright.CreateAsync();
+        await using var browser = await playwright.Chromium.LaunchAsync(new BrowserTypeLaunchOptions
+        {
+            ExecutablePath = chromium, Headless = true, Args = ["--no-sandbox", "--disable-gpu"],
+        });
+        var page = await browser.NewPageAsync();
+        page.SetDefaultTimeout(60_000);
+        await page.GotoAsync($"http://127.0.0.1:{b.AdminPort}/");
+        await page.WaitForFunctionAsync("() => document.querySelectorAll('#members tbody tr').length === 2");
+        Assert.StartsWith($"2 members, 2 up; this node {bAddress} up; SMTP intake open", await page.Locator("#cluster-summary").InnerTextAsync());
+        var rowA = await page.Locator($"#members tr[data-address='{aAddress}']").InnerTextAsync();
+        Assert.Contains("up", rowA);
+        Assert.Contains("yes", rowA);
+        Assert.Contains("oldest", rowA);
+        Assert.Contains("self", await page.Locator($"#members tr[data-address='{bAddress}']").InnerTextAsync());
     }
 }

@@ -92,6 +92,7 @@ public sealed class AdminCliTests(AdminGateway gw)
     [Fact]
     public async Task Cluster_on_a_single_node_says_not_clustered_and_json_parses()
     {
+        await gw.ClusterViewUpAsync();
         var run = await Cli("cluster");
         Assert.True(run.Exit == 0, run.ToString());
         Assert.Matches(@"^not clustered \(mtasts\.cluster\.formation = single-node\): this node akka\.tcp://\S+ is up; SMTP intake open$", run.Stdout.Trim());

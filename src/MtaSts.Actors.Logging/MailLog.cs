@@ -78,6 +78,9 @@ public sealed class MailLog : IDisposable
     /// <summary>Optional in-process observers (tests, metrics). Called synchronously; keep them cheap.</summary>
     public event Action<MailLogEntry>? Written;
 
+    /// <summary>Something observes <see cref="Written"/>: every line, also those below the log level, is built for it.</summary>
+    public bool IsObserved => Written is not null;
+
     public bool IsEnabled(MailLogLevel level) => level >= _minimum;
 
     public void Debug(string evt, string text, params (string Key, object? Value)[] fields) => Write(MailLogLevel.Debug, evt, text, fields);

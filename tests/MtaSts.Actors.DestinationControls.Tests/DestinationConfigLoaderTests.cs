@@ -180,7 +180,6 @@ public sealed class DestinationConfigLoaderTests
     // Vendor values that are not built yet are refused, naming the setting (a limit that is accepted must be enforced).
     [InlineData("limit-type = mx-ip", "destination \"example.com\": limit-type = mx-ip is not supported yet: connections are counted for the whole destination; use limit-type = domain")]
     [InlineData("limit-scope = per-virtual-gateway", "destination \"example.com\": limit-scope = per-virtual-gateway is not supported: limits are counted per gateway node, not per source address; use system-wide or per-gateway-hostname (the same on a single node)")]
-    [InlineData("bounce-verification = on", "destination \"example.com\": bounce-verification = on is not supported yet: the envelope sender is not tagged; use bounce-verification = off")]
     [InlineData("tls-support = maybe", "destination \"example.com\": tls-support = maybe is not one of none, preferred, required, preferred-verify, required-verify, required-verify-hosted-domains")]
     [InlineData("dane-support = yes", "destination \"example.com\": dane-support = yes is not one of none, opportunistic, mandatory")]
     [InlineData("mta-sts = sometimes", "destination \"example.com\": mta-sts = sometimes is not a boolean (on/off, true/false, yes/no)")]

@@ -38,6 +38,7 @@ public sealed class ConfigReloadTests : IAsyncLifetime
               log.text = ""
             }
             mtasts.destinations.default.tls-support = none
+            mtasts.destinations.default.mta-sts = off   # no DNS for the test domains
             """);
         var gw = await Gateway.StartAsync(config);
         gw.Log.Written += e => _log.Enqueue(e.Text);

@@ -82,6 +82,16 @@ public sealed class GatewayConfigTests
     }
 
     [Fact]
+    public void The_shipped_configuration_applies_MTA_STS_to_every_destination()
+    {
+        var c = GatewayConfig.Load(GatewayConfig.DefaultFiles());
+        Assert.True(c.Destinations.Profiles.Default.MtaSts);
+        Assert.True(c.Destinations.Resolve("any.example").Profile.EnforcesMtaSts);
+        Assert.False(GatewayConfig.Load(GatewayConfig.DefaultFiles(), "mtasts.destinations.default.mta-sts = off")
+            .Destinations.Resolve("any.example").Profile.MtaSts);
+    }
+
+    [Fact]
     public void Bounce_verification_with_keys_and_domains_is_accepted_and_the_last_key_signs()
     {
         var c = GatewayConfig.Load(GatewayConfig.DefaultFiles(), """

@@ -106,7 +106,7 @@ public sealed class SmtpDeliveryTransport(
                     }
                     else if (mode != MtaStsMode.None)
                         log.Info("mtasts_success", $"MTA-STS policy for the domain ({domain}) Successful.", ("domain", domain), ("dcid", dcid));
-                    return new Session(conn, spool, domain, profile.BounceVerification ? bounceVerification?.Invoke() : null);
+                    return new Session(conn, spool, domain, profile.BounceVerification ? bounceVerification : null);
                 }
                 lastError = result.Error ?? result.Reply?.DiagnosticText ?? "connection failed";
                 lastStatus = result.EnhancedStatus;
@@ -141,7 +141,8 @@ public sealed class SmtpDeliveryTransport(
         }
     }
 
-    private sealed class Session(OutboundConnection conn, ISpool spool, string domain, BounceAddressTagger? tagger) : IDeliverySession
+    /// <param name="tagger">The bounce-verification keys in force, read per message: a kept connection sees a rotation.</param>
+    private sealed class Session(OutboundConnection conn, ISpool spool, string domain, Func<BounceAddressTagger?>? tagger) : IDeliverySession
     {
         public string Peer => conn.Peer;
 
@@ -150,7 +151,7 @@ public sealed class SmtpDeliveryTransport(
             var m = job.Message;
             var body = await spool.ReadBodyAsync(m.Mid, ct).ConfigureAwait(false);
             var rcpts = job.Recipients.Select(r => new Recipient(r.Rid, r.Address, r.Notify, r.OriginalRecipient)).ToArray();
-            var reversePath = tagger?.Tag(m.ReversePath, DateTimeOffset.UtcNow) ?? m.ReversePath;
+            var reversePath = tagger?.Invoke()?.Tag(m.ReversePath, DateTimeOffset.UtcNow) ?? m.ReversePath;
             var result = await conn.SendAsync(new OutboundMessage(m.Mid, reversePath, rcpts, body, m.EnvId, m.Ret, m.EightBitMime, m.SmtpUtf8), ct)
                 .ConfigureAwait(false);
             var outcomes = result.Recipients.Select(r => new RecipientOutcome(

@@ -283,7 +283,7 @@ public sealed class Gateway : IAsyncDisposable
             DataTimeout = config.OutboundDataTimeout,
             LocalAddress = watcher.Gateway.SourceAddressFor(profile.SourceAddress),
             ClientCertificate = LoadClientCertificate(profile.ClientCertificate),
-        }, tlsRpt?.Recorder);
+        }, tlsRpt?.Recorder, () => watcher.Gateway.BounceVerification);
 
         var pending = new PendingIndex();
         var tuning = (overrides.Tuning ?? new EngineTuning()) with
@@ -408,6 +408,7 @@ public sealed class Gateway : IAsyncDisposable
             Certificate = config.TlsCertificate is null ? null : X509Certificate2.CreateFromPemFile(config.TlsCertificate, config.TlsKey),
             AuthUsers = config.Users.Count == 0 ? null : config.Users,
             Admission = () => membership.Refusal,
+            BounceVerification = () => watcher.Gateway.BounceVerification,
         }, spool, (msg, _) =>
         {
             dispatcher.Dispatch(msg);

@@ -144,7 +144,7 @@ public sealed class SmtpDeliveryTransport(
         public async Task<JobResult> SendAsync(DeliveryJob job, CancellationToken ct)
         {
             var m = job.Message;
-            var body = await spool.ReadBodyAsync(m.Mid, ct).ConfigureAwait(false);
+            using var body = OutboundBody.FromStream(await spool.OpenBodyAsync(m.Mid, ct).ConfigureAwait(false));
             var rcpts = job.Recipients.Select(r => new Recipient(r.Rid, r.Address, r.Notify, r.OriginalRecipient)).ToArray();
             var result = await conn.SendAsync(new OutboundMessage(m.Mid, m.ReversePath, rcpts, body, m.EnvId, m.Ret, m.EightBitMime, m.SmtpUtf8), ct)
                 .ConfigureAwait(false);

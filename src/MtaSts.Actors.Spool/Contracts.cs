@@ -55,6 +55,17 @@ public interface ISpool : IAsyncDisposable
     /// <summary>The body as received (after dot-unstuffing), exactly the bytes given to AppendAsync.</summary>
     ValueTask<ReadOnlyMemory<byte>> ReadBodyAsync(long mid, CancellationToken ct = default);
 
+    /// <summary>The same bytes as <see cref="ReadBodyAsync"/> as a read-only seekable stream with a known length, for
+    /// sending a body without a copy of it in memory. This default reads the whole body; a spool that can read in
+    /// place (<see cref="SegmentSpool"/>) overrides it. The caller disposes the stream.</summary>
+    async ValueTask<Stream> OpenBodyAsync(long mid, CancellationToken ct = default)
+    {
+        var body = await ReadBodyAsync(mid, ct).ConfigureAwait(false);
+        return System.Runtime.InteropServices.MemoryMarshal.TryGetArray(body, out var a)
+            ? new MemoryStream(a.Array!, a.Offset, a.Count, writable: false)
+            : new MemoryStream(body.ToArray(), writable: false);
+    }
+
     /// <summary>Records a final outcome for some recipients. Group-committed; losing the last few on a crash
     /// causes a duplicate delivery after restart, never a loss. Returns true when this call finished the message
     /// (its last outstanding recipient), so that "Message finished" is logged exactly once.</summary>

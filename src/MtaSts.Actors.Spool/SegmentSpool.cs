@@ -198,6 +198,19 @@ public sealed class SegmentSpool : ISpool
         return buffer;
     }
 
+    public ValueTask<Stream> OpenBodyAsync(long mid, CancellationToken ct = default)
+    {
+        EnsureOpen();
+        lock (_gate)
+        {
+            ObjectDisposedException.ThrowIf(_disposed, this);
+            if (!_index.TryGetValue(mid, out var e)) throw new KeyNotFoundException($"MID {mid} is not in the spool");
+            var handle = e.Segment.ReadHandle ??= File.OpenHandle(e.Segment.Path, FileMode.Open, FileAccess.Read,
+                FileShare.ReadWrite | FileShare.Delete, FileOptions.Asynchronous);
+            return ValueTask.FromResult<Stream>(new BodyReadStream(handle, e.BodyOffset, e.BodyLength, mid));
+        }
+    }
+
     public async ValueTask DisposeAsync()
     {
         lock (_gate)

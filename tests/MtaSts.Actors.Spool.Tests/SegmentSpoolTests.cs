@@ -367,3 +367,40 @@ public sealed class SegmentSpoolTests : SpoolTestBase
         Assert.Throws<InvalidDataException>(() => EnvelopeCodec.Deserialize(bytes));
     }
 }
+
+public sealed class SegmentSpoolBodyStreamTests : SpoolTestBase
+{
+    [Fact]
+    public async Task Open_body_streams_the_stored_bytes_and_can_be_read_again()
+    {
+        await using var spool = Open(segmentSize: 64 * 1024);
+        spool.Recover();
+        for (int i = 1; i <= 40; i++) await spool.AppendAsync(i, Env(), Body(i, 3000 + i * 7)); // several segments
+        foreach (var mid in new long[] { 1, 17, 40 })
+        {
+            await using var s = await spool.OpenBodyAsync(mid);
+            Assert.Equal(3000 + mid * 7, s.Length);
+            var first = new MemoryStream();
+            var chunk = new byte[1000]; // smaller than the body: several positional reads
+            int n;
+            while ((n = await s.ReadAsync(chunk)) > 0) first.Write(chunk, 0, n);
+            Assert.Equal(Body(mid, 3000 + (int)mid * 7), first.ToArray());
+            s.Position = 0;
+            var again = new MemoryStream();
+            s.CopyTo(again);
+            Assert.Equal(first.ToArray(), again.ToArray());
+            Assert.Equal(0, await s.ReadAsync(chunk)); // end of this body, not the next record
+        }
+    }
+
+    [Fact]
+    public async Task Open_body_of_an_unknown_or_empty_message()
+    {
+        await using var spool = Open();
+        await spool.AppendAsync(3, Env(), ReadOnlyMemory<byte>.Empty);
+        await using var empty = await spool.OpenBodyAsync(3);
+        Assert.Equal(0, empty.Length);
+        Assert.Equal(0, await empty.ReadAsync(new byte[10]));
+        await Assert.ThrowsAsync<KeyNotFoundException>(async () => await spool.OpenBodyAsync(99));
+    }
+}

@@ -149,7 +149,7 @@ public sealed class SmtpDeliveryTransport(
         public async Task<JobResult> SendAsync(DeliveryJob job, CancellationToken ct)
         {
             var m = job.Message;
-            var body = await spool.ReadBodyAsync(m.Mid, ct).ConfigureAwait(false);
+            using var body = OutboundBody.FromStream(await spool.OpenBodyAsync(m.Mid, ct).ConfigureAwait(false));
             var rcpts = job.Recipients.Select(r => new Recipient(r.Rid, r.Address, r.Notify, r.OriginalRecipient)).ToArray();
             var reversePath = tagger?.Invoke()?.Tag(m.ReversePath, DateTimeOffset.UtcNow) ?? m.ReversePath;
             var result = await conn.SendAsync(new OutboundMessage(m.Mid, reversePath, rcpts, body, m.EnvId, m.Ret, m.EightBitMime, m.SmtpUtf8), ct)

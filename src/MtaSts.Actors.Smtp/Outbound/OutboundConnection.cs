@@ -295,17 +295,18 @@ public sealed class OutboundConnection : IAsyncDisposable
             return AllPermanent(message, SmtpReply.Local("5.3.4", $"message size {message.Body.Length} exceeds the server limit {MaxSize}"));
 
         var tx = new Transaction(message);
-        MimeMessage mime;
         MailboxAddress sender;
         try
         {
-            mime = MimeMessage.Load(new MemoryStream(message.Body.ToArray(), writable: false), persistent: true, ct);
             sender = new MailboxAddress("", message.ReversePath); // "" → MAIL FROM:<> (RFC 5321 §4.5.5)
         }
         catch (Exception e) when (e is ParseException or FormatException or ArgumentException)
         {
             return AllPermanent(message, SmtpReply.Local("5.6.0", $"message cannot be sent: {e.Message}"));
         }
+        // The spooled bytes go out as they are, streamed from the spool (no MIME parse, no copy of the body): BODY=8BITMIME
+        // follows the envelope (a relay passes the BODY parameter on, RFC 6152 §3).
+        using var mime = SpooledMessagePart.Wrap(message.Body, message.EightBitMime);
         var mailboxes = new List<MailboxAddress>(message.Recipients.Count);
         for (int i = 0; i < message.Recipients.Count; i++)
         {
@@ -342,7 +343,7 @@ public sealed class OutboundConnection : IAsyncDisposable
                 DsnRet.Headers => DeliveryStatusNotificationType.HeadersOnly,
                 _ => DeliveryStatusNotificationType.Unspecified,
             };
-            var text = await client.SendAsync(FormatOptions.Default, mime, sender, mailboxes, cts.Token).ConfigureAwait(false);
+            var text = await client.SendAsync(SpooledMessagePart.Format, mime, sender, mailboxes, cts.Token).ConfigureAwait(false);
             // MailKit returns the text of the 2xx reply to the end of DATA.
             var dataReply = SmtpReply.FromWire(250, text ?? "");
             var result = Decide(message, tx, dataReply, _usable);
@@ -394,7 +395,6 @@ public sealed class OutboundConnection : IAsyncDisposable
         finally
         {
             client.Current = null;
-            mime.Dispose();
         }
     }
 
@@ -601,6 +601,14 @@ public sealed class OutboundConnection : IAsyncDisposable
             Record(mailbox, response); // partial success: keep going
 
         protected override string? GetEnvelopeId(MimeMessage message) => Current?.Message.EnvId;
+
+        // RFC 1870 SIZE: the spooled length (the last line's CRLF, if missing, is not counted) instead of MailKit's
+        // measuring pass, which would write the whole body once more just to count it.
+        protected override long GetSize(FormatOptions options, MimeMessage message, CancellationToken cancellationToken) =>
+            Current?.Message.Body.Length ?? base.GetSize(options, message, cancellationToken);
+
+        protected override Task<long> GetSizeAsync(FormatOptions options, MimeMessage message, CancellationToken cancellationToken) =>
+            Current is { } tx ? Task.FromResult(tx.Message.Body.Length) : base.GetSizeAsync(options, message, cancellationToken);
 
         protected override DeliveryStatusNotification? GetDeliveryStatusNotifications(MimeMessage message, MailboxAddress mailbox)
         {

@@ -80,8 +80,8 @@ public sealed record ConnectResult(ConnectStatus Status, ConnectFailure Failure,
 
 /// <summary>One message for one connection: only the recipients routed to this destination.</summary>
 /// <param name="ReversePath">MAIL FROM address; "" for the null reverse-path.</param>
-/// <param name="Body">The message as spooled (not dot-stuffed); bare LF is sent as CRLF.</param>
-public sealed record OutboundMessage(long Mid, string ReversePath, IReadOnlyList<Recipient> Recipients, ReadOnlyMemory<byte> Body,
+/// <param name="Body">The message as spooled (not dot-stuffed); a bare LF or bare CR is sent as CRLF. The caller disposes it.</param>
+public sealed record OutboundMessage(long Mid, string ReversePath, IReadOnlyList<Recipient> Recipients, OutboundBody Body,
     string? EnvId = null, DsnRet Ret = DsnRet.Unspecified, bool EightBitMime = false, bool SmtpUtf8 = false);
 
 public enum RecipientStatus { Accepted, Transient, Permanent }

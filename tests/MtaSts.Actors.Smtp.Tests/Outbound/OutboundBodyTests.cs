@@ -1,0 +1,115 @@
+using System.Net;
+using System.Text;
+using MtaSts.Actors.Logging;
+using MtaSts.Actors.Smtp.Outbound;
+using MtaSts.Actors.Spool;
+using MtaSts.Actors.TestInfra.Smtp;
+using MtaSts.Actors.Tls;
+
+namespace MtaSts.Actors.Smtp.Tests.Outbound;
+
+/// <summary>The body goes out streamed from the spool: byte for byte, CRLF only, dot-stuffed, BODY=8BITMIME from the envelope.</summary>
+public sealed class OutboundBodyTests
+{
+    /// <summary>The rule, written plainly: CRLF stays, a bare CR or bare LF becomes CRLF, a last line gets its CRLF.</summary>
+    private static byte[] Reference(byte[] input)
+    {
+        var o = new List<byte>();
+        for (int i = 0; i < input.Length; i++)
+        {
+            if (input[i] == '\r') { o.Add((byte)'\r'); o.Add((byte)'\n'); if (i + 1 < input.Length && input[i + 1] == '\n') i++; }
+            else if (input[i] == '\n') { o.Add((byte)'\r'); o.Add((byte)'\n'); }
+            else o.Add(input[i]);
+        }
+        if (o.Count > 0 && o[^1] != '\n') { o.Add((byte)'\r'); o.Add((byte)'\n'); }
+        return o.ToArray();
+    }
+
+    private static byte[] Normalize(byte[] input, params int[] cuts)
+    {
+        var n = new CrlfNormalizer();
+        var output = new List<byte>();
+        var buffer = new byte[CrlfNormalizer.MaxOutput(input.Length)];
+        var start = 0;
+        foreach (var end in cuts.Append(input.Length))
+        {
+            var k = n.Transform(input.AsSpan(start, end - start), buffer);
+            output.AddRange(buffer.AsSpan(0, k).ToArray());
+            start = end;
+        }
+        output.AddRange(buffer.AsSpan(0, n.Finish(buffer)).ToArray());
+        return output.ToArray();
+    }
+
+    [Theory]
+    [InlineData("a\r\nb\r\n")]
+    [InlineData("a\nb\rc\r\r\n\n\r")]
+    [InlineData("\r\n.\n.\r\r.\r\n")]
+    [InlineData("no final newline")]
+    [InlineData("\r")]
+    [InlineData("")]
+    public void Every_line_ending_becomes_crlf_wherever_the_chunks_split(string text)
+    {
+        var input = Encoding.Latin1.GetBytes(text);
+        var expected = Reference(input);
+        for (int cut = 0; cut <= input.Length; cut++)
+            Assert.Equal(expected, Normalize(input, cut));
+        for (int a = 0; a <= input.Length; a++)
+            for (int b = a; b <= input.Length; b++)
+                Assert.Equal(expected, Normalize(input, a, b));
+    }
+
+    private static OutboundConnection Connect(int port, OutboundOptions? options = null) =>
+        new(new MxTarget("mx.example.com", IPAddress.Loopback, port),
+            SecurityPlanner.Plan(new SecurityContext("example.com", "mx.example.com", TlsSupport.None, DaneSupport.None, MtaStsMode.None, true, null)),
+            options ?? new OutboundOptions { HeloName = "gateway.test" }, MailLog.Null, 1);
+
+    /// <summary>Larger than the 32 KB read chunk, a CRLF split across a chunk boundary, dots at line starts, 8-bit
+    /// bytes, a bare LF and a bare CR, no final CRLF: the wire carries exactly the repaired, dot-stuffed bytes.</summary>
+    private static byte[] AwkwardBody()
+    {
+        var sb = new StringBuilder("DKIM-Signature: v=1; a=rsa-sha256;\r\n\tb=abc\r\nSubject: caf\u00e9\r\n\r\n");
+        while (sb.Length < 32 * 1024 - 1) sb.Append(".dot line\r\n");
+        sb.Length = 32 * 1024 - 1;
+        sb.Append("\r\n."); // CR is the last byte of the first chunk, LF the first of the second
+        for (int i = 0; i < 3000; i++) sb.Append(i % 7 == 0 ? ".\r\n" : "line \u00ff ").Append(i % 11 == 0 ? "\n" : i % 13 == 0 ? "\r" : "\r\n");
+        sb.Append("..last line without CRLF");
+        return Encoding.Latin1.GetBytes(sb.ToString());
+    }
+
+    [Fact]
+    public async Task The_wire_carries_the_spooled_bytes_repaired_and_dot_stuffed()
+    {
+        await using var rx = new RawCaptureReceiver();
+        await using var c = Connect(rx.Port);
+        Assert.True((await c.ConnectAsync()).Ready);
+        var body = AwkwardBody();
+        using var stream = OutboundBody.FromStream(new MemoryStream(body, writable: false));
+        var res = await c.SendAsync(new OutboundMessage(5, "a@sender.test", [new Recipient(0, "b@example.com")], stream));
+        Assert.True(res.AllAccepted);
+        var expected = new List<byte>();
+        var lines = Encoding.Latin1.GetString(Reference(body)).Split("\r\n")[..^1];
+        foreach (var line in lines) expected.AddRange(Encoding.Latin1.GetBytes((line.StartsWith('.') ? "." + line : line) + "\r\n"));
+        expected.AddRange(".\r\n"u8.ToArray());
+        var wire = Assert.Single(rx.Data);
+        Assert.Equal(Encoding.Latin1.GetString(expected.ToArray()), Encoding.Latin1.GetString(wire));
+    }
+
+    [Theory]
+    [InlineData(true, true)]
+    [InlineData(false, true)]
+    [InlineData(true, false)]
+    public async Task Body_8bitmime_follows_the_envelope_and_size_is_the_spooled_length(bool eightBit, bool offered)
+    {
+        await using var rx = TestSmtpReceiver.Start(new TestSmtpReceiverOptions { OfferEightBitMime = offered, MaxSize = 10_000_000 });
+        await using var c = Connect(rx.Port);
+        Assert.True((await c.ConnectAsync()).Ready);
+        var body = Encoding.Latin1.GetBytes("Subject: caf\u00e9\r\nContent-Transfer-Encoding: 8bit\r\n\r\n\u00e9t\u00e9\r\n.x\r\n");
+        var res = await c.SendAsync(new OutboundMessage(6, "a@sender.test", [new Recipient(0, "b@example.com")], body, EightBitMime: eightBit));
+        Assert.True(res.AllAccepted);
+        var m = Assert.Single(rx.Messages);
+        Assert.Equal(body, m.Data); // byte for byte after unstuffing: no MIME re-encoding
+        Assert.Equal(eightBit && offered, m.MailParameters.Contains("BODY=8BITMIME"));
+        Assert.Contains($"SIZE={body.Length}", m.MailParameters);
+    }
+}

@@ -325,7 +325,7 @@ public sealed class DestinationConfigLoaderTests
     [InlineData("10 minutes", 0, 0, 10, 0, 0)]
     public void Durations(string text, int d, int h, int m, int s, int ms)
     {
-        Assert.True(DestinationConfigLoader.TryParseDuration(text, out var t));
+        Assert.True(MtaSts.Actors.Configuration.ConfigSection.TryParseDuration(text, out var t));
         Assert.Equal(new TimeSpan(d, h, m, s, ms), t);
     }
 
@@ -335,5 +335,5 @@ public sealed class DestinationConfigLoaderTests
     [InlineData("60x")]
     [InlineData("-5s")]
     [InlineData("")]
-    public void Bad_durations(string text) => Assert.False(DestinationConfigLoader.TryParseDuration(text, out _));
+    public void Bad_durations(string text) => Assert.False(MtaSts.Actors.Configuration.ConfigSection.TryParseDuration(text, out _));
 }

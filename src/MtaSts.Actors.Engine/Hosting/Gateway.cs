@@ -366,24 +366,9 @@ public sealed class Gateway : IAsyncDisposable
             log.Info("spool_recovered", $"Recovered {recovered.Count} queued messages from the spool", ("messages", recovered.Count));
 
         // 5. The listener: 250 only after the spool fsync, then hand-off to the destinations.
-        var listener = new SmtpListener(new SmtpListenerOptions
+        var listener = new SmtpListener(config.Listener.LoadCertificate() with
         {
-            Endpoints = config.ListenEndpoints,
             HostName = config.Hostname,
-            MaxMessageSize = config.MaxMessageSize,
-            MaxRecipients = config.MaxRecipients,
-            MaxConcurrentSessions = config.MaxSessions,
-            BareLineEndings = config.BareLineEndings,
-            BodyMemoryLimit = config.BodyMemoryLimit,
-            MaxDataInFlight = config.MaxDataInFlight,
-            ClientLimits = config.ClientLimits,
-            RelayClientLimits = config.RelayClientLimits,
-            AuthThrottle = config.AuthThrottle,
-            CommandTimeout = config.CommandTimeout,
-            DataTimeout = config.DataTimeout,
-            RelayNetworks = config.RelayNetworks,
-            Certificate = config.TlsCertificate is null ? null : X509Certificate2.CreateFromPemFile(config.TlsCertificate, config.TlsKey),
-            AuthUsers = config.Users.Count == 0 ? null : config.Users,
             Admission = () => membership.Refusal,
         }, spool, (msg, _) =>
         {

@@ -2,6 +2,7 @@ using System.Globalization;
 using System.Net;
 using Akka.Configuration;
 using Akka.Configuration.Hocon;
+using MtaSts.Actors.Configuration;
 
 namespace MtaSts.Actors.DestinationControls;
 
@@ -447,32 +448,6 @@ public static class DestinationConfigLoader
         return $"{t.TotalMilliseconds.ToString(CultureInfo.InvariantCulture)}ms";
     }
 
-    /// <summary>A number with a unit: <c>500ms</c>, <c>60s</c>, <c>5m</c>, <c>72h</c>, <c>3d</c>. A bare number is refused
-    /// (Akka reads it as milliseconds, people mean seconds).</summary>
-    public static bool TryParseDuration(string text, out TimeSpan value)
-    {
-        value = default;
-        var s = text.Trim();
-        var i = 0;
-        while (i < s.Length && (char.IsAsciiDigit(s[i]) || s[i] == '.')) i++;
-        if (i == 0 || !decimal.TryParse(s[..i], NumberStyles.AllowDecimalPoint, CultureInfo.InvariantCulture, out var n)) return false;
-        var unit = s[i..].Trim().ToLowerInvariant();
-        long? per = unit switch
-        {
-            "ms" => TimeSpan.TicksPerMillisecond,
-            "s" or "sec" or "second" or "seconds" => TimeSpan.TicksPerSecond,
-            "m" or "min" or "minute" or "minutes" => TimeSpan.TicksPerMinute,
-            "h" or "hour" or "hours" => TimeSpan.TicksPerHour,
-            "d" or "day" or "days" => TimeSpan.TicksPerDay,
-            _ => null,
-        };
-        if (per is null) return false;
-        var ticks = n * per.Value;
-        if (ticks > TimeSpan.MaxValue.Ticks) return false;
-        value = TimeSpan.FromTicks((long)ticks);
-        return true;
-    }
-
     private static int Distance(string a, string b)
     {
         var d = new int[b.Length + 1];
@@ -558,7 +533,7 @@ public static class DestinationConfigLoader
         {
             var s = String(key, v);
             if (s is null) return null;
-            if (!TryParseDuration(s, out var t))
+            if (!ConfigSection.TryParseDuration(s, out var t))
             {
                 Error($"{key} = {Show(s)} is not a duration (a number with a unit ms, s, m, h or d, e.g. 60s)");
                 return null;

@@ -1,4 +1,5 @@
 using System.Globalization;
+using MtaSts.Actors.Configuration;
 
 namespace MtaSts.Actors.TlsRpt;
 
@@ -28,16 +29,12 @@ public sealed record TlsRptOptions
     /// <summary>Days of counters kept (reports can be re-sent on demand for them).</summary>
     public int KeepDays { get; init; } = 8;
 
-    /// <summary>Reads the keys under mtasts.tls-rpt through <paramref name="get"/> (null = not set); every problem is added
-    /// to <paramref name="errors"/> with its full key name.</summary>
-    public static TlsRptOptions Read(Func<string, string?> get, List<string> errors)
+    /// <summary>Reads the <c>mtasts.tls-rpt</c> section; every problem is recorded with its full key name.</summary>
+    public static TlsRptOptions Read(ConfigSection section)
     {
-        T Parse<T>(string key, T fallback, Func<string, T> parse)
-        {
-            if (get(key) is not { } raw) return fallback;
-            try { return parse(raw.Trim()); }
-            catch (Exception ex) { errors.Add($"mtasts.tls-rpt.{key} = \"{raw}\": {ex.Message}"); return fallback; }
-        }
+        var d = new TlsRptOptions();
+        string? Text(string key) => section.Value(key);
+        T Parse<T>(string key, T fallback, Func<string, T> parse) => section.Get(key, fallback, raw => parse(raw.Trim()));
         int Int(string key, int fallback, int min, int max) => Parse(key, fallback, s =>
             int.TryParse(s, NumberStyles.Integer, CultureInfo.InvariantCulture, out var v) && v >= min && v <= max ? v
                 : throw new FormatException($"expected an integer {min}..{max}"));
@@ -47,36 +44,36 @@ public sealed record TlsRptOptions
 
         var o = new TlsRptOptions
         {
-            Enabled = Parse("enabled", false, s => s switch
+            Enabled = Parse("enabled", d.Enabled, s => s switch
             {
                 "true" or "on" or "yes" => true,
                 "false" or "off" or "no" => false,
                 _ => throw new FormatException("expected true or false"),
             }),
-            OrganizationName = get("organization-name")?.Trim() ?? "",
-            ContactInfo = get("contact-info")?.Trim() ?? "",
-            Submitter = get("submitter") is { Length: > 0 } sub ? sub.Trim().TrimEnd('.').ToLowerInvariant() : null,
-            FromAddress = get("from-address") is { Length: > 0 } from ? from.Trim() : null,
-            SendHourUtc = Int("send-hour-utc", 1, 0, 23),
-            FlushInterval = Dur("flush-interval", TimeSpan.FromSeconds(5), TimeSpan.FromMilliseconds(100), TimeSpan.FromMinutes(5)),
-            MaxAttempts = Int("max-attempts", 5, 1, 20),
-            RetryInterval = Dur("retry-interval", TimeSpan.FromMinutes(10), TimeSpan.FromMilliseconds(100), TimeSpan.FromHours(6)),
-            HttpTimeout = Dur("http-timeout", TimeSpan.FromSeconds(60), TimeSpan.FromSeconds(1), TimeSpan.FromMinutes(10)),
-            KeepDays = Int("keep-days", 8, 2, 366),
+            OrganizationName = Text("organization-name")?.Trim() ?? d.OrganizationName,
+            ContactInfo = Text("contact-info")?.Trim() ?? d.ContactInfo,
+            Submitter = Text("submitter") is { Length: > 0 } sub ? sub.Trim().TrimEnd('.').ToLowerInvariant() : null,
+            FromAddress = Text("from-address") is { Length: > 0 } from ? from.Trim() : null,
+            SendHourUtc = Int("send-hour-utc", d.SendHourUtc, 0, 23),
+            FlushInterval = Dur("flush-interval", d.FlushInterval, TimeSpan.FromMilliseconds(100), TimeSpan.FromMinutes(5)),
+            MaxAttempts = Int("max-attempts", d.MaxAttempts, 1, 20),
+            RetryInterval = Dur("retry-interval", d.RetryInterval, TimeSpan.FromMilliseconds(100), TimeSpan.FromHours(6)),
+            HttpTimeout = Dur("http-timeout", d.HttpTimeout, TimeSpan.FromSeconds(1), TimeSpan.FromMinutes(10)),
+            KeepDays = Int("keep-days", d.KeepDays, 2, 366),
         };
         if (o.Enabled)
         {
             if (o.OrganizationName.Length == 0)
-                errors.Add("mtasts.tls-rpt.organization-name is required when mtasts.tls-rpt.enabled = true (RFC 8460 §4.4 organization-name)");
+                section.Error("mtasts.tls-rpt.organization-name is required when mtasts.tls-rpt.enabled = true (RFC 8460 §4.4 organization-name)");
             if (o.ContactInfo.Length == 0)
-                errors.Add("mtasts.tls-rpt.contact-info is required when mtasts.tls-rpt.enabled = true (an e-mail address or URL, RFC 8460 §4.4)");
+                section.Error("mtasts.tls-rpt.contact-info is required when mtasts.tls-rpt.enabled = true (an e-mail address or URL, RFC 8460 §4.4)");
         }
         if (o.OrganizationName.Any(char.IsControl) || o.ContactInfo.Any(char.IsControl))
-            errors.Add("mtasts.tls-rpt.organization-name and contact-info must not contain control characters");
+            section.Error("mtasts.tls-rpt.organization-name and contact-info must not contain control characters");
         if (o.FromAddress is { } f && (f.IndexOf('@') is var at && (at <= 0 || at == f.Length - 1) || f.Any(c => c <= ' ' || c is '<' or '>' or ',' or '"')))
-            errors.Add($"mtasts.tls-rpt.from-address = \"{f}\": not a mail address (local@domain)");
+            section.Error($"mtasts.tls-rpt.from-address = \"{f}\": not a mail address (local@domain)");
         if (o.Submitter is { } s && Uri.CheckHostName(s) != UriHostNameType.Dns)
-            errors.Add($"mtasts.tls-rpt.submitter = \"{s}\": not a domain name");
+            section.Error($"mtasts.tls-rpt.submitter = \"{s}\": not a domain name");
         return o;
     }
 

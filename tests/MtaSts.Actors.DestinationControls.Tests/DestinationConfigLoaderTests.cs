@@ -336,7 +336,7 @@ public sealed class DestinationConfigLoaderTests
     [InlineData("10 minutes", 0, 0, 10, 0, 0)]
     public void Durations(string text, int d, int h, int m, int s, int ms)
     {
-        Assert.True(DestinationConfigLoader.TryParseDuration(text, out var t));
+        Assert.True(MtaSts.Actors.Configuration.ConfigSection.TryParseDuration(text, out var t));
         Assert.Equal(new TimeSpan(d, h, m, s, ms), t);
     }
 
@@ -346,5 +346,5 @@ public sealed class DestinationConfigLoaderTests
     [InlineData("60x")]
     [InlineData("-5s")]
     [InlineData("")]
-    public void Bad_durations(string text) => Assert.False(DestinationConfigLoader.TryParseDuration(text, out _));
+    public void Bad_durations(string text) => Assert.False(MtaSts.Actors.Configuration.ConfigSection.TryParseDuration(text, out _));
 }

@@ -1,3 +1,4 @@
+using MtaSts.Actors.Configuration;
 using MtaSts.Actors.Logging;
 using MtaSts.Actors.TlsRpt;
 
@@ -77,7 +78,16 @@ public sealed class OptionsTests
     {
         var d = kv.ToDictionary(x => x.K, x => x.V);
         var errors = new List<string>();
-        return (TlsRptOptions.Read(k => d.TryGetValue(k, out var v) ? v : null, errors), errors);
+        return (TlsRptOptions.Read(new ConfigSection(new Source(d), "mtasts.tls-rpt", errors)), errors);
+    }
+
+    private sealed class Source(Dictionary<string, string> values) : IConfigSource
+    {
+        private static string Key(string path) => path["mtasts.tls-rpt.".Length..];
+        public bool Has(string path) => values.ContainsKey(Key(path));
+        public string? Value(string path) => values.GetValueOrDefault(Key(path));
+        public IReadOnlyList<string>? List(string path) => null;
+        public IReadOnlyList<KeyValuePair<string, string>> Entries(string path) => [];
     }
 
     [Fact]

@@ -17,7 +17,11 @@ public sealed record RecipientOutcome(int Rid, RecipientOutcomeKind Kind, string
 public sealed record DeliveryJob(MessageRef Message, IReadOnlyList<RecipientRef> Recipients);
 
 /// <param name="ConnectionUsable">False when the connection broke or the server said 421: the session is closed.</param>
-public sealed record JobResult(long Mid, IReadOnlyList<RecipientOutcome> Outcomes, bool ConnectionUsable);
+public sealed record JobResult(long Mid, IReadOnlyList<RecipientOutcome> Outcomes, bool ConnectionUsable)
+{
+    /// <summary>At least one recipient was accepted (the connection's slow start counts it as a success).</summary>
+    public bool Delivered => Outcomes.Any(o => o.Kind == RecipientOutcomeKind.Delivered);
+}
 
 /// <summary>Why a delivery connection could not be opened (DNS, every MX unreachable, TLS required but failed,
 /// MTA-STS enforce with no matching MX...). Permanent only for hard DNS answers (NXDOMAIN, null MX).</summary>

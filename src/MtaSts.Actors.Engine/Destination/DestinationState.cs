@@ -332,6 +332,11 @@ public sealed class DestinationState(DestinationDomain domain)
         return _rate;
     }
 
+    /// <summary>What the operator sees of this destination: the next attempt is hidden while suspended.</summary>
+    public DestinationStatus Status(int activeConnections, int maxConnections) =>
+        new(domain, Queue.RecipientCount, Queue.DeferredCount, activeConnections, maxConnections,
+            Suspended is null ? Queue.NextDue : null, Queue.LastError, Suspended?.Since, Suspended?.By);
+
     /// <summary>Hands the oldest due message's due recipients (at most <paramref name="max"/>) to a connection.</summary>
     public (MessageRef Message, IReadOnlyList<DestinationQueue.QueuedRecipient> Recipients)? TakeDue(DateTimeOffset now, int max) =>
         Queue.TakeDue(now, max);

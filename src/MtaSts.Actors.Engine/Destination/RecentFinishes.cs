@@ -1,3 +1,5 @@
+using MtaSts.Actors.Spool;
+
 namespace MtaSts.Actors.Engine.Destination;
 
 /// <summary>Recipients this owner finished whose done record a read of the cluster spool may not have seen yet.
@@ -44,6 +46,12 @@ public sealed class RecentFinishes
     /// spool before its done record committed.</summary>
     public bool Stale(long generation, long mid, int rid) =>
         _finished.TryGetValue((mid, rid), out var writtenAt) && generation <= writtenAt;
+
+    /// <summary>The recipients of load <paramref name="generation"/> that are really outstanding: one it read before
+    /// its done record committed is finished, not queued.</summary>
+    public IReadOnlyList<(SpooledMessage Message, List<int> Rids)> Outstanding(long generation, IReadOnlyList<RecoveredMessage> messages) =>
+        messages.Select(r => (r.Message, Rids: r.OutstandingRids.Where(rid => !Stale(generation, r.Message.Mid, rid)).ToList()))
+            .Where(r => r.Rids.Count > 0).ToList();
 
     /// <summary>Load <paramref name="generation"/> was applied (or failed): forget what no pending load can see.</summary>
     public void LoadCompleted(long generation)

@@ -1,12 +1,17 @@
 using Akka.Actor;
 using Akka.Cluster;
+using Akka.Hosting;
 using MtaSts.Actors.Logging;
 
 namespace MtaSts.Actors.Engine.Hosting;
 
 /// <summary>How this node joins its cluster at start, per <see cref="ClusterFormation.Mode"/>.</summary>
-internal static class ClusterJoin
+public static class ClusterJoin
 {
+    /// <summary>Joins the cluster once the actor system has started (a single node joins itself).</summary>
+    public static AkkaConfigurationBuilder AddClusterJoin(this AkkaConfigurationBuilder builder, ClusterFormation formation, MailLog log) =>
+        builder.AddStartup((system, _) => StartAsync(system, formation, log));
+
     public static async Task StartAsync(ActorSystem system, ClusterFormation formation, MailLog log)
     {
         switch (formation.Mode)

@@ -2,7 +2,6 @@ using System.Net;
 using System.Security.Cryptography.X509Certificates;
 using Akka.Actor;
 using Akka.Cluster;
-using Akka.Cluster.Sharding;
 using Akka.Configuration;
 using Akka.Hosting;
 using Microsoft.Data.Sqlite;
@@ -39,12 +38,6 @@ public sealed record GatewayOverrides
     public int? PolicyHttpsPort { get; init; }
     public TextWriter? LogWriter { get; init; }
 }
-
-/// <summary>Marker for the destination shard region in the Akka.Hosting registry.</summary>
-public sealed class DestinationRegion;
-
-/// <summary>Marker for the policy supervisor in the registry.</summary>
-public sealed class PolicyBranch;
 
 /// <summary>
 /// The whole gateway wired in one place (Akka.Hosting): spool → listener → dispatcher → sharded destinations →
@@ -305,25 +298,10 @@ public sealed class Gateway : IAsyncDisposable
         builder.Services.AddSingleton<IHostLifetime, EmbeddedLifetime>();
         builder.Services.AddAkka("mtasts", (ab, _) =>
         {
-            ab.AddHocon(akkaConfig, HoconAddMode.Prepend);
-            ab.WithActors((system, registry) =>
-            {
-                var supervisor = system.ActorOf(PolicySupervision.Props(PolicyActor.Props(policy, domain => ResolveOptions(watcher.Gateway, domain), log)), "policy");
-                registry.Register<PolicyBranch>(supervisor);
-                policyRef = supervisor;
-                // Entity id = domain, one owner in the cluster; shards rebalance on membership changes and hand off
-                // after their transactions in flight have reported (HandOff).
-                var sharding = ClusterSharding.Get(system);
-                var settings = ClusterShardingSettings.Create(system).WithRole(EngineNames.Role);
-                var region = sharding.Start(EngineNames.DestinationRegion,
-                    id => DestinationActor.Props(id, services, pending),
-                    settings,
-                    new DestinationMessageExtractor(),
-                    new ReachableShardAllocation(sharding.DefaultShardAllocationStrategy(settings)),
-                    HandOff.Instance);
-                registry.Register<DestinationRegion>(region);
-            });
-            ab.AddStartup((system, _) => ClusterJoin.StartAsync(system, config.Cluster, log));
+            ab.AddHocon(akkaConfig, HoconAddMode.Prepend)
+                .AddPolicyBranch(policy, domain => ResolveOptions(watcher.Gateway, domain), log, started: supervisor => policyRef = supervisor)
+                .AddDestinations(services, pending)
+                .AddClusterJoin(config.Cluster, log);
         });
         var host = builder.Build();
         undo.Push(async () =>
@@ -389,24 +367,9 @@ public sealed class Gateway : IAsyncDisposable
             log.Info("spool_recovered", $"Recovered {recovered.Count} queued messages from the spool", ("messages", recovered.Count));
 
         // 5. The listener: 250 only after the spool fsync, then hand-off to the destinations.
-        var listener = new SmtpListener(new SmtpListenerOptions
+        var listener = new SmtpListener(config.Listener.LoadCertificate() with
         {
-            Endpoints = config.ListenEndpoints,
             HostName = config.Hostname,
-            MaxMessageSize = config.MaxMessageSize,
-            MaxRecipients = config.MaxRecipients,
-            MaxConcurrentSessions = config.MaxSessions,
-            BareLineEndings = config.BareLineEndings,
-            BodyMemoryLimit = config.BodyMemoryLimit,
-            MaxDataInFlight = config.MaxDataInFlight,
-            ClientLimits = config.ClientLimits,
-            RelayClientLimits = config.RelayClientLimits,
-            AuthThrottle = config.AuthThrottle,
-            CommandTimeout = config.CommandTimeout,
-            DataTimeout = config.DataTimeout,
-            RelayNetworks = config.RelayNetworks,
-            Certificate = config.TlsCertificate is null ? null : X509Certificate2.CreateFromPemFile(config.TlsCertificate, config.TlsKey),
-            AuthUsers = config.Users.Count == 0 ? null : config.Users,
             Admission = () => membership.Refusal,
             BounceVerification = () => watcher.Gateway.BounceVerification,
         }, spool, (msg, _) =>

@@ -1,11 +1,11 @@
 using MtaSts.Actors.Dns;
 using System.Net;
 using Akka.Configuration;
+using MtaSts.Actors.Configuration;
 using MtaSts.Actors.DestinationControls;
 using MtaSts.Actors.Logging;
 using MtaSts.Actors.Smtp.Batv;
 using MtaSts.Actors.Smtp.Intake;
-using MtaSts.Actors.Smtp.Intake.Limits;
 using MtaSts.Actors.Smtp.Outbound;
 
 namespace MtaSts.Actors.Engine.Hosting;
@@ -34,22 +34,8 @@ public sealed record GatewayConfig
     public string DataDir { get; init; } = "data";
     public string Hostname { get; init; } = "gateway.localdomain";
 
-    public IReadOnlyList<IPEndPoint> ListenEndpoints { get; init; } = [new(IPAddress.Loopback, 2525)];
-    public long MaxMessageSize { get; init; } = 50L * 1024 * 1024;
-    public int MaxRecipients { get; init; } = 1000;
-    public int MaxSessions { get; init; } = 1000;
-    public BareLineEndingPolicy BareLineEndings { get; init; } = BareLineEndingPolicy.Reject;
-    public int BodyMemoryLimit { get; init; } = 256 * 1024;
-    public long MaxDataInFlight { get; init; } = 1024L * 1024 * 1024;
-    public ClientLimits ClientLimits { get; init; } = ClientLimits.Default;
-    public ClientLimits RelayClientLimits { get; init; } = ClientLimits.RelayDefault;
-    public AuthThrottleOptions AuthThrottle { get; init; } = new();
-    public TimeSpan CommandTimeout { get; init; } = TimeSpan.FromMinutes(5);
-    public TimeSpan DataTimeout { get; init; } = TimeSpan.FromMinutes(10);
-    public IReadOnlyList<IPNetwork> RelayNetworks { get; init; } = [IPNetwork.Parse("127.0.0.0/8"), IPNetwork.Parse("::1/128")];
-    public string? TlsCertificate { get; init; }
-    public string? TlsKey { get; init; }
-    public IReadOnlyDictionary<string, string> Users { get; init; } = new Dictionary<string, string>();
+    /// <summary>mtasts.listener: the SMTP listener's options (parsed and defaulted by the listener's own type).</summary>
+    public ListenerConfig Listener { get; init; } = new();
 
     public TimeSpan ConnectTimeout { get; init; } = TimeSpan.FromSeconds(30);
     public TimeSpan OutboundCommandTimeout { get; init; } = TimeSpan.FromMinutes(5);
@@ -98,6 +84,9 @@ public sealed record GatewayConfig
     /// <summary>mtasts.bounce-verification: the keys and our sender domains; null when no key is configured (then no
     /// destination profile may set bounce-verification = on).</summary>
     public BounceAddressTagger? BounceVerification { get; init; }
+
+    /// <summary>Every setting at its default (each default is written once, in its property).</summary>
+    private static GatewayConfig Defaults { get; } = new() { Hocon = ConfigurationFactory.Empty, Files = [], Destinations = DestinationConfig.Default };
 
     /// <summary>Default search path of the shipped HOCON files (next to the executable, else ./hocon).</summary>
     public static IReadOnlyList<string> DefaultFiles()
@@ -184,25 +173,12 @@ public sealed record GatewayConfig
         var errors = new List<string>();
         var m = hocon.GetConfig("mtasts") ?? ConfigurationFactory.Empty;
 
-        T Get<T>(string path, T fallback, Func<string, T> parse)
-        {
-            if (!m.HasPath(path)) return fallback;
-            var raw = m.GetString(path);
-            try { return parse(raw); }
-            catch (Exception ex) { errors.Add($"mtasts.{path} = \"{raw}\": {ex.Message}"); return fallback; }
-        }
-        TimeSpan Dur(string path, TimeSpan fallback) => Get(path, fallback, s =>
-            DestinationConfigLoader.TryParseDuration(s, out var d) ? d : throw new FormatException("not a duration (e.g. 30s, 5m, 1h)"));
-        int Int(string path, int fallback, int min, int max) => Get(path, fallback, s =>
-        {
-            var v = int.Parse(s, System.Globalization.CultureInfo.InvariantCulture);
-            return v < min || v > max ? throw new FormatException($"out of range {min}..{max}") : v;
-        });
-        IReadOnlyList<string> List(string path) => m.HasPath(path) ? m.GetStringList(path).ToArray() : Array.Empty<string>();
+        var mtasts = new ConfigSection(new HoconConfigSource(hocon), "mtasts", errors);
+        var d = Defaults;
 
         // An imported destconfig file (`destconfig import`, <data-dir>/destconfig.conf) replaces mtasts.destinations and
         // mtasts.bounce-profiles of the configuration files as a whole (the vendor's workflow: the file is the config).
-        var destConfigFile = Path.Combine(Path.GetFullPath(m.HasPath("data-dir") && m.GetString("data-dir") is { Length: > 0 } dd ? dd : "data"),
+        var destConfigFile = Path.Combine(Path.GetFullPath(m.HasPath("data-dir") && m.GetString("data-dir") is { Length: > 0 } dd ? dd : d.DataDir),
             DestinationControls.DestConfigFile.FileName);
         var imported = File.Exists(destConfigFile);
         var destinations = imported ? DestinationControls.DestConfigFile.Validate(File.ReadAllText(destConfigFile)) : DestinationConfigLoader.Load(hocon);
@@ -239,39 +215,6 @@ public sealed record GatewayConfig
             foreach (var prof in dc.Profiles.Profiles.Prepend(dc.Profiles.Default))
                 if (prof.SourceAddress is { } src && !IPAddress.TryParse(src, out _) && !virtualGateways.ContainsKey(src))
                     errors.Add($"destination profile '{prof.Destination}': source-address '{src}' is neither an IP address nor a virtual gateway (mtasts.virtual-gateways)");
-        var users = new Dictionary<string, string>(StringComparer.Ordinal);
-        if (m.HasPath("listener.users"))
-            foreach (var kv in m.GetConfig("listener.users").AsEnumerable())
-                users[kv.Key.Trim('"')] = kv.Value.GetString();
-
-        string? NonEmpty(string path) => m.HasPath(path) && m.GetString(path) is { Length: > 0 } s ? s : null;
-
-        ClientLimits Limits(string path, ClientLimits d)
-        {
-            var l = d with
-            {
-                MaxSessions = Int(path + ".max-sessions-per-client", d.MaxSessions, 0, 100_000),
-                ConnectionsPerMinute = Int(path + ".connections-per-minute", d.ConnectionsPerMinute, 0, 1_000_000),
-                MessagesPerMinute = Int(path + ".messages-per-minute", d.MessagesPerMinute, 0, 10_000_000),
-                MaxSessionDuration = Dur(path + ".max-session-duration", d.MaxSessionDuration),
-                MaxNonTransactionCommands = Int(path + ".max-non-transaction-commands", d.MaxNonTransactionCommands, 0, 1_000_000),
-                SoftErrorLimit = Int(path + ".soft-error-limit", d.SoftErrorLimit, 0, 1000),
-                ErrorDelay = Dur(path + ".error-delay", d.ErrorDelay),
-            };
-            try { l.Validate(); } catch (ArgumentException e) { errors.Add($"mtasts.{path}: {e.Message.Split(" (Parameter")[0]}"); }
-            return l;
-        }
-        var auth = new AuthThrottleOptions
-        {
-            BaseDelay = Dur("listener.auth-base-delay", TimeSpan.FromMilliseconds(500)),
-            MaxDelay = Dur("listener.auth-max-delay", TimeSpan.FromSeconds(8)),
-            MaxFailuresPerAddress = Int("listener.auth-max-failures-per-address", 10, 0, 1_000_000),
-            MaxFailuresPerUser = Int("listener.auth-max-failures-per-user", 10, 0, 1_000_000),
-            FailureWindow = Dur("listener.auth-failure-window", TimeSpan.FromMinutes(15)),
-            LockoutDuration = Dur("listener.auth-lockout-duration", TimeSpan.FromMinutes(15)),
-        };
-        try { auth.Validate(); } catch (ArgumentException e) { errors.Add($"mtasts.listener: {e.Message.Split(" (Parameter")[0]}"); }
-
         var bounceVerification = ReadBounceVerification(m, errors);
         if (destinations.Config is { } bvc)
             foreach (var prof in bvc.Profiles.Profiles.Prepend(bvc.Profiles.Default).Where(p => p.BounceVerification))
@@ -285,69 +228,39 @@ public sealed record GatewayConfig
             Cluster = cluster,
             Hocon = hocon,
             Files = files,
-            DataDir = NonEmpty("data-dir") ?? "data",
-            Hostname = NonEmpty("hostname") ?? "gateway.localdomain",
-            ListenEndpoints = Get<IReadOnlyList<IPEndPoint>>("listener.endpoints", [new(IPAddress.Loopback, 2525)], _ =>
-                List("listener.endpoints").Select(s => ParseEndPoint(s)).ToArray()),
-            MaxMessageSize = Get("listener.max-message-size", 50L * 1024 * 1024, s => long.Parse(s, System.Globalization.CultureInfo.InvariantCulture)),
-            MaxRecipients = Int("listener.max-recipients", 1000, 1, 100_000),
-            MaxSessions = Int("listener.max-sessions", 1000, 1, 100_000),
-            BareLineEndings = Get("listener.bare-line-endings", BareLineEndingPolicy.Reject, s => s switch
-            {
-                "reject" => BareLineEndingPolicy.Reject,
-                "normalize" or "normalise" => BareLineEndingPolicy.Normalize,
-                _ => throw new FormatException("expected reject or normalize"),
-            }),
-            ClientLimits = Limits("listener.client-limits", ClientLimits.Default),
-            RelayClientLimits = Limits("listener.relay-client-limits", ClientLimits.RelayDefault),
-            AuthThrottle = auth,
-            BodyMemoryLimit = Int("listener.body-memory-limit", 256 * 1024, 4096, 64 * 1024 * 1024),
-            MaxDataInFlight = Get("listener.max-data-in-flight", 1024L * 1024 * 1024, s =>
-                long.Parse(s, System.Globalization.CultureInfo.InvariantCulture) is var v && v >= 1024 * 1024 ? v
-                    : throw new FormatException("at least 1048576 bytes")),
-            CommandTimeout = Dur("listener.command-timeout", TimeSpan.FromMinutes(5)),
-            DataTimeout = Dur("listener.data-timeout", TimeSpan.FromMinutes(10)),
-            RelayNetworks = Get<IReadOnlyList<IPNetwork>>("listener.relay-networks", [IPNetwork.Parse("127.0.0.0/8"), IPNetwork.Parse("::1/128")], _ =>
-                List("listener.relay-networks").Select(n => IPNetwork.Parse(n.AsSpan())).ToArray()),
-            TlsCertificate = NonEmpty("listener.tls-certificate"),
-            TlsKey = NonEmpty("listener.tls-key"),
-            Users = users,
+            DataDir = mtasts.NonEmpty("data-dir") ?? d.DataDir,
+            Hostname = mtasts.NonEmpty("hostname") ?? d.Hostname,
+            Listener = ListenerConfig.Read(mtasts.Section("listener")),
             VirtualGateways = virtualGateways,
-            ConnectTimeout = Dur("delivery.connect-timeout", TimeSpan.FromSeconds(30)),
-            OutboundCommandTimeout = Dur("delivery.command-timeout", TimeSpan.FromMinutes(5)),
-            OutboundDataTimeout = Dur("delivery.data-timeout", TimeSpan.FromMinutes(10)),
-            ConnectionIdleTime = Dur("delivery.connection-idle-time", TimeSpan.FromSeconds(2)),
+            ConnectTimeout = mtasts.Duration("delivery.connect-timeout", d.ConnectTimeout),
+            OutboundCommandTimeout = mtasts.Duration("delivery.command-timeout", d.OutboundCommandTimeout),
+            OutboundDataTimeout = mtasts.Duration("delivery.data-timeout", d.OutboundDataTimeout),
+            ConnectionIdleTime = mtasts.Duration("delivery.connection-idle-time", d.ConnectionIdleTime),
             MxOverride = mxOverride,
-            DnsServers = Get<IReadOnlyList<IPEndPoint>>("dns.servers", [], _ =>
-                List("dns.servers").Select(s => s.Contains(':') && !s.Contains("]:") && s.Count(c => c == ':') > 1
-                    ? new IPEndPoint(IPAddress.Parse(s), 53) : ParseEndPoint(s, 53)).ToArray()),
-            DnsTimeout = Dur("dns.timeout", TimeSpan.FromSeconds(5)),
-            DnsRetries = Int("dns.retries", 2, 0, 10),
-            PolicyProxy = NonEmpty("policy.proxy") is { } p ? Get<Uri?>("policy.proxy", null, _ => new Uri(p)) : null,
-            PolicyFetchTimeout = Dur("policy.fetch-timeout", TimeSpan.FromSeconds(60)),
-            PolicyConnectTimeout = Dur("policy.connect-timeout", TimeSpan.FromSeconds(10)),
-            ExtraCaBundle = NonEmpty("policy.extra-ca-bundle"),
-            PolicyHttpsPort = Int("policy.https-port", 443, 1, 65535),
+            DnsServers = mtasts.Get("dns.servers", d.DnsServers, _ =>
+                mtasts.List("dns.servers").Select(s => s.Contains(':') && !s.Contains("]:") && s.Count(c => c == ':') > 1
+                    ? new IPEndPoint(IPAddress.Parse(s), 53) : ConfigSection.ParseEndPoint(s, 53)).ToArray()),
+            DnsTimeout = mtasts.Duration("dns.timeout", d.DnsTimeout),
+            DnsRetries = mtasts.Int("dns.retries", d.DnsRetries, 0, 10),
+            PolicyProxy = mtasts.NonEmpty("policy.proxy") is { } p ? mtasts.Get<Uri?>("policy.proxy", null, _ => new Uri(p)) : null,
+            PolicyFetchTimeout = mtasts.Duration("policy.fetch-timeout", d.PolicyFetchTimeout),
+            PolicyConnectTimeout = mtasts.Duration("policy.connect-timeout", d.PolicyConnectTimeout),
+            ExtraCaBundle = mtasts.NonEmpty("policy.extra-ca-bundle"),
+            PolicyHttpsPort = mtasts.Int("policy.https-port", d.PolicyHttpsPort, 1, 65535),
             LenientContentType = m.HasPath("policy.lenient-content-type") && m.GetBoolean("policy.lenient-content-type"),
-            LenientContentTypeDomains = List("policy.lenient-content-type-domains")
+            LenientContentTypeDomains = mtasts.List("policy.lenient-content-type-domains")
                 .Select(DestinationDomain.KeyOf).ToHashSet(StringComparer.OrdinalIgnoreCase),
-            LogText = m.HasPath("log.text") ? m.GetString("log.text") : "-",
-            LogJson = m.HasPath("log.json") ? m.GetString("log.json") : "",
-            LogLevel = Get("log.level", MailLogLevel.Info, s => Enum.Parse<MailLogLevel>(s, ignoreCase: true)),
+            LogText = m.HasPath("log.text") ? m.GetString("log.text") : d.LogText,
+            LogJson = m.HasPath("log.json") ? m.GetString("log.json") : d.LogJson,
+            LogLevel = mtasts.Get("log.level", d.LogLevel, s => Enum.Parse<MailLogLevel>(s, ignoreCase: true)),
             Destinations = destinations.Config ?? DestinationConfig.Default,
             ClusterSpoolConnectionString = m.HasPath("cluster.spool.connection-string") ? m.GetString("cluster.spool.connection-string")
                 : hocon.GetString("akka.persistence.journal.sql.connection-string", ""),
             DestConfigFile = destConfigFile,
             DestConfigImported = imported,
             BounceVerification = bounceVerification,
-            TlsRpt = MtaSts.Actors.TlsRpt.TlsRptOptions.Read(k => m.HasPath("tls-rpt." + k) ? m.GetString("tls-rpt." + k) : null, errors),
+            TlsRpt = MtaSts.Actors.TlsRpt.TlsRptOptions.Read(mtasts.Section("tls-rpt")),
         };
-        if (cfg.MaxDataInFlight < cfg.MaxMessageSize)
-            errors.Add($"mtasts.listener.max-data-in-flight ({cfg.MaxDataInFlight}) must be at least max-message-size ({cfg.MaxMessageSize})");
-        if (cfg.MaxMessageSize is < 1 or > 1024L * 1024 * 1023)
-            errors.Add($"mtasts.listener.max-message-size = {cfg.MaxMessageSize}: out of range 1..1072693248 (a spool record holds at most 1 GiB)");
-        if ((cfg.TlsCertificate is null) != (cfg.TlsKey is null))
-            errors.Add("mtasts.listener.tls-certificate and tls-key must be given together");
         if (cfg.ExtraCaBundle is not null && !File.Exists(cfg.ExtraCaBundle))
             errors.Add($"mtasts.policy.extra-ca-bundle: file not found: {cfg.ExtraCaBundle}");
         // A cluster shares one spool: every node must reach the same PostgreSQL (a SQLite file is one node's).
@@ -407,7 +320,7 @@ public sealed record GatewayConfig
         if (m.HasPath(Path + ".validity"))
         {
             var raw = m.GetString(Path + ".validity");
-            if (!DestinationConfigLoader.TryParseDuration(raw, out validity) || validity < BounceAddressTagger.MinValidity
+            if (!ConfigSection.TryParseDuration(raw, out validity) || validity < BounceAddressTagger.MinValidity
                 || validity > BounceAddressTagger.MaxValidity || validity.Ticks % TimeSpan.TicksPerDay != 0)
                 errors.Add($"mtasts.{Path}.validity = \"{raw}\": whole days from 1d to 30d (the tag carries its expiry day)");
         }
@@ -421,12 +334,6 @@ public sealed record GatewayConfig
             errors.Add($"mtasts.{Path}.domains is set but no key is configured (mtasts.{Path}.keys)");
         return errors.Count > count || keys.Count == 0 ? null : new BounceAddressTagger(keys, validity, domains);
     }
-
-    private static IPEndPoint ParseEndPoint(string s) => ParseEndPoint(s, 25);
-
-    private static IPEndPoint ParseEndPoint(string s, int defaultPort) =>
-        IPEndPoint.TryParse(s, out var ep) ? (ep.Port == 0 && !s.Contains(':') ? new IPEndPoint(ep.Address, defaultPort) : ep)
-            : throw new FormatException($"'{s}' is not an address:port");
 }
 
 public sealed class GatewayConfigException(IReadOnlyList<string> errors)

@@ -9,17 +9,17 @@ public sealed class GatewayConfigTests
     {
         var c = GatewayConfig.Load(GatewayConfig.DefaultFiles());
         Assert.Equal("data", c.DataDir);
-        Assert.Equal(2525, Assert.Single(c.ListenEndpoints).Port);
+        Assert.Equal(2525, Assert.Single(c.Listener.Options.Endpoints).Port);
         Assert.Empty(c.MxOverride);
         Assert.Equal(TimeSpan.FromSeconds(60), c.PolicyFetchTimeout);
         Assert.Equal(443, c.PolicyHttpsPort);
         Assert.Equal(500, c.Destinations.Profiles.Default.MaxConcurrentConnections);
         // Intake hardening defaults (README "Security").
-        Assert.Equal(MtaSts.Actors.Smtp.Intake.BareLineEndingPolicy.Reject, c.BareLineEndings);
-        Assert.Equal(MtaSts.Actors.Smtp.Intake.Limits.ClientLimits.Default, c.ClientLimits);
-        Assert.Equal(MtaSts.Actors.Smtp.Intake.Limits.ClientLimits.RelayDefault, c.RelayClientLimits);
-        Assert.Equal(new MtaSts.Actors.Smtp.Intake.Limits.AuthThrottleOptions(), c.AuthThrottle);
-        Assert.Equal(256 * 1024, c.BodyMemoryLimit);
+        Assert.Equal(MtaSts.Actors.Smtp.Intake.BareLineEndingPolicy.Reject, c.Listener.Options.BareLineEndings);
+        Assert.Equal(MtaSts.Actors.Smtp.Intake.Limits.ClientLimits.Default, c.Listener.Options.ClientLimits);
+        Assert.Equal(MtaSts.Actors.Smtp.Intake.Limits.ClientLimits.RelayDefault, c.Listener.Options.RelayClientLimits);
+        Assert.Equal(new MtaSts.Actors.Smtp.Intake.Limits.AuthThrottleOptions(), c.Listener.Options.AuthThrottle);
+        Assert.Equal(256 * 1024, c.Listener.Options.BodyMemoryLimit);
     }
 
     [Fact]
@@ -42,7 +42,7 @@ public sealed class GatewayConfigTests
         Assert.Contains("mislabelled.example", c.LenientContentTypeDomains);
         Assert.False(c.LenientContentType);
         Assert.Equal("/tmp/x", c.DataDir);
-        Assert.Equal(0, Assert.Single(c.ListenEndpoints).Port);
+        Assert.Equal(0, Assert.Single(c.Listener.Options.Endpoints).Port);
         Assert.Equal(2600, Assert.Single(c.MxOverride["*"]).Port);
         Assert.Equal(TimeSpan.FromMilliseconds(200), c.ConnectionIdleTime);
         Assert.Equal(7, c.Destinations.Profiles.Default.MaxConcurrentConnections);

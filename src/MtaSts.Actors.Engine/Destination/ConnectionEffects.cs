@@ -1,0 +1,42 @@
+using Akka.Actor;
+using MtaSts.Actors.Engine.Delivery;
+
+namespace MtaSts.Actors.Engine.Destination;
+
+/// <summary>Runs the <see cref="ConnectionPlanner"/>'s effects for a destination actor: its connection children
+/// (named <c>c{DCID}</c> and watched, so that one that stops is re-planned), its timers and delivery tracking. The
+/// recipient counts are returned for the actor to journal.</summary>
+public sealed class ConnectionEffects(IActorContext context, Func<ITimerScheduler> timers, BackgroundWork work, Func<long, Props> connection)
+{
+    /// <summary>Timer message: re-plan (the next retry is due, or a limit window has room again).</summary>
+    public sealed record Wake;
+    /// <summary>Timer message: close the connections idle for longer than the profile allows.</summary>
+    public sealed record IdleCheck;
+
+    private readonly Dictionary<long, IActorRef> _children = new();
+
+    public IReadOnlyList<RecipientsCounted> Run(IReadOnlyList<ConnectionEffect> effects)
+    {
+        var counted = new List<RecipientsCounted>();
+        foreach (var effect in effects)
+        {
+            switch (effect)
+            {
+                case OpenConnection o: _children[o.Dcid] = context.Watch(context.ActorOf(connection(o.Dcid), "c" + o.Dcid)); break;
+                case SendJob s:
+                    work.DeliveryStarted();
+                    _children[s.Dcid].Tell(s.Job);
+                    break;
+                case CloseConnection c: _children[c.Dcid].Tell(new ConnectionActor.Close()); break;
+                case JournalCount j: counted.Add(j.Counted); break;
+                case JobEnded: work.DeliveryEnded(); break;
+                case WakeIn w: timers().StartSingleTimer("wake", new Wake(), w.Delay); break;
+                case IdleCheckIn i: timers().StartSingleTimer("idle", new IdleCheck(), i.Delay); break;
+            }
+        }
+        return counted;
+    }
+
+    /// <summary>True (with its DCID) when <paramref name="child"/> is one of these connections; it is forgotten.</summary>
+    public bool Stopped(IActorRef child, out long dcid) => long.TryParse(child.Path.Name.AsSpan(1), out dcid) && _children.Remove(dcid);
+}

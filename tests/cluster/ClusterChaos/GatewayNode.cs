@@ -35,18 +35,36 @@ internal sealed class GatewayNode(ClusterNode spec, string gatewayDll, IReadOnly
     public int Index => Spec.Index;
     public int Generation { get; private set; }
     public bool Stopped { get; private set; }               // SIGSTOPped by us
+    /// <summary>The process ended without a signal from us (e.g. exit 4: downed by the cluster), as systemd would see it.</summary>
+    public bool ExitedOnItsOwn => _process is { HasExited: true } && !_signalledToEnd;
+    private volatile bool _signalledToEnd;
     public bool Running => _process is { HasExited: false };
     public int? Pid => Running ? _process!.Id : null;
     public int? ExitCode => _process is { HasExited: true } p ? p.ExitCode : null;
     public NodeHealth Health => _health;
     /// <summary>Health transitions (time, state, detail) for the report.</summary>
     public List<(TimeSpan At, NodeHealth State, string Detail)> Timeline { get; } = [];
+    /// <summary>Every poll's answer (time it was answered, state): a 250 is judged by the polls on both sides of it.</summary>
+    public List<(TimeSpan At, NodeHealth State)> Polls { get; } = [];
+
+    /// <summary>True when the last poll before <paramref name="at"/> and the first one after it both said the node was not
+    /// an Up member (or gone): a state that lasted across the reply, not a flip within one poll interval.</summary>
+    public bool NotUpAround(TimeSpan at)
+    {
+        lock (Polls)
+        {
+            var before = Polls.LastOrDefault(p => p.At <= at);
+            var after = Polls.FirstOrDefault(p => p.At > at);
+            return before.State == NodeHealth.NotUp && after.State is NodeHealth.NotUp or NodeHealth.Exited;
+        }
+    }
     public IPEndPoint Smtp => new(IPAddress.Loopback, Spec.SmtpPort);
 
     public void Start()
     {
         Generation++;
         Stopped = false;
+        _signalledToEnd = false;
         var psi = new ProcessStartInfo("dotnet") { UseShellExecute = false, RedirectStandardOutput = true, RedirectStandardError = true, WorkingDirectory = workDir };
         psi.ArgumentList.Add(gatewayDll);
         psi.ArgumentList.Add("serve");
@@ -106,6 +124,7 @@ internal sealed class GatewayNode(ClusterNode spec, string gatewayDll, IReadOnly
     public void Kill()
     {
         if (_process is null || _process.HasExited) return;
+        _signalledToEnd = true;
         if (Stopped) SysKill(_process.Id, SigCont);
         SysKill(_process.Id, SigKill);
         _process.WaitForExit(10_000);
@@ -136,6 +155,7 @@ internal sealed class GatewayNode(ClusterNode spec, string gatewayDll, IReadOnly
         if (_process.HasExited) return $"had exited (code {_process.ExitCode})";
         if (Stopped) Resume();
         var t0 = clock();
+        _signalledToEnd = true;
         SysKill(_process.Id, SigTerm);
         using var cts = new CancellationTokenSource(grace);
         try
@@ -176,6 +196,7 @@ internal sealed class GatewayNode(ClusterNode spec, string gatewayDll, IReadOnly
 
     private void SetHealth(NodeHealth state, string detail)
     {
+        lock (Polls) Polls.Add((clock(), state));
         lock (Timeline)
         {
             if (_health == state && Timeline.Count > 0) return;

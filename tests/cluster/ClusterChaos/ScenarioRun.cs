@@ -26,7 +26,7 @@ internal sealed class Sent(long id, int node, string domain, TimeSpan at)
 }
 
 /// <summary>A never-seen domain sent through one node right after a fault: how long until it arrives.</summary>
-internal sealed record Probe(string Label, int Via, string Domain, TimeSpan? Recovery, string Note, TimeSpan T0)
+internal sealed record Probe(string Label, int Via, string Domain, TimeSpan? Recovery, string Note, TimeSpan T0, TimeSpan Bound)
 {
     /// <summary>When it missed the bound but arrived later (e.g. during the drain): the real time from the fault.</summary>
     public TimeSpan? Late { get; init; }
@@ -48,6 +48,10 @@ internal sealed class ScenarioResult(string name, string title)
     public List<string> Failures { get; } = [];
     public List<string> Notes { get; } = [];
     public long? LimitPeak;
+    /// <summary>Seconds from the fault until the last acked message had arrived (recovery of the faulted node's domains).</summary>
+    public double? AllDeliveredAfterFault;
+    /// <summary>Longest time from a 250 to the message's first arrival at the receiver (seconds).</summary>
+    public double MaxAckToDelivery;
     public TimeSpan Duration;
     public TimeSpan? ClusterFormed;
     public bool Passed => Failures.Count == 0;
@@ -80,6 +84,7 @@ internal sealed class ScenarioRun(Options o, string scenario, string connectionS
     private long _nextId, _nextProbeId = ProbeIdBase, _slot;
     private volatile bool _stopLoad;
     private TimeSpan _loadStart;
+    private TimeSpan? _faultAt;
 
     private TimeSpan Now => _clock.Elapsed;
     private void Say(string s)
@@ -232,6 +237,14 @@ internal sealed class ScenarioRun(Options o, string scenario, string connectionS
         while (!ct.IsCancellationRequested)
         {
             await Task.WhenAll(_nodes.Select(n => n.PollAsync())).ConfigureAwait(false);
+            // systemd (Restart=on-failure) / Kubernetes: a gateway that exited by itself (exit 4: downed by its
+            // cluster, README) is started again; a node the test SIGKILLed or SIGTERMed stays down.
+            foreach (var n in _nodes.Where(n => n.ExitedOnItsOwn))
+            {
+                var code = n.ExitCode;
+                n.Start();
+                Say($"node {n.Index}: exited by itself (code {code?.ToString(CultureInfo.InvariantCulture) ?? "?"}) → restarted as its supervisor would, pid {n.Pid}");
+            }
             await Task.Delay(500, ct).ConfigureAwait(false);
         }
     }
@@ -242,8 +255,8 @@ internal sealed class ScenarioRun(Options o, string scenario, string connectionS
     {
         var probes = new List<Task<Probe>>();
         var n1 = _nodes[0]; var n2 = _nodes[1]; var n3 = _nodes[2];
-        Task<Probe> Fresh(string label, GatewayNode via, TimeSpan t0) =>
-            ProbeAsync(label, via, $"fresh-{scenario}-{probes.Count + 1}-{_runTag}.test", t0, o.ProbeBound);
+        Task<Probe> Fresh(string label, GatewayNode via, TimeSpan t0, TimeSpan? bound = null) =>
+            ProbeAsync(label, via, $"fresh-{scenario}-{probes.Count + 1}-{_runTag}.test", t0, bound ?? o.ProbeBound);
         switch (scenario)
         {
             case "a":
@@ -251,6 +264,7 @@ internal sealed class ScenarioRun(Options o, string scenario, string connectionS
             {
                 var victim = scenario == "a" ? n3 : n1;
                 var t0 = Now;
+                _faultAt = t0;
                 victim.Kill();
                 Say($"SIGKILL node {victim.Index} (pid gone; {Acked(victim.Index)} messages it acked so far)");
                 foreach (var n in _nodes.Where(n => n != victim)) probes.Add(Fresh($"after SIGKILL node {victim.Index}, via node {n.Index}", n, t0));
@@ -260,6 +274,7 @@ internal sealed class ScenarioRun(Options o, string scenario, string connectionS
             case "c":
             {
                 var t0 = Now;
+                _faultAt = t0;
                 n2.Pause();
                 Say($"SIGSTOP node 2 for {o.StopSeconds:F0}s");
                 probes.Add(Fresh("after SIGSTOP node 2, via node 1", n1, t0));
@@ -268,7 +283,10 @@ internal sealed class ScenarioRun(Options o, string scenario, string connectionS
                 n2.Resume();
                 var t1 = Now;
                 Say($"SIGCONT node 2 (health before: {n1.Health} / {n3.Health} for nodes 1 / 3)");
-                probes.Add(Fresh("after SIGCONT, via the resumed node 2", n2, t1));
+                // Not a stall of the survivors: a node the others removed while it was stopped cannot rejoin with the
+                // same actor system; it downs itself, exits 4 and is restarted by its supervisor (emulated by the poll
+                // loop) before it takes mail again. Bounded by the node start bound, reported as the node's return time.
+                probes.Add(Fresh("after SIGCONT, via the resumed node 2 (back in service)", n2, t1, StartBound));
                 probes.Add(Fresh("after SIGCONT, via node 1", n1, t1));
                 // At least 30 s of load after SIGCONT: a resumed node that was downed meanwhile may down itself ~20 s
                 // later (split-brain resolver) and must not keep answering 250 then.
@@ -276,6 +294,7 @@ internal sealed class ScenarioRun(Options o, string scenario, string connectionS
                 break;
             }
             case "d":
+                _faultAt = Now;
                 foreach (var n in _nodes)
                 {
                     var t0 = Now;
@@ -371,7 +390,7 @@ internal sealed class ScenarioRun(Options o, string scenario, string connectionS
                 s.AckAt = Now;
                 s.Code = 250;
                 _ledger.Accepted(id);
-                if (s.HealthAtAck == NodeHealth.NotUp) Say($"250 from node {node.Index} while it is not an Up member (id {id})");
+                if (s.HealthAtAck == NodeHealth.NotUp) Say($"250 from node {node.Index} while its last health poll said not an Up member (id {id}; judged by the next poll)");
                 return s;
             }
             return Refused(s, final.Code, final.Code == 0 ? "connection lost" : final.Code.ToString(CultureInfo.InvariantCulture), final.Text);
@@ -408,7 +427,7 @@ internal sealed class ScenarioRun(Options o, string scenario, string connectionS
         {
             while (Now - t0 < bound)
             {
-                if (_firstArrivalByDomain.TryGetValue(domain, out var at)) return new Probe(label, via.Index, domain, at - t0, $"{tries} submission(s)", t0);
+                if (_firstArrivalByDomain.TryGetValue(domain, out var at)) return new Probe(label, via.Index, domain, at - t0, $"{tries} submission(s)", t0, bound);
                 if (!_sent.Values.Any(x => x.Domain == domain && x.Acked))
                 {
                     tries++;
@@ -418,7 +437,7 @@ internal sealed class ScenarioRun(Options o, string scenario, string connectionS
                 await Task.Delay(250).ConfigureAwait(false);
             }
             return new Probe(label, via.Index, domain, null,
-                _sent.Values.Any(x => x.Domain == domain && x.Acked) ? "acked, not delivered in time" : $"never acked ({tries} tries; last: {last})", t0);
+                _sent.Values.Any(x => x.Domain == domain && x.Acked) ? "acked, not delivered in time" : $"never acked ({tries} tries; last: {last})", t0, bound);
         }
         finally
         {
@@ -473,9 +492,22 @@ internal sealed class ScenarioRun(Options o, string scenario, string connectionS
             _r.AckedByNode[s.Node] = _r.AckedByNode.GetValueOrDefault(s.Node) + 1;
             if (!_arrivals.ContainsKey(s.Id)) _r.UndeliveredByAckingNode[s.Node] = _r.UndeliveredByAckingNode.GetValueOrDefault(s.Node) + 1;
         }
-        _r.Zombie250 = all.Count(s => s.Acked && s.HealthAtAck == NodeHealth.NotUp);
+        // A 250 counts against the node when the health polls on both sides of it said "not an Up member" (or gone):
+        // one poll every 500 ms, so a single stale poll (the gate closed and reopened within it) is not enough.
+        bool Zombie(Sent s) => s.Acked && s.HealthAtAck == NodeHealth.NotUp && _nodes[s.Node - 1].NotUpAround(s.AckAt);
+        _r.Zombie250 = all.Count(Zombie);
+        var firsts = all.Where(s => s.Acked && _arrivals.ContainsKey(s.Id))
+            .Select(s => (s, First: _arrivals[s.Id].Min(a => a.At))).ToArray();
+        if (firsts.Length > 0)
+        {
+            _r.MaxAckToDelivery = firsts.Max(x => (x.First - x.s.AckAt).TotalSeconds);
+            if (_faultAt is { } f) _r.AllDeliveredAfterFault = Math.Max(0, (firsts.Max(x => x.First) - f).TotalSeconds);
+        }
+        var staleOnly = all.Count(s => s.Acked && s.HealthAtAck == NodeHealth.NotUp) - _r.Zombie250;
+        if (staleOnly > 0)
+            _r.Notes.Add($"{staleOnly} 250s came while the node's last poll said not Up but the next poll said Up (a state shorter than the poll interval; not counted)");
         if (_r.Zombie250 > 0)
-            _r.Notes.Add($"250s while not an Up member, by node: " + string.Join(" ", all.Where(s => s.Acked && s.HealthAtAck == NodeHealth.NotUp)
+            _r.Notes.Add($"250s while not an Up member, by node: " + string.Join(" ", all.Where(Zombie)
                 .GroupBy(s => s.Node).OrderBy(g => g.Key).Select(g => $"{g.Key}:{g.Count()} ({g.Count(s => _arrivals.ContainsKey(s.Id))} of them delivered)")));
         foreach (var n in _nodes)
             _r.Notes.Add($"node {n.Index} health: " + string.Join(" → ", n.Timeline.Select(t => $"{t.At.TotalSeconds:F0}s {t.State}" +
@@ -500,7 +532,7 @@ internal sealed class ScenarioRun(Options o, string scenario, string connectionS
             var arrived = _firstArrivalByDomain.TryGetValue(p.Domain, out var at);
             var late = arrived ? $"; arrived {(at - t0).TotalSeconds:F1}s after the fault" : "";
             _r.Probes[i] = p with { Note = p.Note + late, Late = arrived ? at - t0 : null };
-            _r.Failures.Add($"fresh domain {p.Label}: not delivered within {o.ProbeBound.TotalSeconds:F0}s ({p.Note}{late})");
+            _r.Failures.Add($"fresh domain {p.Label}: not delivered within {p.Bound.TotalSeconds:F0}s ({p.Note}{late})");
         }
         if (_r.RefusedDelivered > 0) _r.Notes.Add($"{_r.RefusedDelivered} messages answered 4xx/5xx were delivered anyway");
     }

@@ -36,8 +36,21 @@ internal sealed class GatewayNode(ClusterNode spec, string gatewayDll, IReadOnly
     public int Generation { get; private set; }
     public bool Stopped { get; private set; }               // SIGSTOPped by us
     /// <summary>The process ended without a signal from us (e.g. exit 4: downed by the cluster), as systemd would see it.</summary>
-    public bool ExitedOnItsOwn => _process is { HasExited: true } && !_signalledToEnd;
     private volatile bool _signalledToEnd;
+    private readonly object _startLock = new();
+
+    /// <summary>systemd's Restart=on-failure: starts the node again when its process ended without a signal from us
+    /// (e.g. exit 4: downed by the cluster). Returns the exit code it restarted after, or null.</summary>
+    public int? RestartIfExitedOnItsOwn()
+    {
+        lock (_startLock)
+        {
+            if (_process is not { HasExited: true } p || _signalledToEnd) return null;
+            var code = p.ExitCode;
+            Start();
+            return code;
+        }
+    }
     public bool Running => _process is { HasExited: false };
     public int? Pid => Running ? _process!.Id : null;
     public int? ExitCode => _process is { HasExited: true } p ? p.ExitCode : null;
@@ -60,11 +73,17 @@ internal sealed class GatewayNode(ClusterNode spec, string gatewayDll, IReadOnly
     }
     public IPEndPoint Smtp => new(IPAddress.Loopback, Spec.SmtpPort);
 
+    /// <summary>Starts the process (a new generation on the same data directory); no-op while one runs.</summary>
     public void Start()
+    {
+        lock (_startLock)
+            if (!Running) StartLocked();
+    }
+
+    private void StartLocked()
     {
         Generation++;
         Stopped = false;
-        _signalledToEnd = false;
         var psi = new ProcessStartInfo("dotnet") { UseShellExecute = false, RedirectStandardOutput = true, RedirectStandardError = true, WorkingDirectory = workDir };
         psi.ArgumentList.Add(gatewayDll);
         psi.ArgumentList.Add("serve");
@@ -73,16 +92,18 @@ internal sealed class GatewayNode(ClusterNode spec, string gatewayDll, IReadOnly
         psi.Environment.Remove("DOTNET_gcServer");
         psi.Environment.Remove("DOTNET_TieredPGO");
         foreach (var v in ClusterNodeConfig.ScrubbedEnvironment) psi.Environment.Remove(v);
-        _out?.Dispose();
+        if (_out is { } previous) lock (previous) previous.Dispose();
         var output = new StreamWriter(Path.Combine(workDir, $"node{Index}-{Generation}.out")) { AutoFlush = true };
         _out = output;
         var p = new Process { StartInfo = psi };
-        p.OutputDataReceived += (_, e) => { if (e.Data is not null) lock (output) output.WriteLine(e.Data); };
-        p.ErrorDataReceived += (_, e) => { if (e.Data is not null) lock (output) output.WriteLine("ERR " + e.Data); };
+        // The previous generation's last lines may still arrive after its writer was closed by a restart.
+        p.OutputDataReceived += (_, e) => { if (e.Data is not null) lock (output) { try { output.WriteLine(e.Data); } catch (ObjectDisposedException) { } } };
+        p.ErrorDataReceived += (_, e) => { if (e.Data is not null) lock (output) { try { output.WriteLine("ERR " + e.Data); } catch (ObjectDisposedException) { } } };
         p.Start();
         p.BeginOutputReadLine();
         p.BeginErrorReadLine();
         _process = p;
+        _signalledToEnd = false;
         lock (Live) { Live.RemoveWhere(x => x.HasExited); Live.Add(p); }
         SetHealth(NodeHealth.Unknown, $"started pid {p.Id} (generation {Generation})");
     }

@@ -239,12 +239,9 @@ internal sealed class ScenarioRun(Options o, string scenario, string connectionS
             await Task.WhenAll(_nodes.Select(n => n.PollAsync())).ConfigureAwait(false);
             // systemd (Restart=on-failure) / Kubernetes: a gateway that exited by itself (exit 4: downed by its
             // cluster, README) is started again; a node the test SIGKILLed or SIGTERMed stays down.
-            foreach (var n in _nodes.Where(n => n.ExitedOnItsOwn))
-            {
-                var code = n.ExitCode;
-                n.Start();
-                Say($"node {n.Index}: exited by itself (code {code?.ToString(CultureInfo.InvariantCulture) ?? "?"}) → restarted as its supervisor would, pid {n.Pid}");
-            }
+            foreach (var n in _nodes)
+                if (n.RestartIfExitedOnItsOwn() is { } code)
+                    Say($"node {n.Index}: exited by itself (code {code.ToString(CultureInfo.InvariantCulture)}) → restarted as its supervisor would, pid {n.Pid}");
             await Task.Delay(500, ct).ConfigureAwait(false);
         }
     }

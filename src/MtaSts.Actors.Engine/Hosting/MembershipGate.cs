@@ -43,10 +43,13 @@ public sealed class MembershipGate : IDisposable
     {
         var gate = new MembershipGate(system, clustered, log);
         var cluster = Cluster.Get(system);
-        // The current status at once (a single node that has joined itself is Up before the listener starts); the
-        // watcher's initial events then keep it current.
-        gate.SetMembership(cluster.SelfMember.Status, 0);
-        gate._watcher = system.ActorOf(Props.Create(() => new Watcher(gate, cluster)), "membership-gate");
+        // The current status at once; the watcher's initial events then keep it current. A single node has joined
+        // itself before the listener starts (JoinAsync completed: it is Up), but Cluster.SelfMember comes from a read
+        // view updated asynchronously and may still show its initial "Removed" for a while on a loaded machine
+        // (seen in CI: 421 "status Removed" right after start).
+        var initial = clustered ? cluster.SelfMember.Status : MemberStatus.Up;
+        gate.SetMembership(initial, 0);
+        gate._watcher = system.ActorOf(Props.Create(() => new Watcher(gate, cluster, initial)), "membership-gate");
         // The first phase of a coordinated shutdown (graceful stop, or this node downed): no mail from here on.
         CoordinatedShutdown.Get(system).AddTask(CoordinatedShutdown.PhaseBeforeServiceUnbind, "mtasts-close-intake", () =>
         {
@@ -131,11 +134,11 @@ public sealed class MembershipGate : IDisposable
         private bool _awaiting;
         private int _confirming;
 
-        public Watcher(MembershipGate gate, Cluster cluster)
+        public Watcher(MembershipGate gate, Cluster cluster, MemberStatus initial)
         {
             _cluster = cluster;
             _gate = gate;
-            _status = cluster.SelfMember.Status;
+            _status = initial;
             Receive<ClusterEvent.IMemberEvent>(e =>
             {
                 if (e.Member.Address.Equals(cluster.SelfAddress)) _status = e.Member.Status;

@@ -103,9 +103,15 @@ public sealed class DestinationActor : UntypedPersistentActor, IWithTimers
         switch (message)
         {
             case EnqueueRecipients e:
-                if (_clusterSpool is not null) _index.Add(_domain, e.Message, e.Recipients); // this node owns it now
-                if (Queue.Enqueue(e.Message, e.Recipients, Now) > 0) Run(_plan.Pump(Plan()));
+            {
+                // Cluster: an enqueue that arrives after this owner loaded and finished the recipient is not new mail.
+                var recipients = _clusterSpool is null ? e.Recipients
+                    : e.Recipients.Where(r => !_finishedRecently.Contains(e.Message.Mid, r.Rid, Now)).ToList();
+                if (recipients.Count == 0) break;
+                if (_clusterSpool is not null) _index.Add(_domain, e.Message, recipients); // this node owns it now
+                if (Queue.Enqueue(e.Message, recipients, Now) > 0) Run(_plan.Pump(Plan()));
                 break;
+            }
             case FinishWritten w:
                 _recentFinishes.Written(w.Mid, w.Rids);
                 StopIfHandedOff();
@@ -218,6 +224,9 @@ public sealed class DestinationActor : UntypedPersistentActor, IWithTimers
     /// <summary>Cluster mode: what this owner finished that a queue load in flight may still list as outstanding.</summary>
     private readonly RecentFinishes _recentFinishes = new();
 
+    /// <summary>Cluster mode: finished recipients an enqueue delayed by a shard move must not bring back.</summary>
+    private readonly FinishedRecently _finishedRecently = new(TimeSpan.FromMinutes(5), 20_000);
+
     private void LoadClusterQueue()
     {
         _nextReconcile = Now + _svc.Tuning.ClusterReconcile;
@@ -231,7 +240,11 @@ public sealed class DestinationActor : UntypedPersistentActor, IWithTimers
     {
         if (_clusterSpool is not null)
             foreach (var effect in effects)
-                if (effect is FinishRecipients f) _recentFinishes.Finishing(f.Message.Mid, f.Rids);
+                if (effect is FinishRecipients f)
+                {
+                    _recentFinishes.Finishing(f.Message.Mid, f.Rids);
+                    _finishedRecently.Finished(f.Message.Mid, f.Rids, Now);
+                }
         _effects.Run(effects);
     }
 

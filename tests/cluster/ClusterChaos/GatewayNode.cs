@@ -7,8 +7,10 @@ using MtaSts.Actors.LoadTests.Targets;
 
 namespace MtaSts.Actors.ClusterChaos;
 
-/// <summary>What the last health poll said about a node.</summary>
-internal enum NodeHealth { Unknown, Up, NotUp, Unresponsive, Exited }
+/// <summary>What the last health poll said about a node. <see cref="PeerUnreachable"/>: an Up member that sees an
+/// unreachable member (its intake is closed until the split-brain resolver decides, but it is still a member that can
+/// deliver); <see cref="NotUp"/>: not an Up member, shutting down, or paused.</summary>
+internal enum NodeHealth { Unknown, Up, NotUp, PeerUnreachable, Unresponsive, Exited }
 
 /// <summary>
 /// One gateway OS process (<c>dotnet mtasts-gateway.dll serve --config …</c>), restartable on the same data directory.
@@ -60,17 +62,18 @@ internal sealed class GatewayNode(ClusterNode spec, string gatewayDll, IReadOnly
     /// <summary>Every poll's answer (time it was answered, state): a 250 is judged by the polls on both sides of it.</summary>
     public List<(TimeSpan At, NodeHealth State)> Polls { get; } = [];
 
-    /// <summary>True when the last poll before <paramref name="at"/> and the first one after it both said the node was not
-    /// an Up member (or gone): a state that lasted across the reply, not a flip within one poll interval.</summary>
-    public bool NotUpAround(TimeSpan at)
+    /// <summary>True when every poll answered from 1 s before <paramref name="from"/> to 1 s after <paramref name="to"/>
+    /// (at least one) said the node was not an Up member (or gone): a state that lasted across the whole SMTP transaction,
+    /// not a flip within a poll interval, nor a poll or a reply that the loaded machine delivered late.</summary>
+    public bool NotUpThroughout(TimeSpan from, TimeSpan to)
     {
         lock (Polls)
         {
-            var before = Polls.LastOrDefault(p => p.At <= at);
-            var after = Polls.FirstOrDefault(p => p.At > at);
-            return before.State == NodeHealth.NotUp && after.State is NodeHealth.NotUp or NodeHealth.Exited;
+            var around = Polls.Where(p => p.At >= from - TimeSpan.FromSeconds(1) && p.At <= to + TimeSpan.FromSeconds(1)).ToList();
+            return around.Count > 0 && around.All(p => p.State is NodeHealth.NotUp or NodeHealth.Exited);
         }
     }
+
     public IPEndPoint Smtp => new(IPAddress.Loopback, Spec.SmtpPort);
 
     /// <summary>Starts the process (a new generation on the same data directory); no-op while one runs.</summary>
@@ -206,7 +209,9 @@ internal sealed class GatewayNode(ClusterNode spec, string gatewayDll, IReadOnly
             var cluster = doc.RootElement.TryGetProperty("checks", out var checks) && checks.TryGetProperty("cluster", out var c) ? c : default;
             var up = cluster.ValueKind == JsonValueKind.Object && cluster.GetProperty("status").GetString() == "healthy";
             var detail = cluster.ValueKind == JsonValueKind.Object && cluster.TryGetProperty("detail", out var d) ? d.GetString() ?? "" : "no cluster check";
-            SetHealth(up ? NodeHealth.Up : NodeHealth.NotUp, detail);
+            SetHealth(up ? NodeHealth.Up
+                : detail.Contains("unreachable; waiting for the split-brain resolver", StringComparison.Ordinal) ? NodeHealth.PeerUnreachable
+                : NodeHealth.NotUp, detail);
         }
         catch (Exception ex) when (ex is HttpRequestException or TaskCanceledException or JsonException or InvalidOperationException or KeyNotFoundException)
         {

@@ -40,6 +40,13 @@ public sealed class DestinationActor : UntypedPersistentActor, IWithTimers
     private sealed record QueueLoaded(long Generation, IReadOnlyList<RecoveredMessage>? Messages, string? Error);
     private sealed record Sweep; // expiry and retry-record pruning
     private sealed record IdleCheck;
+    private sealed record ReloadQueue; // cluster: the second read of the spool after this owner started
+
+    /// <summary>A new owner after a shard move reads the cluster spool again this long after its first load: the
+    /// accepting nodes' enqueues sent to the old home while the coordinator still advertised it (the removal margin)
+    /// are dropped, and the first load may have read the spool before those messages committed (chaos (c): 12 messages
+    /// waited for the 2-minute reconcile).</summary>
+    private static readonly TimeSpan FirstReload = TimeSpan.FromSeconds(10);
 
     /// <param name="entityId">The destination domain (one entity per domain, also in a cluster).</param>
     public DestinationActor(string entityId, DeliveryServices services, PendingIndex index)
@@ -172,6 +179,9 @@ public sealed class DestinationActor : UntypedPersistentActor, IWithTimers
             case IdleCheck:
                 Run(_plan.CloseIdle(Plan()));
                 break;
+            case ReloadQueue:
+                LoadClusterQueue();
+                break;
             case PolicyResolved p:
                 _policy = _policy.Answered(p.Resolution, p.Failed, Now);
                 Run(_plan.Pump(Plan()));
@@ -280,6 +290,7 @@ public sealed class DestinationActor : UntypedPersistentActor, IWithTimers
         else if (added > 0)
             _svc.Log.Warning("cluster_queue_reconciled", $"Destination {_domain}: {added} recipients found in the cluster spool that were never told to this owner",
                 ("domain", _domain.Name), ("recipients", added));
+        if (!_queueLoaded) Timers.StartSingleTimer("reload", new ReloadQueue(), FirstReload);
         _queueLoaded = true;
         Run(_plan.Pump(Plan()));
     }

@@ -88,25 +88,35 @@ public static class Program
         var executor = new ScenarioExecutor(scenario, o);
         foreach (var mtaSts in o.MtaStsVariants)
         {
-            foreach (var target in o.Targets)
+            // Metrics variants inside: gateway runs alternate on/off as given; a target without the switch runs once.
+            var metricsRuns = (o.MetricsVariants ?? []).Select(m => (bool?)m).DefaultIfEmpty(null).ToArray();
+            for (var i = 0; i < metricsRuns.Length; i++)
             {
-                if (ct.IsCancellationRequested) break;
-                var noOp = target == Targets.CeilingTarget.TargetName || (skipNoOpVariants && target == "postfix");
-                if (noOp && mtaSts && o.MtaStsVariants.Contains(false)) continue;
-                try
+                var metrics = metricsRuns[i];
+                var repeat = metricsRuns.Take(i + 1).Count(m => m == metrics);
+                foreach (var target in o.Targets)
                 {
-                    results.Add(await executor.RunAsync(target, mtaSts, ct));
-                }
-                catch (OperationCanceledException) { Console.Error.WriteLine("cancelled"); }
-                catch (Exception ex) when (ex is not OutOfMemoryException)
-                {
-                    // A harness bug in one run must not take the other runs (and the report) with it; it is reported.
-                    Console.Error.WriteLine($"[{scenario.Name}/{target}] harness error: {ex}");
-                    results.Add(new TargetRunResult
+                    if (ct.IsCancellationRequested) break;
+                    var noOp = target == Targets.CeilingTarget.TargetName || (skipNoOpVariants && target == "postfix");
+                    if (noOp && mtaSts && o.MtaStsVariants.Contains(false)) continue;
+                    var hasMetricsSwitch = target is "gateway" or Targets.GatewayTarget.ClusterTargetName;
+                    if (!hasMetricsSwitch && i > 0) continue;
+                    var m = hasMetricsSwitch ? metrics : null;
+                    try
                     {
-                        Target = target, Variant = mtaSts ? "mta-sts on" : (o.MtaStsVariants.Length > 1 ? "mta-sts off" : "baseline"), MtaSts = mtaSts,
-                        NotAvailable = $"harness error: {ex.GetType().Name}: {ex.Message}", HarnessError = true,
-                    });
+                        results.Add(await executor.RunAsync(target, mtaSts, ct, m, repeat));
+                    }
+                    catch (OperationCanceledException) { Console.Error.WriteLine("cancelled"); }
+                    catch (Exception ex) when (ex is not OutOfMemoryException)
+                    {
+                        // A harness bug in one run must not take the other runs (and the report) with it; it is reported.
+                        Console.Error.WriteLine($"[{scenario.Name}/{target}] harness error: {ex}");
+                        results.Add(new TargetRunResult
+                        {
+                            Target = target, Variant = ScenarioExecutor.VariantName(o, mtaSts, m, repeat), MtaSts = mtaSts, Metrics = m,
+                            NotAvailable = $"harness error: {ex.GetType().Name}: {ex.Message}", HarnessError = true,
+                        });
+                    }
                 }
             }
         }
@@ -136,6 +146,7 @@ public static class Program
         ["faults"] = o.Faults.Describe(),
         ["target dest. concurrency / msgs per conn"] = $"{o.DestinationConcurrency} / {o.MessagesPerConnection}",
         ["retry"] = o.RetryInterval is { } ri ? $"{ri.TotalSeconds:0} s" : "target default",
+        ["gateway metrics"] = o.MetricsVariants is { } mv ? string.Join(",", mv.Select(m => m ? "on" : "off")) + " (mtasts.admin.metrics, in this order)" : "default (on)",
     };
 
     /// <summary>Gateway ÷ Postfix per variant; gateway and Postfix ÷ ceiling; MTA-STS on ÷ off per target.</summary>
@@ -185,6 +196,21 @@ public static class Program
             if (on is null || off is null) continue;
             list.Add(new($"{target}: accept rate, MTA-STS on ÷ off (cost = 1 − ratio)", "on", "off", on.AcceptRate, off.AcceptRate));
             list.Add(new($"{target}: end-to-end rate, MTA-STS on ÷ off (cost = 1 − ratio)", "on", "off", on.EndToEndRate, off.EndToEndRate));
+        }
+        // mtasts.admin.metrics: the mean of the "on" runs ÷ the mean of the "off" runs of each target (alternated in one run).
+        foreach (var target in ran.Select(r => r.Target).Distinct())
+        {
+            var on = ran.Where(r => r.Target == target && r.Metrics == true).ToArray();
+            var off = ran.Where(r => r.Target == target && r.Metrics == false).ToArray();
+            if (on.Length == 0 || off.Length == 0) continue;
+            string Runs(int n) => n == 1 ? "1 run" : $"mean of {n} runs";
+            var (nOn, nOff) = ($"metrics on ({Runs(on.Length)})", $"metrics off ({Runs(off.Length)})");
+            list.Add(new($"{target}: accept rate msg/s, metrics on ÷ off (cost = 1 − ratio)", nOn, nOff, on.Average(r => r.AcceptRate), off.Average(r => r.AcceptRate)));
+            list.Add(new($"{target}: end-to-end rate msg/s, metrics on ÷ off (cost = 1 − ratio)", nOn, nOff, on.Average(r => r.EndToEndRate), off.Average(r => r.EndToEndRate)));
+            list.Add(new($"{target}: target CPU ms per message, metrics on ÷ off (cost = ratio − 1)", nOn, nOff,
+                on.Average(r => r.Resources.CpuMsPerMessage), off.Average(r => r.Resources.CpuMsPerMessage)));
+            list.Add(new($"{target}: accept p99 ms, metrics on ÷ off", nOn, nOff, on.Average(r => r.AcceptLatency.P99Us) / 1000.0, off.Average(r => r.AcceptLatency.P99Us) / 1000.0));
+            list.Add(new($"{target}: peak RSS MB, metrics on ÷ off", nOn, nOff, on.Average(r => r.Resources.PeakRssMb), off.Average(r => r.Resources.PeakRssMb)));
         }
         return list;
     }

@@ -26,6 +26,10 @@ public sealed record AdminOptions
     /// <summary>Destinations that get their own label in per-destination metrics; the rest count as "other".</summary>
     public int MetricsTopDestinations { get; init; } = 50;
 
+    /// <summary><c>mtasts.admin.metrics = on|off</c>: off records nothing (no observer on the operator log, no
+    /// collectors) and <c>/metrics</c> answers 404; the rest of the admin endpoint works as before.</summary>
+    public bool Metrics { get; init; } = true;
+
     public bool Enabled => Endpoints.Count > 0;
 
     /// <summary>Reads <c>mtasts.admin</c>. Throws <see cref="GatewayConfigException"/> listing every problem.</summary>
@@ -61,8 +65,16 @@ public sealed record AdminOptions
             if (!int.TryParse(raw, out top) || top is < 0 or > 10_000)
                 errors.Add($"mtasts.admin.metrics-top-destinations = \"{raw}\": out of range 0..10000");
         }
+        var metrics = true;
+        if (a.HasPath("metrics"))
+        {
+            var raw = a.GetString("metrics")?.Trim().ToLowerInvariant();
+            if (raw is "on" or "true" or "yes") metrics = true;
+            else if (raw is "off" or "false" or "no") metrics = false;
+            else errors.Add($"mtasts.admin.metrics = \"{raw}\": expected on or off");
+        }
         if (errors.Count > 0) throw new GatewayConfigException(errors);
-        return new AdminOptions { Endpoints = endpoints, Token = token, Tokens = tokens, MetricsTopDestinations = top };
+        return new AdminOptions { Endpoints = endpoints, Token = token, Tokens = tokens, MetricsTopDestinations = top, Metrics = metrics };
     }
 
     /// <summary><c>tokens = [{ name = "alice", token = "…" }, { name = "bob", token-file = "/etc/mtasts/bob.token" }]</c>.</summary>

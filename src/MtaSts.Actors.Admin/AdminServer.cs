@@ -30,9 +30,9 @@ public sealed class AdminServer : IAsyncDisposable
 {
     private static readonly TimeSpan AskTimeout = TimeSpan.FromSeconds(3);
     private readonly WebApplication _app;
-    private readonly GatewayMetrics _metrics;
+    private readonly GatewayMetrics? _metrics;
 
-    private AdminServer(WebApplication app, GatewayMetrics metrics)
+    private AdminServer(WebApplication app, GatewayMetrics? metrics)
     {
         _app = app;
         _metrics = metrics;
@@ -70,7 +70,8 @@ public sealed class AdminServer : IAsyncDisposable
                 ? HealthCheckResult.Unhealthy(why)
                 : HealthCheckResult.Healthy());
         var app = builder.Build();
-        var metrics = new GatewayMetrics(gateway, options.MetricsTopDestinations);
+        // mtasts.admin.metrics = off: no collector and no observer on the operator log, so nothing is recorded per event.
+        var metrics = options.Metrics ? new GatewayMetrics(gateway, options.MetricsTopDestinations) : null;
         var server = new AdminServer(app, metrics);
 
         if (options.RequiresToken) app.Use(RequireToken(options));
@@ -78,7 +79,8 @@ public sealed class AdminServer : IAsyncDisposable
         await app.StartAsync(ct).ConfigureAwait(false);
         server.Urls = app.Urls.Select(u => new Uri(u)).ToArray();
         gateway.Log.Info("admin_listen", $"Admin endpoint on {string.Join(", ", server.Urls)}" + (!options.RequiresToken ? " (loopback, no token)"
-                : $" (bearer token{(options.Tokens.Count > 0 ? $"; named: {string.Join(", ", options.Tokens)}" : "")})"),
+                : $" (bearer token{(options.Tokens.Count > 0 ? $"; named: {string.Join(", ", options.Tokens)}" : "")})")
+                + (options.Metrics ? "" : "; metrics off (mtasts.admin.metrics)"),
             ("urls", server.Urls.Select(u => u.ToString()).ToArray()));
         return server;
     }
@@ -132,7 +134,7 @@ public sealed class AdminServer : IAsyncDisposable
         gw.Log.Info("operator_action", $"Operator action: {what} by {Who(ctx)}" + (result is null ? "" : $": {result}"),
             [("action", action), ("by", Who(ctx)), .. fields]);
 
-    private static void Map(WebApplication app, Gateway gw, GatewayMetrics metrics)
+    private static void Map(WebApplication app, Gateway gw, GatewayMetrics? metrics)
     {
         // ---- health (no token: probes of systemd/Kubernetes) ----
         app.MapGet("/health/live", () => gw.System.WhenTerminated.IsCompleted
@@ -151,11 +153,17 @@ public sealed class AdminServer : IAsyncDisposable
 
         // ---- the status page (static; its data calls carry the token) ----
         app.MapGet("/", () => Results.Content(Page.Value, "text/html; charset=utf-8"));
-        app.MapGet("/api/stats", () => Results.Json(metrics.Totals()));
+        app.MapGet("/api/stats", () => Results.Json(metrics?.Totals() ?? GatewayMetrics.TotalsWithoutMetrics(gw)));
 
         // ---- metrics ----
         app.MapGet("/metrics", async (HttpContext ctx) =>
         {
+            if (metrics is null)
+            {
+                ctx.Response.StatusCode = StatusCodes.Status404NotFound;
+                await ctx.Response.WriteAsJsonAsync(new { error = "metrics are off on this gateway (mtasts.admin.metrics = off)" }, ctx.RequestAborted).ConfigureAwait(false);
+                return;
+            }
             ctx.Response.ContentType = "text/plain; version=0.0.4; charset=utf-8";
             await metrics.Registry.CollectAndExportAsTextAsync(ctx.Response.Body, ctx.RequestAborted).ConfigureAwait(false);
         });
@@ -194,6 +202,7 @@ public sealed class AdminServer : IAsyncDisposable
         app.MapGet("/api/policies/{domain}", (string domain) =>
             gw.PolicyCache.Get(Normalize(domain)) is { } p ? Results.Json(PolicyJson(p)) : Results.NotFound(new { error = $"no cached MTA-STS policy for {domain}" }));
         app.MapGet("/api/profiles/{domain}", (string domain) => Results.Json(gw.Destinations.Profiles.Resolve(Normalize(domain))));
+        app.MapGet("/api/cluster", () => Results.Json(ClusterView.Of(gw)));
 
         // ---- act ----
         app.MapPost("/api/deliver-now", async (string? domain, HttpContext ctx) =>
@@ -451,7 +460,7 @@ public sealed class AdminServer : IAsyncDisposable
 
     public async ValueTask DisposeAsync()
     {
-        _metrics.Dispose();
+        _metrics?.Dispose();
         await _app.StopAsync().ConfigureAwait(false);
         await _app.DisposeAsync().ConfigureAwait(false);
     }

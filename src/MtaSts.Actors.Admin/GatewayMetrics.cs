@@ -166,8 +166,12 @@ public sealed class GatewayMetrics : IDisposable
     }
 
     /// <summary>Running totals for the status page's charts.</summary>
-    public StatsSnapshot Totals() => new(DateTimeOffset.UtcNow, (long)_received.Value, (long)Sum(_delivered), (long)Sum(_deferred),
+    public StatsSnapshot Totals() => new(DateTimeOffset.UtcNow, true, (long)_received.Value, (long)Sum(_delivered), (long)Sum(_deferred),
         (long)Sum(_bounced), QueueView.Summaries(_gateway.Pending, DateTimeOffset.UtcNow).Sum(q => q.Recipients), _gateway.Spool.Count);
+
+    /// <summary>With mtasts.admin.metrics = off nothing is counted: the queue and the spool only.</summary>
+    public static StatsSnapshot TotalsWithoutMetrics(Gateway gateway) => new(DateTimeOffset.UtcNow, false, null, null, null, null,
+        QueueView.Summaries(gateway.Pending, DateTimeOffset.UtcNow).Sum(q => q.Recipients), gateway.Spool.Count);
 
     private static double Sum(Counter c) => c.GetAllLabelValues().Sum(l => c.WithLabels(l).Value);
 
@@ -175,4 +179,4 @@ public sealed class GatewayMetrics : IDisposable
 }
 
 /// <summary>What <c>/api/stats</c> returns.</summary>
-public sealed record StatsSnapshot(DateTimeOffset At, long Received, long Delivered, long Deferred, long Bounced, int QueueRecipients, int SpoolMessages);
+public sealed record StatsSnapshot(DateTimeOffset At, bool Metrics, long? Received, long? Delivered, long? Deferred, long? Bounced, int QueueRecipients, int SpoolMessages);

@@ -329,12 +329,8 @@ public static class DestinationConfigLoader
                     if (ctx.Bool(key, v) is { } sts) p = p with { MtaSts = sts };
                     break;
                 case Keys.BounceVerification:
-                    // Refused until the envelope sender is tagged (and bounces checked): "on" would do nothing.
-                    if (ctx.Bool(key, v) is { } bv)
-                    {
-                        if (bv) ctx.Error($"{key} = on is not supported yet: the envelope sender is not tagged; use {key} = off");
-                        else p = p with { BounceVerification = false };
-                    }
+                    // "on" needs keys and our sender domains (mtasts.bounce-verification): checked by the gateway's loader.
+                    if (ctx.Bool(key, v) is { } bv) p = p with { BounceVerification = bv };
                     break;
                 case Keys.BounceProfile:
                     if (ctx.String(key, v) is { } bp)

@@ -2,6 +2,7 @@ using System.Buffers;
 using System.Globalization;
 using System.Text;
 using System.Text.Json;
+using System.Threading.Channels;
 
 namespace MtaSts.Actors.Logging;
 
@@ -40,13 +41,35 @@ public sealed class MailLog : IDisposable
     private readonly Func<DateTimeOffset> _clock;
     private readonly object _gate = new();
 
+    // Background mode: formatted lines go through a bounded queue to one writer task that writes whatever is queued
+    // and then flushes once (a flush per batch, not per line: the spool's fsync is the durability point, not the log).
+    private readonly Channel<Pending>? _queue;
+    private readonly Task? _pump;
+    private int _writeFailures;
+
+    /// <summary>Lines queued in background mode before writers wait (a stalled disk slows callers, loses nothing).</summary>
+    public const int QueueCapacity = 65_536;
+
+    private readonly record struct Pending(string? Text, string? Json, TaskCompletionSource? Written);
+
+    /// <param name="background">Write and flush on a background task in batches (the gateway's log files). Lines
+    /// keep their order; Critical lines and <see cref="Flush"/> wait until everything before them is on its way to
+    /// the file; <see cref="Dispose"/> and process exit drain the queue. Off: every line is written and flushed
+    /// before Write returns (tests reading a writer).</param>
     public MailLog(TextWriter? text, TextWriter? json = null, MailLogLevel minimum = MailLogLevel.Info,
-        Func<DateTimeOffset>? clock = null)
+        Func<DateTimeOffset>? clock = null, bool background = false)
     {
         _text = text;
         _json = json;
         _minimum = minimum;
         _clock = clock ?? (() => DateTimeOffset.Now);
+        if (background && (text is not null || json is not null))
+        {
+            _queue = Channel.CreateBounded<Pending>(new BoundedChannelOptions(QueueCapacity)
+                { SingleReader = true, FullMode = BoundedChannelFullMode.Wait });
+            _pump = Task.Run(PumpAsync);
+            AppDomain.CurrentDomain.ProcessExit += OnProcessExit;
+        }
     }
 
     /// <summary>A log that drops everything (tests that don't care about logs).</summary>
@@ -54,6 +77,9 @@ public sealed class MailLog : IDisposable
 
     /// <summary>Optional in-process observers (tests, metrics). Called synchronously; keep them cheap.</summary>
     public event Action<MailLogEntry>? Written;
+
+    /// <summary>Something observes <see cref="Written"/>: every line, also those below the log level, is built for it.</summary>
+    public bool IsObserved => Written is not null;
 
     public bool IsEnabled(MailLogLevel level) => level >= _minimum;
 
@@ -75,13 +101,105 @@ public sealed class MailLog : IDisposable
         {
             string? textLine = _text is null ? null : FormatText(entry);
             string? jsonLine = _json is null ? null : FormatJson(entry);
-            lock (_gate)
-            {
-                if (textLine is not null) { _text!.WriteLine(textLine); _text.Flush(); }
-                if (jsonLine is not null) { _json!.WriteLine(jsonLine); _json.Flush(); }
-            }
+            if (_queue is not null) Enqueue(new Pending(textLine, jsonLine, level == MailLogLevel.Critical ? NewSignal() : null));
+            else
+                lock (_gate)
+                {
+                    WriteLines(textLine, jsonLine);
+                    FlushWriters();
+                }
         }
         observers?.Invoke(entry);
+    }
+
+    /// <summary>Waits until every line written before this call has been written and flushed (background mode;
+    /// at once otherwise), or <paramref name="timeout"/> has passed.</summary>
+    public bool Flush(TimeSpan? timeout = null)
+    {
+        if (_queue is null) return true;
+        var signal = NewSignal();
+        if (!_queue.Writer.TryWrite(new Pending(null, null, signal)) && !TryEnqueueWaiting(new Pending(null, null, signal)))
+            return true; // disposed: the pump has drained what was queued
+        return signal.Task.Wait(timeout ?? TimeSpan.FromSeconds(10));
+    }
+
+    private static TaskCompletionSource NewSignal() => new(TaskCreationOptions.RunContinuationsAsynchronously);
+
+    private void Enqueue(Pending p)
+    {
+        if (_queue!.Writer.TryWrite(p) || TryEnqueueWaiting(p))
+        {
+            // A Critical line is often the last thing a failing process says: wait until it is in the file.
+            p.Written?.Task.Wait(TimeSpan.FromSeconds(10));
+            return;
+        }
+        // Disposed: write directly (the pump has finished), in order after everything it wrote.
+        lock (_gate)
+        {
+            try
+            {
+                WriteLines(p.Text, p.Json);
+                FlushWriters();
+            }
+            catch (ObjectDisposedException) { }
+        }
+    }
+
+    // The queue is full (the disk is slower than the mail): the caller waits for room rather than lose the line.
+    private bool TryEnqueueWaiting(Pending p)
+    {
+        while (_queue!.Writer.WaitToWriteAsync().AsTask().GetAwaiter().GetResult())
+            if (_queue.Writer.TryWrite(p)) return true;
+        return false;
+    }
+
+    private async Task PumpAsync()
+    {
+        var reader = _queue!.Reader;
+        var signals = new List<TaskCompletionSource>();
+        while (await reader.WaitToReadAsync().ConfigureAwait(false))
+        {
+            lock (_gate)
+            {
+                try
+                {
+                    while (reader.TryRead(out var p))
+                    {
+                        WriteLines(p.Text, p.Json);
+                        if (p.Written is not null) signals.Add(p.Written);
+                    }
+                    FlushWriters();
+                }
+                catch (Exception ex) when (ex is IOException or ObjectDisposedException)
+                {
+                    // Disk full, file gone: the mail path must not stop for the log. Say so once on stderr.
+                    if (Interlocked.Increment(ref _writeFailures) == 1)
+                        Console.Error.WriteLine($"operator log write failed: {ex.Message} (further failures not reported)");
+                }
+            }
+            foreach (var s in signals) s.TrySetResult();
+            signals.Clear();
+        }
+    }
+
+    private void WriteLines(string? textLine, string? jsonLine)
+    {
+        if (textLine is not null) _text!.WriteLine(textLine);
+        if (jsonLine is not null) _json!.WriteLine(jsonLine);
+    }
+
+    private void FlushWriters()
+    {
+        _text?.Flush();
+        _json?.Flush();
+    }
+
+    private void OnProcessExit(object? sender, EventArgs e) => Drain();
+
+    private void Drain()
+    {
+        if (_queue is null || !_queue.Writer.TryComplete()) return;
+        _pump!.Wait(TimeSpan.FromSeconds(10));
     }
 
     /// <summary>Vendor text form: <c>Mon Nov 23 10:00:00 2026 Info: text</c>, the text escaped by <see cref="EscapeText"/>.</summary>
@@ -207,8 +325,16 @@ public sealed class MailLog : IDisposable
 
     public void Dispose()
     {
-        _text?.Dispose();
-        _json?.Dispose();
+        if (_queue is not null)
+        {
+            AppDomain.CurrentDomain.ProcessExit -= OnProcessExit;
+            Drain();
+        }
+        lock (_gate)
+        {
+            _text?.Dispose();
+            _json?.Dispose();
+        }
     }
 }
 

@@ -37,6 +37,18 @@ public sealed class DestinationConfigLoaderTests
     }
 
     [Fact]
+    public void MTA_STS_is_on_by_default_and_off_in_the_default_profile_turns_it_off_for_every_destination_without_its_own_value()
+    {
+        Assert.True(Ok("mtasts.destinations { \"a.test\" { tls-support = required } }").Profiles.Resolve("a.test").MtaSts);
+        Assert.True(Ok("").Profiles.Resolve("x.test").MtaSts);
+
+        var off = Ok("mtasts.destinations {\n default { mta-sts = off }\n \"a.test\" { tls-support = required }\n \"b.test\" { mta-sts = on }\n}");
+        Assert.False(off.Profiles.Resolve("a.test").MtaSts);
+        Assert.False(off.Profiles.Resolve("x.test").MtaSts);
+        Assert.True(off.Profiles.Resolve("b.test").MtaSts);
+    }
+
+    [Fact]
     public void The_shipped_sample_file_is_valid_and_documents_every_key()
     {
         var text = File.ReadAllText(Path.Combine(AppContext.BaseDirectory, "destinations.conf"));
@@ -57,7 +69,7 @@ public sealed class DestinationConfigLoaderTests
         var sub = c.Profiles.Resolve("mx.example.com");
         Assert.Equal(".example.com", sub.Destination);
         Assert.Equal(50, sub.MaxRecipientsPerTransaction);
-        Assert.False(sub.MtaSts);
+        Assert.True(sub.MtaSts); // inherited from the default profile (on)
 
         var (partner, fast) = c.Resolve("partner.example");
         Assert.Equal([new SmtpRouteHost("relay.partner.example", 2525), new SmtpRouteHost("192.0.2.10")], partner.SmtpRoute);
@@ -180,7 +192,6 @@ public sealed class DestinationConfigLoaderTests
     // Vendor values that are not built yet are refused, naming the setting (a limit that is accepted must be enforced).
     [InlineData("limit-type = mx-ip", "destination \"example.com\": limit-type = mx-ip is not supported yet: connections are counted for the whole destination; use limit-type = domain")]
     [InlineData("limit-scope = per-virtual-gateway", "destination \"example.com\": limit-scope = per-virtual-gateway is not supported: limits are counted per gateway node, not per source address; use system-wide or per-gateway-hostname (the same on a single node)")]
-    [InlineData("bounce-verification = on", "destination \"example.com\": bounce-verification = on is not supported yet: the envelope sender is not tagged; use bounce-verification = off")]
     [InlineData("tls-support = maybe", "destination \"example.com\": tls-support = maybe is not one of none, preferred, required, preferred-verify, required-verify, required-verify-hosted-domains")]
     [InlineData("dane-support = yes", "destination \"example.com\": dane-support = yes is not one of none, opportunistic, mandatory")]
     [InlineData("mta-sts = sometimes", "destination \"example.com\": mta-sts = sometimes is not a boolean (on/off, true/false, yes/no)")]

@@ -25,6 +25,9 @@ public sealed record RunOptions
     public int? TargetPid { get; init; }
     public FaultPlan Faults { get; init; } = FaultPlan.None;
     public bool[] MtaStsVariants { get; init; } = [false];
+    /// <summary>Gateway runs with <c>mtasts.admin.metrics</c> on/off, in this order (repeats allowed: on,off,on,off);
+    /// null = one run with the gateway's default (on). Targets without the switch run once.</summary>
+    public bool[]? MetricsVariants { get; init; }
     public bool Backlog { get; init; }
     public TimeSpan BacklogHold { get; init; } = TimeSpan.FromSeconds(5);
     public TimeSpan DrainTimeout { get; init; } = TimeSpan.FromSeconds(90);
@@ -62,6 +65,8 @@ public sealed record RunOptions
           --dest-concurrency N   per-destination connection limit given to the target (default 20)
           --dest-msgs-per-conn N messages per delivery connection given to the target (default 50)
           --mta-sts | --mta-sts-both | --mta-sts-on-first   MTA-STS on only | off then on | on then off (order check)
+          --metrics LIST         gateway runs with mtasts.admin.metrics on/off in this order, e.g. on,off,on,off (same run:
+                                 the report gives metrics on ÷ off per target); "both" = on,off. Other targets run once.
           --drain-timeout S      how long to wait for delivery after injection (default 90)
           --stall S              stop the drain when nothing arrived for S seconds (default max(15, 3 × retry + 10))
           --out DIR              report directory (default load-tests/results/<timestamp>-<scenario>)
@@ -104,6 +109,7 @@ public sealed record RunOptions
                 case "--mta-sts": o = o with { MtaStsVariants = [true] }; break;
                 case "--mta-sts-both": o = o with { MtaStsVariants = [false, true] }; break;
                 case "--mta-sts-on-first": o = o with { MtaStsVariants = [true, false] }; break;
+                case "--metrics": o = o with { MetricsVariants = ParseOnOff(Next()) }; break;
                 case "--out": o = o with { OutDirectory = Next() }; break;
                 case "--workdir": o = o with { WorkDirectory = Next() }; break;
                 case "--gateway-dll": o = o with { GatewayDll = Next() }; break;
@@ -120,6 +126,19 @@ public sealed record RunOptions
         if (o.SizeBytes is < 400 or > 50 * 1024 * 1024) throw new ArgumentException("--size must be 400 B..50 MB");
         if (o.Domains is <= 0 or > 1_000_000) throw new ArgumentException("--domains must be 1..1,000,000");
         return o;
+    }
+
+    /// <summary>"on,off,on,off" → [true, false, true, false]; "both" → [true, false]; at most 10 runs.</summary>
+    public static bool[] ParseOnOff(string s)
+    {
+        var list = s.Trim().ToLowerInvariant() == "both" ? ["on", "off"] : s.Split(',', StringSplitOptions.RemoveEmptyEntries | StringSplitOptions.TrimEntries);
+        if (list.Length is 0 or > 10) throw new ArgumentException("--metrics: 1 to 10 of on/off, e.g. on,off,on,off");
+        return list.Select(x => x.ToLowerInvariant() switch
+        {
+            "on" => true,
+            "off" => false,
+            _ => throw new ArgumentException($"--metrics: '{x}' is not on or off"),
+        }).ToArray();
     }
 
     private static long ParseCount(string s)

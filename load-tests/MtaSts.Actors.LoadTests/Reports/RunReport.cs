@@ -27,6 +27,8 @@ public sealed record TargetRunResult
     public required string Target { get; init; }
     public required string Variant { get; init; }
     public bool MtaSts { get; init; }
+    /// <summary>mtasts.admin.metrics of a gateway run (null: the default, or a target without the switch).</summary>
+    public bool? Metrics { get; init; }
     /// <summary>Set when the target could not be started ("target not available yet: ..."); the rest is empty then.</summary>
     public string? NotAvailable { get; init; }
     /// <summary>The run ended with an exception in the harness itself (NotAvailable says which).</summary>

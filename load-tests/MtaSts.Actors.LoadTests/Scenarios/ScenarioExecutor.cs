@@ -16,9 +16,20 @@ namespace MtaSts.Actors.LoadTests.Scenarios;
 /// </summary>
 public sealed class ScenarioExecutor(ScenarioDefinition scenario, RunOptions o)
 {
-    public async Task<TargetRunResult> RunAsync(string targetName, bool mtaSts, CancellationToken ct)
+    /// <summary>"baseline", "mta-sts on", "metrics off #2", "mta-sts off, metrics on" …: what differs between the runs.</summary>
+    public static string VariantName(RunOptions o, bool mtaSts, bool? metrics, int repeat)
     {
-        var variant = mtaSts ? "mta-sts on" : (o.MtaStsVariants.Length > 1 ? "mta-sts off" : "baseline");
+        var parts = new List<string>();
+        if (mtaSts || o.MtaStsVariants.Length > 1) parts.Add(mtaSts ? "mta-sts on" : "mta-sts off");
+        if (metrics is { } m) parts.Add((m ? "metrics on" : "metrics off") + (repeat > 1 ? $" #{repeat}" : ""));
+        return parts.Count == 0 ? "baseline" : string.Join(", ", parts);
+    }
+
+    /// <param name="metrics">mtasts.admin.metrics for the gateway (null: its default).</param>
+    /// <param name="repeat">1-based repeat number of this metrics setting (for the variant's name).</param>
+    public async Task<TargetRunResult> RunAsync(string targetName, bool mtaSts, CancellationToken ct, bool? metrics = null, int repeat = 1)
+    {
+        var variant = VariantName(o, mtaSts, metrics, repeat);
         var runTag = "L" + DateTime.UtcNow.ToString("HHmmssfff", CultureInfo.InvariantCulture);
         var sinkEp = new IPEndPoint(IPAddress.Loopback, o.SinkPort ?? LoopbackPort.Free());
         var plan = DestinationPlan.Create(o.Domains, o.Zipf);
@@ -27,7 +38,7 @@ public sealed class ScenarioExecutor(ScenarioDefinition scenario, RunOptions o)
         await using var target = CreateTarget(targetName, sinkEp);
         var routes = new List<KeyValuePair<string, IPEndPoint>> { new("*", sinkEp) };
         var spec = new TargetSpec(Path.Combine(o.WorkDirectory, runTag), routes, plan.Domains, mtaSts, o.RetryInterval, o.DestinationConcurrency, o.MessagesPerConnection,
-            LocalMtaSts: o.MtaStsVariants.Contains(true));
+            LocalMtaSts: o.MtaStsVariants.Contains(true), Metrics: metrics);
         Directory.CreateDirectory(spec.WorkDirectory);
 
         try
@@ -40,9 +51,10 @@ public sealed class ScenarioExecutor(ScenarioDefinition scenario, RunOptions o)
             if (notAvailable is not null)
             {
                 Console.Error.WriteLine($"[{scenario.Name}/{targetName}] {notAvailable}");
-                return new TargetRunResult { Target = targetName, Variant = variant, MtaSts = mtaSts, NotAvailable = notAvailable, Facts = target.Facts };
+                return new TargetRunResult { Target = targetName, Variant = variant, MtaSts = mtaSts, Metrics = metrics, NotAvailable = notAvailable, Facts = target.Facts };
             }
             var result = await MeasureAsync(targetName, variant, mtaSts, target, receiver, ledger, plan, spec.WorkDirectory, ct);
+            result = result with { Metrics = metrics };
             // End state of every acknowledged message: stop the target (the receiver stays up, so whatever a graceful
             // stop still delivers is counted), then read what it still holds and what it logged about bounces.
             await target.StopAsync();

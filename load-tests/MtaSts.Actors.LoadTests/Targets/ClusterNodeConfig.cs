@@ -87,6 +87,7 @@ public static class ClusterNodeConfig
         sb.AppendLine($"  log.json = {Q(Path.Combine(node.DataDir, "mail.json"))}");
         sb.AppendLine("}");
         sb.AppendLine("mtasts.destinations.default.tls-support = none");
+        sb.AppendLine("mtasts.destinations.default.mta-sts = off"); // DNS goes to a dead port: no policy to ask for
         // Short retries: a deferred message must come back within the test's drain window.
         sb.AppendLine("mtasts.bounce-profiles.default.initial-retry-interval = 2s");
         sb.AppendLine("mtasts.bounce-profiles.default.max-retry-interval = 4s");

@@ -146,6 +146,7 @@ public sealed partial class GatewayTarget(int port, string? dllPath, string? com
         _facts["config"] = config;
         _facts["mail log"] = _mailLog;
         _facts["mta-sts"] = spec.MtaSts ? "on" : "off";
+        _facts["metrics"] = spec.Metrics switch { true => "on", false => "off (mtasts.admin.metrics = off)", null => "on (default)" };
 
         _process = Process.Start(psi);
         if (_process is null) return "target not available yet: could not start " + file;
@@ -256,6 +257,7 @@ public sealed partial class GatewayTarget(int port, string? dllPath, string? com
         sb.AppendLine($"  listener.endpoints = [{Q(Endpoint.ToString())}]");
         sb.AppendLine("  listener.max-sessions = 2000");
         sb.AppendLine("  admin.endpoints = [\"127.0.0.1:0\"]");
+        if (spec.Metrics is { } metrics) sb.AppendLine($"  admin.metrics = {(metrics ? "on" : "off")}");
         sb.AppendLine("  listener.relay-networks = [\"127.0.0.0/8\", \"::1/128\"]");
         sb.AppendLine("  delivery {");
         // MX override: every domain (and any listed domain) goes to the receiver; no MX lookup. MTA-STS still applies.

@@ -39,7 +39,8 @@ public interface ITarget : IAsyncDisposable
 /// endpoint ("*" = every domain). No DNS is involved, so nothing can leak off the machine.
 /// <see cref="LocalMtaSts"/> (mta-sts-everywhere, both variants): the gateway gets a local DNS server and locally served
 /// policies for every domain, and reaches the receiver by a host name resolved through that DNS server; only the
-/// <see cref="MtaSts"/> switch differs between the off and on runs.
+/// <see cref="MtaSts"/> switch differs between the off and on runs. <see cref="Metrics"/>: the gateway's
+/// <c>mtasts.admin.metrics</c> (null = its default); other targets ignore it.
 /// </summary>
 public sealed record TargetSpec(
     string WorkDirectory,
@@ -49,4 +50,5 @@ public sealed record TargetSpec(
     TimeSpan? RetryInterval,
     int DestinationConcurrency,
     int MessagesPerConnection,
-    bool LocalMtaSts = false);
+    bool LocalMtaSts = false,
+    bool? Metrics = null);

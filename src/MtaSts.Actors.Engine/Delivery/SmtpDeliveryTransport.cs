@@ -4,6 +4,7 @@ using MtaSts.Actors.Logging;
 using MtaSts.Actors.Policy;
 using MtaSts.Actors.Policy.Parsing;
 using MtaSts.Actors.Policy.Resolution;
+using MtaSts.Actors.Smtp.Batv;
 using MtaSts.Actors.Smtp.Outbound;
 using MtaSts.Actors.Smtp.Replies;
 using MtaSts.Actors.Spool;
@@ -15,7 +16,9 @@ namespace MtaSts.Actors.Engine.Delivery;
 /// <summary>
 /// The real transport: MX (or SMTP route) resolution, the per-MX security plan (TLS mode × DANE × MTA-STS,
 /// <see cref="SecurityPlanner"/>), then an <see cref="OutboundConnection"/> to the first MX that accepts us under
-/// that plan. Messages are read from the spool when sent (bodies are never held by actors).
+/// that plan. Messages are read from the spool when sent (bodies are never held by actors). For a profile with
+/// <c>bounce-verification = on</c> the envelope sender is tagged when sent (prvs, <see cref="BounceAddressTagger"/>);
+/// the spool keeps the untagged address.
 /// </summary>
 public sealed class SmtpDeliveryTransport(
     MxResolver mx,
@@ -24,7 +27,8 @@ public sealed class SmtpDeliveryTransport(
     MailLog log,
     IdSequence dcids,
     Func<DestinationProfile, OutboundOptions> options,
-    ITlsRptRecorder? tlsRpt = null) : IDeliveryTransport
+    ITlsRptRecorder? tlsRpt = null,
+    Func<BounceAddressTagger?>? bounceVerification = null) : IDeliveryTransport
 {
     public async Task<IDeliverySession> OpenAsync(SessionRequest request, CancellationToken ct)
     {
@@ -102,7 +106,7 @@ public sealed class SmtpDeliveryTransport(
                     }
                     else if (mode != MtaStsMode.None)
                         log.Info("mtasts_success", $"MTA-STS policy for the domain ({domain}) Successful.", ("domain", domain), ("dcid", dcid));
-                    return new Session(conn, spool, domain);
+                    return new Session(conn, spool, domain, profile.BounceVerification ? bounceVerification : null);
                 }
                 lastError = result.Error ?? result.Reply?.DiagnosticText ?? "connection failed";
                 lastStatus = result.EnhancedStatus;
@@ -137,7 +141,8 @@ public sealed class SmtpDeliveryTransport(
         }
     }
 
-    private sealed class Session(OutboundConnection conn, ISpool spool, string domain) : IDeliverySession
+    /// <param name="tagger">The bounce-verification keys in force, read per message: a kept connection sees a rotation.</param>
+    private sealed class Session(OutboundConnection conn, ISpool spool, string domain, Func<BounceAddressTagger?>? tagger) : IDeliverySession
     {
         public string Peer => conn.Peer;
 
@@ -146,7 +151,8 @@ public sealed class SmtpDeliveryTransport(
             var m = job.Message;
             var body = await spool.ReadBodyAsync(m.Mid, ct).ConfigureAwait(false);
             var rcpts = job.Recipients.Select(r => new Recipient(r.Rid, r.Address, r.Notify, r.OriginalRecipient)).ToArray();
-            var result = await conn.SendAsync(new OutboundMessage(m.Mid, m.ReversePath, rcpts, body, m.EnvId, m.Ret, m.EightBitMime, m.SmtpUtf8), ct)
+            var reversePath = tagger?.Invoke()?.Tag(m.ReversePath, DateTimeOffset.UtcNow) ?? m.ReversePath;
+            var result = await conn.SendAsync(new OutboundMessage(m.Mid, reversePath, rcpts, body, m.EnvId, m.Ret, m.EightBitMime, m.SmtpUtf8), ct)
                 .ConfigureAwait(false);
             var outcomes = result.Recipients.Select(r => new RecipientOutcome(
                 r.Rid,

@@ -215,6 +215,7 @@ public sealed class Gateway : IAsyncDisposable
                     log.Warning("gateway_start_cleanup", $"Gateway start failed; clean-up step failed: {cleanup.GetType().Name}: {cleanup.Message}");
                 }
             }
+            log.Flush();
             throw;
         }
     }
@@ -282,7 +283,7 @@ public sealed class Gateway : IAsyncDisposable
             DataTimeout = config.OutboundDataTimeout,
             LocalAddress = watcher.Gateway.SourceAddressFor(profile.SourceAddress),
             ClientCertificate = LoadClientCertificate(profile.ClientCertificate),
-        }, tlsRpt?.Recorder);
+        }, tlsRpt?.Recorder, () => watcher.Gateway.BounceVerification);
 
         var pending = new PendingIndex();
         var tuning = (overrides.Tuning ?? new EngineTuning()) with
@@ -411,6 +412,7 @@ public sealed class Gateway : IAsyncDisposable
             Certificate = config.TlsCertificate is null ? null : X509Certificate2.CreateFromPemFile(config.TlsCertificate, config.TlsKey),
             AuthUsers = config.Users.Count == 0 ? null : config.Users,
             Admission = () => membership.Refusal,
+            BounceVerification = () => watcher.Gateway.BounceVerification,
         }, spool, (msg, _) =>
         {
             dispatcher.Dispatch(msg);
@@ -455,6 +457,7 @@ public sealed class Gateway : IAsyncDisposable
         await _spool.DisposeAsync().ConfigureAwait(false);
         _membership.Dispose();
         Log.Info("gateway_stopped", "Gateway stopped");
+        Log.Flush();
     }
 
     /// <summary>Stops (if not yet stopped), then releases the data directory for the next gateway.</summary>
@@ -579,7 +582,9 @@ public sealed class Gateway : IAsyncDisposable
             "-" => Console.Out,
             _ => new StreamWriter(LogFile.OpenAppend(target)) { AutoFlush = false },
         };
-        return new MailLog(overrides.LogWriter ?? Open(config.LogText), Open(config.LogJson), config.LogLevel);
+        // Files and the console are written in batches by a background task (one flush per batch, not per line).
+        return new MailLog(overrides.LogWriter ?? Open(config.LogText), Open(config.LogJson), config.LogLevel,
+            background: overrides.LogWriter is null);
     }
 
     // DCID/ICID are unique across restarts without persisting a counter: seconds since 2020 × 1000.

@@ -3,6 +3,7 @@ using System.Net;
 using Akka.Configuration;
 using MtaSts.Actors.DestinationControls;
 using MtaSts.Actors.Logging;
+using MtaSts.Actors.Smtp.Batv;
 using MtaSts.Actors.Smtp.Intake;
 using MtaSts.Actors.Smtp.Intake.Limits;
 using MtaSts.Actors.Smtp.Outbound;
@@ -93,6 +94,10 @@ public sealed record GatewayConfig
 
     /// <summary>mtasts.tls-rpt: RFC 8460 reporting (off by default).</summary>
     public MtaSts.Actors.TlsRpt.TlsRptOptions TlsRpt { get; init; } = new();
+
+    /// <summary>mtasts.bounce-verification: the keys and our sender domains; null when no key is configured (then no
+    /// destination profile may set bounce-verification = on).</summary>
+    public BounceAddressTagger? BounceVerification { get; init; }
 
     /// <summary>Default search path of the shipped HOCON files (next to the executable, else ./hocon).</summary>
     public static IReadOnlyList<string> DefaultFiles()
@@ -267,6 +272,13 @@ public sealed record GatewayConfig
         };
         try { auth.Validate(); } catch (ArgumentException e) { errors.Add($"mtasts.listener: {e.Message.Split(" (Parameter")[0]}"); }
 
+        var bounceVerification = ReadBounceVerification(m, errors);
+        if (destinations.Config is { } bvc)
+            foreach (var prof in bvc.Profiles.Profiles.Prepend(bvc.Profiles.Default).Where(p => p.BounceVerification))
+                if (bounceVerification is null)
+                    errors.Add($"destination \"{prof.Destination}\": bounce-verification = on needs mtasts.bounce-verification.keys " +
+                               "(at least one { id = 0..9, secret = \"...\" }) and mtasts.bounce-verification.domains (our sender domains)");
+
         var cluster = ClusterFormation.Read(hocon, errors);
         var cfg = new GatewayConfig
         {
@@ -327,6 +339,7 @@ public sealed record GatewayConfig
                 : hocon.GetString("akka.persistence.journal.sql.connection-string", ""),
             DestConfigFile = destConfigFile,
             DestConfigImported = imported,
+            BounceVerification = bounceVerification,
             TlsRpt = MtaSts.Actors.TlsRpt.TlsRptOptions.Read(k => m.HasPath("tls-rpt." + k) ? m.GetString("tls-rpt." + k) : null, errors),
         };
         if (cfg.MaxDataInFlight < cfg.MaxMessageSize)
@@ -357,6 +370,56 @@ public sealed record GatewayConfig
                        "advertise itself as 0.0.0.0; set MTASTS_PUBLIC_HOSTNAME to this node's name in the seed-node list");
         if (errors.Count > 0) throw new GatewayConfigException(errors);
         return cfg;
+    }
+
+    /// <summary>mtasts.bounce-verification { keys = [{ id, secret }], validity, domains }: null (off) when it has no
+    /// key; keys without domains (or the reverse) is an error, since nothing could be tagged or verified.</summary>
+    private static BounceAddressTagger? ReadBounceVerification(Config m, List<string> errors)
+    {
+        const string Path = "bounce-verification";
+        if (!m.HasPath(Path)) return null;
+        var count = errors.Count;
+        var keys = new List<BounceTagKey>();
+        if (m.HasPath(Path + ".keys"))
+        {
+            var value = m.GetValue(Path + ".keys");
+            // Akka's IsArray() is false for an empty array "[]".
+            var isArray = value.IsArray() || (value.Values.Count > 0 && value.Values[0] is Akka.Configuration.Hocon.HoconArray);
+            var items = isArray ? value.GetArray() : null;
+            if (items is null) errors.Add($"mtasts.{Path}.keys must be a list of {{ id = 0..9, secret = \"...\" }}");
+            foreach (var item in items ?? [])
+            {
+                var fields = item.IsObject() ? item.GetObject().Items : null;
+                var idText = fields?.GetValueOrDefault("id")?.GetString();
+                var secret = fields?.GetValueOrDefault("secret")?.GetString();
+                if (fields is null || fields.Keys.Any(k => k is not ("id" or "secret")))
+                    errors.Add($"mtasts.{Path}.keys: each key is {{ id = 0..9, secret = \"...\" }} and nothing else");
+                else if (!int.TryParse(idText, System.Globalization.NumberStyles.None, System.Globalization.CultureInfo.InvariantCulture, out var id) || id > 9)
+                    errors.Add($"mtasts.{Path}.keys: id = {idText ?? "(missing)"} is not a key number 0..9 (the K of prvs=KDDDSSSSSS)");
+                else if (System.Text.Encoding.UTF8.GetByteCount(secret ?? "") < BounceTagKey.MinSecretBytes)
+                    errors.Add($"mtasts.{Path}.keys: key {id}: the secret needs at least {BounceTagKey.MinSecretBytes} characters");
+                else if (keys.Any(k => k.Id == id))
+                    errors.Add($"mtasts.{Path}.keys: key id {id} appears twice");
+                else keys.Add(new BounceTagKey(id, System.Text.Encoding.UTF8.GetBytes(secret!)));
+            }
+        }
+        var validity = TimeSpan.FromDays(7);
+        if (m.HasPath(Path + ".validity"))
+        {
+            var raw = m.GetString(Path + ".validity");
+            if (!DestinationConfigLoader.TryParseDuration(raw, out validity) || validity < BounceAddressTagger.MinValidity
+                || validity > BounceAddressTagger.MaxValidity || validity.Ticks % TimeSpan.TicksPerDay != 0)
+                errors.Add($"mtasts.{Path}.validity = \"{raw}\": whole days from 1d to 30d (the tag carries its expiry day)");
+        }
+        var domains = m.HasPath(Path + ".domains") ? m.GetStringList(Path + ".domains").Select(d => d.Trim()).ToArray() : [];
+        foreach (var d in domains)
+            if (!DomainNames.IsValidHostName(d.StartsWith('.') ? d.AsSpan(1) : d.AsSpan()))
+                errors.Add($"mtasts.{Path}.domains: \"{d}\" is not a domain (example.com) or a subdomain pattern (.example.com)");
+        if (keys.Count > 0 && domains.Length == 0)
+            errors.Add($"mtasts.{Path}.domains is empty: list our sender domains (those whose bounces come back to this gateway)");
+        if (keys.Count == 0 && domains.Length > 0)
+            errors.Add($"mtasts.{Path}.domains is set but no key is configured (mtasts.{Path}.keys)");
+        return errors.Count > count || keys.Count == 0 ? null : new BounceAddressTagger(keys, validity, domains);
     }
 
     private static IPEndPoint ParseEndPoint(string s) => ParseEndPoint(s, 25);

@@ -9,7 +9,7 @@ namespace MtaSts.Actors.Host.Cli;
 /// <summary>
 /// Admin commands: a running <c>serve</c> through its admin API. <c>queue</c> (the queue's shape by destination and
 /// message age, like Postfix <c>qshape</c>), <c>queue show DOMAIN</c>, <c>message MID</c>, <c>deliver-now [DOMAIN]</c>,
-/// <c>policy show DOMAIN</c>, <c>policy purge DOMAIN</c>. Tables are Spectre.Console; <c>--json</c> prints the API's
+/// <c>policy show DOMAIN</c>, <c>policy purge DOMAIN</c>, <c>cluster</c> (members). Tables are Spectre.Console; <c>--json</c> prints the API's
 /// answer unchanged.
 /// </summary>
 internal static class AdminCommands
@@ -27,6 +27,7 @@ internal static class AdminCommands
         yield return SuspendOrResume(suspend: false);
         yield return Policy();
         yield return DestConfig();
+        yield return ClusterMembers();
     }
 
     // ------------------------------------------------------------------ queue
@@ -489,6 +490,61 @@ internal static class AdminCommands
 
         command.Subcommands.Add(export);
         command.Subcommands.Add(import);
+        return command;
+    }
+
+    // ------------------------------------------------------------------ cluster
+
+    private static Command ClusterMembers()
+    {
+        var command = new Command("cluster", "The cluster's members as this node sees them: address, status, roles, reachability, leader, oldest");
+        var o = AdminConnectionOptions.AddTo(command);
+        Help.Epilogue(command, $"""
+            GET /api/cluster. Members from this node's latest gossip (status Joining, Up, Leaving, …); "reachable" is this
+            node's own failure detector, "reported unreachable" that some member's detector reports it. Ask each node:
+            while the cluster converges their answers differ. A single node (mtasts.cluster.formation = single-node)
+            answers "not clustered".
+
+            {AdminExitCodes}
+            """);
+        command.SetAction((p, ct) => RunAsync(p, o, "reading the cluster state", async (client, output) =>
+        {
+            var body = await client.GetAsync("api/cluster", ct).ConfigureAwait(false);
+            if (p.GetValue(o.Json)) return Raw(output, body);
+            using var doc = JsonDocument.Parse(body);
+            var r = doc.RootElement;
+            var intake = Str(r, "intake") == "open" ? "SMTP intake open" : $"SMTP intake closed: {Str(r, "intake_refusal")}";
+            if (!r.GetProperty("clustered").GetBoolean())
+            {
+                await output.WriteLineAsync($"not clustered (mtasts.cluster.formation = {Str(r, "formation")}): this node {Str(r, "self_address")} is " +
+                    $"{Str(r, "self_status")}; {intake}").ConfigureAwait(false);
+                return GatewayCli.ExitOk;
+            }
+            var grid = new Grid().AddColumn().AddColumn();
+            grid.AddRow("this node", $"{Str(r, "self_address")} ({Str(r, "self_status")}); {intake}");
+            grid.AddRow("formation", Str(r, "formation") ?? "");
+            grid.AddRow("leader", Str(r, "leader") ?? "none");
+            grid.AddRow("oldest", Str(r, "oldest") ?? "none");
+            var console = Console(output);
+            console.Write(grid);
+            console.WriteLine();
+            var table = new Table().Border(TableBorder.Simple).AddColumn("address").AddColumn("status").AddColumn("roles")
+                .AddColumn("reachable").AddColumn("");
+            var members = r.GetProperty("members").EnumerateArray().ToArray();
+            foreach (var m in members)
+            {
+                var reach = m.GetProperty("reachable").GetBoolean() ? "yes" : "NO";
+                if (m.GetProperty("reported_unreachable").GetBoolean()) reach += " (reported unreachable)";
+                var marks = new[] { "self", "leader", "oldest" }.Where(k => m.GetProperty(k).GetBoolean());
+                table.AddRow(new Text(Str(m, "address") ?? ""), new Text(Str(m, "status") ?? ""),
+                    new Text(string.Join(", ", m.GetProperty("roles").EnumerateArray().Select(x => x.GetString()))), new Text(reach),
+                    new Text(string.Join(", ", marks)));
+            }
+            console.Write(table);
+            console.WriteLine(string.Create(CultureInfo.InvariantCulture, $"{Count(members.Length, "member")}: {members.Count(m => Str(m, "status") == "up")} Up, " +
+                $"{r.GetProperty("unreachable").GetArrayLength()} reported unreachable"));
+            return GatewayCli.ExitOk;
+        }));
         return command;
     }
 

@@ -13,8 +13,13 @@ public sealed record PolicyResolverOptions
     /// <summary>RFC 8461 §3.3: after a failed fetch, wait at least 5 minutes per (domain, policy id).</summary>
     public TimeSpan NegativeCacheTime { get; init; } = TimeSpan.FromMinutes(5);
 
-    /// <summary>Period of the background refresh pass (jittered).</summary>
+    /// <summary>Longest wait between two background refresh passes (jittered). A pass also runs as soon as a cached
+    /// entry falls due (see <see cref="PolicyResolver.RefreshDueAt"/>), so a short max_age is refreshed before it runs out.</summary>
     public TimeSpan RefreshInterval { get; init; } = TimeSpan.FromHours(1);
+
+    /// <summary>Shortest wait between the end of one pass and the next: an entry whose refresh failed stays due, and its
+    /// policy host is not asked again sooner than the negative cache time of RFC 8461 §3.3 (5 minutes).</summary>
+    public TimeSpan RefreshMinSpacing { get; init; } = TimeSpan.FromMinutes(5);
 
     /// <summary>±fraction of <see cref="RefreshInterval"/> applied at random to each period.</summary>
     public double RefreshJitter { get; init; } = 0.2;
@@ -56,6 +61,9 @@ public sealed class PolicyResolver : IAsyncDisposable
     private readonly ConcurrentDictionary<(string Domain, string Id), NegativeEntry> _negative = new();
     private readonly ConcurrentDictionary<string, PolicyResolveOptions> _lastOptions = new(StringComparer.Ordinal);
     private Task? _refreshLoop;
+    // The background loop sleeps until _nextPassTicks; a newly cached policy due earlier completes _wake (RFC 8461 §5.1).
+    private TaskCompletionSource _wake = new(TaskCreationOptions.RunContinuationsAsynchronously);
+    private long _nextPassTicks = long.MaxValue;
 
     private long _resolutions, _shared, _hits, _fetches, _fetchFailures, _negativeHits, _fallbacks, _txtTempFails, _refreshes, _refreshFailures;
 
@@ -235,6 +243,8 @@ public sealed class PolicyResolver : IAsyncDisposable
             var entry = new CachedPolicy(domain, id, fetched.Body ?? "", fetched.Policy!, after,
                 after + TimeSpan.FromSeconds(fetched.Policy!.MaxAgeSeconds), after);
             _store.Put(entry);
+            if (RefreshDueAt(entry).UtcTicks < Interlocked.Read(ref _nextPassTicks))
+                Interlocked.Exchange(ref _wake, new TaskCompletionSource(TaskCreationOptions.RunContinuationsAsynchronously)).TrySetResult();
             _negative.TryRemove(negKey, out _);
             _log.Info("mtasts_policy_updated",
                 $"MTA-STS policy for the domain ({domain}) cached: id {id} mode {entry.Policy.Mode.ToWireString()} max_age {entry.Policy.MaxAgeSeconds}",
@@ -280,12 +290,31 @@ public sealed class PolicyResolver : IAsyncDisposable
     // ---- proactive refresh (RFC 8461 §3.3: "SHOULD proactively refresh", suggested daily) ----
 
     /// <summary>Whether an entry is due for a proactive refresh at <paramref name="now"/>.</summary>
-    public bool IsRefreshDue(CachedPolicy entry, DateTimeOffset now)
+    public bool IsRefreshDue(CachedPolicy entry, DateTimeOffset now) =>
+        now - entry.LastChecked <= _options.RefreshOnlyIfUsedWithin && RefreshDueAt(entry) <= now;
+
+    /// <summary>When an entry falls due: once less than <see cref="PolicyResolverOptions.RefreshWhenRemainingFraction"/>
+    /// of its max_age is left, or <see cref="PolicyResolverOptions.RefreshWhenOlderThan"/> after its fetch, whichever
+    /// comes first (RFC 8461 §3.3 suggests a daily refresh; §5.1 lets a sender refresh a valid policy at any time).</summary>
+    public DateTimeOffset RefreshDueAt(CachedPolicy entry)
     {
-        if (now - entry.LastChecked > _options.RefreshOnlyIfUsedWithin) return false;
-        var remaining = entry.ExpiresAt - now;
-        return remaining <= entry.MaxAge * _options.RefreshWhenRemainingFraction
-               || now - entry.FetchedAt >= _options.RefreshWhenOlderThan;
+        var nearExpiry = entry.ExpiresAt - entry.MaxAge * _options.RefreshWhenRemainingFraction;
+        var old = entry.FetchedAt + _options.RefreshWhenOlderThan;
+        return nearExpiry < old ? nearExpiry : old;
+    }
+
+    /// <summary>When the next background pass should run, after a pass that ended at <paramref name="lastPass"/>: when the
+    /// first entry used within <see cref="PolicyResolverOptions.RefreshOnlyIfUsedWithin"/> falls due, not before
+    /// <paramref name="lastPass"/> + <see cref="PolicyResolverOptions.RefreshMinSpacing"/>, and not after
+    /// <paramref name="now"/> + <paramref name="longest"/>.</summary>
+    public DateTimeOffset NextPassAt(DateTimeOffset now, DateTimeOffset lastPass, TimeSpan longest)
+    {
+        var next = now + longest;
+        foreach (var e in _store.Snapshot())
+            if (now - e.LastChecked <= _options.RefreshOnlyIfUsedWithin && RefreshDueAt(e) is var due && due < next)
+                next = due;
+        var earliest = lastPass + _options.RefreshMinSpacing;
+        return next < earliest ? earliest : next;
     }
 
     /// <summary>One refresh pass: re-checks the TXT id and re-fetches every due entry (bounded concurrency, random
@@ -332,13 +361,31 @@ public sealed class PolicyResolver : IAsyncDisposable
 
     private async Task RefreshLoopAsync(CancellationToken ct)
     {
+        var lastPass = _time.GetUtcNow();
         while (!ct.IsCancellationRequested)
         {
             var factor = 1 + _options.RefreshJitter * (Random.Shared.NextDouble() * 2 - 1);
             try
             {
-                await Task.Delay(_options.RefreshInterval * factor, _time, ct).ConfigureAwait(false);
+                // Read the wake signal before planning: a policy cached after this point wakes the loop to plan again.
+                var wake = Volatile.Read(ref _wake).Task;
+                var now = _time.GetUtcNow();
+                var at = NextPassAt(now, lastPass, _options.RefreshInterval * factor);
+                Interlocked.Exchange(ref _nextPassTicks, at.UtcTicks);
+                if (at > now)
+                {
+                    using var sleep = CancellationTokenSource.CreateLinkedTokenSource(ct);
+                    var delay = Task.Delay(at - now, _time, sleep.Token);
+                    if (await Task.WhenAny(delay, wake).ConfigureAwait(false) == wake)
+                    {
+                        await sleep.CancelAsync().ConfigureAwait(false);
+                        continue;
+                    }
+                    await delay.ConfigureAwait(false);
+                }
+                Interlocked.Exchange(ref _nextPassTicks, long.MaxValue);
                 await RefreshDueAsync(ct).ConfigureAwait(false);
+                lastPass = _time.GetUtcNow();
             }
             catch (OperationCanceledException) when (ct.IsCancellationRequested)
             {
@@ -347,6 +394,7 @@ public sealed class PolicyResolver : IAsyncDisposable
             catch (Exception ex)
             {
                 _log.Warning("mtasts_refresh_error", $"MTA-STS policy refresh pass failed: {ex.Message}", ("error", ex.ToString()));
+                lastPass = _time.GetUtcNow(); // the next attempt waits RefreshMinSpacing
             }
         }
     }

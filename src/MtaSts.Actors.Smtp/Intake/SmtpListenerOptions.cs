@@ -1,6 +1,7 @@
 using System.Net;
 using System.Security.Authentication;
 using System.Security.Cryptography.X509Certificates;
+using MtaSts.Actors.Smtp.Batv;
 using MtaSts.Actors.Smtp.Intake.Limits;
 
 namespace MtaSts.Actors.Smtp.Intake;
@@ -107,6 +108,11 @@ public sealed record SmtpListenerOptions
     /// that cannot deliver never answers 250. Called on every connection and message: must be cheap and thread-safe.
     /// Null (the default): always admitted.</summary>
     public Func<string?>? Admission { get; init; }
+
+    /// <summary>Bounce verification in force (read at every bounce, so that a configuration reload applies): a bounce
+    /// (null reverse-path) to one of its domains must carry a valid prvs tag, from any client; the tag is removed and
+    /// the bounce relayed. Null, or returning null: off.</summary>
+    public Func<BounceAddressTagger?>? BounceVerification { get; init; }
 
     /// <summary>How long <see cref="SmtpListener.StopAsync"/> lets transactions in progress finish.</summary>
     public TimeSpan ShutdownGrace { get; init; } = TimeSpan.FromSeconds(30);

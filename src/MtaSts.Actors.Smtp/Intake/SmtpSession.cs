@@ -8,6 +8,7 @@ using System.Security.Cryptography;
 using System.Security.Cryptography.X509Certificates;
 using System.Text;
 using MtaSts.Actors.Logging;
+using MtaSts.Actors.Smtp.Batv;
 using MtaSts.Actors.Smtp.Intake.Limits;
 using MtaSts.Actors.Spool;
 
@@ -360,14 +361,17 @@ internal sealed class SmtpSession
     {
         if (_helo is null) { Error("503 5.5.1 Send HELO/EHLO first"); return; }
         if (_tx is not null) { Error("503 5.5.1 Nested MAIL command"); return; }
-        if (!MayRelay && _o.AuthConfigured && _o.RequireAuthForNonRelay)
+        PathArgument p;
+        try { p = SmtpSyntax.ParsePathArgument(arg, "FROM:", "501 5.5.4 Syntax: MAIL FROM:<address>", "501 5.1.7 Bad sender address syntax"); }
+        catch (SmtpSyntaxException e) { Error(e.Reply); return; }
+        // A bounce (null reverse-path) may come from anyone when bounce verification is on: its recipients are checked
+        // at RCPT (a valid tag for one of our domains, or the usual relay rule).
+        var verifiedBounce = p.IsNull && _o.BounceVerification?.Invoke() is not null;
+        if (!MayRelay && _o.AuthConfigured && _o.RequireAuthForNonRelay && !verifiedBounce)
         {
             Error("530 5.7.0 Authentication required");
             return;
         }
-        PathArgument p;
-        try { p = SmtpSyntax.ParsePathArgument(arg, "FROM:", "501 5.5.4 Syntax: MAIL FROM:<address>", "501 5.1.7 Bad sender address syntax"); }
-        catch (SmtpSyntaxException e) { Error(e.Reply); return; }
         if (!_esmtp && p.Parameters.Count > 0) { Error("555 5.5.4 MAIL parameters not recognized (use EHLO)"); return; }
 
         long? size = null;
@@ -479,7 +483,28 @@ internal sealed class SmtpSession
         catch (SmtpSyntaxException e) { Error(e.Reply); return; }
         if (p.NonAscii && !_tx.SmtpUtf8) { Error("553 5.6.7 Non-ASCII address requires SMTPUTF8"); return; }
 
-        if (!MayRelay)
+        var address = p.Address;
+        var bounceToUs = false;
+        if (_tx.From.Length == 0 && _o.BounceVerification?.Invoke() is { } tagger && address.LastIndexOf('@') is var at and > 0
+            && tagger.IsOurDomain(address[(at + 1)..]))
+        {
+            // Bounce verification: a bounce to one of our tagged sender domains must carry a valid prvs tag (forged
+            // bounces name addresses that sent nothing); the tag is removed before the bounce is relayed.
+            var check = tagger.Verify(address, _o.Time.GetUtcNow());
+            if (!check.IsValid)
+            {
+                _log.Info("icid_bounce_refused", $"ICID {_icid} MID {_tx.Mid} Bounce verification failed address {_remote} To: <{address}>: {check.Reason}",
+                    ("icid", _icid), ("mid", _tx.Mid), ("address", _remote.ToString()), ("to", address), ("reason", check.Reason));
+                Error($"550 5.7.1 Bounce verification failed: {check.Reason}");
+                return;
+            }
+            _log.Info("mid_bounce_verified", $"MID {_tx.Mid} ICID {_icid} Bounce verification passed To: <{address}> key {check.KeyId}: relayed to <{check.Address}>",
+                ("mid", _tx.Mid), ("icid", _icid), ("to", address), ("key", check.KeyId), ("relay_to", check.Address));
+            address = check.Address;
+            bounceToUs = true;
+        }
+
+        if (!MayRelay && !bounceToUs)
         {
             // Every recipient of an outbound gateway is remote: an unauthorised client may not relay at all.
             _log.Info("icid_relay_denied", $"ICID {_icid} Relaying denied address {_remote} To: <{p.Address}>",
@@ -494,9 +519,9 @@ internal sealed class SmtpSession
             return;
         }
         int rid = _tx.Recipients.Count;
-        _tx.Recipients.Add(new Recipient(rid, p.Address, notify, orcpt));
-        _log.Info("mid_rcpt", $"MID {_tx.Mid} ICID {_icid} RID {rid} To: <{p.Address}>",
-            ("mid", _tx.Mid), ("icid", _icid), ("rid", rid), ("to", p.Address));
+        _tx.Recipients.Add(new Recipient(rid, address, notify, orcpt));
+        _log.Info("mid_rcpt", $"MID {_tx.Mid} ICID {_icid} RID {rid} To: <{address}>",
+            ("mid", _tx.Mid), ("icid", _icid), ("rid", rid), ("to", address));
         Reply($"250 2.1.5 Recipient <{p.Address}> OK");
     }
 

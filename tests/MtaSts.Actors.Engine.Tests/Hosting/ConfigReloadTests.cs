@@ -38,22 +38,23 @@ public sealed class ConfigReloadTests : IAsyncLifetime
               log.text = ""
             }
             mtasts.destinations.default.tls-support = none
+            mtasts.destinations.default.mta-sts = off   # no DNS for the test domains
             """);
         var gw = await Gateway.StartAsync(config);
         gw.Log.Written += e => _log.Enqueue(e.Text);
         return gw;
     }
 
-    private static async Task SendAsync(Gateway gw, string to)
+    private static async Task SendAsync(Gateway gw, string to, string from = "app@sender.test")
     {
         var msg = new MimeMessage();
-        msg.From.Add(MailboxAddress.Parse("app@sender.test"));
+        msg.From.Add(MailboxAddress.Parse(from.Length == 0 ? "postmaster@receiver.test" : from));
         msg.To.Add(MailboxAddress.Parse(to));
         msg.Subject = "reload";
         msg.Body = new TextPart("plain") { Text = "hello" };
         using var c = new SmtpClient();
         await c.ConnectAsync("127.0.0.1", gw.SmtpEndpoints[0].Port, MailKit.Security.SecureSocketOptions.None);
-        await c.SendAsync(msg);
+        await c.SendAsync(msg, new MailboxAddress("", from), msg.To.Mailboxes);
         await c.DisconnectAsync(true);
     }
 
@@ -102,6 +103,46 @@ public sealed class ConfigReloadTests : IAsyncLifetime
         var got = await mx.WaitForMessagesAsync(2, TimeSpan.FromSeconds(30));
         Assert.Contains(got, m => m.Recipients.Any(r => r.Address == "x@hold.test"));
         Assert.Equal(2, gw.Destinations.Resolve("hold.test").Profile.MaxConcurrentConnections);
+    }
+
+    private async Task ApplyAsync(Gateway gw, string controls, Func<GatewayConfig, bool> applied)
+    {
+        await WriteAsync(ControlsFile, controls);
+        var deadline = DateTime.UtcNow.AddSeconds(30);
+        while (!applied(gw.Configuration))
+        {
+            Assert.True(DateTime.UtcNow < deadline, $"reload not applied:\n{string.Join("\n", _log)}");
+            gw.ReloadConfiguration();
+            await Task.Delay(50);
+        }
+    }
+
+    [Fact]
+    public async Task A_rotated_bounce_verification_key_applies_to_tagging_and_verification_without_a_restart()
+    {
+        const string Key1 = "{ id = 1, secret = \"reload-secret-one-0123\" }", Key2 = "{ id = 2, secret = \"reload-secret-two-0123\" }";
+        static string Controls(string keys) =>
+            $"mtasts.bounce-verification {{ keys = [{keys}], domains = [\"example.org\"] }}\nmtasts.destinations.default.bounce-verification = on\n";
+        await WriteAsync(ControlsFile, Controls(Key1));
+        await using var mx = TestSmtpReceiver.Start(new TestSmtpReceiverOptions { OfferStartTls = false });
+        await using var gw = await StartAsync(mx.Port);
+
+        await SendAsync(gw, "bob@partner.test", from: "alice@example.org");
+        var oldTag = (await mx.WaitForMessagesAsync(1, TimeSpan.FromSeconds(30)))[0].MailFrom;
+        Assert.StartsWith("prvs=1", oldTag);
+
+        // Rotation: key 2 appended signs new mail; a bounce to the key-1 tag still verifies.
+        await ApplyAsync(gw, Controls($"{Key1}, {Key2}"), c => c.BounceVerification?.Current.Id == 2);
+        await SendAsync(gw, "carol@partner.test", from: "alice@example.org");
+        await SendAsync(gw, oldTag, from: "");
+        var got = await mx.WaitForMessagesAsync(3, TimeSpan.FromSeconds(30));
+        Assert.StartsWith("prvs=2", Assert.Single(got, m => m.Recipients[0].Address == "carol@partner.test").MailFrom);
+        Assert.Single(got, m => m.MailFrom.Length == 0 && m.Recipients[0].Address == "alice@example.org");
+
+        // Key 1 retired: its tag is refused at the listener.
+        await ApplyAsync(gw, Controls(Key2), c => c.BounceVerification?.Current.Id == 2 && c.HoconText.Contains("reload-secret-one") == false);
+        var e = await Assert.ThrowsAsync<SmtpCommandException>(() => SendAsync(gw, oldTag, from: ""));
+        Assert.Contains("Bounce verification failed: tag signed with unknown key 1", e.Message);
     }
 
     [Fact]

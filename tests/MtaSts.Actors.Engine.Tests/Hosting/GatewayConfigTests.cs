@@ -65,12 +65,48 @@ public sealed class GatewayConfigTests
     [InlineData("mtasts.delivery.max-recipients-per-transaction = 50", "mtasts.delivery.max-recipients-per-transaction is no longer a gateway setting")]
     // Accepted vendor values that are not built yet are refused at load, naming the setting.
     [InlineData("mtasts.destinations.default.limit-type = mx-ip", "limit-type = mx-ip is not supported yet")]
-    [InlineData("mtasts.destinations.default.bounce-verification = on", "bounce-verification = on is not supported yet")]
+    // Bounce verification needs keys and our sender domains.
+    [InlineData("mtasts.destinations.default.bounce-verification = on", "destination \"default\": bounce-verification = on needs mtasts.bounce-verification.keys")]
+    [InlineData("mtasts.bounce-verification { keys = [{ id = 1, secret = \"0123456789abcdef\" }] }", "mtasts.bounce-verification.domains is empty")]
+    [InlineData("mtasts.bounce-verification { domains = [\"example.org\"] }", "mtasts.bounce-verification.domains is set but no key is configured")]
+    [InlineData("mtasts.bounce-verification { keys = [{ id = 10, secret = \"0123456789abcdef\" }], domains = [\"example.org\"] }", "id = 10 is not a key number 0..9")]
+    [InlineData("mtasts.bounce-verification { keys = [{ id = 1, secret = \"short\" }], domains = [\"example.org\"] }", "key 1: the secret needs at least 16 characters")]
+    [InlineData("mtasts.bounce-verification { keys = [{ id = 1, secret = \"0123456789abcdef\" }, { id = 1, secret = \"0123456789abcdefg\" }], domains = [\"example.org\"] }", "key id 1 appears twice")]
+    [InlineData("mtasts.bounce-verification { keys = [{ id = 1, secret = \"0123456789abcdef\" }], domains = [\"example.org\"], validity = 36h }", "mtasts.bounce-verification.validity = \"36h\": whole days from 1d to 30d")]
+    [InlineData("mtasts.bounce-verification { keys = [{ id = 1, secret = \"0123456789abcdef\" }], domains = [\"exa mple.org\"] }", "\"exa mple.org\" is not a domain")]
     [InlineData("mtasts.destinations.\"a.test\".limit-scope = per-virtual-gateway", "limit-scope = per-virtual-gateway is not supported")]
     public void Invalid_values_are_rejected_with_their_path(string hocon, string expected)
     {
         var e = Assert.Throws<GatewayConfigException>(() => GatewayConfig.Load(GatewayConfig.DefaultFiles(), hocon));
         Assert.Contains(e.Errors, x => x.Contains(expected, StringComparison.Ordinal));
+    }
+
+    [Fact]
+    public void The_shipped_configuration_applies_MTA_STS_to_every_destination()
+    {
+        var c = GatewayConfig.Load(GatewayConfig.DefaultFiles());
+        Assert.True(c.Destinations.Profiles.Default.MtaSts);
+        Assert.True(c.Destinations.Resolve("any.example").Profile.EnforcesMtaSts);
+        Assert.False(GatewayConfig.Load(GatewayConfig.DefaultFiles(), "mtasts.destinations.default.mta-sts = off")
+            .Destinations.Resolve("any.example").Profile.MtaSts);
+    }
+
+    [Fact]
+    public void Bounce_verification_with_keys_and_domains_is_accepted_and_the_last_key_signs()
+    {
+        var c = GatewayConfig.Load(GatewayConfig.DefaultFiles(), """
+            mtasts.bounce-verification {
+              keys = [{ id = 1, secret = "0123456789abcdef-old" }, { id = 2, secret = "0123456789abcdef-new" }]
+              validity = 10d
+              domains = ["example.org", ".corp.example"]
+            }
+            mtasts.destinations.default.bounce-verification = on
+            """);
+        var tagger = Assert.IsType<MtaSts.Actors.Smtp.Batv.BounceAddressTagger>(c.BounceVerification);
+        Assert.Equal(2, tagger.Current.Id);
+        Assert.Equal(10, tagger.ValidityDays);
+        Assert.True(tagger.IsOurDomain("a.corp.example"));
+        Assert.True(c.Destinations.Profiles.Default.BounceVerification);
     }
 
     [Fact]

@@ -39,6 +39,7 @@ public sealed class AdminGateway : IAsyncLifetime
               log.text = "{{Work}}/mail.log"
             }
             mtasts.destinations.default.tls-support = none
+            mtasts.destinations.default.mta-sts = off   # no DNS for the test domains
             mtasts.bounce-profiles.default { initial-retry-interval = 1h, max-retry-interval = 1h }
             """);
         Process = GatewayProcess.Start(conf);
@@ -92,6 +93,19 @@ public sealed class AdminGateway : IAsyncLifetime
         return JsonDocument.Parse(await res.Content.ReadAsStringAsync()).RootElement;
     }
 
+    /// <summary>GET api/cluster once this node's cluster read view shows it Up: right after the start, on a loaded
+    /// machine, Akka's read view (Cluster.SelfMember) can still show its initial status for a while.</summary>
+    public async Task<JsonElement> ClusterViewUpAsync()
+    {
+        var deadline = DateTime.UtcNow + Generous;
+        while (true)
+        {
+            var c = await GetJsonAsync("api/cluster");
+            if (c.GetProperty("self_status").GetString() == "up" || DateTime.UtcNow > deadline) return c;
+            await Task.Delay(200);
+        }
+    }
+
     public string LogText()
     {
         using var f = new FileStream(Path.Combine(Work, "mail.log"), FileMode.Open, FileAccess.Read, FileShare.ReadWrite | FileShare.Delete);
@@ -132,6 +146,21 @@ public sealed partial class AdminApiTests(AdminGateway gw)
         var checks = JsonDocument.Parse(body).RootElement.GetProperty("checks");
         foreach (var name in new[] { "spool", "listener", "cluster", "journal" })
             Assert.Equal("healthy", checks.GetProperty(name).GetProperty("status").GetString());
+    }
+
+    [Fact]
+    public async Task A_single_node_answers_the_cluster_view_with_not_clustered()
+    {
+        var c = await gw.ClusterViewUpAsync();
+        Assert.False(c.GetProperty("clustered").GetBoolean());
+        Assert.Equal("single-node", c.GetProperty("formation").GetString());
+        Assert.Equal("up", c.GetProperty("self_status").GetString());
+        Assert.Equal("open", c.GetProperty("intake").GetString());
+        Assert.Equal(JsonValueKind.Null, c.GetProperty("intake_refusal").ValueKind);
+        Assert.StartsWith("akka.tcp://", c.GetProperty("self_address").GetString());
+        Assert.False(c.TryGetProperty("members", out _));
+        using var anonymous = new HttpClient { BaseAddress = gw.Http.BaseAddress };
+        Assert.Equal(HttpStatusCode.Unauthorized, (await anonymous.GetAsync("api/cluster")).StatusCode);
     }
 
     [Fact]
@@ -265,6 +294,17 @@ public sealed class AdminOptionsTests
 {
     private static AdminOptions Load(string hocon) =>
         AdminOptions.FromHocon(Akka.Configuration.ConfigurationFactory.ParseString(hocon));
+
+    [Fact]
+    public void Metrics_are_on_by_default_and_off_with_mtasts_admin_metrics_off()
+    {
+        Assert.True(Load("mtasts {}").Metrics);
+        Assert.True(Load("mtasts.admin.metrics = on").Metrics);
+        Assert.False(Load("mtasts.admin.metrics = off").Metrics);
+        Assert.False(Load("mtasts.admin.metrics = false").Metrics);
+        var e = Assert.Throws<GatewayConfigException>(() => Load("mtasts.admin.metrics = sometimes"));
+        Assert.Contains(e.Errors, x => x.Contains("mtasts.admin.metrics = \"sometimes\": expected on or off", StringComparison.Ordinal));
+    }
 
     [Fact]
     public void Default_is_loopback_8025_without_a_token()

@@ -90,6 +90,19 @@ public sealed class AdminCliTests(AdminGateway gw)
     }
 
     [Fact]
+    public async Task Cluster_on_a_single_node_says_not_clustered_and_json_parses()
+    {
+        await gw.ClusterViewUpAsync();
+        var run = await Cli("cluster");
+        Assert.True(run.Exit == 0, run.ToString());
+        Assert.Matches(@"^not clustered \(mtasts\.cluster\.formation = single-node\): this node akka\.tcp://\S+ is up; SMTP intake open$", run.Stdout.Trim());
+        var json = await Cli("cluster", "--json");
+        Assert.True(json.Exit == 0, json.ToString());
+        using var doc = JsonDocument.Parse(json.Stdout);
+        Assert.False(doc.RootElement.GetProperty("clustered").GetBoolean());
+    }
+
+    [Fact]
     public async Task Deliver_now_retries_a_destination_or_all_and_is_logged()
     {
         await QueuedAsync("retry@held.test");

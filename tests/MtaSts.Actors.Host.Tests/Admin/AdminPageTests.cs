@@ -54,6 +54,8 @@ public sealed class AdminPageTests(AdminGateway gw) : IClassFixture<AdminGateway
         // Live charts: a polyline appears after a few refreshes, without reloading the page.
         await page.Locator("#chart-queue polyline").WaitForAsync(new() { State = WaitForSelectorState.Attached });
         Assert.Equal("ready", await page.Locator("#health").InnerTextAsync());
+        Assert.StartsWith("not clustered (single-node): akka.tcp://", await page.Locator("#cluster-summary").InnerTextAsync());
+        Assert.False(await page.Locator("#members").IsVisibleAsync());
         if (Environment.GetEnvironmentVariable("MTASTS_SCREENSHOT") is { Length: > 0 } shot)
         {
             await page.SetViewportSizeAsync(1400, 900);

@@ -155,6 +155,7 @@ public static class Program
                   log.json = "{{dd}}/mail.json"
                 }
                 mtasts.destinations.default.tls-support = none
+                mtasts.destinations.default.mta-sts = off
                 mtasts.bounce-profiles.default.initial-retry-interval = 1s
 
                 """).ConfigureAwait(false);

@@ -72,7 +72,7 @@ public static class Program
     /// <summary>gateway, postfix, ceiling or a loopback host:port (anything else is refused before a run starts).</summary>
     internal static void ValidateTargets(IEnumerable<string> targets)
     {
-        foreach (var t in targets.Where(t => t is not ("postfix" or "gateway" or Targets.GatewayTarget.ClusterTargetName or Targets.CeilingTarget.TargetName))) Loopback.Parse(t);
+        foreach (var t in targets.Where(t => t is not ("postfix" or "gateway" or Targets.GatewayTarget.ClusterTargetName or Targets.GatewayTarget.Cluster3TargetName or Targets.CeilingTarget.TargetName))) Loopback.Parse(t);
     }
 
     /// <summary>
@@ -174,10 +174,11 @@ public static class Program
             list.Add(new($"end-to-end p99 ms ({variant})", "gateway", "postfix", gw.EndToEndLatency.P99Us / 1000.0, pf.EndToEndLatency.P99Us / 1000.0));
             list.Add(new($"peak RSS MB ({variant})", "gateway", "postfix", gw.Resources.PeakRssMb, pf.Resources.PeakRssMb));
         }
-        // gateway-cluster: one node in cluster mode against Postfix and against the single-node default.
-        foreach (var variant in ran.Select(r => r.Variant).Distinct())
+        // gateway-cluster (one node in cluster mode) and gateway-cluster3 (3 nodes) against Postfix and the single-node default.
+        foreach (var (variant, clusterTarget) in ran.Select(r => r.Variant).Distinct()
+                     .SelectMany(v => new[] { (v, Targets.GatewayTarget.ClusterTargetName), (v, Targets.GatewayTarget.Cluster3TargetName) }))
         {
-            var gc = ran.FirstOrDefault(r => r.Target == Targets.GatewayTarget.ClusterTargetName && r.Variant == variant);
+            var gc = ran.FirstOrDefault(r => r.Target == clusterTarget && r.Variant == variant);
             if (gc is null) continue;
             foreach (var other in new[] { "postfix", "gateway" })
             {

@@ -8,7 +8,7 @@
 # "cluster: N passed, N failed"; exit 1 on any failure.
 #
 #   tests/cluster/run.sh [--no-build] [--scenario a|b|c|d|limit|all] [--messages N] [--quick] [driver options]
-#   tests/cluster/run.sh bench [--messages N]    one node in cluster mode vs the single-node default vs Postfix
+#   tests/cluster/run.sh bench [--messages N]    3 nodes and 1 node in cluster mode vs the single-node default vs Postfix
 #
 # Node configuration: load-tests/MtaSts.Actors.LoadTests/Targets/ClusterNodeConfig.cs (switch with --bootstrap,
 # --cluster-conf FILE, --node-extra FILE). Work files go to a temp dir, removed on success (--keep keeps them).
@@ -22,7 +22,7 @@ if [ "${1:-}" = "bench" ]; then
   # gateway (single-node default, local segment spool) and postfix — same traffic in one run, ratios in the report.
   [ "$build" -eq 1 ] && { dotnet build src/MtaSts.Actors.Host -c Release -warnaserror 2>&1 | tail -2; }
   [ "$build" -eq 0 ] && export MTASTS_LOAD_NO_BUILD=1
-  exec load-tests/run.sh relay-throughput --target gateway-cluster,gateway,postfix "$@"
+  exec load-tests/run.sh relay-throughput --target gateway-cluster3,gateway-cluster,gateway,postfix "$@"
 fi
 if [ "$build" -eq 1 ]; then
   for p in src/MtaSts.Actors.Host tests/cluster/ClusterChaos; do

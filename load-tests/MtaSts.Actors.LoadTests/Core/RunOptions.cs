@@ -46,7 +46,7 @@ public sealed record RunOptions
 
     public static string Usage => """
         usage: mtasts-load <scenario> [options]        (mtasts-load list: scenarios; mtasts-load all --help: every scenario, one report)
-          --target LIST          gateway | gateway-cluster | postfix | ceiling | host:port, comma separated (default per scenario);
+          --target LIST          gateway | gateway-cluster | gateway-cluster3 | postfix | ceiling | host:port, comma separated (default per scenario);
                                  ceiling = the generator straight to the receiver, no relay (the harness-bound maximum)
           --messages N           measured messages per run (after warm-up)
           --duration S           max measured seconds per run (whichever bound comes first)

@@ -240,6 +240,7 @@ public sealed class ScenarioExecutor(ScenarioDefinition scenario, RunOptions o)
             "postfix" => new PostfixRelayTarget(port),
             "gateway" => new GatewayTarget(port, o.GatewayDll, o.GatewayCommand, o.RepoRoot),
             GatewayTarget.ClusterTargetName => new GatewayTarget(port, o.GatewayDll, o.GatewayCommand, o.RepoRoot, cluster: true),
+            GatewayTarget.Cluster3TargetName => new GatewayTarget(port, o.GatewayDll, o.GatewayCommand, o.RepoRoot, cluster: true, clusterNodes: 3),
             _ => new ExternalTarget(Loopback.Parse(name), o.TargetPid),
         };
     }

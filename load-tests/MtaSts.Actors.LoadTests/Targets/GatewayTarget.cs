@@ -16,10 +16,17 @@ namespace MtaSts.Actors.LoadTests.Targets;
 /// <paramref name="cluster"/> (target <c>gateway-cluster</c>): the same gateway as ONE node in cluster mode — a private
 /// PostgreSQL (tests/postgres/setup.sh) for the journal, snapshots (and the cluster spool once it exists), the shipped
 /// hocon/cluster-postgres.conf and the node settings of <see cref="ClusterNodeConfig"/>, under the same load-test file.
+/// <paramref name="clusterNodes"/> = 3 (target <c>gateway-cluster3</c>): two more nodes join that cluster (same database,
+/// own data directory and listener); the traffic still enters through node 1, and each domain is delivered by its owner,
+/// wherever the sharding put it (accept on node 1 → PostgreSQL → owner on any node).
 /// </summary>
-public sealed partial class GatewayTarget(int port, string? dllPath, string? commandTemplate, string repoRoot, bool cluster = false) : ITarget
+public sealed partial class GatewayTarget(int port, string? dllPath, string? commandTemplate, string repoRoot, bool cluster = false,
+    int clusterNodes = 1) : ITarget
 {
     public const string ClusterTargetName = "gateway-cluster";
+    public const string Cluster3TargetName = "gateway-cluster3";
+    private readonly List<Process> _extraNodes = [];
+    private readonly List<(IPEndPoint Smtp, List<string> Args)> _extraSpecs = [];
     private MtaSts.Actors.TestInfra.Postgres.PostgresInstance? _postgres;
     private ProcessTreeSampler? _pgSampler;   // PostgreSQL is its own process tree: its CPU is not in the target's column
     private double _pgCpuAtStart;
@@ -32,7 +39,7 @@ public sealed partial class GatewayTarget(int port, string? dllPath, string? com
     private LocalMtaStsWorld? _mtaSts;
     private readonly Dictionary<string, string> _facts = new();
 
-    public string Name => cluster ? ClusterTargetName : "gateway";
+    public string Name => !cluster ? "gateway" : clusterNodes > 1 ? Cluster3TargetName : ClusterTargetName;
     public bool SupportsMtaSts => true;
     public IPEndPoint Endpoint { get; } = new(IPAddress.Loopback, port);
     public int? RootPid => _process is { HasExited: false } p ? p.Id : null;
@@ -76,8 +83,24 @@ public sealed partial class GatewayTarget(int port, string? dllPath, string? com
             _postgres = await MtaSts.Actors.TestInfra.Postgres.PostgresInstance.StartAsync(ct);
             var cs = await _postgres.CreateDatabaseAsync("mtasts_load", ct);
             var node = new ClusterNode(1, Endpoint.Port, TestInfra.Net.LoopbackPort.Free(), 0, 0, _dataDir!);
+            List<ClusterNode> all = [node];
+            for (var i = 2; i <= clusterNodes; i++)
+                all.Add(new ClusterNode(i, TestInfra.Net.LoopbackPort.Free(), TestInfra.Net.LoopbackPort.Free(), 0, 0, Path.Combine(dir, $"node{i.ToString(CultureInfo.InvariantCulture)}-data")));
             var nodeConf = Path.Combine(dir, "cluster-node.conf");
-            await File.WriteAllTextAsync(nodeConf, ClusterNodeConfig.Hocon(node, [node], cs, sink.Port), ct);
+            await File.WriteAllTextAsync(nodeConf, ClusterNodeConfig.Hocon(node, all, cs, sink.Port), ct);
+            foreach (var n in all.Skip(1))
+            {
+                // The node file, the load-test file, then this node's own listener, data directory and mail log (the
+                // load-test file names node 1's).
+                Directory.CreateDirectory(n.DataDir);
+                var idx = n.Index.ToString(CultureInfo.InvariantCulture);
+                var conf = Path.Combine(dir, $"cluster-node{idx}.conf");
+                await File.WriteAllTextAsync(conf, ClusterNodeConfig.Hocon(n, all, cs, sink.Port), ct);
+                var own = Path.Combine(dir, $"cluster-node{idx}-own.conf");
+                await File.WriteAllTextAsync(own, $"mtasts.data-dir = \"{n.DataDir}\"\nmtasts.listener.endpoints = [\"127.0.0.1:{n.SmtpPort.ToString(CultureInfo.InvariantCulture)}\"]\n" +
+                    $"mtasts.log.text = \"{Path.Combine(dir, $"gw-mail-node{idx}.log")}\"\nmtasts.hostname = \"{n.Hostname}\"\n", ct);
+                _extraSpecs.Add((new IPEndPoint(IPAddress.Loopback, n.SmtpPort), [.. ClusterNodeConfig.ConfigFiles(repoRoot), conf, config, own]));
+            }
             // Order: cluster overlay, node file, then the load-test file (it wins: same listener, data dir, profiles
             // and retry schedule as the single-node run, so only the cluster mode differs).
             configs.AddRange(ClusterNodeConfig.ConfigFiles(repoRoot));
@@ -145,7 +168,7 @@ public sealed partial class GatewayTarget(int port, string? dllPath, string? com
             if (await BannerAsync(ct) is { } banner)
             {
                 _facts["banner"] = banner;
-                return null;
+                return await StartExtraNodesAsync(file, args[0], dir, ct);
             }
             await Task.Delay(200, ct);
         }
@@ -153,15 +176,57 @@ public sealed partial class GatewayTarget(int port, string? dllPath, string? com
         return $"target not available: gateway did not answer 220 on {Endpoint} within 60 s{LogTail()}";
     }
 
-    /// <summary>Connects, reads the greeting, sends QUIT. Returns the 220 line, or null when not (yet) ready.</summary>
-    private async Task<string?> BannerAsync(CancellationToken ct)
+    /// <summary>gateway-cluster3: nodes 2.. join node 1's cluster; ready when each answers 220 (an Up member: the
+    /// intake gate is closed before). Their output goes to node&lt;i&gt;.log in the run directory.</summary>
+    private async Task<string?> StartExtraNodesAsync(string file, string dll, string dir, CancellationToken ct)
     {
+        if (_extraSpecs.Count == 0) return null;
+        foreach (var (smtp, configs) in _extraSpecs)
+        {
+            var psi = new ProcessStartInfo(file) { UseShellExecute = false, RedirectStandardOutput = true, RedirectStandardError = true, WorkingDirectory = dir };
+            psi.ArgumentList.Add(dll);
+            psi.ArgumentList.Add("serve");
+            foreach (var c in configs) { psi.ArgumentList.Add("--config"); psi.ArgumentList.Add(c); }
+            psi.Environment.Remove("DOTNET_gcServer");
+            psi.Environment.Remove("DOTNET_TieredPGO");
+            foreach (var v in ClusterNodeConfig.ScrubbedEnvironment) psi.Environment.Remove(v);
+            var p = Process.Start(psi);
+            if (p is null) return "target not available: could not start an extra cluster node";
+            _extraNodes.Add(p);
+            var w = new StreamWriter(Path.Combine(dir, $"node-{smtp.Port.ToString(CultureInfo.InvariantCulture)}.log")) { AutoFlush = true };
+            p.OutputDataReceived += (_, e) => { if (e.Data is not null) lock (w) w.WriteLine(e.Data); };
+            p.ErrorDataReceived += (_, e) => { if (e.Data is not null) lock (w) w.WriteLine(e.Data); };
+            p.BeginOutputReadLine();
+            p.BeginErrorReadLine();
+        }
+        var deadline = DateTime.UtcNow.AddSeconds(120);
+        foreach (var (smtp, _) in _extraSpecs)
+        {
+            while (await BannerAsync(ct, smtp) is null)
+            {
+                if (DateTime.UtcNow > deadline || _extraNodes.Any(p => p.HasExited))
+                {
+                    await StopAsync();
+                    return $"target not available: cluster node on {smtp} did not answer 220 within 120 s";
+                }
+                await Task.Delay(300, ct);
+            }
+        }
+        _facts["cluster nodes"] = $"{(_extraSpecs.Count + 1).ToString(CultureInfo.InvariantCulture)} (traffic enters through node 1 on {Endpoint}; " +
+                                  $"the others listen on {string.Join(", ", _extraSpecs.Select(x => x.Smtp.ToString()))})";
+        return null;
+    }
+
+    /// <summary>Connects, reads the greeting, sends QUIT. Returns the 220 line, or null when not (yet) ready.</summary>
+    private async Task<string?> BannerAsync(CancellationToken ct, IPEndPoint? at = null)
+    {
+        var ep = at ?? Endpoint;
         try
         {
             using var c = new System.Net.Sockets.TcpClient();
             using var cts = CancellationTokenSource.CreateLinkedTokenSource(ct);
             cts.CancelAfter(TimeSpan.FromSeconds(5));
-            await c.ConnectAsync(Endpoint.Address, Endpoint.Port, cts.Token);
+            await c.ConnectAsync(ep.Address, ep.Port, cts.Token);
             var stream = c.GetStream();
             using var reader = new StreamReader(stream, System.Text.Encoding.ASCII, false, 512, leaveOpen: true);
             var line = await reader.ReadLineAsync(cts.Token);
@@ -260,6 +325,18 @@ public sealed partial class GatewayTarget(int port, string? dllPath, string? com
 
     public async Task StopAsync()
     {
+        foreach (var p in _extraNodes)
+        {
+            if (!p.HasExited)
+            {
+                await ProcessRunner.RunAsync("/bin/kill", ["-TERM", p.Id.ToString(CultureInfo.InvariantCulture)], TimeSpan.FromSeconds(5));
+                using var cts = new CancellationTokenSource(TimeSpan.FromSeconds(20));
+                try { await p.WaitForExitAsync(cts.Token); }
+                catch (OperationCanceledException) { p.Kill(entireProcessTree: true); }
+            }
+            p.Dispose();
+        }
+        _extraNodes.Clear();
         await StopProcessAsync();
         if (_pgSampler is not null)
         {

@@ -17,7 +17,14 @@ public sealed record QueueLoaded(long Generation, IReadOnlyList<RecoveredMessage
 public sealed class ClusterQueueSync(IClusterSpool spool, DestinationDomain domain, PendingIndex index, MailLog log)
 {
     private readonly RecentFinishes _finishes = new();
+    private readonly FinishedRecently _recent = new(TimeSpan.FromMinutes(5), 20_000);
     private DateTimeOffset _nextReconcile;
+
+    /// <summary>A new owner after a shard move reads the cluster spool again this long after its first load: the
+    /// accepting nodes' enqueues sent to the old home while the coordinator still advertised it (the removal margin)
+    /// are dropped, and the first load may have read the spool before those messages committed (chaos (c): 12 messages
+    /// waited for the 2-minute reconcile).</summary>
+    public static readonly TimeSpan FirstReload = TimeSpan.FromSeconds(10);
 
     /// <summary>A first load has been applied (until then the queue is not the spool's and must not be pruned).</summary>
     public bool Loaded { get; private set; }
@@ -34,10 +41,25 @@ public sealed class ClusterQueueSync(IClusterSpool spool, DestinationDomain doma
     }
 
     /// <summary>Notes the recipients a decision is finishing (before its effects write their done records).</summary>
-    public void Finishing(IEnumerable<DestinationEffect> effects)
+    public void Finishing(IEnumerable<DestinationEffect> effects, DateTimeOffset now)
     {
         foreach (var effect in effects)
-            if (effect is FinishRecipients f) _finishes.Finishing(f.Message.Mid, f.Rids);
+            if (effect is FinishRecipients f)
+            {
+                _finishes.Finishing(f.Message.Mid, f.Rids);
+                _recent.Finished(f.Message.Mid, f.Rids, now);
+            }
+    }
+
+    /// <summary>An accepting node's enqueue: indexed on this (owner) node, less the recipients this owner has already
+    /// finished — an enqueue delayed by a shard move (held by the accepting node's region) can arrive after this owner
+    /// loaded the recipient from the spool and delivered it (<see cref="FinishedRecently"/>).</summary>
+    public IReadOnlyList<RecipientRef> Accept(EnqueueRecipients e, DateTimeOffset now)
+    {
+        var recipients = e.Recipients.Any(r => _recent.Contains(e.Message.Mid, r.Rid, now))
+            ? e.Recipients.Where(r => !_recent.Contains(e.Message.Mid, r.Rid, now)).ToList() : e.Recipients;
+        if (recipients.Count > 0) index.Add(domain, e.Message, recipients);
+        return recipients;
     }
 
     /// <summary>A done record was written (or failed).</summary>

@@ -33,6 +33,7 @@ public sealed class DestinationActor : UntypedPersistentActor, IWithTimers
 
     private sealed record FinishWritten(long Mid, int[] Rids);
     private sealed record Sweep; // expiry and retry-record pruning
+    private sealed record ReloadQueue; // cluster: the second read of the spool after this owner started
 
     /// <param name="entityId">The destination domain (one entity per domain, also in a cluster).</param>
     public DestinationActor(string entityId, DeliveryServices services, PendingIndex index)
@@ -96,14 +97,15 @@ public sealed class DestinationActor : UntypedPersistentActor, IWithTimers
         switch (message)
         {
             case EnqueueRecipients e:
-                if (_cluster is not null) _index.Add(_domain, e.Message, e.Recipients); // this node owns it now
-                if (Queue.Enqueue(e.Message, e.Recipients, Now) > 0) Run(_plan.Pump(Plan()));
+                // Cluster: the owner indexes the mail, and a recipient it already finished is not new mail.
+                if (Queue.Enqueue(e.Message, _cluster?.Accept(e, Now) ?? e.Recipients, Now) > 0) Run(_plan.Pump(Plan()));
                 break;
             case FinishWritten w:
                 _cluster?.Written(w.Mid, w.Rids);
                 StopIfHandedOff();
                 break;
             case QueueLoaded l when _cluster is not null:
+                if (!_cluster.Loaded && l.Messages is not null) Timers.StartSingleTimer("reload", new ReloadQueue(), ClusterQueueSync.FirstReload);
                 if (_cluster.Apply(l, Queue, Now)) Run(_plan.Pump(Plan()));
                 break;
             case HandOff:
@@ -135,6 +137,7 @@ public sealed class DestinationActor : UntypedPersistentActor, IWithTimers
                 Run(_plan.Pump(Plan()));
                 break;
             case ConnectionEffects.IdleCheck: Run(_plan.CloseIdle(Plan())); break;
+            case ReloadQueue: _cluster?.Load(Now, _svc.Tuning.ClusterReconcile, Self); break;
             case PolicyResolved p:
                 _policy.Answered(p, Now);
                 Run(_plan.Pump(Plan()));
@@ -160,15 +163,11 @@ public sealed class DestinationActor : UntypedPersistentActor, IWithTimers
                 DeleteSnapshots(new SnapshotSelectionCriteria(s.Metadata.SequenceNr - 1));
                 DeleteMessages(s.Metadata.SequenceNr);
                 break;
-            case SaveSnapshotFailure f:
-                _svc.Log.Warning("snapshot_failed", $"Destination {_domain} snapshot failed: {f.Cause.Message}", ("domain", _domain.Name));
-                break;
+            case SaveSnapshotFailure f: _svc.Log.Warning("snapshot_failed", $"Destination {_domain} snapshot failed: {f.Cause.Message}", ("domain", _domain.Name)); break;
             case DeleteMessagesSuccess or DeleteMessagesFailure or DeleteSnapshotsSuccess or DeleteSnapshotsFailure or Terminated
                 or ConnectionActor.Done: // of a connection already gone
                 break;
-            default:
-                Unhandled(message);
-                break;
+            default: Unhandled(message); break;
         }
     }
 
@@ -219,7 +218,7 @@ public sealed class DestinationActor : UntypedPersistentActor, IWithTimers
         void After(Decision decision)
         {
             // First noting (cluster mode) which recipients are being finished.
-            _cluster?.Finishing(decision.Effects);
+            _cluster?.Finishing(decision.Effects, Now);
             _effects.Run(decision.Effects);
             then?.Invoke();
         }

@@ -351,7 +351,11 @@ public sealed class Gateway : IAsyncDisposable
         {
             pending.MarkLoaded(); // nothing to re-dispatch on this node: owners load from the cluster spool
             Action resumeAll = ResumeAll;
-            var onLeave = sys.ActorOf(Props.Create(() => new MemberRemovedListener(resumeAll)), "member-removed");
+            // The coordinator frees a removed member's shards only after the downing provider's removal margin (and, when the
+            // coordinator itself was on that member, after its singleton moved and re-read its state): a Resume sent at
+            // the removal reaches the dead region and is dropped (measured: node 1's domains waited for the minute sweep).
+            var margin = Cluster.Get(sys).DowningProvider.DownRemovalMargin;
+            var onLeave = sys.ActorOf(Props.Create(() => new MemberRemovedListener(resumeAll, margin)), "member-removed");
             undo.Push(() =>
             {
                 sys.Stop(onLeave);
@@ -463,12 +467,33 @@ public sealed class Gateway : IAsyncDisposable
         public Task StopAsync(CancellationToken cancellationToken) => Task.CompletedTask;
     }
 
-    /// <summary>Tells <paramref name="onRemoved"/> when a cluster member is removed (its shards need new owners).</summary>
-    private sealed class MemberRemovedListener : ReceiveActor
+    /// <summary>Calls <paramref name="onRemoved"/> when a cluster member is removed (its shards need new owners), then every
+    /// <see cref="SweepInterval"/> until twice the removal margin plus <see cref="SweepSlack"/> have passed: the removed
+    /// member's shards are re-allocated only after the margin (twice when the coordinator moved with it), and a domain is
+    /// started on its new owner (which loads its queue from the cluster spool) by the first Resume after that. A Resume
+    /// to a running destination only pumps it.</summary>
+    private sealed class MemberRemovedListener : ReceiveActor, IWithTimers
     {
-        public MemberRemovedListener(Action onRemoved)
+        private static readonly TimeSpan SweepInterval = TimeSpan.FromSeconds(2);
+        private static readonly TimeSpan SweepSlack = TimeSpan.FromSeconds(20);   // coordinator recovery under load
+        private sealed record Sweep;
+
+        public ITimerScheduler Timers { get; set; } = null!;
+
+        public MemberRemovedListener(Action onRemoved, TimeSpan margin)
         {
-            Receive<ClusterEvent.MemberRemoved>(_ => onRemoved());
+            var until = DateTime.MinValue;
+            Receive<ClusterEvent.MemberRemoved>(_ =>
+            {
+                onRemoved();
+                until = DateTime.UtcNow + margin + margin + SweepSlack;
+                if (!Timers.IsTimerActive("sweep")) Timers.StartPeriodicTimer("sweep", new Sweep(), SweepInterval);
+            });
+            Receive<Sweep>(_ =>
+            {
+                if (DateTime.UtcNow > until) Timers.Cancel("sweep");
+                else onRemoved();
+            });
             Receive<ClusterEvent.IMemberEvent>(_ => { });
             Receive<ClusterEvent.CurrentClusterState>(_ => { });
         }

@@ -7,8 +7,10 @@ using MtaSts.Actors.LoadTests.Targets;
 
 namespace MtaSts.Actors.ClusterChaos;
 
-/// <summary>What the last health poll said about a node.</summary>
-internal enum NodeHealth { Unknown, Up, NotUp, Unresponsive, Exited }
+/// <summary>What the last health poll said about a node. <see cref="PeerUnreachable"/>: an Up member that sees an
+/// unreachable member (its intake is closed until the split-brain resolver decides, but it is still a member that can
+/// deliver); <see cref="NotUp"/>: not an Up member, shutting down, or paused.</summary>
+internal enum NodeHealth { Unknown, Up, NotUp, PeerUnreachable, Unresponsive, Exited }
 
 /// <summary>
 /// One gateway OS process (<c>dotnet mtasts-gateway.dll serve --config …</c>), restartable on the same data directory.
@@ -35,15 +37,53 @@ internal sealed class GatewayNode(ClusterNode spec, string gatewayDll, IReadOnly
     public int Index => Spec.Index;
     public int Generation { get; private set; }
     public bool Stopped { get; private set; }               // SIGSTOPped by us
+    /// <summary>The process ended without a signal from us (e.g. exit 4: downed by the cluster), as systemd would see it.</summary>
+    private volatile bool _signalledToEnd;
+    private readonly object _startLock = new();
+
+    /// <summary>systemd's Restart=on-failure: starts the node again when its process ended without a signal from us
+    /// (e.g. exit 4: downed by the cluster). Returns the exit code it restarted after, or null.</summary>
+    public int? RestartIfExitedOnItsOwn()
+    {
+        lock (_startLock)
+        {
+            if (_process is not { HasExited: true } p || _signalledToEnd) return null;
+            var code = p.ExitCode;
+            Start();
+            return code;
+        }
+    }
     public bool Running => _process is { HasExited: false };
     public int? Pid => Running ? _process!.Id : null;
     public int? ExitCode => _process is { HasExited: true } p ? p.ExitCode : null;
     public NodeHealth Health => _health;
     /// <summary>Health transitions (time, state, detail) for the report.</summary>
     public List<(TimeSpan At, NodeHealth State, string Detail)> Timeline { get; } = [];
+    /// <summary>Every poll's answer (time it was answered, state): a 250 is judged by the polls on both sides of it.</summary>
+    public List<(TimeSpan At, NodeHealth State)> Polls { get; } = [];
+
+    /// <summary>True when every poll answered from 1 s before <paramref name="from"/> to 1 s after <paramref name="to"/>
+    /// (at least one) said the node was not an Up member (or gone): a state that lasted across the whole SMTP transaction,
+    /// not a flip within a poll interval, nor a poll or a reply that the loaded machine delivered late.</summary>
+    public bool NotUpThroughout(TimeSpan from, TimeSpan to)
+    {
+        lock (Polls)
+        {
+            var around = Polls.Where(p => p.At >= from - TimeSpan.FromSeconds(1) && p.At <= to + TimeSpan.FromSeconds(1)).ToList();
+            return around.Count > 0 && around.All(p => p.State is NodeHealth.NotUp or NodeHealth.Exited);
+        }
+    }
+
     public IPEndPoint Smtp => new(IPAddress.Loopback, Spec.SmtpPort);
 
+    /// <summary>Starts the process (a new generation on the same data directory); no-op while one runs.</summary>
     public void Start()
+    {
+        lock (_startLock)
+            if (!Running) StartLocked();
+    }
+
+    private void StartLocked()
     {
         Generation++;
         Stopped = false;
@@ -55,16 +95,18 @@ internal sealed class GatewayNode(ClusterNode spec, string gatewayDll, IReadOnly
         psi.Environment.Remove("DOTNET_gcServer");
         psi.Environment.Remove("DOTNET_TieredPGO");
         foreach (var v in ClusterNodeConfig.ScrubbedEnvironment) psi.Environment.Remove(v);
-        _out?.Dispose();
+        if (_out is { } previous) lock (previous) previous.Dispose();
         var output = new StreamWriter(Path.Combine(workDir, $"node{Index}-{Generation}.out")) { AutoFlush = true };
         _out = output;
         var p = new Process { StartInfo = psi };
-        p.OutputDataReceived += (_, e) => { if (e.Data is not null) lock (output) output.WriteLine(e.Data); };
-        p.ErrorDataReceived += (_, e) => { if (e.Data is not null) lock (output) output.WriteLine("ERR " + e.Data); };
+        // The previous generation's last lines may still arrive after its writer was closed by a restart.
+        p.OutputDataReceived += (_, e) => { if (e.Data is not null) lock (output) { try { output.WriteLine(e.Data); } catch (ObjectDisposedException) { } } };
+        p.ErrorDataReceived += (_, e) => { if (e.Data is not null) lock (output) { try { output.WriteLine("ERR " + e.Data); } catch (ObjectDisposedException) { } } };
         p.Start();
         p.BeginOutputReadLine();
         p.BeginErrorReadLine();
         _process = p;
+        _signalledToEnd = false;
         lock (Live) { Live.RemoveWhere(x => x.HasExited); Live.Add(p); }
         SetHealth(NodeHealth.Unknown, $"started pid {p.Id} (generation {Generation})");
     }
@@ -106,6 +148,7 @@ internal sealed class GatewayNode(ClusterNode spec, string gatewayDll, IReadOnly
     public void Kill()
     {
         if (_process is null || _process.HasExited) return;
+        _signalledToEnd = true;
         if (Stopped) SysKill(_process.Id, SigCont);
         SysKill(_process.Id, SigKill);
         _process.WaitForExit(10_000);
@@ -136,6 +179,7 @@ internal sealed class GatewayNode(ClusterNode spec, string gatewayDll, IReadOnly
         if (_process.HasExited) return $"had exited (code {_process.ExitCode})";
         if (Stopped) Resume();
         var t0 = clock();
+        _signalledToEnd = true;
         SysKill(_process.Id, SigTerm);
         using var cts = new CancellationTokenSource(grace);
         try
@@ -165,7 +209,9 @@ internal sealed class GatewayNode(ClusterNode spec, string gatewayDll, IReadOnly
             var cluster = doc.RootElement.TryGetProperty("checks", out var checks) && checks.TryGetProperty("cluster", out var c) ? c : default;
             var up = cluster.ValueKind == JsonValueKind.Object && cluster.GetProperty("status").GetString() == "healthy";
             var detail = cluster.ValueKind == JsonValueKind.Object && cluster.TryGetProperty("detail", out var d) ? d.GetString() ?? "" : "no cluster check";
-            SetHealth(up ? NodeHealth.Up : NodeHealth.NotUp, detail);
+            SetHealth(up ? NodeHealth.Up
+                : detail.Contains("unreachable; waiting for the split-brain resolver", StringComparison.Ordinal) ? NodeHealth.PeerUnreachable
+                : NodeHealth.NotUp, detail);
         }
         catch (Exception ex) when (ex is HttpRequestException or TaskCanceledException or JsonException or InvalidOperationException or KeyNotFoundException)
         {
@@ -176,6 +222,7 @@ internal sealed class GatewayNode(ClusterNode spec, string gatewayDll, IReadOnly
 
     private void SetHealth(NodeHealth state, string detail)
     {
+        lock (Polls) Polls.Add((clock(), state));
         lock (Timeline)
         {
             if (_health == state && Timeline.Count > 0) return;

@@ -84,8 +84,8 @@ public static class Program
         sb.AppendLine($"==== cluster chaos report ({DateTime.UtcNow:yyyy-MM-dd HH:mm} UTC, {elapsed.TotalSeconds:F0}s, load avg {LoadAvg()}, " +
                       $"{(o.Quick ? "quick" : "full")}, rate {o.Rate}/s, seed-mode {o.Bootstrap}) ====");
         sb.AppendLine();
-        sb.AppendLine("| scenario | offered | acked | unknown (delivered) | delivered | LOST while down / in drain | LOST at end | dup ids (extra copies) | 250 while not Up | fresh domain delivered after fault (s) | result |");
-        sb.AppendLine("|---|---:|---:|---:|---:|---:|---:|---:|---:|---|---|");
+        sb.AppendLine("| scenario | offered | acked | unknown (delivered) | delivered | LOST while down / in drain | LOST at end | dup ids (extra copies) | 250 while not Up | fresh domain delivered after fault (s) | all acked delivered, s after fault | max 250→delivery (s) | result |");
+        sb.AppendLine("|---|---:|---:|---:|---:|---:|---:|---:|---:|---|---:|---:|---|");
         foreach (var r in results)
         {
             var probes = r.Probes.Count == 0 ? "–" : string.Join("; ", r.Probes.Select(p => p.Recovery is { } t ? t.TotalSeconds.ToString("F1", CultureInfo.InvariantCulture)
@@ -93,7 +93,8 @@ public static class Program
             var verdict = r.Passed ? "PASS" : "FAIL";
             if (r.LimitPeak is { } peak) verdict += $" (peak {peak})";
             sb.AppendLine($"| {r.Title} | {r.Submitted} | {r.Acked} | {r.Unknown} ({r.UnknownDelivered}) | {r.Delivered} | {r.LostWhileDown} | {r.LostAtEnd} | " +
-                          $"{r.DupIds} ({r.ExtraCopies}) | {r.Zombie250} | {probes} | {verdict} |");
+                          $"{r.DupIds} ({r.ExtraCopies}) | {r.Zombie250} | {probes} | {(r.AllDeliveredAfterFault is { } ad ? ad.ToString("F1", CultureInfo.InvariantCulture) : "–")} | " +
+                          $"{r.MaxAckToDelivery.ToString("F1", CultureInfo.InvariantCulture)} | {verdict} |");
         }
         sb.AppendLine();
         foreach (var r in results)

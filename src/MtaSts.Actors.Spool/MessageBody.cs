@@ -80,7 +80,8 @@ public sealed class MessageBody : IDisposable
     /// <remarks>Valid only while this body is not disposed.</remarks>
     public Stream OpenRead()
     {
-        if (_spill is { } spill) return new SpillReadStream(spill.SafeFileHandle, Length);
+        if (_spill is { } spill) return new FileRangeStream(spill.SafeFileHandle, 0, Length,
+            at => new IOException($"spill file ended at {at} of {Length} bytes"));
         if (System.Runtime.InteropServices.MemoryMarshal.TryGetArray(Memory, out var segment))
             return new MemoryStream(segment.Array!, segment.Offset, segment.Count, writable: false);
         return new MemoryStream(Memory.ToArray(), writable: false);
@@ -212,58 +213,4 @@ public sealed class MessageBodyWriter : IDisposable
         _spill = null;
         _completed = true;
     }
-}
-
-/// <summary>Positional, read-only view of the first <c>length</c> bytes of a spill file.</summary>
-internal sealed class SpillReadStream(SafeFileHandle handle, long length) : Stream
-{
-    private long _position;
-
-    public override bool CanRead => true;
-    public override bool CanSeek => true;
-    public override bool CanWrite => false;
-    public override long Length => length;
-
-    public override long Position
-    {
-        get => _position;
-        set => _position = value is >= 0 ? value : throw new ArgumentOutOfRangeException(nameof(value));
-    }
-
-    public override int Read(byte[] buffer, int offset, int count) => Read(buffer.AsSpan(offset, count));
-
-    public override int Read(Span<byte> buffer)
-    {
-        if (_position >= length) return 0;
-        var want = buffer[..(int)Math.Min(buffer.Length, length - _position)];
-        int n = RandomAccess.Read(handle, want, _position);
-        if (n == 0) throw new IOException($"spill file ended at {_position} of {length} bytes");
-        _position += n;
-        return n;
-    }
-
-    public override async ValueTask<int> ReadAsync(Memory<byte> buffer, CancellationToken cancellationToken = default)
-    {
-        if (_position >= length) return 0;
-        var want = buffer[..(int)Math.Min(buffer.Length, length - _position)];
-        int n = await RandomAccess.ReadAsync(handle, want, _position, cancellationToken).ConfigureAwait(false);
-        if (n == 0) throw new IOException($"spill file ended at {_position} of {length} bytes");
-        _position += n;
-        return n;
-    }
-
-    public override Task<int> ReadAsync(byte[] buffer, int offset, int count, CancellationToken cancellationToken) =>
-        ReadAsync(buffer.AsMemory(offset, count), cancellationToken).AsTask();
-
-    public override long Seek(long offset, SeekOrigin origin) => Position = origin switch
-    {
-        SeekOrigin.Begin => offset,
-        SeekOrigin.Current => _position + offset,
-        SeekOrigin.End => length + offset,
-        _ => throw new ArgumentOutOfRangeException(nameof(origin)),
-    };
-
-    public override void Flush() { }
-    public override void SetLength(long value) => throw new NotSupportedException();
-    public override void Write(byte[] buffer, int offset, int count) => throw new NotSupportedException();
 }

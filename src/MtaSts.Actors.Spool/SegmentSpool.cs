@@ -207,7 +207,8 @@ public sealed class SegmentSpool : ISpool
             if (!_index.TryGetValue(mid, out var e)) throw new KeyNotFoundException($"MID {mid} is not in the spool");
             var handle = e.Segment.ReadHandle ??= File.OpenHandle(e.Segment.Path, FileMode.Open, FileAccess.Read,
                 FileShare.ReadWrite | FileShare.Delete, FileOptions.Asynchronous);
-            return ValueTask.FromResult<Stream>(new BodyReadStream(handle, e.BodyOffset, e.BodyLength, mid));
+            return ValueTask.FromResult<Stream>(new FileRangeStream(handle, e.BodyOffset, e.BodyLength,
+                _ => new InvalidDataException($"MID {mid}: segment ended inside the body")));
         }
     }
 

@@ -3,10 +3,12 @@ using Microsoft.Win32.SafeHandles;
 namespace MtaSts.Actors.Spool;
 
 /// <summary>
-/// A read-only, seekable view of one body inside a segment file: reads go straight from the file (positional reads, no
-/// shared file position) into the caller's buffer, so delivery never holds a whole body in memory.
+/// A read-only, seekable view of <c>length</c> bytes at <c>start</c> of a file (a body inside a segment file, a
+/// spill file): reads go straight from the file (positional reads, no shared file position) into the caller's
+/// buffer, so delivery never holds a whole body in memory. <c>truncated</c> makes the exception for a file that ends
+/// early (the range was complete when it was recorded: damage, not end of data).
 /// </summary>
-internal sealed class BodyReadStream(SafeFileHandle handle, long start, long length, long mid) : Stream
+internal sealed class FileRangeStream(SafeFileHandle handle, long start, long length, Func<long, Exception> truncated) : Stream
 {
     private long _position;
 
@@ -46,8 +48,7 @@ internal sealed class BodyReadStream(SafeFileHandle handle, long start, long len
 
     private int Advance(int n)
     {
-        // The record was complete when it was indexed: a short file here is damage, not end of data.
-        if (n == 0) throw new InvalidDataException($"MID {mid}: segment ended inside the body");
+        if (n == 0) throw truncated(_position);
         _position += n;
         return n;
     }
@@ -56,7 +57,8 @@ internal sealed class BodyReadStream(SafeFileHandle handle, long start, long len
     {
         SeekOrigin.Begin => offset,
         SeekOrigin.Current => _position + offset,
-        _ => length + offset,
+        SeekOrigin.End => length + offset,
+        _ => throw new ArgumentOutOfRangeException(nameof(origin)),
     };
 
     public override void Flush() { }

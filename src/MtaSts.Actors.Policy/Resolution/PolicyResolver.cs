@@ -134,29 +134,30 @@ public sealed class PolicyResolver : IAsyncDisposable
 
     private async Task RunAsync(string domain, PolicyResolveOptions options, bool forceFetch, TaskCompletionSource<PolicyResolution> tcs)
     {
+        PolicyResolution result;
         try
         {
             // Yield so that the caller (and any joiner) is registered before the work starts.
             await Task.Yield();
-            tcs.TrySetResult(await ResolveCoreAsync(domain, options, forceFetch, _lifetime.Token).ConfigureAwait(false));
+            result = await ResolveCoreAsync(domain, options, forceFetch, _lifetime.Token).ConfigureAwait(false);
         }
         catch (OperationCanceledException) when (_lifetime.IsCancellationRequested)
         {
-            tcs.TrySetResult(new PolicyResolution(PolicyResolutionKind.TempFail, null, null, PolicySource.None, null,
-                "policy resolver stopped") { Domain = domain });
+            result = new PolicyResolution(PolicyResolutionKind.TempFail, null, null, PolicySource.None, null,
+                "policy resolver stopped") { Domain = domain };
         }
         catch (Exception ex)
         {
             // A bug or an unexpected library exception: defer rather than deliver as if there were no policy.
             _log.Warning("mtasts_resolve_error", $"MTA-STS policy resolution for the domain ({domain}) failed: {ex.Message}",
                 ("domain", domain), ("error", ex.ToString()));
-            tcs.TrySetResult(new PolicyResolution(PolicyResolutionKind.TempFail, null, null, PolicySource.None, null,
-                $"internal error: {ex.Message}") { Domain = domain });
+            result = new PolicyResolution(PolicyResolutionKind.TempFail, null, null, PolicySource.None, null,
+                $"internal error: {ex.Message}") { Domain = domain };
         }
-        finally
-        {
-            _inFlight.TryRemove(new KeyValuePair<string, Task<PolicyResolution>>(domain, tcs.Task));
-        }
+        // Leave the in-flight table before completing: a caller resumed by this result that resolves again must start
+        // a new resolution (a changed TXT id), not join this finished one (seen in CI: the old id answered once more).
+        _inFlight.TryRemove(new KeyValuePair<string, Task<PolicyResolution>>(domain, tcs.Task));
+        tcs.TrySetResult(result);
     }
 
     private async Task<PolicyResolution> ResolveCoreAsync(string domain, PolicyResolveOptions options, bool forceFetch, CancellationToken ct)

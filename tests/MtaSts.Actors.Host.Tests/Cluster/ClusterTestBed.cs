@@ -189,9 +189,16 @@ public sealed class ClusterTestBed : IAsyncDisposable
     {
         foreach (var n in Nodes.Where(n => n.Process is { HasExited: false }))
             try { n.Process!.Signal(18); } catch (InvalidOperationException) { } // SIGCONT: a stopped process cannot handle SIGTERM
-        await Task.WhenAll(Nodes.Where(n => n.Process is not null).Select(n => n.Process!.DisposeAsync().AsTask()));
-        await Receiver.DisposeAsync();
-        if (_pg is not null) await _pg.DisposeAsync();
-        try { Directory.Delete(Work, recursive: true); } catch (IOException) { } catch (UnauthorizedAccessException) { }
+        try
+        {
+            await Task.WhenAll(Nodes.Where(n => n.Process is not null).Select(n => n.Process!.DisposeAsync().AsTask()));
+            await Receiver.DisposeAsync();
+        }
+        finally
+        {
+            // Whatever a node's stop threw, the private PostgreSQL goes too (a leaked server outlives the test run).
+            if (_pg is not null) await _pg.DisposeAsync();
+            try { Directory.Delete(Work, recursive: true); } catch (IOException) { } catch (UnauthorizedAccessException) { }
+        }
     }
 }

@@ -3,7 +3,6 @@ namespace MtaSts.Actors.Spool.Postgres.Tests;
 /// <summary>A large spilled body is streamed to PostgreSQL, never loaded into memory by the append, and read back
 /// into exactly one array.</summary>
 [Collection(nameof(LargeBodyTests))] // allocation counts: nothing else of this assembly should run alongside
-[CollectionDefinition(nameof(LargeBodyTests), DisableParallelization = true)]
 public sealed class LargeBodyTests(PostgresFixture db) : IClassFixture<PostgresFixture>
 {
     [Fact]
@@ -39,3 +38,8 @@ public sealed class LargeBodyTests(PostgresFixture db) : IClassFixture<PostgresF
         }
     }
 }
+
+/// <summary>Its own class: a collection definition on a class with <c>IClassFixture</c> made xUnit create a second
+/// fixture (a second PostgreSQL) that was never disposed.</summary>
+[CollectionDefinition(nameof(LargeBodyTests), DisableParallelization = true)]
+public sealed class LargeBodyCollection;

@@ -167,7 +167,7 @@ public sealed class Gateway : IAsyncDisposable
         overrides ??= new GatewayOverrides();
         var dataDir = Path.GetFullPath(config.DataDir);
         Directory.CreateDirectory(dataDir);
-        var log = CreateLog(config, overrides);
+        var log = config.Log.CreateLog(overrides.LogWriter);
         var clock = overrides.Clock ?? TimeProvider.System;
 
         // 0. One gateway per data directory: locked before the spool, SQLite or the policy cache touch it, and held
@@ -230,25 +230,14 @@ public sealed class Gateway : IAsyncDisposable
         var dcids = new IdSequence(Epoch());
 
         // 2. DNS, policy cache and resolver, outbound transport.
-        var dns = overrides.Dns ?? new DnsClientResolver(new DnsResolverOptions
-        {
-            NameServers = config.DnsServers, Timeout = config.DnsTimeout, Retries = config.DnsRetries,
-        });
+        var dns = overrides.Dns ?? new DnsClientResolver(config.Dns.Resolver);
         var policyStore = PolicyStore.Open(Path.Combine(dataDir, "mta-sts-cache.db"));
         undo.Push(() =>
         {
             policyStore.Dispose();
             return ValueTask.CompletedTask;
         });
-        var fetcher = new PolicyFetcher(dns, log, new PolicyFetcherOptions
-        {
-            ExtraCaBundlePath = config.ExtraCaBundle,
-            Timeout = config.PolicyFetchTimeout,
-            ConnectTimeout = config.PolicyConnectTimeout,
-            // mtasts.policy.connect-timeout also bounds the proxy tunnel set-up (a hung proxy), not only direct connects.
-            ProxyConnectTimeout = config.PolicyConnectTimeout,
-            Port = overrides.PolicyHttpsPort ?? config.PolicyHttpsPort,
-        });
+        var fetcher = new PolicyFetcher(dns, log, config.Policy.Fetcher with { Port = overrides.PolicyHttpsPort ?? config.Policy.Fetcher.Port });
         var policy = new PolicyResolver(dns, fetcher, policyStore, log, new PolicyResolverOptions(), clock);
         undo.Push(policy.DisposeAsync);
         policy.StartBackgroundRefresh();
@@ -259,21 +248,21 @@ public sealed class Gateway : IAsyncDisposable
             watcher.Dispose();
             return ValueTask.CompletedTask;
         });
-        var verifier = config.ExtraCaBundle is null ? CertificateVerifier.System : CertificateVerifier.FromPemFile(config.ExtraCaBundle);
-        var mxOverride = config.MxOverride.Count == 0 ? null : OverrideMap(config.MxOverride);
-        var mx = new MxResolver(dns, mxOverride);
+        var extraCaBundle = config.Policy.Fetcher.ExtraCaBundlePath;
+        var verifier = extraCaBundle is null ? CertificateVerifier.System : CertificateVerifier.FromPemFile(extraCaBundle);
+        var mx = new MxResolver(dns, config.Delivery.MxOverrideMap());
         var tlsRptMail = new SpoolReportSubmitter(spool, mids, log, clock);
         var tlsRpt = config.TlsRpt.Enabled ? new TlsRptService(config.TlsRpt, config.Hostname, TlsRptStore.Open(Path.Combine(dataDir, "tlsrpt.db")),
-            dns, tlsRptMail, new TlsRptHttpPoster(dns, () => watcher.Gateway.PolicyProxy, ExtraRoots(config.ExtraCaBundle), config.TlsRpt.HttpTimeout), log, clock) : null;
+            dns, tlsRptMail, new TlsRptHttpPoster(dns, () => watcher.Gateway.Policy.Proxy, ExtraRoots(extraCaBundle), config.TlsRpt.HttpTimeout), log, clock) : null;
         if (tlsRpt is not null) undo.Push(tlsRpt.DisposeAsync);
         var transport = overrides.Transport ?? new SmtpDeliveryTransport(mx, dns, spool, log, dcids, profile => new OutboundOptions
         {
             HeloName = config.Hostname,
             LogOutcomes = false, // the destination actor logs each outcome
             Verifier = verifier,
-            ConnectTimeout = config.ConnectTimeout,
-            CommandTimeout = config.OutboundCommandTimeout,
-            DataTimeout = config.OutboundDataTimeout,
+            ConnectTimeout = config.Delivery.ConnectTimeout,
+            CommandTimeout = config.Delivery.CommandTimeout,
+            DataTimeout = config.Delivery.DataTimeout,
             LocalAddress = watcher.Gateway.SourceAddressFor(profile.SourceAddress),
             ClientCertificate = LoadClientCertificate(profile.ClientCertificate),
         }, tlsRpt?.Recorder, () => watcher.Gateway.BounceVerification);
@@ -281,7 +270,7 @@ public sealed class Gateway : IAsyncDisposable
         var pending = new PendingIndex();
         var tuning = (overrides.Tuning ?? new EngineTuning()) with
         {
-            ConnectionIdleTime = config.ConnectionIdleTime,
+            ConnectionIdleTime = config.Delivery.ConnectionIdleTime,
         };
         var bounces = new BounceService(spool, mids, log, config.Hostname, clock);
 
@@ -299,7 +288,7 @@ public sealed class Gateway : IAsyncDisposable
         builder.Services.AddAkka("mtasts", (ab, _) =>
         {
             ab.AddHocon(akkaConfig, HoconAddMode.Prepend)
-                .AddPolicyBranch(policy, domain => ResolveOptions(watcher.Gateway, domain), log, started: supervisor => policyRef = supervisor)
+                .AddPolicyBranch(policy, domain => watcher.Gateway.Policy.ResolveOptions(domain), log, started: supervisor => policyRef = supervisor)
                 .AddDestinations(services, pending)
                 .AddClusterJoin(config.Cluster, log);
         });
@@ -504,21 +493,11 @@ public sealed class Gateway : IAsyncDisposable
         protected override void PostStop() => Cluster.Get(Context.System).Unsubscribe(Self);
     }
 
-    /// <summary>Per-fetch options from the live configuration: a proxy change applies without a restart.</summary>
-    private static PolicyResolveOptions ResolveOptions(GatewayConfig config, string domain) => new()
-    {
-        Proxy = config.PolicyProxy,
-        LenientContentType = config.LenientContentType || config.LenientContentTypeDomains.Contains(domain),
-    };
-
     private static DestinationSettings Settings(DestinationConfig config, DestinationDomain domain)
     {
         var (profile, bounce) = config.Resolve(domain);
         return new DestinationSettings(profile, bounce);
     }
-
-    private static Func<string, IReadOnlyList<HostPort>?> OverrideMap(IReadOnlyDictionary<string, IReadOnlyList<HostPort>> map) =>
-        domain => map.TryGetValue(domain, out var hops) ? hops : map.TryGetValue("*", out var all) ? all : null;
 
     private static X509Certificate2? LoadClientCertificate(string? path)
     {
@@ -535,19 +514,6 @@ public sealed class Gateway : IAsyncDisposable
         var c = new X509Certificate2Collection();
         c.ImportFromPemFile(path);
         return c;
-    }
-
-    private static MailLog CreateLog(GatewayConfig config, GatewayOverrides overrides)
-    {
-        TextWriter? Open(string target) => target switch
-        {
-            "" => null,
-            "-" => Console.Out,
-            _ => new StreamWriter(LogFile.OpenAppend(target)) { AutoFlush = false },
-        };
-        // Files and the console are written in batches by a background task (one flush per batch, not per line).
-        return new MailLog(overrides.LogWriter ?? Open(config.LogText), Open(config.LogJson), config.LogLevel,
-            background: overrides.LogWriter is null);
     }
 
     // DCID/ICID are unique across restarts without persisting a counter: seconds since 2020 × 1000.

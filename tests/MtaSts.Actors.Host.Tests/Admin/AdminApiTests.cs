@@ -195,6 +195,8 @@ public sealed partial class AdminApiTests(AdminGateway gw)
         Assert.Equal(500, profile.GetProperty("max_concurrent_connections").GetInt32());
         Assert.Equal("none", profile.GetProperty("tls_support").GetString());
         Assert.Equal("none", row.GetProperty("tls").GetString());
+        Assert.False(profile.GetProperty("bounce_verification").GetBoolean());
+        Assert.False(row.GetProperty("bounce_verification").GetBoolean());
     }
 
     [Fact]

@@ -173,4 +173,19 @@ public sealed class OutboundBodyTests
             Assert.Empty(rx.Messages);
         }
     }
+
+    /// <summary>RFC 6531 §3.2: SMTPUTF8 mail is not sent to a server that does not offer SMTPUTF8 (returned, 5.6.7).</summary>
+    [Fact]
+    public async Task Smtputf8_mail_to_a_server_without_smtputf8_is_refused_permanently_with_5_6_7()
+    {
+        await using var rx = TestSmtpReceiver.Start(new TestSmtpReceiverOptions { OfferSmtpUtf8 = false });
+        await using var c = Connect(rx.Port);
+        Assert.True((await c.ConnectAsync()).Ready);
+        var res = await c.SendAsync(new OutboundMessage(8, "a@sender.test", [new Recipient(0, "b@example.com")],
+            Encoding.UTF8.GetBytes("Subject: caf\u00e9\r\n\r\nx\r\n"), EightBitMime: true, SmtpUtf8: true));
+        var r = Assert.Single(res.Recipients);
+        Assert.Equal(RecipientStatus.Permanent, r.Status);
+        Assert.Equal("5.6.7", r.Reply.Enhanced?.ToString());
+        Assert.Empty(rx.Messages);
+    }
 }

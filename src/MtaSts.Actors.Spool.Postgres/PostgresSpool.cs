@@ -201,20 +201,47 @@ public sealed class PostgresSpool : IClusterSpool
 
     private long LeaseMidBlock()
     {
+        long start = LeaseBlock();
+        long end = start + _midBlockSize - 1;
+        long seen;
+        while ((seen = Interlocked.Read(ref _highestMid)) < end && Interlocked.CompareExchange(ref _highestMid, end, seen) != seen) { }
+        return start;
+    }
+
+    private long LeaseBlock()
+    {
         try
         {
             using var conn = _db.OpenConnection();
             using var cmd = new NpgsqlCommand($"SELECT nextval('{_sequence}')", conn) { CommandTimeout = TimeoutSeconds };
-            long start = (long)cmd.ExecuteScalar()!;
-            long end = start + _midBlockSize - 1;
-            long seen;
-            while ((seen = Interlocked.Read(ref _highestMid)) < end && Interlocked.CompareExchange(ref _highestMid, end, seen) != seen) { }
-            return start;
+            return (long)cmd.ExecuteScalar()!;
         }
         catch (Exception ex) when (ex is NpgsqlException or TimeoutException)
         {
-            throw new PostgresSpoolException($"cannot lease a MID block from {_sequence}: {ex.Message}", ex);
+            throw new PostgresSpoolException($"cannot lease an id block from {_sequence}: {ex.Message}", ex);
         }
+    }
+
+    /// <summary>
+    /// Connection ids for the operator log (ICID, DCID) in cluster mode: blocks leased from the MID sequence, so that no
+    /// two nodes log the same ICID or DCID (seeded from the clock, nodes started in the same second did). One number
+    /// space with the MIDs, told apart by their prefix in the log. The first block is leased here (the database is up
+    /// at start); a later lease never throws — a connection must not fail for its id: when the database cannot lease,
+    /// the sequence goes on past its block (ids may then repeat another node's) and says so.
+    /// </summary>
+    public IdSequence ConnectionIds(string what)
+    {
+        long last = LeaseBlock() - _midBlockSize;
+        return new IdSequence(() =>
+        {
+            try { return last = LeaseBlock(); }
+            catch (PostgresSpoolException ex)
+            {
+                _log.Warning("spool_id_lease_failed", $"{what} block not leased, continuing locally (ids may repeat another node's): {ex.Message}",
+                    ("ids", what));
+                return last += _midBlockSize;
+            }
+        }, _midBlockSize);
     }
 
     // ---------------------------------------------------------------- appends
@@ -564,22 +591,6 @@ public sealed class PostgresSpool : IClusterSpool
         catch (Exception ex) when (ex is NpgsqlException or TimeoutException || (ex is OperationCanceledException && !ct.IsCancellationRequested))
         {
             throw Wrap("domain count", ex);
-        }
-    }
-
-    public async Task<bool> IsOutstandingAsync(long mid, int rid, CancellationToken ct = default)
-    {
-        ObjectDisposedException.ThrowIf(Volatile.Read(ref _disposed) != 0, this);
-        using var cts = Timeout(ct);
-        try
-        {
-            await using var conn = await _db.OpenConnectionAsync(cts.Token).ConfigureAwait(false);
-            return (bool)(await ScalarAsync(conn, $"SELECT EXISTS (SELECT 1 FROM {_recipients} WHERE mid = @m AND rid = @r AND NOT done)",
-                cts.Token, ("m", mid), ("r", rid)).ConfigureAwait(false))!;
-        }
-        catch (Exception ex) when (ex is NpgsqlException or TimeoutException || (ex is OperationCanceledException && !ct.IsCancellationRequested))
-        {
-            throw Wrap("recipient lookup", ex);
         }
     }
 

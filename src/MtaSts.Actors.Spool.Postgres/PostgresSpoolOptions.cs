@@ -27,7 +27,7 @@ public sealed partial record PostgresSpoolOptions(string ConnectionString)
     /// Maps a recipient's domain (<see cref="Recipient.Domain"/>: the lower-cased part after the last '@') to the key
     /// it is stored under — the gateway passes its normalised destination-domain name. A recipient whose key is
     /// <c>null</c> is stored and counted (the message stays in the spool until it is marked done, and
-    /// <see cref="ISpool.Recover"/> and <see cref="IClusterSpool.IsOutstandingAsync"/> see it) but is never returned
+    /// <see cref="ISpool.Recover"/> sees it) but is never returned
     /// by <see cref="IClusterSpool.OutstandingAsync"/> nor counted by <see cref="IClusterSpool.DomainsAsync"/>:
     /// no domain owner will load it. Default: the domain as is.
     /// </summary>

@@ -94,7 +94,4 @@ public interface IClusterSpool : ISpool
 
     /// <summary>Every domain with at least one outstanding recipient, and how many.</summary>
     Task<IReadOnlyList<(string Domain, int Recipients)>> DomainsAsync(CancellationToken ct = default);
-
-    /// <summary>Whether recipient <paramref name="rid"/> of <paramref name="mid"/> is still outstanding.</summary>
-    Task<bool> IsOutstandingAsync(long mid, int rid, CancellationToken ct = default);
 }

@@ -10,8 +10,9 @@ public sealed class DatabaseDownTests
     {
         var pg = await PostgresInstance.StartAsync();
         var cs = await pg.CreateDatabaseAsync("spool");
-        var options = new PostgresSpoolOptions(cs) { CommandTimeout = TimeSpan.FromSeconds(5) };
+        var options = new PostgresSpoolOptions(cs) { CommandTimeout = TimeSpan.FromSeconds(5), MidBlockSize = 2 };
         await using var spool = await PostgresSpool.OpenAsync(options);
+        var icids = spool.ConnectionIds("ICID");
         await spool.AppendAsync(1, Messages.Envelope("a@a.test"), Messages.Body(10, 1));
 
         await pg.DisposeAsync(); // pg_ctl stop -m immediate, data directory removed
@@ -23,6 +24,9 @@ public sealed class DatabaseDownTests
         await Assert.ThrowsAsync<PostgresSpoolException>(async () => await spool.ReadBodyAsync(1));
         await Assert.ThrowsAsync<PostgresSpoolException>(() => spool.OutstandingAsync("a.test"));
         Assert.Throws<PostgresSpoolException>(() => spool.Mids.Next());
+        // Connection ids go on past their leased block (a connection must not fail for its id).
+        var handed = Enumerable.Range(0, 5).Select(_ => icids.Next()).ToArray();
+        Assert.Equal(handed.Length, handed.Distinct().Count());
     }
 
     [Fact]

@@ -228,10 +228,11 @@ public sealed class Gateway : IAsyncDisposable
         undo.Push(spool.DisposeAsync);
         var clustered = spool is IClusterSpool;
         IReadOnlyList<RecoveredMessage> recovered = clustered ? [] : spool.Recover();
-        // MIDs are unique across restarts (above the highest stored) and, in a cluster, across nodes (leased blocks).
-        var mids = spool is PostgresSpool pg ? pg.Mids : new IdSequence(spool.HighestMid);
-        var icids = new IdSequence(Epoch());
-        var dcids = new IdSequence(Epoch());
+        // MIDs are unique across restarts (above the highest stored); in a cluster MIDs, ICIDs and DCIDs are leased in
+        // blocks from the database, so that no two nodes log the same id.
+        var (mids, icids, dcids) = spool is PostgresSpool pg
+            ? (pg.Mids, pg.ConnectionIds("ICID"), pg.ConnectionIds("DCID"))
+            : (new IdSequence(spool.HighestMid), new IdSequence(Epoch()), new IdSequence(Epoch()));
 
         // 2. DNS and the policy cache and resolver.
         var dns = overrides.Dns ?? new DnsClientResolver(config.Dns.Resolver);

@@ -41,6 +41,9 @@ public sealed record GatewayConfig
     public TimeSpan OutboundCommandTimeout { get; init; } = TimeSpan.FromMinutes(5);
     public TimeSpan OutboundDataTimeout { get; init; } = TimeSpan.FromMinutes(10);
     public TimeSpan ConnectionIdleTime { get; init; } = TimeSpan.FromSeconds(2);
+    /// <summary><c>delivery.mx-rollup</c>: an idle session may carry mail for other destinations served by the same MX
+    /// when it satisfies their security requirements (README "MX roll-up and per-MX-IP limits").</summary>
+    public bool MxRollup { get; init; } = true;
     /// <summary>domain (or "*") → next hops. Test and private deployments only.</summary>
     public IReadOnlyDictionary<string, IReadOnlyList<HostPort>> MxOverride { get; init; } = new Dictionary<string, IReadOnlyList<HostPort>>();
 
@@ -236,6 +239,12 @@ public sealed record GatewayConfig
             OutboundCommandTimeout = mtasts.Duration("delivery.command-timeout", d.OutboundCommandTimeout),
             OutboundDataTimeout = mtasts.Duration("delivery.data-timeout", d.OutboundDataTimeout),
             ConnectionIdleTime = mtasts.Duration("delivery.connection-idle-time", d.ConnectionIdleTime),
+            MxRollup = mtasts.Get("delivery.mx-rollup", d.MxRollup, s => s.ToLowerInvariant() switch
+            {
+                "on" or "true" or "yes" => true,
+                "off" or "false" or "no" => false,
+                _ => throw new FormatException("must be on or off"),
+            }),
             MxOverride = mxOverride,
             DnsServers = mtasts.Get("dns.servers", d.DnsServers, _ =>
                 mtasts.List("dns.servers").Select(s => s.Contains(':') && !s.Contains("]:") && s.Count(c => c == ':') > 1
@@ -272,6 +281,11 @@ public sealed record GatewayConfig
                 .FirstOrDefault(p => p.LimitScope == LimitScope.PerGatewayHostname) is { } perNode)
             errors.Add($"destination \"{perNode.Destination}\": limit-scope = per-gateway-hostname is not supported in a cluster: each destination " +
                        "has one owner that counts its limits for the whole cluster (use system-wide)");
+        // Connections per MX address are counted by each node's transport: a per-MX-IP budget for the cluster does not exist.
+        if (cfg.Clustered && cfg.Destinations.Profiles.Profiles.Prepend(cfg.Destinations.Profiles.Default)
+                .FirstOrDefault(p => p.LimitType == LimitType.PerMxIp) is { } perIp)
+            errors.Add($"destination \"{perIp.Destination}\": limit-type = mx-ip is not supported in a cluster: connections per MX IP " +
+                       "address are counted by each node, not for the cluster (use limit-type = domain)");
         if (cfg.Clustered && cfg.ClusterSpoolConnectionString.Length == 0)
             errors.Add("mtasts.cluster.spool.connection-string (or the journal's connection string) must be set in a cluster");
         // A cluster node bound to all interfaces advertises akka.tcp://mtasts@0.0.0.0:PORT unless public-hostname is

@@ -19,6 +19,7 @@ public sealed class ConnectionPlannerTests
         public DateTimeOffset Now { get; set; } = T0;
         public bool Draining { get; set; }
         public bool PolicyReady { get; set; } = true;
+        public EngineTuning Tune { get; set; } = Tuning;
 
         public Rig(int messages, int recipients = 1)
         {
@@ -29,7 +30,7 @@ public sealed class ConnectionPlannerTests
             Plan.Start(Ctx);
         }
 
-        public PlanContext Ctx => new(Profile, Tuning, Now, Draining, () => PolicyReady);
+        public PlanContext Ctx => new(Profile, Tune, Now, Draining, () => PolicyReady);
     }
 
     private static long[] Opened(IEnumerable<ConnectionEffect> fx) => fx.OfType<OpenConnection>().Select(o => o.Dcid).ToArray();
@@ -120,6 +121,35 @@ public sealed class ConnectionPlannerTests
         Assert.Equal([new IdleCheckIn(Tuning.ConnectionIdleTime)], rig.Plan.CloseIdle(rig.Ctx)); // not yet
         rig.Now = T0 + Tuning.ConnectionIdleTime;
         Assert.Equal([new CloseConnection(dcid)], rig.Plan.CloseIdle(rig.Ctx));
+    }
+
+    [Fact]
+    public void With_MX_roll_up_an_idle_connection_is_parked_at_once_and_one_at_its_message_limit_is_closed()
+    {
+        var rig = new Rig(1) { Tune = Tuning with { MxRollup = true } };
+        var dcid = Opened(rig.Plan.Pump(rig.Ctx))[0];
+        rig.Plan.Ready(dcid, rig.Ctx);
+        var fx = rig.Plan.Done(dcid, delivered: true, usable: true, rig.Ctx);
+        Assert.Contains(new CloseConnection(dcid, Park: true), fx); // the node's pool keeps it for this or another domain
+        Assert.DoesNotContain(fx, e => e is IdleCheckIn);
+        Assert.Empty(rig.Plan.CloseIdle(rig.Ctx)); // it is no longer this destination's idle connection
+
+        var full = new Rig(2) { Tune = Tuning with { MxRollup = true }, Profile = new DestinationProfile { MaxConcurrentConnections = 1, MaxMessagesPerConnection = 2 } };
+        var d2 = Opened(full.Plan.Pump(full.Ctx))[0];
+        full.Plan.Ready(d2, full.Ctx);
+        full.Plan.Done(d2, delivered: true, usable: true, full.Ctx);
+        Assert.Contains(new CloseConnection(d2), full.Plan.Done(d2, delivered: true, usable: true, full.Ctx)); // used up: QUIT
+    }
+
+    [Fact]
+    public void A_rolled_up_connection_counts_the_messages_it_already_carried_against_the_message_limit()
+    {
+        var rig = new Rig(3) { Profile = new DestinationProfile { MaxConcurrentConnections = 1, MaxMessagesPerConnection = 3 } };
+        var dcid = Opened(rig.Plan.Pump(rig.Ctx))[0];
+        Assert.Single(Sent(rig.Plan.Ready(dcid, rig.Ctx, sent: 2))); // two for another domain: one left
+        var fx = rig.Plan.Done(dcid, delivered: true, usable: true, rig.Ctx);
+        Assert.Contains(new CloseConnection(dcid), fx);
+        Assert.Empty(Sent(fx));
     }
 
     [Fact]

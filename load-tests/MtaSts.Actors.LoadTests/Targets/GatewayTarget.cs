@@ -146,6 +146,7 @@ public sealed partial class GatewayTarget(int port, string? dllPath, string? com
         _facts["config"] = config;
         _facts["mail log"] = _mailLog;
         _facts["mta-sts"] = spec.MtaSts ? "on" : "off";
+        _facts["mx-rollup"] = spec.MxRollup switch { true => "on", false => "off", null => "shipped default" };
         _facts["metrics"] = spec.Metrics switch { true => "on", false => "off (mtasts.admin.metrics = off)", null => "on (default)" };
 
         _process = Process.Start(psi);
@@ -267,6 +268,7 @@ public sealed partial class GatewayTarget(int port, string? dllPath, string? com
             sb.AppendLine($"      {Q(r.Key)} = {Q(_mtaSts is null ? Loopback.Require(r.Value).ToString() : $"{LocalMtaStsWorld.MxHost}:{Loopback.Require(r.Value).Port.ToString(inv)}")}");
         sb.AppendLine("    }");
         sb.AppendLine("    connection-idle-time = 2s");
+        if (spec.MxRollup is { } rollup) sb.AppendLine($"    mx-rollup = {(rollup ? "on" : "off")}");
         sb.AppendLine("    connect-timeout = 5s");
         sb.AppendLine("  }");
         sb.AppendLine($"  log.text = {Q(_mailLog!)}");

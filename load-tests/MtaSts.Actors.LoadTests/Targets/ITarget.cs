@@ -40,7 +40,8 @@ public interface ITarget : IAsyncDisposable
 /// <see cref="LocalMtaSts"/> (mta-sts-everywhere, both variants): the gateway gets a local DNS server and locally served
 /// policies for every domain, and reaches the receiver by a host name resolved through that DNS server; only the
 /// <see cref="MtaSts"/> switch differs between the off and on runs. <see cref="Metrics"/>: the gateway's
-/// <c>mtasts.admin.metrics</c> (null = its default); other targets ignore it.
+/// <c>mtasts.admin.metrics</c> (null = its default); <see cref="MxRollup"/>: its <c>mtasts.delivery.mx-rollup</c> (null = the
+/// shipped default); other targets ignore them.
 /// </summary>
 public sealed record TargetSpec(
     string WorkDirectory,
@@ -51,4 +52,5 @@ public sealed record TargetSpec(
     int DestinationConcurrency,
     int MessagesPerConnection,
     bool LocalMtaSts = false,
-    bool? Metrics = null);
+    bool? Metrics = null,
+    bool? MxRollup = null);

@@ -92,8 +92,10 @@ public sealed class SmtpDeliveryTransport(
                     var kept = parked.Item;
                     log.Info("delivery_reused", $"DCID {kept.Conn.Dcid} reused for domain {domain} (rolled up from {parked.Domain}) as DCID {request.Dcid}",
                         ("dcid", kept.Conn.Dcid), ("domain", domain), ("from_domain", parked.Domain), ("delivery_dcid", request.Dcid));
-                    rpt?.Observe(new TlsRptAttempt(domain, policy, policyFailure, plan, tlsa, profile.EffectiveDane, host.Name, address, kept.Connected,
-                        kept.Conn.LocalEndPoint?.Address, DateTimeOffset.UtcNow));
+                    // A session for this domain too (RFC 8460 counts sessions per policy domain). Its report-only
+                    // findings were the other domain's: the check above proved every check of this domain's plan.
+                    rpt?.Observe(new TlsRptAttempt(domain, policy, policyFailure, plan, tlsa, profile.EffectiveDane, host.Name, address,
+                        kept.Connected with { Reports = [] }, kept.Conn.LocalEndPoint?.Address, DateTimeOffset.UtcNow));
                     LogSecured(plan, mode, domain, host.Name, kept.Conn.Dcid);
                     return NewSession(kept, profile, domain);
                 }

@@ -38,7 +38,7 @@ public sealed class ScenarioExecutor(ScenarioDefinition scenario, RunOptions o)
         await using var target = CreateTarget(targetName, sinkEp);
         var routes = new List<KeyValuePair<string, IPEndPoint>> { new("*", sinkEp) };
         var spec = new TargetSpec(Path.Combine(o.WorkDirectory, runTag), routes, plan.Domains, mtaSts, o.RetryInterval, o.DestinationConcurrency, o.MessagesPerConnection,
-            LocalMtaSts: o.MtaStsVariants.Contains(true), Metrics: metrics, MxRollup: o.MxRollup);
+            LocalMtaSts: o.MtaStsVariants.Contains(true), Metrics: metrics, MxRollup: o.MxRollup, PerMxIp: o.PerMxIp);
         Directory.CreateDirectory(spec.WorkDirectory);
 
         try

@@ -146,6 +146,7 @@ public sealed partial class GatewayTarget(int port, string? dllPath, string? com
         _facts["config"] = config;
         _facts["mail log"] = _mailLog;
         _facts["mta-sts"] = spec.MtaSts ? "on" : "off";
+        _facts["limit-type"] = spec.PerMxIp ? "mx-ip" : "domain";
         _facts["mx-rollup"] = spec.MxRollup switch { true => "on", false => "off", null => "shipped default" };
         _facts["metrics"] = spec.Metrics switch { true => "on", false => "off (mtasts.admin.metrics = off)", null => "on (default)" };
 
@@ -286,6 +287,7 @@ public sealed partial class GatewayTarget(int port, string? dllPath, string? com
         sb.AppendLine("mtasts.destinations.default {");
         sb.AppendLine($"  max-concurrent-connections = {spec.DestinationConcurrency.ToString(inv)}");
         sb.AppendLine($"  max-messages-per-connection = {spec.MessagesPerConnection.ToString(inv)}");
+        if (spec.PerMxIp) sb.AppendLine("  limit-type = mx-ip");
         sb.AppendLine("  tls-support = none");
         sb.AppendLine($"  mta-sts = {(spec.MtaSts ? "on" : "off")}");
         sb.AppendLine("}");

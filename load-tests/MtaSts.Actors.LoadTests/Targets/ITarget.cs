@@ -41,7 +41,7 @@ public interface ITarget : IAsyncDisposable
 /// policies for every domain, and reaches the receiver by a host name resolved through that DNS server; only the
 /// <see cref="MtaSts"/> switch differs between the off and on runs. <see cref="Metrics"/>: the gateway's
 /// <c>mtasts.admin.metrics</c> (null = its default); <see cref="MxRollup"/>: its <c>mtasts.delivery.mx-rollup</c> (null = the
-/// shipped default); other targets ignore them.
+/// shipped default); <see cref="PerMxIp"/>: the gateway's <c>limit-type = mx-ip</c>; other targets ignore them.
 /// </summary>
 public sealed record TargetSpec(
     string WorkDirectory,
@@ -53,4 +53,5 @@ public sealed record TargetSpec(
     int MessagesPerConnection,
     bool LocalMtaSts = false,
     bool? Metrics = null,
-    bool? MxRollup = null);
+    bool? MxRollup = null,
+    bool PerMxIp = false);

@@ -87,10 +87,30 @@ public sealed class SmtpDeliveryTransport(
             {
                 var key = new SiteKey(host.Name, new IPEndPoint(address, host.Port), outboundOptions.LocalAddress, outboundOptions.HeloName,
                     profile.ClientCertificate);
-                if (_siteOptions.MxRollup && await TryRollUpAsync(key, plan, mxOutsideTestingPolicy, request, ct).ConfigureAwait(false) is { } parked)
+                var slot = (SiteSlot?)null;
+                var parked = (MxSites<SiteConnection>.Parked?)null;
+                var max = profile.MaxMessagesPerConnection;
+                Func<MxSites<SiteConnection>.Parked, bool>? usable = _siteOptions.MxRollup
+                    ? p => p.Item.Conn.MessagesSent < max && RollupCheck.Refusal(p.Item.Security, plan, mxOutsideTestingPolicy) is null
+                    : null;
+                while (slot is null && parked is null)
+                {
+                    if (usable is not null && await TryRollUpAsync(key, usable, request, ct).ConfigureAwait(false) is { } p) parked = p;
+                    // limit-type = mx-ip: the profile's connection limit applies per MX address, across destinations;
+                    // this waits (asynchronously, until a place frees, a usable session is parked, or the connection is
+                    // cancelled) rather than trying a less preferred MX. Other profiles are only counted.
+                    else if (await AcquireAsync(key, profile.LimitType == LimitType.PerMxIp ? profile.MaxConcurrentConnections : int.MaxValue,
+                                 usable, ct).ConfigureAwait(false) is { } grant)
+                    {
+                        slot = grant.Slot;
+                        if (grant.Session is { } handed && await AliveAsync(handed, request, ct).ConfigureAwait(false)) parked = handed;
+                    }
+                }
+                if (parked is not null)
                 {
                     var kept = parked.Item;
-                    log.Info("delivery_reused", $"DCID {kept.Conn.Dcid} reused for domain {domain} (rolled up from {parked.Domain}) as DCID {request.Dcid}",
+                    var from = parked.Domain == domain ? "" : $" (rolled up from {parked.Domain})";
+                    log.Info("delivery_reused", $"DCID {kept.Conn.Dcid} reused for domain {domain}{from} as DCID {request.Dcid}",
                         ("dcid", kept.Conn.Dcid), ("domain", domain), ("from_domain", parked.Domain), ("delivery_dcid", request.Dcid));
                     // A session for this domain too (RFC 8460 counts sessions per policy domain). Its report-only
                     // findings were the other domain's: the check above proved every check of this domain's plan.
@@ -99,11 +119,7 @@ public sealed class SmtpDeliveryTransport(
                     LogSecured(plan, mode, domain, host.Name, kept.Conn.Dcid);
                     return NewSession(kept, profile, domain);
                 }
-                // limit-type = mx-ip: the profile's connection limit applies per MX address, across destinations; this
-                // waits (asynchronously, until a place frees or the connection is cancelled) rather than trying a less
-                // preferred MX. Other profiles are only counted.
-                var slot = await AcquireAsync(key.Mx, profile.LimitType == LimitType.PerMxIp ? profile.MaxConcurrentConnections : int.MaxValue, ct)
-                    .ConfigureAwait(false);
+                var place = slot!; // the loop above ends with a session or a place of our own
                 var dcid = first ? request.Dcid : dcids.Next();
                 first = false;
                 var conn = new OutboundConnection(new MxTarget(host.Name, address, host.Port, host.Preference), plan, outboundOptions, log, dcid);
@@ -115,7 +131,7 @@ public sealed class SmtpDeliveryTransport(
                 catch
                 {
                     await conn.DisposeAsync().ConfigureAwait(false);
-                    slot.Release();
+                    place.Release();
                     throw;
                 }
                 rpt?.Observe(new TlsRptAttempt(domain, policy, policyFailure, plan, tlsa, profile.EffectiveDane, host.Name, address, result,
@@ -123,12 +139,12 @@ public sealed class SmtpDeliveryTransport(
                 if (result.Ready)
                 {
                     LogSecured(plan, mode, domain, host.Name, dcid);
-                    return NewSession(new SiteConnection(conn, slot, key, result), profile, domain);
+                    return NewSession(new SiteConnection(conn, place, key, result), profile, domain);
                 }
                 lastError = result.Error ?? result.Reply?.DiagnosticText ?? "connection failed";
                 lastStatus = result.EnhancedStatus;
                 await conn.DisposeAsync().ConfigureAwait(false);
-                slot.Release();
+                place.Release();
             }
         }
         var detail = SmtpReplyFormatter.NoReply(lastStatus, lastError ?? "no usable MX host",
@@ -157,34 +173,38 @@ public sealed class SmtpDeliveryTransport(
     /// <summary>MX roll-up: a parked session to this MX address that satisfies this destination's own plan and still has
     /// messages left (this profile's max-messages-per-connection). RSET proves it alive (RFC 5321 §4.1.1.5); one that
     /// fails is discarded and the next one (or a new connection) is used — the mail is not failed for it.</summary>
-    private async Task<MxSites<SiteConnection>.Parked?> TryRollUpAsync(SiteKey key, ConnectionSecurity want, bool mxOutsideTestingPolicy,
+    private async Task<MxSites<SiteConnection>.Parked?> TryRollUpAsync(SiteKey key, Func<MxSites<SiteConnection>.Parked, bool> usable,
         SessionRequest request, CancellationToken ct)
     {
-        var max = request.Settings.Profile.MaxMessagesPerConnection;
-        while (_sites.TryTake(key, p => p.Item.Conn.MessagesSent < max
-                   && RollupCheck.Refusal(p.Item.Security, want, mxOutsideTestingPolicy) is null) is { } parked)
-        {
-            bool alive;
-            try
-            {
-                alive = await parked.Item.Conn.ResetAsync(ct).ConfigureAwait(false);
-            }
-            catch
-            {
-                await parked.Item.DisposeAsync().ConfigureAwait(false);
-                throw;
-            }
-            if (alive) return parked;
-            log.Info("delivery_reuse_failed", $"DCID {parked.Item.Conn.Dcid} discarded: RSET failed before reuse for domain {request.Domain.Name}",
-                ("dcid", parked.Item.Conn.Dcid), ("domain", request.Domain.Name));
-            await parked.Item.DisposeAsync().ConfigureAwait(false);
-        }
+        while (_sites.TryTake(key, usable) is { } parked)
+            if (await AliveAsync(parked, request, ct).ConfigureAwait(false)) return parked;
         return null;
     }
 
-    private async Task<SiteSlot> AcquireAsync(IPEndPoint mx, int limit, CancellationToken ct)
+    /// <summary>RSET on a session taken from the pool; one that fails is discarded (its place is freed).</summary>
+    private async Task<bool> AliveAsync(MxSites<SiteConnection>.Parked parked, SessionRequest request, CancellationToken ct)
     {
-        var wait = _sites.AcquireAsync(mx, limit, ct, out var evicted);
+        bool alive;
+        try
+        {
+            alive = await parked.Item.Conn.ResetAsync(ct).ConfigureAwait(false);
+        }
+        catch
+        {
+            await parked.Item.DisposeAsync().ConfigureAwait(false);
+            throw;
+        }
+        if (alive) return true;
+        log.Info("delivery_reuse_failed", $"DCID {parked.Item.Conn.Dcid} discarded: RSET failed before reuse for domain {request.Domain.Name}",
+            ("dcid", parked.Item.Conn.Dcid), ("domain", request.Domain.Name));
+        await parked.Item.DisposeAsync().ConfigureAwait(false);
+        return false;
+    }
+
+    private async Task<MxSites<SiteConnection>.Grant> AcquireAsync(SiteKey key, int limit, Func<MxSites<SiteConnection>.Parked, bool>? usable,
+        CancellationToken ct)
+    {
+        var wait = _sites.AcquireAsync(key, limit, usable, ct, out var evicted);
         // Parked sessions at a full address make room for the waiting connection (they are only idle).
         foreach (var site in evicted) await site.CloseAsync(CancellationToken.None).ConfigureAwait(false);
         return await wait.ConfigureAwait(false);

@@ -39,7 +39,10 @@ public sealed class MxSites<T> where T : class
     /// <summary>A session waiting in the pool; <see cref="Domain"/> is the destination that parked it.</summary>
     public sealed record Parked(SiteKey Key, T Item, string Domain);
 
-    private sealed record Waiter(int Limit, TaskCompletionSource<SiteSlot> Done);
+    /// <summary>What a waiting connection gets: a place of its own, or a parked session it can use (which keeps its place).</summary>
+    public sealed record Grant(SiteSlot? Slot, Parked? Session);
+
+    private sealed record Waiter(SiteKey Key, int Limit, Func<Parked, bool>? Usable, TaskCompletionSource<Grant> Done);
 
     private readonly object _gate = new();
     private readonly Dictionary<IPEndPoint, int> _open = new();
@@ -62,22 +65,24 @@ public sealed class MxSites<T> where T : class
         lock (_gate) return _waiting.TryGetValue(mx, out var w) ? w.Count : 0;
     }
 
-    /// <summary>A place for one more connection at <paramref name="mx"/>, given at once while fewer than
+    /// <summary>A place for one more connection at <paramref name="key"/>'s address, given at once while fewer than
     /// <paramref name="limit"/> are counted there, else in arrival order as places free up (int.MaxValue: never waits,
-    /// only counted). A waiter makes room: the sessions parked at that address (it could not use them) are handed back
-    /// in <paramref name="evicted"/> for the caller to close, which frees their places.</summary>
-    public Task<SiteSlot> AcquireAsync(IPEndPoint mx, int limit, CancellationToken ct, out IReadOnlyList<T> evicted)
+    /// only counted). Meanwhile a session parked for the same key that <paramref name="usable"/> accepts is handed over
+    /// instead (MX roll-up: it already holds a place). A waiter makes room: the sessions parked at that address (it could
+    /// not use them) are handed back in <paramref name="evicted"/> for the caller to close, which frees their places.</summary>
+    public Task<Grant> AcquireAsync(SiteKey key, int limit, Func<Parked, bool>? usable, CancellationToken ct, out IReadOnlyList<T> evicted)
     {
         evicted = [];
+        var mx = key.Mx;
         lock (_gate)
         {
             var open = _open.GetValueOrDefault(mx);
             if (open < limit && !_waiting.ContainsKey(mx))
             {
                 _open[mx] = open + 1;
-                return Task.FromResult(NewSlot(mx));
+                return Task.FromResult(new Grant(NewSlot(mx), null));
             }
-            var waiter = new Waiter(limit, new TaskCompletionSource<SiteSlot>(TaskCreationOptions.RunContinuationsAsynchronously));
+            var waiter = new Waiter(key, limit, usable, new TaskCompletionSource<Grant>(TaskCreationOptions.RunContinuationsAsynchronously));
             if (!_waiting.TryGetValue(mx, out var queue)) _waiting[mx] = queue = new LinkedList<Waiter>();
             var node = queue.AddLast(waiter);
             evicted = EvictAt(mx);
@@ -111,7 +116,7 @@ public sealed class MxSites<T> where T : class
 
     private void Release(IPEndPoint mx)
     {
-        var granted = new List<(Waiter, SiteSlot)>();
+        var granted = new List<(Waiter, Grant)>();
         lock (_gate)
         {
             var open = _open.GetValueOrDefault(mx) - 1;
@@ -125,7 +130,7 @@ public sealed class MxSites<T> where T : class
                     {
                         queue.Remove(n);
                         open++;
-                        granted.Add((n.Value, NewSlot(mx)));
+                        granted.Add((n.Value, new Grant(NewSlot(mx), null)));
                     }
                     n = next;
                 }
@@ -134,21 +139,38 @@ public sealed class MxSites<T> where T : class
             if (open <= 0) _open.Remove(mx);
             else _open[mx] = open;
         }
-        foreach (var (waiter, slot) in granted)
-            if (!waiter.Done.TrySetResult(slot)) slot.Release(); // cancelled meanwhile
+        // A waiter taken out of the queue under the lock is no longer cancelled by its token (see AcquireAsync).
+        foreach (var (waiter, grant) in granted) waiter.Done.TrySetResult(grant);
     }
 
-    /// <summary>Parks an idle session for other destinations. False — close it instead — when a connection is waiting
-    /// for a place at that address (the parked one would only keep it out).</summary>
+    /// <summary>Parks an idle session for other destinations, or hands it straight to the first connection waiting at
+    /// that address that can use it. False — close it instead — when connections wait there but none can use it (the
+    /// parked one would only keep them out).</summary>
     public bool TryPark(Parked parked)
     {
+        Waiter? taker = null;
         lock (_gate)
         {
-            if (_waiting.ContainsKey(parked.Key.Mx)) return false;
-            if (!_parked.TryGetValue(parked.Key, out var list)) _parked[parked.Key] = list = new List<Parked>();
-            list.Add(parked);
-            return true;
+            if (_waiting.TryGetValue(parked.Key.Mx, out var queue))
+            {
+                for (var n = queue.First; n is not null && taker is null; n = n.Next)
+                    if (n.Value.Key.Equals(parked.Key) && n.Value.Usable?.Invoke(parked) == true)
+                    {
+                        taker = n.Value;
+                        queue.Remove(n);
+                    }
+                if (queue.Count == 0) _waiting.Remove(parked.Key.Mx);
+                if (taker is null) return false;
+            }
+            else
+            {
+                if (!_parked.TryGetValue(parked.Key, out var list)) _parked[parked.Key] = list = new List<Parked>();
+                list.Add(parked);
+                return true;
+            }
         }
+        taker.Done.TrySetResult(new Grant(null, parked));
+        return true;
     }
 
     /// <summary>Takes the most recently parked session at <paramref name="key"/> that <paramref name="usable"/> accepts

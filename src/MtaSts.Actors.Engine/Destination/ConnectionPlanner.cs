@@ -193,12 +193,13 @@ public sealed class ConnectionPlanner(DestinationState state, Func<long> nextDci
         return true;
     }
 
-    private static bool Idle(long dcid, Conn conn, PlanContext c, List<ConnectionEffect> fx)
+    private bool Idle(long dcid, Conn conn, PlanContext c, List<ConnectionEffect> fx)
     {
-        if (c.Tuning.MxRollup)
+        if (c.Tuning.MxRollup && Queue.InFlightCount == 0)
         {
-            // MX roll-up: an idle connection waits in the node's pool, where this or another destination served by the
-            // same MX takes it (the transport bounds its idle time there).
+            // MX roll-up: a destination with nothing in flight parks its idle connection in the node's pool, where this
+            // or another destination served by the same MX takes it (the transport bounds its idle time there). A busy
+            // destination keeps it for its own next message (measured: parking between its messages costs CPU).
             conn.Open = false;
             fx.Add(new CloseConnection(dcid, Park: true));
             return false;

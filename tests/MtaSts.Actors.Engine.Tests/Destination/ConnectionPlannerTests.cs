@@ -123,16 +123,28 @@ public sealed class ConnectionPlannerTests
         Assert.Equal([new CloseConnection(dcid)], rig.Plan.CloseIdle(rig.Ctx));
     }
 
-    [Fact]
-    public void With_MX_roll_up_an_idle_connection_is_parked_at_once_and_one_at_its_message_limit_is_closed()
+    /// <summary>A reported job: its recipients leave the queue (what the destination applies before the planner's Done).</summary>
+    private static IReadOnlyList<ConnectionEffect> Finish(Rig rig, SendJob job)
     {
-        var rig = new Rig(1) { Tune = Tuning with { MxRollup = true } };
-        var dcid = Opened(rig.Plan.Pump(rig.Ctx))[0];
-        rig.Plan.Ready(dcid, rig.Ctx);
-        var fx = rig.Plan.Done(dcid, delivered: true, usable: true, rig.Ctx);
-        Assert.Contains(new CloseConnection(dcid, Park: true), fx); // the node's pool keeps it for this or another domain
+        rig.State.Apply(new RecipientsCompleted(job.Job.Message.Mid, job.Job.Recipients.Select(r => r.Rid).ToArray()));
+        return rig.Plan.Done(job.Dcid, delivered: true, usable: true, rig.Ctx);
+    }
+
+    [Fact]
+    public void With_MX_roll_up_an_idle_connection_is_parked_once_nothing_is_in_flight_and_one_at_its_message_limit_is_closed()
+    {
+        var rig = new Rig(2) { Tune = Tuning with { MxRollup = true } };
+        var dcids = Opened(rig.Plan.Pump(rig.Ctx));
+        var first = Assert.Single(Sent(rig.Plan.Ready(dcids[0], rig.Ctx)));
+        var second = Assert.Single(Sent(rig.Plan.Ready(dcids[1], rig.Ctx)));
+        // The other message is still in flight: the destination keeps its idle connection for its own next message.
+        var fx = Finish(rig, first);
+        Assert.Contains(new IdleCheckIn(Tuning.ConnectionIdleTime), fx);
+        Assert.DoesNotContain(fx, e => e is CloseConnection);
+        // Nothing in flight any more: the node's pool keeps it for this or another domain served by the same MX.
+        fx = Finish(rig, second);
+        Assert.Contains(new CloseConnection(dcids[1], Park: true), fx);
         Assert.DoesNotContain(fx, e => e is IdleCheckIn);
-        Assert.Empty(rig.Plan.CloseIdle(rig.Ctx)); // it is no longer this destination's idle connection
 
         var full = new Rig(2) { Tune = Tuning with { MxRollup = true }, Profile = new DestinationProfile { MaxConcurrentConnections = 1, MaxMessagesPerConnection = 2 } };
         var d2 = Opened(full.Plan.Pump(full.Ctx))[0];

@@ -195,11 +195,12 @@ public sealed class ConnectionPlanner(DestinationState state, Func<long> nextDci
 
     private bool Idle(long dcid, Conn conn, PlanContext c, List<ConnectionEffect> fx)
     {
-        if (c.Tuning.MxRollup && Queue.InFlightCount == 0)
+        if (c.Tuning.MxRollup && (Queue.InFlightCount == 0 || c.Profile.LimitType == LimitType.PerMxIp))
         {
             // MX roll-up: a destination with nothing in flight parks its idle connection in the node's pool, where this
             // or another destination served by the same MX takes it (the transport bounds its idle time there). A busy
-            // destination keeps it for its own next message (measured: parking between its messages costs CPU).
+            // destination keeps it for its own next message (measured: parking between its messages costs CPU) —
+            // except under limit-type = mx-ip, where an idle connection holds a place other destinations wait for.
             conn.Open = false;
             fx.Add(new CloseConnection(dcid, Park: true));
             return false;

@@ -146,6 +146,13 @@ public sealed class ConnectionPlannerTests
         Assert.Contains(new CloseConnection(dcids[1], Park: true), fx);
         Assert.DoesNotContain(fx, e => e is IdleCheckIn);
 
+        // limit-type = mx-ip: an idle connection holds a place that other destinations wait for: parked at once.
+        var shared = new Rig(2) { Tune = Tuning with { MxRollup = true }, Profile = new DestinationProfile { LimitType = LimitType.PerMxIp } };
+        var two = Opened(shared.Plan.Pump(shared.Ctx));
+        var job = Assert.Single(Sent(shared.Plan.Ready(two[0], shared.Ctx)));
+        shared.Plan.Ready(two[1], shared.Ctx);
+        Assert.Contains(new CloseConnection(two[0], Park: true), Finish(shared, job));
+
         var full = new Rig(2) { Tune = Tuning with { MxRollup = true }, Profile = new DestinationProfile { MaxConcurrentConnections = 1, MaxMessagesPerConnection = 2 } };
         var d2 = Opened(full.Plan.Pump(full.Ctx))[0];
         full.Plan.Ready(d2, full.Ctx);

@@ -36,8 +36,14 @@ public sealed class SiteSlot
 /// <typeparam name="T">The pooled session (the transport's connection; a plain object in tests).</typeparam>
 public sealed class MxSites<T> where T : class
 {
-    /// <summary>A session waiting in the pool; <see cref="Domain"/> is the destination that parked it.</summary>
-    public sealed record Parked(SiteKey Key, T Item, string Domain);
+    /// <summary>A session waiting in the pool; <see cref="Domain"/> is the destination that parked it. Compared by
+    /// reference: the idle timer of one parking must not remove a later parking of the same session.</summary>
+    public sealed class Parked(SiteKey key, T item, string domain)
+    {
+        public SiteKey Key => key;
+        public T Item => item;
+        public string Domain => domain;
+    }
 
     /// <summary>What a waiting connection gets: a place of its own, or a parked session it can use (which keeps its place).</summary>
     public sealed record Grant(SiteSlot? Slot, Parked? Session);

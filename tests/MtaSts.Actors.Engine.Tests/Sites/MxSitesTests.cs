@@ -119,6 +119,11 @@ public sealed class MxSitesTests
         Assert.Null(sites.TryTake(Key1, p => p.Domain == "c.test")); // the requirement check refuses the other one
         Assert.True(sites.Remove(older)); // its idle time is over
         Assert.False(sites.Remove(older));
+        // The same session parked again by the same domain is another parking: the old idle timer leaves it alone.
+        var again = new MxSites<Conn>.Parked(Key1, older.Item, "a.test");
+        Assert.True(sites.TryPark(again));
+        Assert.False(sites.Remove(new MxSites<Conn>.Parked(Key1, older.Item, "a.test")));
+        Assert.Same(again, sites.TryTake(Key1, _ => true));
         Assert.Null(sites.TryTake(Key1, _ => true));
         Assert.Equal(0, sites.ParkedCount);
     }

@@ -309,13 +309,9 @@ public static class DestinationConfigLoader
                     }
                     break;
                 case Keys.LimitType:
-                    // Refused until connections are counted per MX IP: accepting it would promise a limit that is not enforced.
-                    if (ctx.Enum(key, v, LimitTypes) is { } type)
-                    {
-                        if (type == LimitType.PerMxIp)
-                            ctx.Error($"{key} = mx-ip is not supported yet: connections are counted for the whole destination; use {key} = domain");
-                        else p = p with { LimitType = type };
-                    }
+                    // mx-ip: max-concurrent-connections applies per MX IP address, shared by the destinations whose MX
+                    // resolves to it (counted by the node's delivery transport; refused in a cluster by the gateway).
+                    if (ctx.Enum(key, v, LimitTypes) is { } type) p = p with { LimitType = type };
                     break;
                 case Keys.TlsSupport:
                     if (ctx.Enum(key, v, TlsModes) is { } tls) p = p with { TlsSupport = tls };

@@ -95,7 +95,7 @@ public sealed class DestinationConfigLoaderTests
                 max-recipients-per-transaction = 1000
                 recipient-limit { recipients = 0, minutes = 60 }
                 limit-scope = per-gateway-hostname
-                limit-type = domain
+                limit-type = mx-ip
                 tls-support = required-verify-hosted-domains
                 client-certificate = "/etc/mtasts/client.pem"
                 dane-support = mandatory
@@ -117,7 +117,7 @@ public sealed class DestinationConfigLoaderTests
             MaxRecipientsPerTransaction = 1000,
             RecipientLimit = new RecipientLimit(0, 60),
             LimitScope = LimitScope.PerGatewayHostname,
-            LimitType = LimitType.WholeDomain,
+            LimitType = LimitType.PerMxIp,
             TlsSupport = TlsSupport.RequiredVerifyHostedDomains,
             ClientCertificate = "/etc/mtasts/client.pem",
             DaneSupport = DaneSupport.Mandatory,
@@ -190,7 +190,6 @@ public sealed class DestinationConfigLoaderTests
     [InlineData("limit-scope = global", "destination \"example.com\": limit-scope = global is not one of system-wide, per-gateway-hostname, per-virtual-gateway")]
     [InlineData("limit-type = host", "destination \"example.com\": limit-type = host is not one of domain, mx-ip")]
     // Vendor values that are not built yet are refused, naming the setting (a limit that is accepted must be enforced).
-    [InlineData("limit-type = mx-ip", "destination \"example.com\": limit-type = mx-ip is not supported yet: connections are counted for the whole destination; use limit-type = domain")]
     [InlineData("limit-scope = per-virtual-gateway", "destination \"example.com\": limit-scope = per-virtual-gateway is not supported: limits are counted per gateway node, not per source address; use system-wide or per-gateway-hostname (the same on a single node)")]
     [InlineData("tls-support = maybe", "destination \"example.com\": tls-support = maybe is not one of none, preferred, required, preferred-verify, required-verify, required-verify-hosted-domains")]
     [InlineData("dane-support = yes", "destination \"example.com\": dane-support = yes is not one of none, opportunistic, mandatory")]

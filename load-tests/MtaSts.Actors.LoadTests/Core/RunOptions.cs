@@ -41,6 +41,10 @@ public sealed record RunOptions
     public TimeSpan? RetryInterval { get; init; }
     public int DestinationConcurrency { get; init; } = 20;
     public int MessagesPerConnection { get; init; } = 50;
+    /// <summary>Gateway <c>mtasts.delivery.mx-rollup</c>; null = the shipped default.</summary>
+    public bool? MxRollup { get; init; }
+    /// <summary>Profile <c>limit-type</c> given to the gateway with the destination concurrency: false = domain, true = mx-ip.</summary>
+    public bool PerMxIp { get; init; }
     public string? OutDirectory { get; init; }
     public string WorkDirectory { get; init; } = "/tmp/mtasts-load";
     public string? GatewayDll { get; init; }
@@ -67,6 +71,8 @@ public sealed record RunOptions
           --retry S              short retry interval for the target (hostile/backlog scenarios)
           --dest-concurrency N   per-destination connection limit given to the target (default 20)
           --dest-msgs-per-conn N messages per delivery connection given to the target (default 50)
+          --mx-rollup on|off     gateway MX roll-up (mtasts.delivery.mx-rollup; default: the shipped setting)
+          --dest-limit-type T    domain | mx-ip: what --dest-concurrency covers at the gateway (default domain)
           --mta-sts | --mta-sts-both | --mta-sts-on-first   MTA-STS on only | off then on | on then off (order check)
           --tls                  the receiver offers STARTTLS (test CA certificate for the MX name); relays must verify it
           --metrics LIST         gateway runs with mtasts.admin.metrics on/off in this order, e.g. on,off,on,off (same run:
@@ -107,6 +113,8 @@ public sealed record RunOptions
                 case "--retry": o = o with { RetryInterval = ParseSeconds(Next()) }; break;
                 case "--dest-concurrency": o = o with { DestinationConcurrency = (int)ParseCount(Next()) }; break;
                 case "--dest-msgs-per-conn": o = o with { MessagesPerConnection = (int)ParseCount(Next()) }; break;
+                case "--dest-limit-type": o = o with { PerMxIp = Next() switch { "domain" => false, "mx-ip" => true, var x => throw new ArgumentException($"--dest-limit-type: '{x}' is not domain or mx-ip") } }; break;
+                case "--mx-rollup": o = o with { MxRollup = Next() switch { "on" => true, "off" => false, var x => throw new ArgumentException($"--mx-rollup: '{x}' is not on or off") } }; break;
                 case "--drain-timeout": o = o with { DrainTimeout = ParseSeconds(Next()) }; break;
                 case "--stall": o = o with { StallTimeout = ParseSeconds(Next()) }; break;
                 case "--hold": o = o with { BacklogHold = ParseSeconds(Next()) }; break;

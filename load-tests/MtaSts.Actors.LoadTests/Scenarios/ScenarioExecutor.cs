@@ -46,7 +46,8 @@ public sealed class ScenarioExecutor(ScenarioDefinition scenario, RunOptions o)
         await using var target = CreateTarget(targetName, sinkEp);
         var routes = new List<KeyValuePair<string, IPEndPoint>> { new("*", sinkEp) };
         var spec = new TargetSpec(workDirectory, routes, plan.Domains, mtaSts, o.RetryInterval, o.DestinationConcurrency, o.MessagesPerConnection,
-            LocalMtaSts: o.MtaStsVariants.Contains(true) || o.Tls, Metrics: metrics, TlsCa: tlsCa, TlsCaBundle: tlsBundle);
+            LocalMtaSts: o.MtaStsVariants.Contains(true) || o.Tls, Metrics: metrics, TlsCa: tlsCa, TlsCaBundle: tlsBundle,
+            MxRollup: o.MxRollup, PerMxIp: o.PerMxIp);
 
         try
         {

@@ -146,6 +146,8 @@ public sealed partial class GatewayTarget(int port, string? dllPath, string? com
         _facts["config"] = config;
         _facts["mail log"] = _mailLog;
         _facts["mta-sts"] = spec.MtaSts ? "on" : "off";
+        _facts["limit-type"] = spec.PerMxIp ? "mx-ip" : "domain";
+        _facts["mx-rollup"] = spec.MxRollup switch { true => "on", false => "off", null => "shipped default" };
         _facts["outbound tls"] = spec.TlsCa is null ? "none" : $"required-verify-hosted-domains (STARTTLS to {LocalMtaStsWorld.MxHost}, test CA)";
         _facts["metrics"] = spec.Metrics switch { true => "on", false => "off (mtasts.admin.metrics = off)", null => "on (default)" };
 
@@ -268,6 +270,7 @@ public sealed partial class GatewayTarget(int port, string? dllPath, string? com
             sb.AppendLine($"      {Q(r.Key)} = {Q(_mtaSts is null ? Loopback.Require(r.Value).ToString() : $"{LocalMtaStsWorld.MxHost}:{Loopback.Require(r.Value).Port.ToString(inv)}")}");
         sb.AppendLine("    }");
         sb.AppendLine("    connection-idle-time = 2s");
+        if (spec.MxRollup is { } rollup) sb.AppendLine($"    mx-rollup = {(rollup ? "on" : "off")}");
         sb.AppendLine("    connect-timeout = 5s");
         sb.AppendLine("  }");
         sb.AppendLine($"  log.text = {Q(_mailLog!)}");
@@ -285,6 +288,7 @@ public sealed partial class GatewayTarget(int port, string? dllPath, string? com
         sb.AppendLine("mtasts.destinations.default {");
         sb.AppendLine($"  max-concurrent-connections = {spec.DestinationConcurrency.ToString(inv)}");
         sb.AppendLine($"  max-messages-per-connection = {spec.MessagesPerConnection.ToString(inv)}");
+        if (spec.PerMxIp) sb.AppendLine("  limit-type = mx-ip");
         // --tls: STARTTLS must succeed and the MX certificate must verify (PKIX, the MX host name: hosted domains).
         sb.AppendLine(spec.TlsCa is null ? "  tls-support = none" : "  tls-support = required-verify-hosted-domains");
         sb.AppendLine($"  mta-sts = {(spec.MtaSts ? "on" : "off")}");

@@ -42,7 +42,8 @@ public interface ITarget : IAsyncDisposable
 /// <see cref="MtaSts"/> switch differs between the off and on runs. <see cref="Metrics"/>: the gateway's
 /// <c>mtasts.admin.metrics</c> (null = its default); other targets ignore it. <see cref="TlsCa"/> (`--tls`): the run's
 /// test CA, which issued the receiver's certificate for <see cref="LocalMtaStsWorld.MxHost"/>; relays must verify it
-/// (<see cref="TlsCaBundle"/> is its root as a PEM file).
+/// (<see cref="TlsCaBundle"/> is its root as a PEM file). <see cref="MxRollup"/>: the gateway's
+/// <c>mtasts.delivery.mx-rollup</c> (null = the shipped default); <see cref="PerMxIp"/>: its <c>limit-type = mx-ip</c>.
 /// </summary>
 public sealed record TargetSpec(
     string WorkDirectory,
@@ -55,4 +56,6 @@ public sealed record TargetSpec(
     bool LocalMtaSts = false,
     bool? Metrics = null,
     MtaSts.Actors.TestInfra.Certificates.TestCertificateAuthority? TlsCa = null,
-    string? TlsCaBundle = null);
+    string? TlsCaBundle = null,
+    bool? MxRollup = null,
+    bool PerMxIp = false);

@@ -14,6 +14,10 @@ public sealed record DeliveryOptions
     public TimeSpan DataTimeout { get; init; } = Outbound.DataTimeout;
     public TimeSpan ConnectionIdleTime { get; init; } = new EngineTuning().ConnectionIdleTime;
 
+    /// <summary><c>mx-rollup</c>: an idle session may carry mail for other destinations served by the same MX when it
+    /// satisfies their security requirements (README "MX roll-up and per-MX-IP limits").</summary>
+    public bool MxRollup { get; init; } = true;
+
     /// <summary>domain (or "*") → next hops instead of the MX lookup. Test and private deployments only.</summary>
     public IReadOnlyDictionary<string, IReadOnlyList<HostPort>> MxOverride { get; init; } = new Dictionary<string, IReadOnlyList<HostPort>>();
 
@@ -22,7 +26,7 @@ public sealed record DeliveryOptions
         : domain => MxOverride.TryGetValue(domain, out var hops) ? hops : MxOverride.TryGetValue("*", out var all) ? all : null;
 
     /// <summary>Reads <c>mtasts.delivery { connect-timeout, command-timeout, data-timeout, connection-idle-time,
-    /// mx-override }</c>; every bad value is an error naming its key.</summary>
+    /// mx-rollup, mx-override }</c>; every bad value is an error naming its key.</summary>
     public static DeliveryOptions Read(ConfigSection s)
     {
         var d = new DeliveryOptions();
@@ -43,6 +47,7 @@ public sealed record DeliveryOptions
             CommandTimeout = s.Duration("command-timeout", d.CommandTimeout),
             DataTimeout = s.Duration("data-timeout", d.DataTimeout),
             ConnectionIdleTime = s.Duration("connection-idle-time", d.ConnectionIdleTime),
+            MxRollup = s.Bool("mx-rollup", d.MxRollup),
             MxOverride = mxOverride,
         };
     }

@@ -59,6 +59,9 @@ public sealed record EngineTuning
     /// <summary>Cluster: how often an owner re-reads its domain's queue from the cluster spool (recipients whose
     /// enqueue message was lost with a node). One indexed query per active destination.</summary>
     public TimeSpan ClusterReconcile { get; init; } = TimeSpan.FromMinutes(2);
+    /// <summary>MX roll-up (<c>mtasts.delivery.mx-rollup</c>): a destination parks an idle connection in the transport's
+    /// pool at once instead of keeping it for its own mail (the pool bounds its idle time).</summary>
+    public bool MxRollup { get; init; }
     /// <summary>How often expiry is checked for queued mail (KumoMTA #539: expiry must not wait for a requeue).</summary>
     public TimeSpan ExpirySweep { get; init; } = TimeSpan.FromMinutes(1);
 }

@@ -47,7 +47,13 @@ public interface IDeliverySession : IAsyncDisposable
 {
     /// <summary>Human-readable peer, e.g. "mx1.example.com [127.0.0.1]:25".</summary>
     string Peer { get; }
+    /// <summary>Messages already sent over the underlying connection (by another destination when rolled up): the
+    /// profile's max-messages-per-connection bounds the connection, not each destination's share.</summary>
+    int MessagesSent => 0;
     Task<JobResult> SendAsync(DeliveryJob job, CancellationToken ct);
     /// <summary>QUIT and close (best effort, bounded).</summary>
     Task CloseAsync(CancellationToken ct);
+    /// <summary>The destination has nothing for it now: a transport with MX roll-up keeps it for other destinations
+    /// served by the same MX (see <see cref="SmtpDeliveryTransport"/>); otherwise it is closed.</summary>
+    Task ParkAsync(CancellationToken ct) => CloseAsync(ct);
 }

@@ -1,5 +1,7 @@
+using System.Net;
 using MtaSts.Actors.DestinationControls;
 using MtaSts.Actors.Dns;
+using MtaSts.Actors.Engine.Sites;
 using MtaSts.Actors.Logging;
 using MtaSts.Actors.Policy;
 using MtaSts.Actors.Policy.Parsing;
@@ -28,8 +30,13 @@ public sealed class SmtpDeliveryTransport(
     IdSequence dcids,
     Func<DestinationProfile, OutboundOptions> options,
     ITlsRptRecorder? tlsRpt = null,
-    Func<BounceAddressTagger?>? bounceVerification = null) : IDeliveryTransport
+    Func<BounceAddressTagger?>? bounceVerification = null,
+    DeliverySiteOptions? siteOptions = null) : IDeliveryTransport, IAsyncDisposable
 {
+    private readonly DeliverySiteOptions _siteOptions = siteOptions ?? new DeliverySiteOptions();
+    /// <summary>This node's connections per MX address and, with MX roll-up, its parked sessions.</summary>
+    private readonly MxSites<SiteConnection> _sites = new();
+
     public async Task<IDeliverySession> OpenAsync(SessionRequest request, CancellationToken ct)
     {
         var profile = request.Settings.Profile;
@@ -75,8 +82,44 @@ public sealed class SmtpDeliveryTransport(
                 rpt?.Observe(new TlsRptAttempt(domain, policy, policyFailure, plan, tlsa, profile.EffectiveDane, host.Name, null, null, null, DateTimeOffset.UtcNow));
                 continue;
             }
+            var mxOutsideTestingPolicy = mode == MtaStsMode.Testing && policy is not null && !MxMatcher.MatchesAny(policy, host.Name);
             foreach (var address in host.Addresses)
             {
+                var key = new SiteKey(host.Name, new IPEndPoint(address, host.Port), outboundOptions.LocalAddress, outboundOptions.HeloName,
+                    profile.ClientCertificate);
+                var slot = (SiteSlot?)null;
+                var parked = (MxSites<SiteConnection>.Parked?)null;
+                var max = profile.MaxMessagesPerConnection;
+                Func<MxSites<SiteConnection>.Parked, bool>? usable = _siteOptions.MxRollup
+                    ? p => p.Item.Conn.MessagesSent < max && RollupCheck.Refusal(p.Item.Security, plan, mxOutsideTestingPolicy) is null
+                    : null;
+                while (slot is null && parked is null)
+                {
+                    if (usable is not null && await TryRollUpAsync(key, usable, request, ct).ConfigureAwait(false) is { } p) parked = p;
+                    // limit-type = mx-ip: the profile's connection limit applies per MX address, across destinations;
+                    // this waits (asynchronously, until a place frees, a usable session is parked, or the connection is
+                    // cancelled) rather than trying a less preferred MX. Other profiles are only counted.
+                    else if (await AcquireAsync(key, profile.LimitType == LimitType.PerMxIp ? profile.MaxConcurrentConnections : int.MaxValue,
+                                 usable, ct).ConfigureAwait(false) is { } grant)
+                    {
+                        slot = grant.Slot;
+                        if (grant.Session is { } handed && await AliveAsync(handed, request, ct).ConfigureAwait(false)) parked = handed;
+                    }
+                }
+                if (parked is not null)
+                {
+                    var kept = parked.Item;
+                    var from = parked.Domain == domain ? "" : $" (rolled up from {parked.Domain})";
+                    log.Info("delivery_reused", $"DCID {kept.Conn.Dcid} reused for domain {domain}{from} as DCID {request.Dcid}",
+                        ("dcid", kept.Conn.Dcid), ("domain", domain), ("from_domain", parked.Domain), ("delivery_dcid", request.Dcid));
+                    // A session for this domain too (RFC 8460 counts sessions per policy domain). Its report-only
+                    // findings were the other domain's: the check above proved every check of this domain's plan.
+                    rpt?.Observe(new TlsRptAttempt(domain, policy, policyFailure, plan, tlsa, profile.EffectiveDane, host.Name, address,
+                        kept.Connected with { Reports = [] }, kept.Conn.LocalEndPoint?.Address, DateTimeOffset.UtcNow));
+                    LogSecured(plan, mode, domain, host.Name, kept.Conn.Dcid);
+                    return NewSession(kept, profile, domain);
+                }
+                var place = slot!; // the loop above ends with a session or a place of our own
                 var dcid = first ? request.Dcid : dcids.Next();
                 first = false;
                 var conn = new OutboundConnection(new MxTarget(host.Name, address, host.Port, host.Preference), plan, outboundOptions, log, dcid);
@@ -88,34 +131,111 @@ public sealed class SmtpDeliveryTransport(
                 catch
                 {
                     await conn.DisposeAsync().ConfigureAwait(false);
+                    place.Release();
                     throw;
                 }
                 rpt?.Observe(new TlsRptAttempt(domain, policy, policyFailure, plan, tlsa, profile.EffectiveDane, host.Name, address, result,
                     conn.LocalEndPoint?.Address, DateTimeOffset.UtcNow));
                 if (result.Ready)
                 {
-                    if (plan.GovernedBy == SecuritySource.Dane)
-                    {
-                        // DANE authenticated this MX: MTA-STS was not applied to it, so it must not be logged as an
-                        // MTA-STS success (SPEC §3: "DANE succeeds → MTA-STS skipped").
-                        log.Info("dane_success", $"DANE for the domain ({domain}) MX {host.Name} Successful.",
-                            ("domain", domain), ("mx", host.Name), ("dcid", dcid));
-                        if (mode != MtaStsMode.None)
-                            log.Info("mtasts_skipped", $"MTA-STS policy for the domain ({domain}) skipped: DANE succeeded for MX {host.Name}.",
-                                ("domain", domain), ("mx", host.Name), ("dcid", dcid));
-                    }
-                    else if (mode != MtaStsMode.None)
-                        log.Info("mtasts_success", $"MTA-STS policy for the domain ({domain}) Successful.", ("domain", domain), ("dcid", dcid));
-                    return new Session(conn, spool, domain, profile.BounceVerification ? bounceVerification : null);
+                    LogSecured(plan, mode, domain, host.Name, dcid);
+                    return NewSession(new SiteConnection(conn, place, key, result), profile, domain);
                 }
                 lastError = result.Error ?? result.Reply?.DiagnosticText ?? "connection failed";
                 lastStatus = result.EnhancedStatus;
                 await conn.DisposeAsync().ConfigureAwait(false);
+                place.Release();
             }
         }
         var detail = SmtpReplyFormatter.NoReply(lastStatus, lastError ?? "no usable MX host",
             lastStatus.StartsWith("4.4.1") ? "No answer from any hosts listed in MX" : "Delivery not possible");
         throw new DeliveryOpenException(RecipientOutcomeKind.Transient, detail, lastStatus);
+    }
+
+    private void LogSecured(ConnectionSecurity plan, MtaStsMode mode, string domain, string mx, long dcid)
+    {
+        if (plan.GovernedBy == SecuritySource.Dane)
+        {
+            // DANE authenticated this MX: MTA-STS was not applied to it, so it must not be logged as an
+            // MTA-STS success (SPEC §3: "DANE succeeds → MTA-STS skipped").
+            log.Info("dane_success", $"DANE for the domain ({domain}) MX {mx} Successful.", ("domain", domain), ("mx", mx), ("dcid", dcid));
+            if (mode != MtaStsMode.None)
+                log.Info("mtasts_skipped", $"MTA-STS policy for the domain ({domain}) skipped: DANE succeeded for MX {mx}.",
+                    ("domain", domain), ("mx", mx), ("dcid", dcid));
+        }
+        else if (mode != MtaStsMode.None)
+            log.Info("mtasts_success", $"MTA-STS policy for the domain ({domain}) Successful.", ("domain", domain), ("dcid", dcid));
+    }
+
+    private Session NewSession(SiteConnection site, DestinationProfile profile, string domain) =>
+        new(site, spool, domain, profile.BounceVerification ? bounceVerification : null, this, profile.MaxMessagesPerConnection);
+
+    /// <summary>MX roll-up: a parked session to this MX address that satisfies this destination's own plan and still has
+    /// messages left (this profile's max-messages-per-connection). RSET proves it alive (RFC 5321 §4.1.1.5); one that
+    /// fails is discarded and the next one (or a new connection) is used — the mail is not failed for it.</summary>
+    private async Task<MxSites<SiteConnection>.Parked?> TryRollUpAsync(SiteKey key, Func<MxSites<SiteConnection>.Parked, bool> usable,
+        SessionRequest request, CancellationToken ct)
+    {
+        while (_sites.TryTake(key, usable) is { } parked)
+            if (await AliveAsync(parked, request, ct).ConfigureAwait(false)) return parked;
+        return null;
+    }
+
+    /// <summary>RSET on a session taken from the pool; one that fails is discarded (its place is freed).</summary>
+    private async Task<bool> AliveAsync(MxSites<SiteConnection>.Parked parked, SessionRequest request, CancellationToken ct)
+    {
+        bool alive;
+        try
+        {
+            alive = await parked.Item.Conn.ResetAsync(ct).ConfigureAwait(false);
+        }
+        catch
+        {
+            await parked.Item.DisposeAsync().ConfigureAwait(false);
+            throw;
+        }
+        if (alive) return true;
+        log.Info("delivery_reuse_failed", $"DCID {parked.Item.Conn.Dcid} discarded: RSET failed before reuse for domain {request.Domain.Name}",
+            ("dcid", parked.Item.Conn.Dcid), ("domain", request.Domain.Name));
+        await parked.Item.DisposeAsync().ConfigureAwait(false);
+        return false;
+    }
+
+    private async Task<MxSites<SiteConnection>.Grant> AcquireAsync(SiteKey key, int limit, Func<MxSites<SiteConnection>.Parked, bool>? usable,
+        CancellationToken ct)
+    {
+        var wait = _sites.AcquireAsync(key, limit, usable, ct, out var evicted);
+        // Parked sessions at a full address make room for the waiting connection (they are only idle).
+        foreach (var site in evicted) await site.CloseAsync(CancellationToken.None).ConfigureAwait(false);
+        return await wait.ConfigureAwait(false);
+    }
+
+    /// <summary>Parks the session of a destination that has nothing more for it now (MX roll-up), or closes it: roll-up
+    /// off, the connection gone, its messages used up, or another connection waiting for a place at that address. A
+    /// parked session is closed after the connection idle time unless a destination takes it.</summary>
+    private async Task ParkAsync(SiteConnection site, string domain, int maxMessages, CancellationToken ct)
+    {
+        var parked = new MxSites<SiteConnection>.Parked(site.Key, site, domain);
+        if (!_siteOptions.MxRollup || !site.Conn.IsConnected || site.Conn.MessagesSent >= maxMessages || !_sites.TryPark(parked))
+        {
+            await site.CloseAsync(ct).ConfigureAwait(false);
+            return;
+        }
+        log.Debug("delivery_parked", $"DCID {site.Conn.Dcid} idle, kept for domains served by {site.Key.MxHost} (from {domain})",
+            ("dcid", site.Conn.Dcid), ("domain", domain), ("mx", site.Key.MxHost));
+        _ = ExpireAsync(parked);
+    }
+
+    private async Task ExpireAsync(MxSites<SiteConnection>.Parked parked)
+    {
+        await Task.Delay(_siteOptions.IdleTime).ConfigureAwait(false);
+        if (_sites.Remove(parked)) await parked.Item.CloseAsync(CancellationToken.None).ConfigureAwait(false);
+    }
+
+    /// <summary>Gateway stop: QUIT every parked session.</summary>
+    public async ValueTask DisposeAsync()
+    {
+        foreach (var site in _sites.TakeAll()) await site.CloseAsync(CancellationToken.None).ConfigureAwait(false);
     }
 
     /// <summary>The MTA-STS mode to apply (RFC 8461 §5): enforce/testing from a live or cached policy; a resolver
@@ -142,9 +262,14 @@ public sealed class SmtpDeliveryTransport(
     }
 
     /// <param name="tagger">The bounce-verification keys in force, read per message: a kept connection sees a rotation.</param>
-    private sealed class Session(OutboundConnection conn, ISpool spool, string domain, Func<BounceAddressTagger?>? tagger) : IDeliverySession
+    private sealed class Session(SiteConnection site, ISpool spool, string domain, Func<BounceAddressTagger?>? tagger,
+        SmtpDeliveryTransport owner, int maxMessages) : IDeliverySession
     {
+        private readonly OutboundConnection conn = site.Conn;
+
         public string Peer => conn.Peer;
+
+        public int MessagesSent => conn.MessagesSent;
 
         public async Task<JobResult> SendAsync(DeliveryJob job, CancellationToken ct)
         {
@@ -169,10 +294,38 @@ public sealed class SmtpDeliveryTransport(
             return new JobResult(m.Mid, outcomes, result.ConnectionUsable);
         }
 
-        public Task CloseAsync(CancellationToken ct) => conn.CloseAsync(ct);
+        public Task CloseAsync(CancellationToken ct) => site.CloseAsync(ct);
 
-        public ValueTask DisposeAsync() => conn.DisposeAsync();
+        public Task ParkAsync(CancellationToken ct) => owner.ParkAsync(site, domain, maxMessages, ct);
+
+        public ValueTask DisposeAsync() => site.DisposeAsync();
 
         public override string ToString() => $"{domain} via {conn.Peer}";
+    }
+}
+
+/// <param name="MxRollup"><c>mtasts.delivery.mx-rollup</c>: an idle session may carry other destinations' mail (see README).</param>
+/// <param name="IdleTime">How long a parked session waits for a destination (the connection idle time).</param>
+public sealed record DeliverySiteOptions(bool MxRollup = false, TimeSpan IdleTime = default);
+
+/// <summary>An open outbound connection, its place at the MX address (released when it closes) and what it proved.</summary>
+public sealed class SiteConnection(OutboundConnection conn, SiteSlot slot, SiteKey key, ConnectResult connected)
+{
+    public OutboundConnection Conn => conn;
+    public SiteKey Key => key;
+    /// <summary>The connect result (TLS-RPT observes a rolled-up session with it).</summary>
+    public ConnectResult Connected => connected;
+    public SessionSecurity Security { get; } = SessionSecurity.Of(conn);
+
+    public async Task CloseAsync(CancellationToken ct)
+    {
+        try { await conn.CloseAsync(ct).ConfigureAwait(false); }
+        finally { slot.Release(); }
+    }
+
+    public async ValueTask DisposeAsync()
+    {
+        try { await conn.DisposeAsync().ConfigureAwait(false); }
+        finally { slot.Release(); }
     }
 }

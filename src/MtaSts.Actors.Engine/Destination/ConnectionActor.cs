@@ -27,10 +27,12 @@ public sealed class ConnectionActor : UntypedActor
         Akka.Actor.Props.Create(() => new ConnectionActor(request, transport));
 
     // Messages between the destination and its connections (local only, never serialized).
-    public sealed record Ready(long Dcid, string Peer);
+    /// <param name="Sent">Messages the connection already carried (MX roll-up: for another destination).</param>
+    public sealed record Ready(long Dcid, string Peer, int Sent = 0);
     public sealed record OpenFailed(long Dcid, RecipientOutcomeKind Kind, string Detail, string Status);
     public sealed record Done(long Dcid, DeliveryJob Job, JobResult Result);
-    public sealed record Close;
+    /// <param name="Park">Idle: the transport may keep it for other destinations (MX roll-up) instead of QUIT.</param>
+    public sealed record Close(bool Park = false);
     private sealed record Opened(IDeliverySession Session);
     private sealed record Failed(Exception Error);
     private sealed record Closed;
@@ -49,7 +51,7 @@ public sealed class ConnectionActor : UntypedActor
         {
             case Opened o:
                 _session = o.Session;
-                Context.Parent.Tell(new Ready(_request.Dcid, o.Session.Peer));
+                Context.Parent.Tell(new Ready(_request.Dcid, o.Session.Peer, o.Session.MessagesSent));
                 break;
             case Failed f when _session is null:
                 var (kind, detail, status) = f.Error switch
@@ -81,11 +83,11 @@ public sealed class ConnectionActor : UntypedActor
                 Context.Parent.Tell(new Done(_request.Dcid, job2, new JobResult(job2.Message.Mid, outcomes, false)));
                 Context.Stop(Self);
                 break;
-            case Close when _session is not null:
+            case Close c when _session is not null:
                 var s = _session;
                 _session = null;
                 var me = Self;
-                s.CloseAsync(_cts.Token).PipeTo(me, success: () => new Closed(), failure: _ => new Closed());
+                (c.Park ? s.ParkAsync(_cts.Token) : s.CloseAsync(_cts.Token)).PipeTo(me, success: () => new Closed(), failure: _ => new Closed());
                 break;
             case Close:
                 Context.Stop(Self);

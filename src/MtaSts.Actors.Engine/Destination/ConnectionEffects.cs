@@ -27,7 +27,7 @@ public sealed class ConnectionEffects(IActorContext context, Func<ITimerSchedule
                     work.DeliveryStarted();
                     _children[s.Dcid].Tell(s.Job);
                     break;
-                case CloseConnection c: _children[c.Dcid].Tell(new ConnectionActor.Close()); break;
+                case CloseConnection c: _children[c.Dcid].Tell(new ConnectionActor.Close(c.Park)); break;
                 case JournalCount j: counted.Add(j.Counted); break;
                 case JobEnded: work.DeliveryEnded(); break;
                 case WakeIn w: timers().StartSingleTimer("wake", new Wake(), w.Delay); break;

@@ -21,8 +21,9 @@ public abstract record ConnectionEffect;
 public sealed record OpenConnection(long Dcid) : ConnectionEffect;
 /// <summary>Hand a job to the connection (one delivery starts).</summary>
 public sealed record SendJob(long Dcid, DeliveryJob Job) : ConnectionEffect;
-/// <summary>QUIT the connection (its message limit, idle time, or a graceful stop).</summary>
-public sealed record CloseConnection(long Dcid) : ConnectionEffect;
+/// <summary>QUIT the connection (its message limit, idle time, or a graceful stop); <paramref name="Park"/>: MX roll-up,
+/// it is idle — the transport may keep it for other destinations served by the same MX.</summary>
+public sealed record CloseConnection(long Dcid, bool Park = false) : ConnectionEffect;
 /// <summary>Journal recipients counted against the recipient limit (already applied to the state).</summary>
 public sealed record JournalCount(RecipientsCounted Counted) : ConnectionEffect;
 /// <summary>A delivery handed out earlier is over (reported or released).</summary>
@@ -173,10 +174,10 @@ public sealed class ConnectionPlanner(DestinationState state, Func<long> nextDci
         if (limiter?.Available(c.Now) is { } available)
         {
             // At the limit Pump schedules the wake for the next slot; meanwhile the connection idles.
-            if (available <= 0) return Idle(conn, c, fx);
+            if (available <= 0) return Idle(dcid, conn, c, fx);
             want = (int)Math.Min(want, available);
         }
-        if (state.TakeDue(c.Now, want) is not { } next) return Idle(conn, c, fx);
+        if (state.TakeDue(c.Now, want) is not { } next) return Idle(dcid, conn, c, fx);
         var (msg, rcpts) = next;
         if (limiter is not null)
         {
@@ -192,8 +193,18 @@ public sealed class ConnectionPlanner(DestinationState state, Func<long> nextDci
         return true;
     }
 
-    private static bool Idle(Conn conn, PlanContext c, List<ConnectionEffect> fx)
+    private bool Idle(long dcid, Conn conn, PlanContext c, List<ConnectionEffect> fx)
     {
+        if (c.Tuning.MxRollup && (Queue.InFlightCount == 0 || c.Profile.LimitType == LimitType.PerMxIp))
+        {
+            // MX roll-up: a destination with nothing in flight parks its idle connection in the node's pool, where this
+            // or another destination served by the same MX takes it (the transport bounds its idle time there). A busy
+            // destination keeps it for its own next message (measured: parking between its messages costs CPU) —
+            // except under limit-type = mx-ip, where an idle connection holds a place other destinations wait for.
+            conn.Open = false;
+            fx.Add(new CloseConnection(dcid, Park: true));
+            return false;
+        }
         conn.IdleSince = c.Now;
         fx.Add(new IdleCheckIn(c.Tuning.ConnectionIdleTime));
         return false;
@@ -216,13 +227,15 @@ public sealed class ConnectionPlanner(DestinationState state, Func<long> nextDci
         return fx;
     }
 
-    /// <summary>The connection is up: feed it, then plan.</summary>
-    public IReadOnlyList<ConnectionEffect> Ready(long dcid, PlanContext c)
+    /// <summary>The connection is up: feed it, then plan. <paramref name="sent"/>: messages it already carried (a
+    /// rolled-up connection), counted against the profile's max-messages-per-connection.</summary>
+    public IReadOnlyList<ConnectionEffect> Ready(long dcid, PlanContext c, int sent = 0)
     {
         var fx = new List<ConnectionEffect>();
         if (!_conns.TryGetValue(dcid, out var conn)) return fx;
         Opening--;
         conn.Open = conn.Answered = true;
+        conn.Sent = sent;
         Feed(dcid, conn, c, fx);
         Pump(c, fx);
         return fx;

@@ -142,7 +142,7 @@ public sealed class DestinationActor : UntypedPersistentActor, IWithTimers
                 _policy.Answered(p, Now);
                 Run(_plan.Pump(Plan()));
                 break;
-            case ConnectionActor.Ready r: Run(_plan.Ready(r.Dcid, Plan())); break;
+            case ConnectionActor.Ready r: Run(_plan.Ready(r.Dcid, Plan(), r.Sent)); break;
             case ConnectionActor.OpenFailed f:
                 if (_plan.OpenFailed(f.Dcid, f.Kind == RecipientOutcomeKind.Transient, Plan()))
                     // Nothing gets through (DNS, every MX down, TLS required but failed, MTA-STS: no usable MX).

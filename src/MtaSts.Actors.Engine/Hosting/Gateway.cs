@@ -59,6 +59,8 @@ public sealed class Gateway : IAsyncDisposable
     private readonly DataDirectoryLock _dataDirLock;
     private int _stopped;
     private Timer? _resumeTimer;
+    /// <summary>The delivery transport when it keeps parked sessions (MX roll-up): QUIT at stop.</summary>
+    private IAsyncDisposable? _parkedSessions;
     private MembershipGate _membership = null!;
 
     private Gateway(IHost host, SmtpListener listener, ISpool spool, PolicyResolver policy, PolicyStore store,
@@ -260,8 +262,13 @@ public sealed class Gateway : IAsyncDisposable
         var tlsRpt = TlsRptHosting.Create(config.TlsRpt, config.Hostname, dataDir, dns, tlsRptMail, () => watcher.Gateway.Policy.Proxy,
             extraCaBundle, log, clock, undo);
         var transport = overrides.Transport ?? Transport(config, watcher, dns, spool, log, dcids, extraCaBundle, tlsRpt);
+        if (transport is IAsyncDisposable parkedSessions) undo.Push(parkedSessions.DisposeAsync);
         var pending = new PendingIndex();
-        var tuning = (overrides.Tuning ?? new EngineTuning()) with { ConnectionIdleTime = config.Delivery.ConnectionIdleTime };
+        var tuning = (overrides.Tuning ?? new EngineTuning()) with
+        {
+            ConnectionIdleTime = config.Delivery.ConnectionIdleTime,
+            MxRollup = config.Delivery.MxRollup,
+        };
         var bounces = new BounceService(spool, mids, log, config.Hostname, clock);
         IActorRef? policyRef = null;
         Dispatcher dispatcher = null!;
@@ -322,6 +329,7 @@ public sealed class Gateway : IAsyncDisposable
             _membership = membership,
             IsClustered = config.Cluster.IsClustered,
             _work = services.Work,
+            _parkedSessions = transport as IAsyncDisposable,
             TlsRpt = tlsRpt,
         };
     }
@@ -342,7 +350,8 @@ public sealed class Gateway : IAsyncDisposable
             DataTimeout = config.Delivery.DataTimeout,
             LocalAddress = watcher.Gateway.SourceAddressFor(profile.SourceAddress),
             ClientCertificate = LoadClientCertificate(profile.ClientCertificate),
-        }, tlsRpt?.Recorder, () => watcher.Gateway.BounceVerification);
+        }, tlsRpt?.Recorder, () => watcher.Gateway.BounceVerification,
+            new DeliverySiteOptions(config.Delivery.MxRollup, config.Delivery.ConnectionIdleTime));
     }
 
     /// <summary>The actors' host: Akka (single-node cluster by default) with the features <paramref name="features"/> adds.</summary>
@@ -411,6 +420,7 @@ public sealed class Gateway : IAsyncDisposable
             Log.Warning("gateway_stop_deliveries", $"Gateway stopping with {_work.DeliveriesInFlight} SMTP transactions still in flight: " +
                 "their mail is delivered again after the restart if the receiver had accepted it");
         await _host.StopAsync(ct).ConfigureAwait(false);
+        if (_parkedSessions is not null) await _parkedSessions.DisposeAsync().ConfigureAwait(false);
         // Delivered mail must be marked done (and bounces spooled) before the spool closes, or it is re-sent after a restart.
         if (!await _work.WhenIdleAsync(TimeSpan.FromSeconds(30)).ConfigureAwait(false))
             Log.Warning("gateway_stop_pending", "Gateway stopping with finish tasks still running: some delivered mail may be re-sent after the restart");

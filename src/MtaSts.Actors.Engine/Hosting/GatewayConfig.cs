@@ -220,6 +220,11 @@ public sealed record GatewayConfig
                 .FirstOrDefault(p => p.LimitScope == LimitScope.PerGatewayHostname) is { } perNode)
             errors.Add($"destination \"{perNode.Destination}\": limit-scope = per-gateway-hostname is not supported in a cluster: each destination " +
                        "has one owner that counts its limits for the whole cluster (use system-wide)");
+        // Connections per MX address are counted by each node's transport: a per-MX-IP budget for the cluster does not exist.
+        if (cfg.Clustered && cfg.Destinations.Profiles.Profiles.Prepend(cfg.Destinations.Profiles.Default)
+                .FirstOrDefault(p => p.LimitType == LimitType.PerMxIp) is { } perIp)
+            errors.Add($"destination \"{perIp.Destination}\": limit-type = mx-ip is not supported in a cluster: connections per MX IP " +
+                       "address are counted by each node, not for the cluster (use limit-type = domain)");
         if (cfg.Clustered && cfg.ClusterSpoolConnectionString.Length == 0)
             errors.Add("mtasts.cluster.spool.connection-string (or the journal's connection string) must be set in a cluster");
         // A cluster node bound to all interfaces advertises akka.tcp://mtasts@0.0.0.0:PORT unless public-hostname is

@@ -454,6 +454,28 @@ public sealed class OutboundConnection : IAsyncDisposable
         return SmtpReply.FromWire((int)resp.StatusCode, resp.Response);
     }
 
+    /// <summary>RSET on a kept connection before it is used again (MX roll-up): RFC 5321 §4.1.1.5, a clean state, and
+    /// proof that the server is still there. False — the connection is abandoned — when it is gone, refuses, or times out.</summary>
+    public async Task<bool> ResetAsync(CancellationToken ct = default)
+    {
+        if (_client is not { } client || !_usable || !client.IsConnected) return false;
+        try
+        {
+            var r = await CommandAsync(client, "RSET", _options.CommandTimeout, ct).ConfigureAwait(false);
+            if (r.IsPositive)
+            {
+                _transactions = 0; // the next transaction needs no second RSET
+                return true;
+            }
+        }
+        catch (Exception e) when (e is not OperationCanceledException || !ct.IsCancellationRequested)
+        {
+            // gone: abandoned below
+        }
+        await AbandonAsync().ConfigureAwait(false);
+        return false;
+    }
+
     private async Task TryResetAsync(GatewaySmtpClient client, CancellationToken ct)
     {
         if (!_usable || !client.IsConnected) { await AbandonAsync().ConfigureAwait(false); return; }

@@ -1,4 +1,5 @@
 using MtaSts.Actors.Engine.Hosting;
+using MtaSts.Actors.DestinationControls;
 
 namespace MtaSts.Actors.Engine.Tests.Cluster;
 
@@ -52,5 +53,16 @@ public sealed class ClusterConfigTests
         Assert.Contains("per-gateway-hostname is not supported in a cluster", e.Message);
         // The same key is accepted on a single node (where it equals system-wide).
         GatewayConfig.Load(GatewayConfig.DefaultFiles(), "mtasts.destinations.default.limit-scope = per-gateway-hostname");
+    }
+
+    [Fact]
+    public void Per_mx_ip_limits_are_refused_in_a_cluster_because_each_node_counts_its_own_connections()
+    {
+        var e = Assert.Throws<GatewayConfigException>(() => GatewayConfig.Load(Files,
+            "akka.remote.dot-netty.tcp.public-hostname = \"n1\"\nmtasts.destinations.\"a.test\".limit-type = mx-ip"));
+        Assert.Contains("destination \"a.test\": limit-type = mx-ip is not supported in a cluster", e.Message);
+        // Accepted on a single node, where the node's count is the gateway's.
+        Assert.Equal(LimitType.PerMxIp, GatewayConfig.Load(GatewayConfig.DefaultFiles(), "mtasts.destinations.\"a.test\".limit-type = mx-ip")
+            .Destinations.Resolve("a.test").Profile.LimitType);
     }
 }

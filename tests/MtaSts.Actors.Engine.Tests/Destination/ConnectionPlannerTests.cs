@@ -19,6 +19,7 @@ public sealed class ConnectionPlannerTests
         public DateTimeOffset Now { get; set; } = T0;
         public bool Draining { get; set; }
         public bool PolicyReady { get; set; } = true;
+        public EngineTuning Tune { get; set; } = Tuning;
 
         public Rig(int messages, int recipients = 1)
         {
@@ -29,7 +30,7 @@ public sealed class ConnectionPlannerTests
             Plan.Start(Ctx);
         }
 
-        public PlanContext Ctx => new(Profile, Tuning, Now, Draining, () => PolicyReady);
+        public PlanContext Ctx => new(Profile, Tune, Now, Draining, () => PolicyReady);
     }
 
     private static long[] Opened(IEnumerable<ConnectionEffect> fx) => fx.OfType<OpenConnection>().Select(o => o.Dcid).ToArray();
@@ -120,6 +121,54 @@ public sealed class ConnectionPlannerTests
         Assert.Equal([new IdleCheckIn(Tuning.ConnectionIdleTime)], rig.Plan.CloseIdle(rig.Ctx)); // not yet
         rig.Now = T0 + Tuning.ConnectionIdleTime;
         Assert.Equal([new CloseConnection(dcid)], rig.Plan.CloseIdle(rig.Ctx));
+    }
+
+    /// <summary>A reported job: its recipients leave the queue (what the destination applies before the planner's Done).</summary>
+    private static IReadOnlyList<ConnectionEffect> Finish(Rig rig, SendJob job)
+    {
+        rig.State.Apply(new RecipientsCompleted(job.Job.Message.Mid, job.Job.Recipients.Select(r => r.Rid).ToArray()));
+        return rig.Plan.Done(job.Dcid, delivered: true, usable: true, rig.Ctx);
+    }
+
+    [Fact]
+    public void With_MX_roll_up_an_idle_connection_is_parked_once_nothing_is_in_flight_and_one_at_its_message_limit_is_closed()
+    {
+        var rig = new Rig(2) { Tune = Tuning with { MxRollup = true } };
+        var dcids = Opened(rig.Plan.Pump(rig.Ctx));
+        var first = Assert.Single(Sent(rig.Plan.Ready(dcids[0], rig.Ctx)));
+        var second = Assert.Single(Sent(rig.Plan.Ready(dcids[1], rig.Ctx)));
+        // The other message is still in flight: the destination keeps its idle connection for its own next message.
+        var fx = Finish(rig, first);
+        Assert.Contains(new IdleCheckIn(Tuning.ConnectionIdleTime), fx);
+        Assert.DoesNotContain(fx, e => e is CloseConnection);
+        // Nothing in flight any more: the node's pool keeps it for this or another domain served by the same MX.
+        fx = Finish(rig, second);
+        Assert.Contains(new CloseConnection(dcids[1], Park: true), fx);
+        Assert.DoesNotContain(fx, e => e is IdleCheckIn);
+
+        // limit-type = mx-ip: an idle connection holds a place that other destinations wait for: parked at once.
+        var shared = new Rig(2) { Tune = Tuning with { MxRollup = true }, Profile = new DestinationProfile { LimitType = LimitType.PerMxIp } };
+        var two = Opened(shared.Plan.Pump(shared.Ctx));
+        var job = Assert.Single(Sent(shared.Plan.Ready(two[0], shared.Ctx)));
+        shared.Plan.Ready(two[1], shared.Ctx);
+        Assert.Contains(new CloseConnection(two[0], Park: true), Finish(shared, job));
+
+        var full = new Rig(2) { Tune = Tuning with { MxRollup = true }, Profile = new DestinationProfile { MaxConcurrentConnections = 1, MaxMessagesPerConnection = 2 } };
+        var d2 = Opened(full.Plan.Pump(full.Ctx))[0];
+        full.Plan.Ready(d2, full.Ctx);
+        full.Plan.Done(d2, delivered: true, usable: true, full.Ctx);
+        Assert.Contains(new CloseConnection(d2), full.Plan.Done(d2, delivered: true, usable: true, full.Ctx)); // used up: QUIT
+    }
+
+    [Fact]
+    public void A_rolled_up_connection_counts_the_messages_it_already_carried_against_the_message_limit()
+    {
+        var rig = new Rig(3) { Profile = new DestinationProfile { MaxConcurrentConnections = 1, MaxMessagesPerConnection = 3 } };
+        var dcid = Opened(rig.Plan.Pump(rig.Ctx))[0];
+        Assert.Single(Sent(rig.Plan.Ready(dcid, rig.Ctx, sent: 2))); // two for another domain: one left
+        var fx = rig.Plan.Done(dcid, delivered: true, usable: true, rig.Ctx);
+        Assert.Contains(new CloseConnection(dcid), fx);
+        Assert.Empty(Sent(fx));
     }
 
     [Fact]

@@ -63,8 +63,7 @@ public sealed class GatewayConfigTests
     [InlineData("mtasts.listener.auth-max-delay = 1ms", "auth-max-delay")]
     // Moved to the destination profiles; a leftover global value must not be silently ignored.
     [InlineData("mtasts.delivery.max-recipients-per-transaction = 50", "mtasts.delivery.max-recipients-per-transaction is no longer a gateway setting")]
-    // Accepted vendor values that are not built yet are refused at load, naming the setting.
-    [InlineData("mtasts.destinations.default.limit-type = mx-ip", "limit-type = mx-ip is not supported yet")]
+    [InlineData("mtasts.delivery.mx-rollup = sometimes", "mtasts.delivery.mx-rollup = \"sometimes\": expected true or false")]
     // Bounce verification needs keys and our sender domains.
     [InlineData("mtasts.destinations.default.bounce-verification = on", "destination \"default\": bounce-verification = on needs mtasts.bounce-verification.keys")]
     [InlineData("mtasts.bounce-verification { keys = [{ id = 1, secret = \"0123456789abcdef\" }] }", "mtasts.bounce-verification.domains is empty")]
@@ -79,6 +78,13 @@ public sealed class GatewayConfigTests
     {
         var e = Assert.Throws<GatewayConfigException>(() => GatewayConfig.Load(GatewayConfig.DefaultFiles(), hocon));
         Assert.Contains(e.Errors, x => x.Contains(expected, StringComparison.Ordinal));
+    }
+
+    [Fact]
+    public void MX_roll_up_is_on_by_default_and_can_be_turned_off()
+    {
+        Assert.True(GatewayConfig.Load(GatewayConfig.DefaultFiles()).Delivery.MxRollup);
+        Assert.False(GatewayConfig.Load(GatewayConfig.DefaultFiles(), "mtasts.delivery.mx-rollup = off").Delivery.MxRollup);
     }
 
     [Fact]

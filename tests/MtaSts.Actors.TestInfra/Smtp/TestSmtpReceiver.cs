@@ -59,6 +59,7 @@ public sealed class ReceiverSession
     public string? Sni { get; internal set; }
     public int MessagesAccepted { get; internal set; }
     public bool Closed { get; internal set; }
+    internal int Ended;
     /// <summary>Command lines as received (verb and arguments), in order.</summary>
     public IReadOnlyList<string> Commands { get { lock (_commands) return _commands.ToArray(); } }
     internal void Add(string c) { lock (_commands) _commands.Add(c); }
@@ -187,8 +188,15 @@ public sealed class TestSmtpReceiver : IAsyncDisposable
         finally
         {
             session.Closed = true;
-            Interlocked.Decrement(ref _active);
+            EndActive(session);
         }
+    }
+
+    /// <summary>A session stops counting as active once, when it ends or asks to QUIT (before the 221: a client that
+    /// got the 221 and opens its next connection must not see the old one counted).</summary>
+    private void EndActive(ReceiverSession s)
+    {
+        if (Interlocked.Exchange(ref s.Ended, 1) == 0) Interlocked.Decrement(ref _active);
     }
 
     private void Accept(ReceivedMessage m, ReceiverSession s)
@@ -324,6 +332,7 @@ public sealed class TestSmtpReceiver : IAsyncDisposable
                         await _io.WriteAsync("250 2.0.0 ok", ct).ConfigureAwait(false);
                         break;
                     case "QUIT":
+                        owner.EndActive(info);
                         await _io.WriteAsync("221 2.0.0 bye", ct).ConfigureAwait(false);
                         return;
                     default:

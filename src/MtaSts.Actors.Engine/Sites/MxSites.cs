@@ -1,0 +1,222 @@
+using System.Net;
+
+namespace MtaSts.Actors.Engine.Sites;
+
+/// <summary>Where a parked session may be reused: the same MX host name, address and port, from the same source address,
+/// with the same EHLO name and client certificate (the identity the server saw, RFC 5321 §4.1.1.1).</summary>
+public sealed record SiteKey(string MxHost, IPEndPoint Mx, IPAddress? Source, string HeloName, string? ClientCertificate)
+{
+    public bool Equals(SiteKey? other) => other is not null && string.Equals(MxHost, other.MxHost, StringComparison.OrdinalIgnoreCase)
+        && Mx.Equals(other.Mx) && Equals(Source, other.Source) && HeloName == other.HeloName && ClientCertificate == other.ClientCertificate;
+
+    public override int GetHashCode() => HashCode.Combine(MxHost.ToLowerInvariant(), Mx, Source, HeloName, ClientCertificate);
+}
+
+/// <summary>A connection's place at an MX address (see <see cref="MxSites{T}.AcquireAsync"/>); released once, when the
+/// connection is closed.</summary>
+public sealed class SiteSlot
+{
+    private readonly Action _release;
+    private int _released;
+
+    internal SiteSlot(Action release) => _release = release;
+
+    public void Release()
+    {
+        if (Interlocked.Exchange(ref _released, 1) == 0) _release();
+    }
+}
+
+/// <summary>
+/// The node's delivery sites, without I/O: the connections open per MX address (<c>limit-type = mx-ip</c>: the
+/// profile's max-concurrent-connections applies per MX IP address, shared by every destination whose MX resolves to
+/// it) and the idle sessions parked for MX roll-up. Thread-safe with short locks and no I/O under them; the transport
+/// does the network work. Per node: in a cluster each node counts and pools its own connections.
+/// </summary>
+/// <typeparam name="T">The pooled session (the transport's connection; a plain object in tests).</typeparam>
+public sealed class MxSites<T> where T : class
+{
+    /// <summary>A session waiting in the pool; <see cref="Domain"/> is the destination that parked it. Compared by
+    /// reference: the idle timer of one parking must not remove a later parking of the same session.</summary>
+    public sealed class Parked(SiteKey key, T item, string domain)
+    {
+        public SiteKey Key => key;
+        public T Item => item;
+        public string Domain => domain;
+    }
+
+    /// <summary>What a waiting connection gets: a place of its own, or a parked session it can use (which keeps its place).</summary>
+    public sealed record Grant(SiteSlot? Slot, Parked? Session);
+
+    private sealed record Waiter(SiteKey Key, int Limit, Func<Parked, bool>? Usable, TaskCompletionSource<Grant> Done);
+
+    private readonly object _gate = new();
+    private readonly Dictionary<IPEndPoint, int> _open = new();
+    private readonly Dictionary<IPEndPoint, LinkedList<Waiter>> _waiting = new();
+    private readonly Dictionary<SiteKey, List<Parked>> _parked = new();
+
+    /// <summary>Connections counted at <paramref name="mx"/> (opening, busy or parked).</summary>
+    public int OpenAt(IPEndPoint mx)
+    {
+        lock (_gate) return _open.GetValueOrDefault(mx);
+    }
+
+    public int ParkedCount
+    {
+        get { lock (_gate) return _parked.Values.Sum(l => l.Count); }
+    }
+
+    public int WaitingAt(IPEndPoint mx)
+    {
+        lock (_gate) return _waiting.TryGetValue(mx, out var w) ? w.Count : 0;
+    }
+
+    /// <summary>A place for one more connection at <paramref name="key"/>'s address, given at once while fewer than
+    /// <paramref name="limit"/> are counted there, else in arrival order as places free up (int.MaxValue: never waits,
+    /// only counted). Meanwhile a session parked for the same key that <paramref name="usable"/> accepts is handed over
+    /// instead (MX roll-up: it already holds a place). A waiter makes room: the sessions parked at that address (it could
+    /// not use them) are handed back in <paramref name="evicted"/> for the caller to close, which frees their places.</summary>
+    public Task<Grant> AcquireAsync(SiteKey key, int limit, Func<Parked, bool>? usable, CancellationToken ct, out IReadOnlyList<T> evicted)
+    {
+        evicted = [];
+        var mx = key.Mx;
+        lock (_gate)
+        {
+            var open = _open.GetValueOrDefault(mx);
+            if (open < limit && !_waiting.ContainsKey(mx))
+            {
+                _open[mx] = open + 1;
+                return Task.FromResult(new Grant(NewSlot(mx), null));
+            }
+            var waiter = new Waiter(key, limit, usable, new TaskCompletionSource<Grant>(TaskCreationOptions.RunContinuationsAsynchronously));
+            if (!_waiting.TryGetValue(mx, out var queue)) _waiting[mx] = queue = new LinkedList<Waiter>();
+            var node = queue.AddLast(waiter);
+            evicted = EvictAt(mx);
+            if (ct.CanBeCanceled)
+                ct.Register(() =>
+                {
+                    lock (_gate)
+                    {
+                        if (node.List is null) return; // already given a place
+                        queue.Remove(node);
+                        if (queue.Count == 0) _waiting.Remove(mx);
+                    }
+                    waiter.Done.TrySetCanceled(ct);
+                });
+            return waiter.Done.Task;
+        }
+    }
+
+    private List<T> EvictAt(IPEndPoint mx)
+    {
+        var evicted = new List<T>();
+        foreach (var (key, list) in _parked.Where(p => p.Key.Mx.Equals(mx)).ToList())
+        {
+            evicted.AddRange(list.Select(p => p.Item));
+            _parked.Remove(key);
+        }
+        return evicted;
+    }
+
+    private SiteSlot NewSlot(IPEndPoint mx) => new(() => Release(mx));
+
+    private void Release(IPEndPoint mx)
+    {
+        var granted = new List<(Waiter, Grant)>();
+        lock (_gate)
+        {
+            var open = _open.GetValueOrDefault(mx) - 1;
+            if (_waiting.TryGetValue(mx, out var queue))
+            {
+                // In arrival order; a waiter with a lower limit than the places taken waits on, later ones may go.
+                for (var n = queue.First; n is not null;)
+                {
+                    var next = n.Next;
+                    if (open < n.Value.Limit)
+                    {
+                        queue.Remove(n);
+                        open++;
+                        granted.Add((n.Value, new Grant(NewSlot(mx), null)));
+                    }
+                    n = next;
+                }
+                if (queue.Count == 0) _waiting.Remove(mx);
+            }
+            if (open <= 0) _open.Remove(mx);
+            else _open[mx] = open;
+        }
+        // A waiter taken out of the queue under the lock is no longer cancelled by its token (see AcquireAsync).
+        foreach (var (waiter, grant) in granted) waiter.Done.TrySetResult(grant);
+    }
+
+    /// <summary>Parks an idle session for other destinations, or hands it straight to the first connection waiting at
+    /// that address that can use it. False — close it instead — when connections wait there but none can use it (the
+    /// parked one would only keep them out).</summary>
+    public bool TryPark(Parked parked)
+    {
+        Waiter? taker = null;
+        lock (_gate)
+        {
+            if (_waiting.TryGetValue(parked.Key.Mx, out var queue))
+            {
+                for (var n = queue.First; n is not null && taker is null; n = n.Next)
+                    if (n.Value.Key.Equals(parked.Key) && n.Value.Usable?.Invoke(parked) == true)
+                    {
+                        taker = n.Value;
+                        queue.Remove(n);
+                    }
+                if (queue.Count == 0) _waiting.Remove(parked.Key.Mx);
+                if (taker is null) return false;
+            }
+            else
+            {
+                if (!_parked.TryGetValue(parked.Key, out var list)) _parked[parked.Key] = list = new List<Parked>();
+                list.Add(parked);
+                return true;
+            }
+        }
+        taker.Done.TrySetResult(new Grant(null, parked));
+        return true;
+    }
+
+    /// <summary>Takes the most recently parked session at <paramref name="key"/> that <paramref name="usable"/> accepts
+    /// (the requesting destination's requirements), or null.</summary>
+    public Parked? TryTake(SiteKey key, Func<Parked, bool> usable)
+    {
+        lock (_gate)
+        {
+            if (!_parked.TryGetValue(key, out var list)) return null;
+            for (var i = list.Count - 1; i >= 0; i--)
+            {
+                if (!usable(list[i])) continue;
+                var taken = list[i];
+                list.RemoveAt(i);
+                if (list.Count == 0) _parked.Remove(key);
+                return taken;
+            }
+            return null;
+        }
+    }
+
+    /// <summary>Removes a parked session (its idle time is over). False when another destination took it meanwhile.</summary>
+    public bool Remove(Parked parked)
+    {
+        lock (_gate)
+        {
+            if (!_parked.TryGetValue(parked.Key, out var list) || !list.Remove(parked)) return false;
+            if (list.Count == 0) _parked.Remove(parked.Key);
+            return true;
+        }
+    }
+
+    /// <summary>Empties the pool (gateway stop); the caller closes what it gets.</summary>
+    public IReadOnlyList<T> TakeAll()
+    {
+        lock (_gate)
+        {
+            var all = _parked.Values.SelectMany(l => l.Select(p => p.Item)).ToList();
+            _parked.Clear();
+            return all;
+        }
+    }
+}

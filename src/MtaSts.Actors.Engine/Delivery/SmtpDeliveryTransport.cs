@@ -53,6 +53,7 @@ public sealed class SmtpDeliveryTransport(
         var rpt = profile.HasSmtpRoute ? null : tlsRpt;
         var policyFailure = policy is null ? (request.Policy as PolicyResolution)?.FailureType : null;
         string? lastError = null;
+        SmtpReply? lastReply = null;
         var lastStatus = "4.4.1";
         var first = true;
         foreach (var host in resolution.Hosts)
@@ -109,13 +110,14 @@ public sealed class SmtpDeliveryTransport(
                     return new Session(conn, spool, domain, profile.BounceVerification ? bounceVerification : null);
                 }
                 lastError = result.Error ?? result.Reply?.DiagnosticText ?? "connection failed";
+                lastReply = result.Reply is { IsNoReply: false } refusal ? refusal : null;
                 lastStatus = result.EnhancedStatus;
                 await conn.DisposeAsync().ConfigureAwait(false);
             }
         }
         var detail = SmtpReplyFormatter.NoReply(lastStatus, lastError ?? "no usable MX host",
             lastStatus.StartsWith("4.4.1") ? "No answer from any hosts listed in MX" : "Delivery not possible");
-        throw new DeliveryOpenException(RecipientOutcomeKind.Transient, detail, lastStatus);
+        throw new DeliveryOpenException(RecipientOutcomeKind.Transient, detail, lastStatus, lastReply);
     }
 
     /// <summary>The MTA-STS mode to apply (RFC 8461 §5): enforce/testing from a live or cached policy; a resolver

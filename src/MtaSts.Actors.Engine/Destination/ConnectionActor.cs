@@ -28,7 +28,8 @@ public sealed class ConnectionActor : UntypedActor
 
     // Messages between the destination and its connections (local only, never serialized).
     public sealed record Ready(long Dcid, string Peer);
-    public sealed record OpenFailed(long Dcid, RecipientOutcomeKind Kind, string Detail, string Status);
+    /// <param name="Reply">The receiver's refusal (banner, EHLO) when there was one: throttling rules match it.</param>
+    public sealed record OpenFailed(long Dcid, RecipientOutcomeKind Kind, string Detail, string Status, SmtpReply? Reply = null);
     public sealed record Done(long Dcid, DeliveryJob Job, JobResult Result);
     public sealed record Close;
     private sealed record Opened(IDeliverySession Session);
@@ -58,7 +59,7 @@ public sealed class ConnectionActor : UntypedActor
                     OperationCanceledException => (RecipientOutcomeKind.Transient, "connection timed out", "4.4.2"),
                     _ => (RecipientOutcomeKind.Transient, f.Error.Message, "4.4.0"),
                 };
-                Context.Parent.Tell(new OpenFailed(_request.Dcid, kind, detail, status));
+                Context.Parent.Tell(new OpenFailed(_request.Dcid, kind, detail, status, (f.Error as DeliveryOpenException)?.Reply));
                 Context.Stop(Self);
                 break;
             case DeliveryJob job when _session is not null:

@@ -290,7 +290,7 @@ public sealed class Gateway : IAsyncDisposable
         var akkaConfig = AkkaConfig(config, dataDir);
         IActorRef? policyRef = null;
         var services = new DeliveryServices(transport, spool, log, dcids,
-            domain => Settings(watcher.Current, domain), bounces, clock, () => policyRef, tuning);
+            domain => Settings(watcher.Gateway, domain), bounces, clock, () => policyRef, tuning);
 
         var builder = Host.CreateApplicationBuilder(new HostApplicationBuilderSettings { DisableDefaults = true });
         // The embedding process owns SIGTERM/SIGINT (serve drains deliveries, then stops the actors): the host's default
@@ -511,10 +511,10 @@ public sealed class Gateway : IAsyncDisposable
         LenientContentType = config.LenientContentType || config.LenientContentTypeDomains.Contains(domain),
     };
 
-    private static DestinationSettings Settings(DestinationConfig config, DestinationDomain domain)
+    private static DestinationSettings Settings(GatewayConfig config, DestinationDomain domain)
     {
-        var (profile, bounce) = config.Resolve(domain);
-        return new DestinationSettings(profile, bounce);
+        var (profile, bounce) = config.Destinations.Resolve(domain);
+        return new DestinationSettings(profile, bounce, config.Throttle.For(profile));
     }
 
     private static Func<string, IReadOnlyList<HostPort>?> OverrideMap(IReadOnlyDictionary<string, IReadOnlyList<HostPort>> map) =>

@@ -3,6 +3,7 @@ using System.Net;
 using Akka.Configuration;
 using MtaSts.Actors.Configuration;
 using MtaSts.Actors.DestinationControls;
+using MtaSts.Actors.DestinationControls.Throttling;
 using MtaSts.Actors.Logging;
 using MtaSts.Actors.Smtp.Batv;
 using MtaSts.Actors.Smtp.Intake;
@@ -80,6 +81,9 @@ public sealed record GatewayConfig
 
     /// <summary>mtasts.tls-rpt: RFC 8460 reporting (off by default).</summary>
     public MtaSts.Actors.TlsRpt.TlsRptOptions TlsRpt { get; init; } = new();
+
+    /// <summary>mtasts.throttle: reply-driven throttling rules (global and built-in; profiles add their own).</summary>
+    public ThrottleOptions Throttle { get; init; } = new();
 
     /// <summary>mtasts.bounce-verification: the keys and our sender domains; null when no key is configured (then no
     /// destination profile may set bounce-verification = on).</summary>
@@ -260,6 +264,7 @@ public sealed record GatewayConfig
             DestConfigImported = imported,
             BounceVerification = bounceVerification,
             TlsRpt = MtaSts.Actors.TlsRpt.TlsRptOptions.Read(mtasts.Section("tls-rpt")),
+            Throttle = ThrottleOptions.Read(mtasts.Section("throttle")),
         };
         if (cfg.ExtraCaBundle is not null && !File.Exists(cfg.ExtraCaBundle))
             errors.Add($"mtasts.policy.extra-ca-bundle: file not found: {cfg.ExtraCaBundle}");

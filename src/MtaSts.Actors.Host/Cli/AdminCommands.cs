@@ -607,7 +607,7 @@ internal static class AdminCommands
     {
         var limits = new[]
         {
-            Str(t, "connections") is { } c ? (c == "0" ? "suspended" : $"{c} connections") : null,
+            Str(t, "connections") is { } c ? c switch { "0" => "suspended", "1" => "1 connection", _ => $"{c} connections" } : null,
             Str(t, "rate") is { } r ? $"{r} messages/min" : null,
         }.Where(x => x is not null);
         var phase = t.TryGetProperty("ramping", out var ramping) && ramping.ValueKind == JsonValueKind.True ? "ramping back" : $"held until {When(t, "hold_until")}";

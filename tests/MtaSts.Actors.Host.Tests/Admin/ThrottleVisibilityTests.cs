@@ -1,0 +1,92 @@
+using System.Net.Http.Headers;
+using System.Text.Json;
+using System.Text.RegularExpressions;
+using MailKit.Net.Smtp;
+using MimeKit;
+using MtaSts.Actors.Admin;
+using MtaSts.Actors.Engine.Hosting;
+using MtaSts.Actors.TestInfra.Smtp;
+
+namespace MtaSts.Actors.Host.Tests.Admin;
+
+/// <summary>
+/// A destination throttled by a receiver's reply is shown where destinations are shown: the admin API (queue row and
+/// status), the CLI's <c>queue show</c> and the metric. In process: a gateway and its admin endpoint; the receiver
+/// greets every session with "421 4.7.0 Too many connections from your IP" (the built-in too-many-connections rule).
+/// </summary>
+public sealed class ThrottleVisibilityTests : IAsyncLifetime
+{
+    private const string Token = "test-admin-token-throttle-0123";
+    private readonly string _dir = Path.Combine(Path.GetTempPath(), "mtasts-throttle-admin-" + Guid.NewGuid().ToString("N"));
+    private TestSmtpReceiver _mx = null!;
+    private Gateway _gw = null!;
+
+    public async Task InitializeAsync()
+    {
+        _mx = TestSmtpReceiver.Start(new TestSmtpReceiverOptions { OfferStartTls = false });
+        _mx.ReplyAt(SmtpPhase.Banner, "421 4.7.0 Too many connections from your IP");
+        _gw = await Gateway.StartAsync(GatewayConfig.Load(GatewayConfig.DefaultFiles(), $$"""
+            mtasts {
+              data-dir = "{{Path.Combine(_dir, "data").Replace("\\", "/")}}"
+              listener.endpoints = ["127.0.0.1:0"]
+              delivery.mx-override { "*" = "127.0.0.1:{{_mx.Port}}" }
+              log.text = ""
+            }
+            mtasts.destinations.default { tls-support = none, mta-sts = off }
+            """));
+    }
+
+    [Fact]
+    public async Task A_throttled_destination_shows_its_rule_and_limits_in_the_api_the_cli_and_the_metrics()
+    {
+        await using var admin = await AdminServer.StartAsync(_gw, AdminOptions.FromHocon(Akka.Configuration.ConfigurationFactory.ParseString(
+            $"mtasts.admin {{ endpoints = [\"127.0.0.1:0\"], token = \"{Token}\" }}")));
+        using var http = new HttpClient { BaseAddress = admin.Urls[0] };
+        http.DefaultRequestHeaders.Authorization = new AuthenticationHeaderValue("Bearer", Token);
+
+        var msg = new MimeMessage();
+        msg.From.Add(MailboxAddress.Parse("app@sender.test"));
+        msg.To.Add(MailboxAddress.Parse("someone@throttled.test"));
+        msg.Subject = "throttle";
+        msg.Body = new TextPart("plain") { Text = "hello" };
+        using (var client = new SmtpClient())
+        {
+            await client.ConnectAsync("127.0.0.1", _gw.SmtpEndpoints[0].Port, MailKit.Security.SecureSocketOptions.None);
+            await client.SendAsync(msg);
+            await client.DisconnectAsync(true);
+        }
+
+        JsonElement row = default, status = default;
+        var deadline = DateTime.UtcNow + TimeSpan.FromMinutes(1);
+        while (row.ValueKind != JsonValueKind.Object)
+        {
+            using var doc = JsonDocument.Parse(await http.GetStringAsync("api/queue/throttled.test"));
+            if (doc.RootElement.GetProperty("destination") is { ValueKind: JsonValueKind.Object } d
+                && d.GetProperty("throttle").ValueKind == JsonValueKind.Object)
+                (row, status) = (d.Clone(), doc.RootElement.GetProperty("status").Clone());
+            Assert.True(DateTime.UtcNow < deadline, "the destination was not throttled");
+            await Task.Delay(100);
+        }
+        var throttle = row.GetProperty("throttle");
+        Assert.Equal("too-many-connections", throttle.GetProperty("rule").GetString());
+        Assert.Equal("421 4.7.0 Too many connections from your IP", throttle.GetProperty("reply").GetString());
+        Assert.Equal(1, throttle.GetProperty("connections").GetInt32());
+        Assert.False(throttle.GetProperty("ramping").GetBoolean());
+        Assert.Equal("too-many-connections", status.GetProperty("throttle").GetProperty("rule").GetString());
+
+        var metrics = await http.GetStringAsync("metrics");
+        Assert.Matches(new Regex(@"^mtasts_destination_throttled_total\{destination=""throttled\.test"",rule=""too-many-connections""\} [1-9]",
+            RegexOptions.Multiline), metrics);
+
+        var cli = await CliRun.RunAsync(null, "queue", "show", "throttled.test", "--admin", admin.Urls[0].ToString().TrimEnd('/'), "--token", Token);
+        Assert.True(cli.Exit == 0, cli.ToString());
+        Assert.Contains("throttled by rule too-many-connections (421 4.7.0 Too many connections from your IP): 1 connection, held until", cli.Stdout);
+    }
+
+    public async Task DisposeAsync()
+    {
+        await _gw.DisposeAsync();
+        await _mx.DisposeAsync();
+        try { Directory.Delete(_dir, recursive: true); } catch (IOException) { } catch (UnauthorizedAccessException) { }
+    }
+}

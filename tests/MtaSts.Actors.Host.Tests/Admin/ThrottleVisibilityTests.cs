@@ -2,6 +2,7 @@ using System.Net.Http.Headers;
 using System.Text.Json;
 using System.Text.RegularExpressions;
 using MailKit.Net.Smtp;
+using Microsoft.Playwright;
 using MimeKit;
 using MtaSts.Actors.Admin;
 using MtaSts.Actors.Engine.Hosting;
@@ -81,6 +82,24 @@ public sealed class ThrottleVisibilityTests : IAsyncLifetime
         var cli = await CliRun.RunAsync(null, "queue", "show", "throttled.test", "--admin", admin.Urls[0].ToString().TrimEnd('/'), "--token", Token);
         Assert.True(cli.Exit == 0, cli.ToString());
         Assert.Contains("throttled by rule too-many-connections (421 4.7.0 Too many connections from your IP): 1 connection, held until", cli.Stdout);
+
+        // The status page (Debian's chromium, as AdminPageTests): the queue row and the destination's detail.
+        Assert.True(File.Exists("/usr/bin/chromium"), "chromium missing: run tests/setup-env.sh");
+        using var playwright = await Playwright.CreateAsync();
+        await using var browser = await playwright.Chromium.LaunchAsync(new BrowserTypeLaunchOptions
+        {
+            ExecutablePath = "/usr/bin/chromium", Headless = true, Args = ["--no-sandbox", "--disable-gpu"],
+        });
+        var page = await browser.NewPageAsync();
+        page.SetDefaultTimeout(60_000);
+        await page.GotoAsync(admin.Urls[0].ToString());
+        await page.Locator("#token").FillAsync(Token);
+        await page.Locator("#connect").ClickAsync();
+        var pageRow = page.Locator("#queue tr.dest[data-domain='throttled.test']");
+        await pageRow.WaitForAsync();
+        await page.WaitForFunctionAsync("() => document.querySelector(\"#queue tr.dest[data-domain='throttled.test']\").textContent.includes('throttled (too-many-connections)')");
+        await pageRow.ClickAsync();
+        await page.WaitForFunctionAsync("() => document.querySelector('#detail-state').textContent.startsWith('throttled by rule too-many-connections (421 4.7.0 Too many connections from your IP): 1 connection,')");
     }
 
     public async Task DisposeAsync()

@@ -1,4 +1,5 @@
 using System.Globalization;
+using System.Text.Json.Serialization;
 using System.Text.RegularExpressions;
 
 namespace MtaSts.Actors.DestinationControls.Throttling;
@@ -35,7 +36,10 @@ public sealed record ThrottleRule
     /// <summary>Enhanced status code prefix by components (<c>[4, 7, 28]</c>); null = any.</summary>
     public IReadOnlyList<int>? Enhanced { get; init; }
     /// <summary>Case-insensitive regular expression on the reply text (the lines joined by spaces); null = any.</summary>
+    [JsonIgnore]
     public Regex? Text { get; init; }
+    /// <summary>The pattern of <see cref="Text"/> as configured (what the admin API shows).</summary>
+    public string? Pattern => Text?.ToString();
     public ThrottleAction Action { get; init; }
     /// <summary><see cref="ThrottleAction.LimitConnections"/>: the connection limit (1..1000), or null with a factor.</summary>
     public int? Connections { get; init; }

@@ -34,6 +34,7 @@ public sealed class ThrottleVisibilityTests : IAsyncLifetime
               log.text = ""
             }
             mtasts.destinations.default { tls-support = none, mta-sts = off }
+            mtasts.destinations."throttled.test".throttle-rules = [{ name = never-on-5xx, code = 5xx, text = "blocked", action = none }]
             """));
     }
 
@@ -74,6 +75,13 @@ public sealed class ThrottleVisibilityTests : IAsyncLifetime
         Assert.Equal(1, throttle.GetProperty("connections").GetInt32());
         Assert.False(throttle.GetProperty("ramping").GetBoolean());
         Assert.Equal("too-many-connections", status.GetProperty("throttle").GetProperty("rule").GetString());
+
+        using (var profile = JsonDocument.Parse(await http.GetStringAsync("api/profiles/throttled.test")))
+        {
+            var rule = Assert.Single(profile.RootElement.GetProperty("throttle_rules").EnumerateArray());
+            Assert.Equal("never-on-5xx", rule.GetProperty("name").GetString());
+            Assert.Equal("blocked", rule.GetProperty("pattern").GetString());
+        }
 
         var metrics = await http.GetStringAsync("metrics");
         Assert.Matches(new Regex(@"^mtasts_destination_throttled_total\{destination=""throttled\.test"",rule=""too-many-connections""\} [1-9]",

@@ -30,7 +30,7 @@ public sealed class ThrottlingEndToEndTests(ITestOutputHelper output)
             mtasts.destinations.default { max-concurrent-connections = 8
               max-messages-per-connection = 1000 }
             mtasts.throttle.rules = [{ name = test-slow-down, code = 421, text = "slow down", action = limit-connections,
-              connections = 2, duration = 3s, ramp-step = 500ms }]
+              connections = 2, duration = 4s, ramp-step = 500ms }]
             """);
         await SendManyAsync(gw, "throttle.test", 300);
 
@@ -51,11 +51,12 @@ public sealed class ThrottlingEndToEndTests(ITestOutputHelper output)
         Assert.Equal("test-slow-down", status.Throttle?.Rule);
         Assert.Equal(2, status.Throttle?.Connections);
 
-        // While the rule holds (3 s from its last firing): at most 2 sessions at the receiver, once the connections
-        // that were busy at the cut have reported and closed.
-        await Task.Delay(TimeSpan.FromMilliseconds(700));
+        // While the rule holds (4 s from its last firing): at most 2 sessions at the receiver, once the connections
+        // that were busy at the cut have reported and closed (1 s; a transaction takes 250 ms). The window ends 1 s
+        // before the hold does: the ramp must not be in it even when this machine is slow.
+        await Task.Delay(TimeSpan.FromSeconds(1));
         mx.TakePeakSessions();
-        await Task.Delay(fired + TimeSpan.FromSeconds(2.7) - DateTime.UtcNow is { Ticks: > 0 } rest ? rest : TimeSpan.Zero);
+        await Task.Delay(fired + TimeSpan.FromSeconds(3) - DateTime.UtcNow is { Ticks: > 0 } rest ? rest : TimeSpan.Zero);
         var held = mx.TakePeakSessions();
         Assert.InRange(held, 1, 2);
 

@@ -110,6 +110,26 @@ public sealed class ThrottleVisibilityTests : IAsyncLifetime
         await page.WaitForFunctionAsync("() => document.querySelector('#detail-state').textContent.startsWith('throttled by rule too-many-connections (421 4.7.0 Too many connections from your IP): 1 connection,')");
     }
 
+    [Fact]
+    public async Task Config_prints_the_throttle_rules_and_refuses_a_bad_one_naming_its_key()
+    {
+        Directory.CreateDirectory(_dir);
+        var conf = Path.Combine(_dir, "throttle.conf");
+        await File.WriteAllTextAsync(conf, """
+            mtasts.throttle.rules = [{ name = slow, code = 421, text = "slow down", action = limit-connections, factor = 0.5, duration = 5m }]
+            mtasts.destinations."gmail.com".throttle-rules = [{ name = g, code = 421, enhanced = "4.7.28", action = suspend, duration = 2m }]
+            """);
+        var ok = await CliRun.RunAsync(null, "config", "--config", conf);
+        Assert.True(ok.Exit == 0, ok.ToString());
+        Assert.Contains("throttle-rules g", ok.Stdout);
+        Assert.Contains("throttle rules (mtasts.throttle): slow (limit-connections x0.5 for 5m); built-ins on: gmail-rate-limited,", ok.Stdout);
+
+        await File.WriteAllTextAsync(conf, "mtasts.throttle.rules = [{ name = slow, code = 421, action = limit-connections, factor = 1.5, duration = 5m }]");
+        var bad = await CliRun.RunAsync(null, "config", "--config", conf);
+        Assert.Equal(2, bad.Exit);
+        Assert.Contains("mtasts.throttle.rules[0].factor = 1.5: outside (0, 1]", bad.Stdout + bad.Stderr);
+    }
+
     public async Task DisposeAsync()
     {
         await _gw.DisposeAsync();

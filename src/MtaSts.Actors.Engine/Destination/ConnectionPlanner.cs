@@ -78,9 +78,9 @@ public sealed class ConnectionPlanner(DestinationState state, Func<long> nextDci
     {
         var fx = new List<ConnectionEffect>();
         if (c.Throttle is not { Rules.Count: > 0 } rules) return fx;
-        foreach (var reply in replies.Distinct())
+        foreach (var reply in replies) // usually one reply per recipient, mostly 250s: no rule looks past the code
         {
-            if (reply is null || reply.IsNoReply || rules.Match(reply.Code, reply.Enhanced?.ToString(), reply.Text) is not { } rule) continue;
+            if (reply is null || reply.Code < 400 || rules.Match(reply.Code, reply.Enhanced?.ToString(), reply.Text) is not { } rule) continue;
             if (Throttle.Decide(rule, reply.DiagnosticText, Live, c.Profile.MaxConcurrentConnections, c.Now) is { } change)
             {
                 Throttle.Apply(change);

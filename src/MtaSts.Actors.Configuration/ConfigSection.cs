@@ -22,6 +22,9 @@ public interface IConfigSource
     /// is itself an object or a list is null; an item that is not an object is null); null when the path is not set or
     /// is not a list. Sources without lists of objects keep the default.</summary>
     IReadOnlyList<IReadOnlyList<KeyValuePair<string, string?>>?>? Objects(string path) => null;
+
+    /// <summary>The keys of the object at <paramref name="path"/> (null when unknown to this source).</summary>
+    IReadOnlyList<string>? Keys(string path) => null;
 }
 
 /// <summary>One section of the gateway's configuration (e.g. <c>mtasts.listener</c>) as the feature that owns it
@@ -52,6 +55,14 @@ public sealed class ConfigSection(IConfigSource source, string path, List<string
         var items = source.Objects(Key(key));
         if (items is null) errors.Add($"{Key(key)} must be a list of objects [ {{ ... }}, {{ ... }} ]");
         return items;
+    }
+
+    /// <summary>Records an error for every key of this section that is not in <paramref name="known"/> (a typo must not
+    /// fall back to a default silently). Sources that cannot list keys check nothing.</summary>
+    public void RefuseUnknownKeys(params string[] known)
+    {
+        foreach (var key in source.Keys(path) ?? [])
+            if (!known.Contains(key)) errors.Add($"{Key(key)}: unknown setting (known: {string.Join(", ", known)})");
     }
 
     /// <summary>The full name of <paramref name="key"/> in this section (for error messages).</summary>

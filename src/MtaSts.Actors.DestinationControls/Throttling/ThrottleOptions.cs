@@ -17,6 +17,7 @@ public sealed record ThrottleOptions
     public static ThrottleOptions Read(ConfigSection section)
     {
         var d = new ThrottleOptions();
+        section.RefuseUnknownKeys(BuiltinKey, RulesKey);
         var builtin = section.Get(BuiltinKey, d.Builtin, s => s.Trim().ToLowerInvariant() switch
         {
             "on" or "true" or "yes" => true,

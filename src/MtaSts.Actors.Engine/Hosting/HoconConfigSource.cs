@@ -29,6 +29,9 @@ public sealed class HoconConfigSource(Config hocon) : IConfigSource
             : null).ToArray();
     }
 
+    public IReadOnlyList<string>? Keys(string path) =>
+        hocon.HasPath(path) && hocon.GetValue(path) is { } v && v.IsObject() ? v.GetObject().Items.Keys.ToArray() : null;
+
     /// <summary>The text of a single value; null for an object or a list.</summary>
     public static string? Scalar(HoconValue v) =>
         v.IsObject() || v.IsArray() || (v.Values.Count > 0 && v.Values[0] is HoconArray) || !v.IsString() ? null : v.GetString();

@@ -141,6 +141,7 @@ public sealed class GatewayConfigTests
     [InlineData("mtasts.throttle.rules = [{ name = a, code = 421, action = suspend, duration = 0s }]", "mtasts.throttle.rules[0].duration = 0s: out of range")]
     [InlineData("mtasts.throttle.rules = on", "mtasts.throttle.rules must be a list of objects")]
     [InlineData("mtasts.throttle.builtin = maybe", "mtasts.throttle.builtin = \"maybe\": expected on or off")]
+    [InlineData("mtasts.throttle.rule = []", "mtasts.throttle.rule: unknown setting (known: builtin, rules)")]
     public void A_bad_throttle_setting_is_refused_at_load_naming_the_key(string hocon, string expected)
     {
         var e = Assert.Throws<GatewayConfigException>(() => GatewayConfig.Load(GatewayConfig.DefaultFiles(), hocon));

@@ -15,7 +15,8 @@ public interface IConfigSource
     /// <summary>The list at <paramref name="path"/>, or null when it is not set.</summary>
     IReadOnlyList<string>? List(string path);
 
-    /// <summary>The key/value pairs of the object at <paramref name="path"/> (empty when it is not set).</summary>
+    /// <summary>The key/value pairs of the object at <paramref name="path"/> (empty when it is not set); a list value is
+    /// given as its items joined with commas.</summary>
     IReadOnlyList<KeyValuePair<string, string>> Entries(string path);
 
     /// <summary>The items of the list of objects at <paramref name="path"/>, each as its key/value pairs (a value that
@@ -86,6 +87,14 @@ public sealed class ConfigSection(IConfigSource source, string path, List<string
     {
         var v = int.Parse(s, CultureInfo.InvariantCulture);
         return v < min || v > max ? throw new FormatException($"out of range {min}..{max}") : v;
+    });
+
+    /// <summary>true/on/yes or false/off/no (HOCON's boolean spellings).</summary>
+    public bool Bool(string key, bool fallback) => Get(key, fallback, s => s.Trim().ToLowerInvariant() switch
+    {
+        "true" or "on" or "yes" => true,
+        "false" or "off" or "no" => false,
+        _ => throw new FormatException("expected true or false"),
     });
 
     public long Long(string key, long fallback) => Get(key, fallback, s => long.Parse(s, CultureInfo.InvariantCulture));

@@ -27,6 +27,13 @@ public static class DestinationConfigWriter
         return sb.ToString();
     }
 
+    /// <summary>One line per profile for <c>mtasts config</c>: the settings an operator checks first, with the file's
+    /// key names where they are words (bounce-verification is BATV, tagged return paths and verified bounces).</summary>
+    public static string Summary(DestinationProfile p) =>
+        $"{p.Destination,-28} conn {p.MaxConcurrentConnections,4}  msgs/conn {p.MaxMessagesPerConnection,4}  tls {p.TlsSupport,-27} " +
+        $"dane {p.DaneSupport,-13} mta-sts {(p.MtaSts ? "yes" : "no")}  {DestinationConfigLoader.Keys.BounceVerification} {OnOff(p.BounceVerification),-3}  " +
+        $"bounce {p.BounceProfile}";
+
     private static void WriteDestination(StringBuilder sb, DestinationProfile p)
     {
         sb.Append("    ").Append(Quote(p.Destination)).Append(" {\n");

@@ -39,17 +39,12 @@ public sealed record TlsRptOptions
             int.TryParse(s, NumberStyles.Integer, CultureInfo.InvariantCulture, out var v) && v >= min && v <= max ? v
                 : throw new FormatException($"expected an integer {min}..{max}"));
         TimeSpan Dur(string key, TimeSpan fallback, TimeSpan min, TimeSpan max) => Parse(key, fallback, s =>
-            ParseDuration(s) is { } d && d >= min && d <= max ? d
+            ConfigSection.TryParseDuration(s, out var d) && d >= min && d <= max ? d
                 : throw new FormatException($"expected a duration {Show(min)}..{Show(max)} (e.g. 5s, 10m, 1h)"));
 
         var o = new TlsRptOptions
         {
-            Enabled = Parse("enabled", d.Enabled, s => s switch
-            {
-                "true" or "on" or "yes" => true,
-                "false" or "off" or "no" => false,
-                _ => throw new FormatException("expected true or false"),
-            }),
+            Enabled = section.Bool("enabled", d.Enabled),
             OrganizationName = Text("organization-name")?.Trim() ?? d.OrganizationName,
             ContactInfo = Text("contact-info")?.Trim() ?? d.ContactInfo,
             Submitter = Text("submitter") is { Length: > 0 } sub ? sub.Trim().TrimEnd('.').ToLowerInvariant() : null,
@@ -75,16 +70,6 @@ public sealed record TlsRptOptions
         if (o.Submitter is { } s && Uri.CheckHostName(s) != UriHostNameType.Dns)
             section.Error($"mtasts.tls-rpt.submitter = \"{s}\": not a domain name");
         return o;
-    }
-
-    private static TimeSpan? ParseDuration(string s)
-    {
-        var units = new (string Suffix, double Ms)[] { ("ms", 1), ("s", 1000), ("m", 60_000), ("h", 3_600_000), ("d", 86_400_000) };
-        foreach (var (suffix, ms) in units.OrderByDescending(u => u.Suffix.Length))
-            if (s.EndsWith(suffix, StringComparison.Ordinal)
-                && double.TryParse(s[..^suffix.Length], NumberStyles.Float, CultureInfo.InvariantCulture, out var v) && v >= 0)
-                return TimeSpan.FromMilliseconds(v * ms);
-        return null;
     }
 
     private static string Show(TimeSpan t) => t.TotalMilliseconds < 1000 ? $"{t.TotalMilliseconds:0}ms"

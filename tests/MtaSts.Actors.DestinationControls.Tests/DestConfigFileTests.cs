@@ -46,13 +46,24 @@ public sealed class DestConfigFileTests
             Destination = ".sub.example", IpPreference = IpPreference.RequireV6, MaxConcurrentConnections = 1, MaxMessagesPerConnection = 1000,
             MaxRecipientsPerTransaction = 7, RecipientLimit = new RecipientLimit(0, 60), LimitScope = LimitScope.PerGatewayHostname,
             TlsSupport = TlsSupport.RequiredVerifyHostedDomains, ClientCertificate = "/etc/certs/a b.pem", DaneSupport = DaneSupport.Mandatory,
-            MtaSts = true, BounceProfile = bounce.Name, SourceAddress = "2001:db8::1",
+            MtaSts = true, BounceVerification = true, BounceProfile = bounce.Name, SourceAddress = "2001:db8::1",
             SmtpRoute = [new SmtpRouteHost("relay.example", 2525), new SmtpRouteHost("192.0.2.1"), new SmtpRouteHost("2001:db8::25", 587)],
         };
         var config = new DestinationConfig(new ProfileSet([new DestinationProfile { TlsSupport = TlsSupport.None }, profile]), [bounce]);
         var back = DestConfigFile.Validate(DestinationConfigWriter.Write(config));
         Assert.True(back.IsValid, string.Join("; ", back.Errors));
         AssertSame(config, back.Config!);
+    }
+
+    [Fact]
+    public void The_summary_line_shows_bounce_verification()
+    {
+        var on = DestinationConfigWriter.Summary(new DestinationProfile { Destination = "tagged.example", BounceVerification = true });
+        var off = DestinationConfigWriter.Summary(new DestinationProfile { Destination = "plain.example" });
+        Assert.StartsWith("tagged.example ", on);
+        Assert.Contains("bounce-verification on ", on);
+        Assert.Contains("bounce-verification off ", off);
+        Assert.Contains("mta-sts ", on);
     }
 
     [Fact]

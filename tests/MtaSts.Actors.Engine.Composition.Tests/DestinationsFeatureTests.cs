@@ -7,13 +7,14 @@ using MtaSts.Actors.Dns;
 using MtaSts.Actors.Engine.Delivery;
 using MtaSts.Actors.Engine.Destination;
 using MtaSts.Actors.Engine.Hosting;
+using MtaSts.Actors.Engine.Intake;
 using MtaSts.Actors.Logging;
 using MtaSts.Actors.Spool;
 
 namespace MtaSts.Actors.Engine.Composition.Tests;
 
-/// <summary>The destinations feature composed as the gateway composes it (<see cref="DestinationHosting.AddDestinations"/>
-/// and <see cref="ClusterJoin.AddClusterJoin"/> on a single node), with a scripted transport, driven through its
+/// <summary>The destinations feature composed as the gateway composes it (<see cref="DestinationHosting.AddDestinations"/>,
+/// <see cref="IntakeHosting.AddIntake"/> and <see cref="ClusterJoin.AddClusterJoin"/> on a single node), with a scripted transport, driven through its
 /// shard region.</summary>
 public sealed class DestinationsFeatureTests(ITestOutputHelper output) : Akka.Hosting.TestKit.TestKit(nameof(DestinationsFeatureTests), output)
 {
@@ -33,6 +34,7 @@ public sealed class DestinationsFeatureTests(ITestOutputHelper output) : Akka.Ho
     private readonly StringWriter _log = new();
     private DestinationProfile _profile = DestinationProfile.Default with { MtaSts = false };
     private long _mid;
+    private Dispatcher? _dispatcher;
 
     protected override void ConfigureAkka(AkkaConfigurationBuilder builder, IServiceProvider provider)
     {
@@ -41,6 +43,7 @@ public sealed class DestinationsFeatureTests(ITestOutputHelper output) : Akka.Ho
             _ => new DestinationSettings(_profile, BounceProfile.Default), new NoBounces(), TimeProvider.System, () => null, new EngineTuning());
         builder.AddHocon(ConfigurationFactory.ParseString(Hocon), HoconAddMode.Prepend)
             .AddDestinations(services, _pending)
+            .AddIntake(_pending, log, started: d => _dispatcher = d)
             .AddClusterJoin(new ClusterFormation(), log);
     }
 
@@ -78,6 +81,23 @@ public sealed class DestinationsFeatureTests(ITestOutputHelper output) : Akka.Ho
 
         await AwaitAssertAsync(() => Assert.Equal(5, _transport.Recipients("c.example")), TimeSpan.FromSeconds(20), cancellationToken: TestContext.Current.CancellationToken);
         Assert.Equal([1, 2, 2], _transport.Batches("c.example").Order());
+    }
+
+    [Fact]
+    public async Task The_intake_dispatcher_is_handed_over_while_the_system_starts_and_splits_a_message_by_domain()
+    {
+        await RegionAsync();
+        Assert.NotNull(_dispatcher); // before the cluster join: bounces and TLS-RPT reports can dispatch from the start
+        var envelope = new MtaSts.Actors.Spool.Envelope("app@sender.test",
+            [new Recipient(0, "a@d.example", DsnNotify.Default), new Recipient(1, "b@e.example", DsnNotify.Default), new Recipient(2, "c@d.example", DsnNotify.Default)],
+            DateTimeOffset.UtcNow);
+        _dispatcher.Dispatch(new SpooledMessage(Interlocked.Increment(ref _mid), envelope, 100));
+
+        await AwaitAssertAsync(() =>
+        {
+            Assert.Equal(2, _transport.Recipients("d.example"));
+            Assert.Equal(1, _transport.Recipients("e.example"));
+        }, TimeSpan.FromSeconds(20), cancellationToken: TestContext.Current.CancellationToken);
     }
 
     /// <summary>Accepts every recipient and records each transaction's recipients per domain.</summary>

@@ -1,5 +1,5 @@
-using MtaSts.Actors.Configuration;
 using MtaSts.Actors.Logging;
+using MtaSts.Actors.TestInfra.Config;
 using MtaSts.Actors.TlsRpt;
 
 namespace MtaSts.Actors.TlsRpt.Tests;
@@ -74,21 +74,8 @@ public sealed class StoreTests : IDisposable
 
 public sealed class OptionsTests
 {
-    private static (TlsRptOptions O, List<string> Errors) Read(params (string K, string V)[] kv)
-    {
-        var d = kv.ToDictionary(x => x.K, x => x.V);
-        var errors = new List<string>();
-        return (TlsRptOptions.Read(new ConfigSection(new Source(d), "mtasts.tls-rpt", errors)), errors);
-    }
-
-    private sealed class Source(Dictionary<string, string> values) : IConfigSource
-    {
-        private static string Key(string path) => path["mtasts.tls-rpt.".Length..];
-        public bool Has(string path) => values.ContainsKey(Key(path));
-        public string? Value(string path) => values.GetValueOrDefault(Key(path));
-        public IReadOnlyList<string>? List(string path) => null;
-        public IReadOnlyList<KeyValuePair<string, string>> Entries(string path) => [];
-    }
+    private static (TlsRptOptions O, List<string> Errors) Read(params (string K, string V)[] kv) =>
+        DictionaryConfigSource.Read("mtasts.tls-rpt", TlsRptOptions.Read, kv.ToDictionary(x => "mtasts.tls-rpt." + x.K, x => x.V));
 
     [Fact]
     public void Defaults_are_off_and_valid() => Assert.Empty(Read().Errors);

@@ -25,6 +25,9 @@ public sealed record RunOptions
     public int? TargetPid { get; init; }
     public FaultPlan Faults { get; init; } = FaultPlan.None;
     public bool[] MtaStsVariants { get; init; } = [false];
+    /// <summary>`--tls`: the receiver offers STARTTLS with a certificate from the run's test CA and every relay must
+    /// verify it (the gateway: tls-support = required-verify-hosted-domains; Postfix: verify, match = the MX name).</summary>
+    public bool Tls { get; init; }
     /// <summary>Gateway runs with <c>mtasts.admin.metrics</c> on/off, in this order (repeats allowed: on,off,on,off);
     /// null = one run with the gateway's default (on). Targets without the switch run once.</summary>
     public bool[]? MetricsVariants { get; init; }
@@ -65,6 +68,7 @@ public sealed record RunOptions
           --dest-concurrency N   per-destination connection limit given to the target (default 20)
           --dest-msgs-per-conn N messages per delivery connection given to the target (default 50)
           --mta-sts | --mta-sts-both | --mta-sts-on-first   MTA-STS on only | off then on | on then off (order check)
+          --tls                  the receiver offers STARTTLS (test CA certificate for the MX name); relays must verify it
           --metrics LIST         gateway runs with mtasts.admin.metrics on/off in this order, e.g. on,off,on,off (same run:
                                  the report gives metrics on ÷ off per target); "both" = on,off. Other targets run once.
           --drain-timeout S      how long to wait for delivery after injection (default 90)
@@ -107,6 +111,7 @@ public sealed record RunOptions
                 case "--stall": o = o with { StallTimeout = ParseSeconds(Next()) }; break;
                 case "--hold": o = o with { BacklogHold = ParseSeconds(Next()) }; break;
                 case "--mta-sts": o = o with { MtaStsVariants = [true] }; break;
+                case "--tls": o = o with { Tls = true }; break;
                 case "--mta-sts-both": o = o with { MtaStsVariants = [false, true] }; break;
                 case "--mta-sts-on-first": o = o with { MtaStsVariants = [true, false] }; break;
                 case "--metrics": o = o with { MetricsVariants = ParseOnOff(Next()) }; break;

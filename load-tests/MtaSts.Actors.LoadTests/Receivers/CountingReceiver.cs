@@ -1,6 +1,9 @@
 using System.Collections.Concurrent;
 using System.Net;
+using System.Net.Security;
 using System.Net.Sockets;
+using System.Security.Authentication;
+using System.Security.Cryptography.X509Certificates;
 using System.Text;
 using MtaSts.Actors.LoadTests.Core;
 using MtaSts.Actors.LoadTests.Smtp;
@@ -20,7 +23,7 @@ public sealed class CountingReceiver(IPEndPoint endpoint, DeliveryLedger ledger,
     private Task? _acceptLoop;
     private readonly ConcurrentDictionary<Task, byte> _sessions = new();
     private readonly ConcurrentDictionary<string, DomainCounter> _domains = new(StringComparer.OrdinalIgnoreCase);
-    private long _sessionCount, _active, _maxActive, _messages, _rejected, _maxPerConn, _closedSessions, _closedMessages;
+    private long _sessionCount, _active, _maxActive, _messages, _rejected, _maxPerConn, _closedSessions, _closedMessages, _tlsSessions, _tlsMessages;
     private int _seed;
 
     public string Name => "counting receiver (in-process)";
@@ -32,6 +35,10 @@ public sealed class CountingReceiver(IPEndPoint endpoint, DeliveryLedger ledger,
     /// relay delivered it — the cluster test tells nodes apart by it), the destination domain of the first recipient.
     /// Set before <see cref="StartAsync"/>; runs on the session's task, so it must be cheap and thread-safe.</summary>
     public Action<long, string, string>? ArrivalObserver { get; init; }
+
+    /// <summary>The `--tls` variant: STARTTLS is offered (RFC 3207) with this certificate (the MX host name, from the
+    /// run's test CA), TLS 1.2/1.3 as a real MX would; null = plaintext only.</summary>
+    public X509Certificate2? TlsCertificate { get; init; }
 
     /// <summary>Highest number of sessions that carried mail for <paramref name="domain"/> at the same time (0 if none).</summary>
     public long PeakConcurrentSessions(string domain) =>
@@ -72,7 +79,8 @@ public sealed class CountingReceiver(IPEndPoint endpoint, DeliveryLedger ledger,
         var txDomains = new List<DomainCounter>(1);     // domains of the current transaction: message counts
         long perConn = 0;
         var helo = "";
-        await using var stream = new NetworkStream(socket, ownsSocket: true);
+        var tls = false;
+        Stream stream = new NetworkStream(socket, ownsSocket: true);
         var reader = new SmtpLineReader(stream);
         var output = new MemoryStream(256);
         async ValueTask Reply(string line, bool flushNow = false)
@@ -108,7 +116,25 @@ public sealed class CountingReceiver(IPEndPoint endpoint, DeliveryLedger ledger,
                 {
                     case "EHLO":
                         helo = HeloArgument(line);
-                        await Reply("250-sink.loadtest\r\n250-PIPELINING\r\n250-SIZE 104857600\r\n250-8BITMIME\r\n250 ENHANCEDSTATUSCODES").ConfigureAwait(false);
+                        await Reply(TlsCertificate is not null && !tls
+                            ? "250-sink.loadtest\r\n250-PIPELINING\r\n250-SIZE 104857600\r\n250-8BITMIME\r\n250-STARTTLS\r\n250 ENHANCEDSTATUSCODES"
+                            : "250-sink.loadtest\r\n250-PIPELINING\r\n250-SIZE 104857600\r\n250-8BITMIME\r\n250 ENHANCEDSTATUSCODES").ConfigureAwait(false);
+                        break;
+                    case "STAR" when TlsCertificate is not null && !tls:
+                        await Reply("220 2.0.0 ready to start TLS", true).ConfigureAwait(false);
+                        // RFC 3207 §4.2: nothing the client sent before the handshake counts; the session starts over.
+                        var ssl = new SslStream(stream, leaveInnerStreamOpen: false);
+                        await ssl.AuthenticateAsServerAsync(new SslServerAuthenticationOptions
+                        {
+                            ServerCertificate = TlsCertificate,
+                            EnabledSslProtocols = SslProtocols.Tls12 | SslProtocols.Tls13,
+                        }, ct).ConfigureAwait(false);
+                        stream = ssl;
+                        reader = new SmtpLineReader(stream);
+                        tls = true;
+                        helo = "";
+                        inTransaction = false;
+                        Interlocked.Increment(ref _tlsSessions);
                         break;
                     case "HELO":
                         helo = HeloArgument(line);
@@ -150,6 +176,7 @@ public sealed class CountingReceiver(IPEndPoint endpoint, DeliveryLedger ledger,
                         else Interlocked.Increment(ref ledger.UnknownIds);
                         foreach (var d in txDomains) Interlocked.Increment(ref d.Messages);
                         Interlocked.Increment(ref _messages);
+                        if (tls) Interlocked.Increment(ref _tlsMessages);
                         perConn++;
                         await Reply("250 2.0.0 ok queued as sink").ConfigureAwait(false);
                         break;
@@ -171,9 +198,11 @@ public sealed class CountingReceiver(IPEndPoint endpoint, DeliveryLedger ledger,
         }
         catch (Exception) when (ct.IsCancellationRequested) { }
         catch (IOException) { }
+        catch (AuthenticationException) { } // a client that gave up on our certificate: its relay reports it
         catch (SocketException) { }
         finally
         {
+            await stream.DisposeAsync().ConfigureAwait(false);
             foreach (var d in domainsHeld) Interlocked.Decrement(ref d.Active);
             Interlocked.Decrement(ref _active);
             LoadRunner.InterlockedMax(ref _maxPerConn, perConn);
@@ -265,7 +294,8 @@ public sealed class CountingReceiver(IPEndPoint endpoint, DeliveryLedger ledger,
         return new ReceiverSummary(Name, Interlocked.Read(ref _sessionCount), MessagesReceived, Interlocked.Read(ref _rejected),
             Interlocked.Read(ref _maxActive), closed == 0 ? 0 : (double)Interlocked.Read(ref _closedMessages) / closed,
             Interlocked.Read(ref _maxPerConn), _domains.Count, top,
-            $"faults: {faults.Describe()}; max concurrent sessions for any one domain: {maxPerDomain}");
+            $"faults: {faults.Describe()}; max concurrent sessions for any one domain: {maxPerDomain}",
+            Interlocked.Read(ref _tlsSessions), Interlocked.Read(ref _tlsMessages));
     }
 
     public async ValueTask DisposeAsync() => await StopAsync().ConfigureAwait(false);

@@ -25,6 +25,8 @@ public sealed record ReceiverSummary(
     long MaxMessagesPerConnection,
     int DomainsSeen,
     IReadOnlyList<DomainSummary> TopDomains,
-    string? Note);
+    string? Note,
+    long TlsSessions = 0,
+    long TlsMessages = 0);
 
 public sealed record DomainSummary(string Domain, long Messages, long MaxConcurrentSessions);

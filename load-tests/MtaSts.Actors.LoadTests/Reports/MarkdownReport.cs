@@ -106,6 +106,8 @@ public static class MarkdownReport
             ("harness peak RSS MB / mean CPU %", x => $"{N(x.Resources.HarnessPeakRssMb)} / {N(x.Resources.HarnessMeanCpuPercent)}"),
             ("receiver: sessions / max concurrent / msgs per conn (mean, max)", x => x.ReceiverStats is { } s ? $"{s.Sessions} / {s.MaxConcurrentSessions} / {N(s.MeanMessagesPerConnection, "0.0")}, {s.MaxMessagesPerConnection}" : "–"),
             ("receiver: domains seen / replies refused", x => x.ReceiverStats is { } s ? $"{s.DomainsSeen} / {s.Rejected}" : "–"),
+            ("outbound TLS (relay → receiver)", x => x.Facts.TryGetValue("outbound tls", out var t) ? t : "–"),
+            ("receiver: STARTTLS sessions / messages over TLS", x => x.ReceiverStats is { } s ? $"{s.TlsSessions} / {s.TlsMessages}" : "–"),
         });
         if (r.Runs.Any(x => x.Backlog is not null))
         {

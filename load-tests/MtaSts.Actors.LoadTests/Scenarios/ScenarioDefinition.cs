@@ -28,6 +28,22 @@ public sealed class ManyDomainsScenario : ScenarioDefinition
     public override RunOptions Defaults(RunOptions o) => o with { SizeBytes = 2048, Sessions = 20, Domains = 10_000, Zipf = 1.0, Messages = 20_000 };
 }
 
+/// <summary>The `tls` variants: the receiver offers STARTTLS with a certificate from the run's test CA for the MX name,
+/// and every relay verifies it — real outbound traffic is TLS, so handshakes, resumption and connection reuse count.</summary>
+public sealed class RelayThroughputTlsScenario : ScenarioDefinition
+{
+    public override string Name => "relay-throughput-tls";
+    public override string Description => "relay-throughput with verified STARTTLS to the receiver (test CA): the cost of TLS on the relay path.";
+    public override RunOptions Defaults(RunOptions o) => new RelayThroughputScenario().Defaults(o) with { Tls = true };
+}
+
+public sealed class ManyDomainsTlsScenario : ScenarioDefinition
+{
+    public override string Name => "many-domains-tls";
+    public override string Description => "many-domains with verified STARTTLS to the receiver: a handshake per connection, so connection reuse shows.";
+    public override RunOptions Defaults(RunOptions o) => new ManyDomainsScenario().Defaults(o) with { Tls = true };
+}
+
 public sealed class LargeMessagesScenario : ScenarioDefinition
 {
     public override string Name => "large-messages";
@@ -73,6 +89,7 @@ public static class ScenarioCatalog
     [
         new RelayThroughputScenario(), new ManyDomainsScenario(), new LargeMessagesScenario(),
         new HostileReceiverScenario(), new MtaStsEverywhereScenario(), new BacklogScenario(),
+        new RelayThroughputTlsScenario(), new ManyDomainsTlsScenario(),
     ];
 
     public static ScenarioDefinition? Find(string name) => All.FirstOrDefault(s => s.Name.Equals(name, StringComparison.OrdinalIgnoreCase));

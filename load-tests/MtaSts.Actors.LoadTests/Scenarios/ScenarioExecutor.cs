@@ -1,3 +1,5 @@
+using System.Security.Cryptography.X509Certificates;
+using MtaSts.Actors.TestInfra.Certificates;
 using MtaSts.Actors.TestInfra.Net;
 using System.Globalization;
 using System.Net;
@@ -34,12 +36,17 @@ public sealed class ScenarioExecutor(ScenarioDefinition scenario, RunOptions o)
         var sinkEp = new IPEndPoint(IPAddress.Loopback, o.SinkPort ?? LoopbackPort.Free());
         var plan = DestinationPlan.Create(o.Domains, o.Zipf);
         var ledger = new DeliveryLedger(runTag, Math.Min(20_000_000, o.Messages * 3 / 2 + 500_000));
-        await using var receiver = CreateReceiver(sinkEp, ledger);
+        var workDirectory = Path.Combine(o.WorkDirectory, runTag);
+        Directory.CreateDirectory(workDirectory);
+        // --tls: one test CA per run; the receiver presents a certificate for the MX name it is reached by.
+        using var tlsCa = o.Tls ? new TestCertificateAuthority("MtaSts.Actors load-test SMTP CA") : null;
+        using var tlsCert = tlsCa?.Issue(LocalMtaStsWorld.MxHost);
+        var tlsBundle = tlsCa?.WriteRootPem(Path.Combine(workDirectory, "smtp-tls"));
+        await using var receiver = CreateReceiver(sinkEp, ledger, tlsCert);
         await using var target = CreateTarget(targetName, sinkEp);
         var routes = new List<KeyValuePair<string, IPEndPoint>> { new("*", sinkEp) };
-        var spec = new TargetSpec(Path.Combine(o.WorkDirectory, runTag), routes, plan.Domains, mtaSts, o.RetryInterval, o.DestinationConcurrency, o.MessagesPerConnection,
-            LocalMtaSts: o.MtaStsVariants.Contains(true), Metrics: metrics);
-        Directory.CreateDirectory(spec.WorkDirectory);
+        var spec = new TargetSpec(workDirectory, routes, plan.Domains, mtaSts, o.RetryInterval, o.DestinationConcurrency, o.MessagesPerConnection,
+            LocalMtaSts: o.MtaStsVariants.Contains(true) || o.Tls, Metrics: metrics, TlsCa: tlsCa, TlsCaBundle: tlsBundle);
 
         try
         {
@@ -224,9 +231,10 @@ public sealed class ScenarioExecutor(ScenarioDefinition scenario, RunOptions o)
         catch (Exception ex) when (ex is IOException or UnauthorizedAccessException) { return 0; }
     }
 
-    private IReceiver CreateReceiver(IPEndPoint ep, DeliveryLedger ledger) => o.Receiver switch
+    private IReceiver CreateReceiver(IPEndPoint ep, DeliveryLedger ledger, X509Certificate2? tls) => o.Receiver switch
     {
-        "counting" => new CountingReceiver(ep, ledger, o.Faults),
+        "counting" => new CountingReceiver(ep, ledger, o.Faults) { TlsCertificate = tls },
+        "smtp-sink" when tls is not null => throw new ArgumentException("--tls needs the counting receiver (smtp-sink offers no STARTTLS)"),
         "smtp-sink" => new PostfixSmtpSink(ep, o.SinkArgs),
         _ => throw new ArgumentException($"unknown receiver '{o.Receiver}' (counting | smtp-sink)"),
     };

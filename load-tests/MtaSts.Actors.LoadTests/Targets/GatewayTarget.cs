@@ -70,7 +70,7 @@ public sealed partial class GatewayTarget(int port, string? dllPath, string? com
         {
             // Policies for every destination served locally (DNS + HTTPS policy host + test CA). In mta-sts-everywhere
             // both variants get the same world (next hop by name through the local DNS); only mta-sts = on/off differs.
-            _mtaSts = await LocalMtaStsWorld.StartAsync(spec.Domains, Path.Combine(dir, "mta-sts"), ct);
+            _mtaSts = await LocalMtaStsWorld.StartAsync(spec.Domains, Path.Combine(dir, "mta-sts"), ct, spec.TlsCa);
             _facts["mta-sts policy"] = LocalMtaStsWorld.Policy.Replace("\n", " / ", StringComparison.Ordinal).Trim(' ', '/');
             _facts["mta-sts dns / https"] = $"{_mtaSts.Dns.EndPoint} / 127.0.0.1:{_mtaSts.Https.Port.ToString(CultureInfo.InvariantCulture)}";
         }
@@ -146,6 +146,7 @@ public sealed partial class GatewayTarget(int port, string? dllPath, string? com
         _facts["config"] = config;
         _facts["mail log"] = _mailLog;
         _facts["mta-sts"] = spec.MtaSts ? "on" : "off";
+        _facts["outbound tls"] = spec.TlsCa is null ? "none" : $"required-verify-hosted-domains (STARTTLS to {LocalMtaStsWorld.MxHost}, test CA)";
         _facts["metrics"] = spec.Metrics switch { true => "on", false => "off (mtasts.admin.metrics = off)", null => "on (default)" };
 
         _process = Process.Start(psi);
@@ -284,7 +285,8 @@ public sealed partial class GatewayTarget(int port, string? dllPath, string? com
         sb.AppendLine("mtasts.destinations.default {");
         sb.AppendLine($"  max-concurrent-connections = {spec.DestinationConcurrency.ToString(inv)}");
         sb.AppendLine($"  max-messages-per-connection = {spec.MessagesPerConnection.ToString(inv)}");
-        sb.AppendLine("  tls-support = none");
+        // --tls: STARTTLS must succeed and the MX certificate must verify (PKIX, the MX host name: hosted domains).
+        sb.AppendLine(spec.TlsCa is null ? "  tls-support = none" : "  tls-support = required-verify-hosted-domains");
         sb.AppendLine($"  mta-sts = {(spec.MtaSts ? "on" : "off")}");
         sb.AppendLine("}");
         // The shipped example profiles (example.com, partner.example) do not match load-test domains (*.test).

@@ -40,7 +40,9 @@ public interface ITarget : IAsyncDisposable
 /// <see cref="LocalMtaSts"/> (mta-sts-everywhere, both variants): the gateway gets a local DNS server and locally served
 /// policies for every domain, and reaches the receiver by a host name resolved through that DNS server; only the
 /// <see cref="MtaSts"/> switch differs between the off and on runs. <see cref="Metrics"/>: the gateway's
-/// <c>mtasts.admin.metrics</c> (null = its default); other targets ignore it.
+/// <c>mtasts.admin.metrics</c> (null = its default); other targets ignore it. <see cref="TlsCa"/> (`--tls`): the run's
+/// test CA, which issued the receiver's certificate for <see cref="LocalMtaStsWorld.MxHost"/>; relays must verify it
+/// (<see cref="TlsCaBundle"/> is its root as a PEM file).
 /// </summary>
 public sealed record TargetSpec(
     string WorkDirectory,
@@ -51,4 +53,6 @@ public sealed record TargetSpec(
     int DestinationConcurrency,
     int MessagesPerConnection,
     bool LocalMtaSts = false,
-    bool? Metrics = null);
+    bool? Metrics = null,
+    MtaSts.Actors.TestInfra.Certificates.TestCertificateAuthority? TlsCa = null,
+    string? TlsCaBundle = null);

@@ -18,10 +18,10 @@ public sealed class LocalMtaStsWorld : IAsyncDisposable
     public const string MxHost = "mx.loadtest.invalid";
     public const string Policy = "version: STSv1\nmode: testing\nmx: " + MxHost + "\nmax_age: 86400\n";
 
-    private readonly TestCertificateAuthority _ca;
+    private readonly TestCertificateAuthority? _ca; // owned (null when the run's CA is shared)
     private readonly IReadOnlyList<string> _domains;
 
-    private LocalMtaStsWorld(TestCertificateAuthority ca, TestDnsServer dns, PolicyHttpsServer https, string caBundle, IReadOnlyList<string> domains)
+    private LocalMtaStsWorld(TestCertificateAuthority? ca, TestDnsServer dns, PolicyHttpsServer https, string caBundle, IReadOnlyList<string> domains)
     {
         _ca = ca;
         Dns = dns;
@@ -35,9 +35,12 @@ public sealed class LocalMtaStsWorld : IAsyncDisposable
     /// <summary>Path of the test CA root (PEM), for mtasts.policy.extra-ca-bundle.</summary>
     public string CaBundle { get; }
 
-    public static async Task<LocalMtaStsWorld> StartAsync(IReadOnlyList<string> domains, string directory, CancellationToken ct)
+    /// <param name="sharedCa">The run's CA when the receiver's STARTTLS certificate comes from it too (`--tls`): one
+    /// bundle then verifies the policy hosts and the MX; the caller owns it.</param>
+    public static async Task<LocalMtaStsWorld> StartAsync(IReadOnlyList<string> domains, string directory, CancellationToken ct,
+        TestCertificateAuthority? sharedCa = null)
     {
-        var ca = new TestCertificateAuthority("MtaSts.Actors load-test CA");
+        var ca = sharedCa ?? new TestCertificateAuthority("MtaSts.Actors load-test CA");
         var bundle = ca.WriteRootPem(directory);
         var dns = TestDnsServer.Start();
         PolicyHttpsServer https;
@@ -45,7 +48,7 @@ public sealed class LocalMtaStsWorld : IAsyncDisposable
         catch
         {
             await dns.DisposeAsync();
-            ca.Dispose();
+            if (sharedCa is null) ca.Dispose();
             throw;
         }
         dns.AddA(MxHost, "127.0.0.1");
@@ -55,7 +58,7 @@ public sealed class LocalMtaStsWorld : IAsyncDisposable
             dns.AddA("mta-sts." + d, "127.0.0.1");
             https.ServePolicy(d, Policy);
         }
-        return new LocalMtaStsWorld(ca, dns, https, bundle, domains);
+        return new LocalMtaStsWorld(sharedCa is null ? ca : null, dns, https, bundle, domains);
     }
 
     /// <summary>Facts for the report: policy fetches (HTTPS requests) and DNS queries seen during the run.</summary>
@@ -74,6 +77,6 @@ public sealed class LocalMtaStsWorld : IAsyncDisposable
     {
         await Https.DisposeAsync();
         await Dns.DisposeAsync();
-        _ca.Dispose();
+        _ca?.Dispose();
     }
 }

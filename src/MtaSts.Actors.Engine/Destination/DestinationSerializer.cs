@@ -109,14 +109,8 @@ public sealed class DestinationSerializer(ExtendedActorSystem system) : Serializ
                         w.Write(r.Rid); w.Write(r.Address); w.Write((int)r.Notify); WriteNullable(w, r.OriginalRecipient);
                     }
                     break;
-                case DeliverNow n:
-                    w.Write(n.Domain.Name);
-                    break;
-                case GetDestinationStatus g:
-                    w.Write(g.Domain.Name);
-                    break;
-                case Resume rs:
-                    w.Write(rs.Domain.Name);
+                case DeliverNow or GetDestinationStatus or Resume: // the destination alone
+                    w.Write(((IWithDestination)obj).Domain.Name);
                     break;
                 case DestinationStatus st:
                     w.Write(st.Domain.Name); w.Write(st.QueuedRecipients); w.Write(st.DeferredRecipients); w.Write(st.ActiveConnections);

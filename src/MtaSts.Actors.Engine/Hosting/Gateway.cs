@@ -41,8 +41,9 @@ public sealed record GatewayOverrides
 
 /// <summary>
 /// The whole gateway wired in one place (Akka.Hosting): spool → listener → dispatcher → sharded destinations →
-/// connections; policy resolution in its own supervised branch. Start-up order matters for durability: the spool is
-/// recovered and every outstanding message re-dispatched before the listener accepts new mail. Before all of that the
+/// connections; policy resolution in its own supervised branch. Start-up order matters for durability (see
+/// <see cref="StartCoreAsync"/>): the spool is recovered and every outstanding message re-dispatched before the
+/// listener accepts new mail. Before all of that the
 /// data directory is locked (<see cref="DataDirectoryLock"/>): a second gateway on it fails at start, as does one
 /// whose SMTP port is taken (<see cref="ListenerBindException"/>); a failed start releases what it had taken.
 /// </summary>
@@ -167,7 +168,7 @@ public sealed class Gateway : IAsyncDisposable
         overrides ??= new GatewayOverrides();
         var dataDir = Path.GetFullPath(config.DataDir);
         Directory.CreateDirectory(dataDir);
-        var log = CreateLog(config, overrides);
+        var log = config.Log.CreateLog(overrides.LogWriter);
         var clock = overrides.Clock ?? TimeProvider.System;
 
         // 0. One gateway per data directory: locked before the spool, SQLite or the policy cache touch it, and held
@@ -213,13 +214,16 @@ public sealed class Gateway : IAsyncDisposable
         }
     }
 
+    /// <summary>Starts the features in the order durability needs: (1) the spool, the durable truth of what must still
+    /// be delivered; (2) DNS and the MTA-STS policy branch; (3) the delivery side: transport, bounces, TLS-RPT and the
+    /// actors (sharded destinations, intake dispatcher, cluster join); (4) what the spool still holds is re-dispatched;
+    /// (5) last, the SMTP listener: no 250 is given before the spool and the delivery side are up (fail safe).</summary>
     /// <param name="undo">Every step that acquires something pushes how to release it (run by a failed start).</param>
     private static async Task<Gateway> StartCoreAsync(GatewayConfig config, GatewayOverrides overrides, string dataDir, MailLog log,
         TimeProvider clock, DataDirectoryLock dataDirLock, Stack<Func<ValueTask>> undo, CancellationToken ct)
     {
-        // 1. Spool first: it is the durable truth of what must still be delivered. A single node keeps it in local
-        //    segment files and re-dispatches it here; in a cluster it is the shared PostgreSQL spool, and each
-        //    domain's owner loads its own queue from it wherever that owner runs.
+        // 1. Spool. A single node keeps it in local segment files and re-dispatches it in step 4; in a cluster it is
+        //    the shared PostgreSQL spool, and each domain's owner loads its own queue from it wherever that owner runs.
         var spool = await OpenSpoolAsync(config, dataDir, log, ct).ConfigureAwait(false);
         undo.Push(spool.DisposeAsync);
         var clustered = spool is IClusterSpool;
@@ -229,81 +233,50 @@ public sealed class Gateway : IAsyncDisposable
         var icids = new IdSequence(Epoch());
         var dcids = new IdSequence(Epoch());
 
-        // 2. DNS, policy cache and resolver, outbound transport.
-        var dns = overrides.Dns ?? new DnsClientResolver(new DnsResolverOptions
-        {
-            NameServers = config.DnsServers, Timeout = config.DnsTimeout, Retries = config.DnsRetries,
-        });
+        // 2. DNS and the policy cache and resolver.
+        var dns = overrides.Dns ?? new DnsClientResolver(config.Dns.Resolver);
         var policyStore = PolicyStore.Open(Path.Combine(dataDir, "mta-sts-cache.db"));
         undo.Push(() =>
         {
             policyStore.Dispose();
             return ValueTask.CompletedTask;
         });
-        var fetcher = new PolicyFetcher(dns, log, new PolicyFetcherOptions
-        {
-            ExtraCaBundlePath = config.ExtraCaBundle,
-            Timeout = config.PolicyFetchTimeout,
-            ConnectTimeout = config.PolicyConnectTimeout,
-            // mtasts.policy.connect-timeout also bounds the proxy tunnel set-up (a hung proxy), not only direct connects.
-            ProxyConnectTimeout = config.PolicyConnectTimeout,
-            Port = overrides.PolicyHttpsPort ?? config.PolicyHttpsPort,
-        });
+        var fetcher = new PolicyFetcher(dns, log, config.Policy.Fetcher with { Port = overrides.PolicyHttpsPort ?? config.Policy.Fetcher.Port });
         var policy = new PolicyResolver(dns, fetcher, policyStore, log, new PolicyResolverOptions(), clock);
         undo.Push(policy.DisposeAsync);
         policy.StartBackgroundRefresh();
-
         var watcher = new ConfigWatcher(config, log);
         undo.Push(() =>
         {
             watcher.Dispose();
             return ValueTask.CompletedTask;
         });
-        var verifier = config.ExtraCaBundle is null ? CertificateVerifier.System : CertificateVerifier.FromPemFile(config.ExtraCaBundle);
-        var mxOverride = config.MxOverride.Count == 0 ? null : OverrideMap(config.MxOverride);
-        var mx = new MxResolver(dns, mxOverride);
+
+        // 3. The delivery side. Bounces and TLS-RPT reports are spooled under new MIDs, then dispatched: both are
+        //    attached to the intake dispatcher while the actor system starts, before this node joins its cluster.
+        var extraCaBundle = config.Policy.Fetcher.ExtraCaBundlePath;
         var tlsRptMail = new SpoolReportSubmitter(spool, mids, log, clock);
-        var tlsRpt = config.TlsRpt.Enabled ? new TlsRptService(config.TlsRpt, config.Hostname, TlsRptStore.Open(Path.Combine(dataDir, "tlsrpt.db")),
-            dns, tlsRptMail, new TlsRptHttpPoster(dns, () => watcher.Gateway.PolicyProxy, ExtraRoots(config.ExtraCaBundle), config.TlsRpt.HttpTimeout), log, clock) : null;
-        if (tlsRpt is not null) undo.Push(tlsRpt.DisposeAsync);
-        var transport = overrides.Transport ?? new SmtpDeliveryTransport(mx, dns, spool, log, dcids, profile => new OutboundOptions
-        {
-            HeloName = config.Hostname,
-            LogOutcomes = false, // the destination actor logs each outcome
-            Verifier = verifier,
-            ConnectTimeout = config.ConnectTimeout,
-            CommandTimeout = config.OutboundCommandTimeout,
-            DataTimeout = config.OutboundDataTimeout,
-            LocalAddress = watcher.Gateway.SourceAddressFor(profile.SourceAddress),
-            ClientCertificate = LoadClientCertificate(profile.ClientCertificate),
-        }, tlsRpt?.Recorder, () => watcher.Gateway.BounceVerification);
-
+        var tlsRpt = TlsRptHosting.Create(config.TlsRpt, config.Hostname, dataDir, dns, tlsRptMail, () => watcher.Gateway.Policy.Proxy,
+            extraCaBundle, log, clock, undo);
+        var transport = overrides.Transport ?? Transport(config, watcher, dns, spool, log, dcids, extraCaBundle, tlsRpt);
         var pending = new PendingIndex();
-        var tuning = (overrides.Tuning ?? new EngineTuning()) with
-        {
-            ConnectionIdleTime = config.ConnectionIdleTime,
-        };
+        var tuning = (overrides.Tuning ?? new EngineTuning()) with { ConnectionIdleTime = config.Delivery.ConnectionIdleTime };
         var bounces = new BounceService(spool, mids, log, config.Hostname, clock);
-
-        // 3. Akka: single-node cluster by default, sharded destinations, policy branch.
-        PrepareSqlite(dataDir);
-        var akkaConfig = AkkaConfig(config, dataDir);
         IActorRef? policyRef = null;
+        Dispatcher dispatcher = null!;
         var services = new DeliveryServices(transport, spool, log, dcids,
             domain => Settings(watcher.Gateway, domain), bounces, clock, () => policyRef, tuning);
-
-        var builder = Host.CreateApplicationBuilder(new HostApplicationBuilderSettings { DisableDefaults = true });
-        // The embedding process owns SIGTERM/SIGINT (serve drains deliveries, then stops the actors): the host's default
-        // console lifetime would stop the actor system on the same signal, first, and look like a downed node (exit 4).
-        builder.Services.AddSingleton<IHostLifetime, EmbeddedLifetime>();
-        builder.Services.AddAkka("mtasts", (ab, _) =>
-        {
-            ab.AddHocon(akkaConfig, HoconAddMode.Prepend)
-                .AddPolicyBranch(policy, domain => ResolveOptions(watcher.Gateway, domain), log, started: supervisor => policyRef = supervisor)
-                .AddDestinations(services, pending)
-                .AddClusterJoin(config.Cluster, log);
-        });
-        var host = builder.Build();
+        PrepareSqlite(dataDir);
+        var host = BuildHost(AkkaConfig(config, dataDir), ab => ab
+            .AddPolicyBranch(policy, domain => watcher.Gateway.Policy.ResolveOptions(domain), log, started: supervisor => policyRef = supervisor)
+            .AddDestinations(services, pending)
+            .AddIntake(clustered ? null : pending, log, started: d =>
+            {
+                dispatcher = d;
+                bounces.Attach(d);
+                tlsRptMail.Attach(d);
+            })
+            .AddClusterJoin(config.Cluster, log));
         undo.Push(async () =>
         {
             // As in StopAsync: transactions in flight report back, the actors stop, finish tasks complete.
@@ -315,29 +288,86 @@ public sealed class Gateway : IAsyncDisposable
         });
         await host.StartAsync(ct).ConfigureAwait(false);
         var sys = host.Services.GetRequiredService<ActorSystem>();
-        var registry = host.Services.GetRequiredService<ActorRegistry>();
-        var regionRef = await registry.GetAsync<DestinationRegion>(ct).ConfigureAwait(false);
+        var regionRef = await host.Services.GetRequiredService<ActorRegistry>().GetAsync<DestinationRegion>(ct).ConfigureAwait(false);
         var membership = MembershipGate.Start(sys, config.Cluster.IsClustered, log);
         undo.Push(() =>
         {
             membership.Dispose();
             return ValueTask.CompletedTask;
         });
-        var dispatcher = new Dispatcher(regionRef, clustered ? null : pending, (mid, rcpt, why) =>
-            log.Critical("invalid_destination", $"MID {mid} RID {rcpt.Rid} To: <{rcpt.Address}> not dispatched: {why}", ("mid", mid), ("rid", rcpt.Rid)));
-        bounces.Attach(dispatcher);
-        tlsRptMail.Attach(dispatcher);
         tlsRpt?.Start();
-        // Every destination with mail is resumed periodically (an entity stopped by a failed journal write comes back
-        // without waiting for new mail or a restart) and after a reload (new controls apply at once). In a cluster
-        // also when a member leaves: the domains it owned get a new owner now, not at their next message.
+        var resumeTimer = StartResuming(sys, regionRef, spool, pending, watcher, tuning, log, undo);
+
+        // 4. Re-dispatch what the spool still holds (before new mail is accepted).
+        foreach (var r in recovered) dispatcher.Dispatch(r.Message, r.OutstandingRids);
+        pending.MarkLoaded();
+        if (recovered.Count > 0)
+            log.Info("spool_recovered", $"Recovered {recovered.Count} queued messages from the spool", ("messages", recovered.Count));
+
+        // 5. The listener, last: 250 only after the spool fsync, then hand-off to the destinations.
+        var listener = await IntakeHosting.StartListenerAsync(config.Listener.LoadCertificate() with
+        {
+            HostName = config.Hostname,
+            Admission = () => membership.Refusal,
+            BounceVerification = () => watcher.Gateway.BounceVerification,
+        }, spool, dispatcher, mids, icids, log, undo, ct).ConfigureAwait(false);
+        watcher.Start();
+        log.Info("gateway_started",
+            $"Gateway {config.Hostname} listening on {string.Join(", ", listener.LocalEndpoints)} (data {dataDir})",
+            ("endpoints", listener.LocalEndpoints.Select(e => e.ToString()).ToArray()));
+        return new Gateway(host, listener, spool, policy, policyStore, watcher, log, sys, regionRef, pending, dataDirLock)
+        {
+            _resumeTimer = resumeTimer,
+            _membership = membership,
+            IsClustered = config.Cluster.IsClustered,
+            _work = services.Work,
+            TlsRpt = tlsRpt,
+        };
+    }
+
+    /// <summary>The SMTP transport: per-profile outbound options from the live configuration (source address, client
+    /// certificate), PKIX trust with the extra CA bundle, the MX override, TLS-RPT recording.</summary>
+    private static SmtpDeliveryTransport Transport(GatewayConfig config, ConfigWatcher watcher, IDnsResolver dns, ISpool spool, MailLog log,
+        IdSequence dcids, string? extraCaBundle, TlsRptService? tlsRpt)
+    {
+        var verifier = extraCaBundle is null ? CertificateVerifier.System : CertificateVerifier.FromPemFile(extraCaBundle);
+        return new SmtpDeliveryTransport(new MxResolver(dns, config.Delivery.MxOverrideMap()), dns, spool, log, dcids, profile => new OutboundOptions
+        {
+            HeloName = config.Hostname,
+            LogOutcomes = false, // the destination actor logs each outcome
+            Verifier = verifier,
+            ConnectTimeout = config.Delivery.ConnectTimeout,
+            CommandTimeout = config.Delivery.CommandTimeout,
+            DataTimeout = config.Delivery.DataTimeout,
+            LocalAddress = watcher.Gateway.SourceAddressFor(profile.SourceAddress),
+            ClientCertificate = LoadClientCertificate(profile.ClientCertificate),
+        }, tlsRpt?.Recorder, () => watcher.Gateway.BounceVerification);
+    }
+
+    /// <summary>The actors' host: Akka (single-node cluster by default) with the features <paramref name="features"/> adds.</summary>
+    private static IHost BuildHost(Config akkaConfig, Func<AkkaConfigurationBuilder, AkkaConfigurationBuilder> features)
+    {
+        var builder = Host.CreateApplicationBuilder(new HostApplicationBuilderSettings { DisableDefaults = true });
+        // The embedding process owns SIGTERM/SIGINT (serve drains deliveries, then stops the actors): the host's default
+        // console lifetime would stop the actor system on the same signal, first, and look like a downed node (exit 4).
+        builder.Services.AddSingleton<IHostLifetime, EmbeddedLifetime>();
+        builder.Services.AddAkka("mtasts", (ab, _) => features(ab.AddHocon(akkaConfig, HoconAddMode.Prepend)));
+        return builder.Build();
+    }
+
+    /// <summary>Every destination with mail is resumed periodically (an entity stopped by a failed journal write comes
+    /// back without waiting for new mail or a restart) and after a reload (new controls apply at once). In a cluster
+    /// also when a member leaves: the domains it owned get a new owner now, not at their next message.</summary>
+    private static Timer StartResuming(ActorSystem sys, IActorRef region, ISpool spool, PendingIndex pending, ConfigWatcher watcher,
+        EngineTuning tuning, MailLog log, Stack<Func<ValueTask>> undo)
+    {
         void ResumeAll() => _ = ResumeAllAsync();
         async Task ResumeAllAsync()
         {
             try
             {
                 foreach (var domain in await DomainsWithMailAsync(spool, pending, CancellationToken.None).ConfigureAwait(false))
-                    regionRef.Tell(new Destination.Resume(domain));
+                    region.Tell(new Destination.Resume(domain));
             }
             catch (Exception ex)
             {
@@ -347,7 +377,7 @@ public sealed class Gateway : IAsyncDisposable
         var resumeTimer = new Timer(_ => ResumeAll(), null, tuning.ResumeInterval, tuning.ResumeInterval);
         undo.Push(resumeTimer.DisposeAsync);
         watcher.Reloaded += ResumeAll;
-        if (clustered)
+        if (spool is IClusterSpool)
         {
             pending.MarkLoaded(); // nothing to re-dispatch on this node: owners load from the cluster spool
             Action resumeAll = ResumeAll;
@@ -363,38 +393,7 @@ public sealed class Gateway : IAsyncDisposable
             });
             ResumeAll(); // domains whose owner died while this node was down
         }
-
-        // 4. Re-dispatch what the spool still holds (before new mail is accepted).
-        foreach (var r in recovered) dispatcher.Dispatch(r.Message, r.OutstandingRids);
-        pending.MarkLoaded();
-        if (recovered.Count > 0)
-            log.Info("spool_recovered", $"Recovered {recovered.Count} queued messages from the spool", ("messages", recovered.Count));
-
-        // 5. The listener: 250 only after the spool fsync, then hand-off to the destinations.
-        var listener = new SmtpListener(config.Listener.LoadCertificate() with
-        {
-            HostName = config.Hostname,
-            Admission = () => membership.Refusal,
-            BounceVerification = () => watcher.Gateway.BounceVerification,
-        }, spool, (msg, _) =>
-        {
-            dispatcher.Dispatch(msg);
-            return ValueTask.CompletedTask;
-        }, mids, icids, log);
-        undo.Push(listener.DisposeAsync);
-        await listener.StartAsync(ct).ConfigureAwait(false);
-        watcher.Start();
-        log.Info("gateway_started",
-            $"Gateway {config.Hostname} listening on {string.Join(", ", listener.LocalEndpoints)} (data {dataDir})",
-            ("endpoints", listener.LocalEndpoints.Select(e => e.ToString()).ToArray()));
-        return new Gateway(host, listener, spool, policy, policyStore, watcher, log, sys, regionRef, pending, dataDirLock)
-        {
-            _resumeTimer = resumeTimer,
-            _membership = membership,
-            IsClustered = config.Cluster.IsClustered,
-            _work = services.Work,
-            TlsRpt = tlsRpt,
-        };
+        return resumeTimer;
     }
 
     /// <summary>Graceful stop: no new sessions, in-flight transactions finish, actors stop, the spool closes.</summary>
@@ -504,50 +503,17 @@ public sealed class Gateway : IAsyncDisposable
         protected override void PostStop() => Cluster.Get(Context.System).Unsubscribe(Self);
     }
 
-    /// <summary>Per-fetch options from the live configuration: a proxy change applies without a restart.</summary>
-    private static PolicyResolveOptions ResolveOptions(GatewayConfig config, string domain) => new()
-    {
-        Proxy = config.PolicyProxy,
-        LenientContentType = config.LenientContentType || config.LenientContentTypeDomains.Contains(domain),
-    };
-
     private static DestinationSettings Settings(GatewayConfig config, DestinationDomain domain)
     {
         var (profile, bounce) = config.Destinations.Resolve(domain);
         return new DestinationSettings(profile, bounce, config.Throttle.For(profile));
     }
 
-    private static Func<string, IReadOnlyList<HostPort>?> OverrideMap(IReadOnlyDictionary<string, IReadOnlyList<HostPort>> map) =>
-        domain => map.TryGetValue(domain, out var hops) ? hops : map.TryGetValue("*", out var all) ? all : null;
-
     private static X509Certificate2? LoadClientCertificate(string? path)
     {
         if (string.IsNullOrEmpty(path)) return null;
         var key = Path.ChangeExtension(path, ".key");
         return File.Exists(key) ? X509Certificate2.CreateFromPemFile(path, key) : X509CertificateLoader.LoadPkcs12FromFile(path, null);
-    }
-
-    private static X509Certificate2[] ExtraRoots(string? pemBundle) =>
-        pemBundle is null ? [] : LoadPem(pemBundle).ToArray();
-
-    private static IEnumerable<X509Certificate2> LoadPem(string path)
-    {
-        var c = new X509Certificate2Collection();
-        c.ImportFromPemFile(path);
-        return c;
-    }
-
-    private static MailLog CreateLog(GatewayConfig config, GatewayOverrides overrides)
-    {
-        TextWriter? Open(string target) => target switch
-        {
-            "" => null,
-            "-" => Console.Out,
-            _ => new StreamWriter(LogFile.OpenAppend(target)) { AutoFlush = false },
-        };
-        // Files and the console are written in batches by a background task (one flush per batch, not per line).
-        return new MailLog(overrides.LogWriter ?? Open(config.LogText), Open(config.LogJson), config.LogLevel,
-            background: overrides.LogWriter is null);
     }
 
     // DCID/ICID are unique across restarts without persisting a counter: seconds since 2020 × 1000.

@@ -4,10 +4,12 @@ using Akka.Configuration;
 using MtaSts.Actors.Configuration;
 using MtaSts.Actors.DestinationControls;
 using MtaSts.Actors.DestinationControls.Throttling;
+using MtaSts.Actors.Engine.Delivery;
 using MtaSts.Actors.Logging;
+using MtaSts.Actors.Policy;
 using MtaSts.Actors.Smtp.Batv;
 using MtaSts.Actors.Smtp.Intake;
-using MtaSts.Actors.Smtp.Outbound;
+using MtaSts.Actors.TlsRpt;
 
 namespace MtaSts.Actors.Engine.Hosting;
 
@@ -38,30 +40,14 @@ public sealed record GatewayConfig
     /// <summary>mtasts.listener: the SMTP listener's options (parsed and defaulted by the listener's own type).</summary>
     public ListenerConfig Listener { get; init; } = new();
 
-    public TimeSpan ConnectTimeout { get; init; } = TimeSpan.FromSeconds(30);
-    public TimeSpan OutboundCommandTimeout { get; init; } = TimeSpan.FromMinutes(5);
-    public TimeSpan OutboundDataTimeout { get; init; } = TimeSpan.FromMinutes(10);
-    public TimeSpan ConnectionIdleTime { get; init; } = TimeSpan.FromSeconds(2);
-    /// <summary>domain (or "*") → next hops. Test and private deployments only.</summary>
-    public IReadOnlyDictionary<string, IReadOnlyList<HostPort>> MxOverride { get; init; } = new Dictionary<string, IReadOnlyList<HostPort>>();
-
-    public IReadOnlyList<IPEndPoint> DnsServers { get; init; } = [];
-    public TimeSpan DnsTimeout { get; init; } = TimeSpan.FromSeconds(5);
-    public int DnsRetries { get; init; } = 2;
-
-    public Uri? PolicyProxy { get; init; }
-    public TimeSpan PolicyFetchTimeout { get; init; } = TimeSpan.FromSeconds(60);
-    public TimeSpan PolicyConnectTimeout { get; init; } = TimeSpan.FromSeconds(10);
-    public string? ExtraCaBundle { get; init; }
-    /// <summary>TCP port of the policy hosts (mtasts.policy.https-port; RFC 8461 says 443; tests and private deployments only).</summary>
-    public int PolicyHttpsPort { get; init; } = 443;
-    public bool LenientContentType { get; init; }
-    /// <summary>Domains whose policy host may send a Content-Type other than text/plain (many real ones do).</summary>
-    public IReadOnlySet<string> LenientContentTypeDomains { get; init; } = new HashSet<string>();
-
-    public string LogText { get; init; } = "-";
-    public string LogJson { get; init; } = "";
-    public MailLogLevel LogLevel { get; init; } = MailLogLevel.Info;
+    /// <summary>mtasts.delivery: outbound timeouts, idle connections, next-hop override.</summary>
+    public DeliveryOptions Delivery { get; init; } = new();
+    /// <summary>mtasts.dns: the resolver's name servers, timeout, retries.</summary>
+    public DnsOptions Dns { get; init; } = new();
+    /// <summary>mtasts.policy: MTA-STS policy fetches (proxy, timeouts, extra CA bundle, lenient Content-Type).</summary>
+    public PolicyOptions Policy { get; init; } = new();
+    /// <summary>mtasts.log: the operator log's targets and level.</summary>
+    public LogOptions Log { get; init; } = new();
 
     public required DestinationConfig Destinations { get; init; }
 
@@ -80,7 +66,7 @@ public sealed record GatewayConfig
     public bool DestConfigImported { get; init; }
 
     /// <summary>mtasts.tls-rpt: RFC 8460 reporting (off by default).</summary>
-    public MtaSts.Actors.TlsRpt.TlsRptOptions TlsRpt { get; init; } = new();
+    public TlsRptOptions TlsRpt { get; init; } = new();
 
     /// <summary>mtasts.throttle: reply-driven throttling rules (global and built-in; profiles add their own).</summary>
     public ThrottleOptions Throttle { get; init; } = new();
@@ -188,25 +174,6 @@ public sealed record GatewayConfig
         var destinations = imported ? DestinationControls.DestConfigFile.Validate(File.ReadAllText(destConfigFile)) : DestinationConfigLoader.Load(hocon);
         if (!destinations.IsValid) errors.AddRange(destinations.Errors.Select(e => imported ? $"{destConfigFile}: {e}" : e));
 
-        var mxOverride = new Dictionary<string, IReadOnlyList<HostPort>>(StringComparer.OrdinalIgnoreCase);
-        if (m.HasPath("delivery.mx-override"))
-        {
-            foreach (var kv in m.GetConfig("delivery.mx-override").AsEnumerable())
-            {
-                var key = kv.Key.Trim('"');
-                try
-                {
-                    var v = kv.Value.IsArray() ? kv.Value.GetStringList() : kv.Value.GetString().Split(',', StringSplitOptions.RemoveEmptyEntries | StringSplitOptions.TrimEntries);
-                    mxOverride[key] = v.Select(HostPort.Parse).ToArray();
-                }
-                catch (Exception ex) { errors.Add($"mtasts.delivery.mx-override.\"{key}\": {ex.Message}"); }
-            }
-        }
-        // Moved to the destination profiles (one value per destination, inherited from `default`): an old global
-        // setting left in place would otherwise be silently ignored.
-        if (m.HasPath("delivery.max-recipients-per-transaction"))
-            errors.Add("mtasts.delivery.max-recipients-per-transaction is no longer a gateway setting: set " +
-                       "max-recipients-per-transaction in a destination profile (mtasts.destinations.default for every domain)");
         var virtualGateways = new Dictionary<string, IPAddress>(StringComparer.OrdinalIgnoreCase);
         if (m.HasPath("virtual-gateways"))
             foreach (var kv in m.GetConfig("virtual-gateways").AsEnumerable())
@@ -236,38 +203,19 @@ public sealed record GatewayConfig
             Hostname = mtasts.NonEmpty("hostname") ?? d.Hostname,
             Listener = ListenerConfig.Read(mtasts.Section("listener")),
             VirtualGateways = virtualGateways,
-            ConnectTimeout = mtasts.Duration("delivery.connect-timeout", d.ConnectTimeout),
-            OutboundCommandTimeout = mtasts.Duration("delivery.command-timeout", d.OutboundCommandTimeout),
-            OutboundDataTimeout = mtasts.Duration("delivery.data-timeout", d.OutboundDataTimeout),
-            ConnectionIdleTime = mtasts.Duration("delivery.connection-idle-time", d.ConnectionIdleTime),
-            MxOverride = mxOverride,
-            DnsServers = mtasts.Get("dns.servers", d.DnsServers, _ =>
-                mtasts.List("dns.servers").Select(s => s.Contains(':') && !s.Contains("]:") && s.Count(c => c == ':') > 1
-                    ? new IPEndPoint(IPAddress.Parse(s), 53) : ConfigSection.ParseEndPoint(s, 53)).ToArray()),
-            DnsTimeout = mtasts.Duration("dns.timeout", d.DnsTimeout),
-            DnsRetries = mtasts.Int("dns.retries", d.DnsRetries, 0, 10),
-            PolicyProxy = mtasts.NonEmpty("policy.proxy") is { } p ? mtasts.Get<Uri?>("policy.proxy", null, _ => new Uri(p)) : null,
-            PolicyFetchTimeout = mtasts.Duration("policy.fetch-timeout", d.PolicyFetchTimeout),
-            PolicyConnectTimeout = mtasts.Duration("policy.connect-timeout", d.PolicyConnectTimeout),
-            ExtraCaBundle = mtasts.NonEmpty("policy.extra-ca-bundle"),
-            PolicyHttpsPort = mtasts.Int("policy.https-port", d.PolicyHttpsPort, 1, 65535),
-            LenientContentType = m.HasPath("policy.lenient-content-type") && m.GetBoolean("policy.lenient-content-type"),
-            LenientContentTypeDomains = mtasts.List("policy.lenient-content-type-domains")
-                .Select(DestinationDomain.KeyOf).ToHashSet(StringComparer.OrdinalIgnoreCase),
-            LogText = m.HasPath("log.text") ? m.GetString("log.text") : d.LogText,
-            LogJson = m.HasPath("log.json") ? m.GetString("log.json") : d.LogJson,
-            LogLevel = mtasts.Get("log.level", d.LogLevel, s => Enum.Parse<MailLogLevel>(s, ignoreCase: true)),
+            Delivery = DeliveryOptions.Read(mtasts.Section("delivery")),
+            Dns = DnsOptions.Read(mtasts.Section("dns")),
+            Policy = PolicyOptions.Read(mtasts.Section("policy")),
+            Log = LogOptions.Read(mtasts.Section("log")),
             Destinations = destinations.Config ?? DestinationConfig.Default,
             ClusterSpoolConnectionString = m.HasPath("cluster.spool.connection-string") ? m.GetString("cluster.spool.connection-string")
                 : hocon.GetString("akka.persistence.journal.sql.connection-string", ""),
             DestConfigFile = destConfigFile,
             DestConfigImported = imported,
             BounceVerification = bounceVerification,
-            TlsRpt = MtaSts.Actors.TlsRpt.TlsRptOptions.Read(mtasts.Section("tls-rpt")),
+            TlsRpt = TlsRptOptions.Read(mtasts.Section("tls-rpt")),
             Throttle = ThrottleOptions.Read(mtasts.Section("throttle")),
         };
-        if (cfg.ExtraCaBundle is not null && !File.Exists(cfg.ExtraCaBundle))
-            errors.Add($"mtasts.policy.extra-ca-bundle: file not found: {cfg.ExtraCaBundle}");
         // A cluster shares one spool: every node must reach the same PostgreSQL (a SQLite file is one node's).
         if (cfg.Clustered && !hocon.GetString("akka.persistence.journal.sql.provider-name", "").StartsWith("PostgreSQL", StringComparison.OrdinalIgnoreCase))
             errors.Add("this node is clustered (mtasts.cluster.formation) but the journal is not PostgreSQL: a cluster needs the shared PostgreSQL " +

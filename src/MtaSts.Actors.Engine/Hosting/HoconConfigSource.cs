@@ -14,7 +14,7 @@ public sealed class HoconConfigSource(Config hocon) : IConfigSource
     public IReadOnlyList<string>? List(string path) => hocon.HasPath(path) ? hocon.GetStringList(path).ToArray() : null;
 
     public IReadOnlyList<KeyValuePair<string, string>> Entries(string path) => hocon.HasPath(path)
-        ? hocon.GetConfig(path).AsEnumerable().Select(kv => new KeyValuePair<string, string>(kv.Key.Trim('"'), kv.Value.GetString())).ToArray()
+        ? hocon.GetConfig(path).AsEnumerable().Select(kv => new KeyValuePair<string, string>(kv.Key.Trim('"'), kv.Value.IsArray() ? string.Join(",", kv.Value.GetStringList()) : kv.Value.GetString())).ToArray()
         : [];
 
     public IReadOnlyList<IReadOnlyList<KeyValuePair<string, string?>>?>? Objects(string path)

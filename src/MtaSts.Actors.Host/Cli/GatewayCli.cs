@@ -1,5 +1,6 @@
 using System.CommandLine;
 using System.CommandLine.Parsing;
+using MtaSts.Actors.DestinationControls;
 using MtaSts.Actors.Engine.Hosting;
 using MtaSts.Actors.Smtp.Intake;
 using MtaSts.Actors.Spool;
@@ -150,7 +151,7 @@ public static class GatewayCli
             if (gw.DestConfigImported)
                 output.WriteLine($"destination profiles from {gw.DestConfigFile} (destconfig import; it replaces mtasts.destinations and mtasts.bounce-profiles of the files)");
             foreach (var pr in gw.Destinations.Profiles.Profiles.Prepend(gw.Destinations.Profiles.Default).Distinct())
-                output.WriteLine($"  {pr.Destination,-28} conn {pr.MaxConcurrentConnections,4}  msgs/conn {pr.MaxMessagesPerConnection,4}  tls {pr.TlsSupport,-27} dane {pr.DaneSupport,-13} mta-sts {(pr.MtaSts ? "yes" : "no")}  bounce {pr.BounceProfile}"
+                output.WriteLine("  " + DestinationConfigWriter.Summary(pr)
                     + (pr.ThrottleRules.Count > 0 ? $"  throttle-rules {string.Join(",", pr.ThrottleRules.Select(r => r.Name))}" : ""));
             output.WriteLine($"throttle rules (mtasts.throttle): {(gw.Throttle.Rules.Count == 0 ? "none" : string.Join(", ", gw.Throttle.Rules.Select(r => $"{r.Name} ({r.Describe()})")))}; " +
                 $"built-ins {(gw.Throttle.Builtin ? "on: " + string.Join(", ", MtaSts.Actors.DestinationControls.Throttling.BuiltinThrottleRules.All.Select(r => r.Name)) : "off")}");

@@ -32,6 +32,30 @@ internal sealed class SmtpLineReader(Stream stream)
         return n;
     }
 
+    /// <summary>The next line if it is already buffered, without any I/O and without moving the buffer: lines taken
+    /// one after another this way lie back to back in memory until the next <see cref="ReadLineAsync"/> (DATA copies
+    /// such a run of clean lines in one write).</summary>
+    public bool TryReadBufferedLine(int maxLength, out SmtpLine line)
+    {
+        int lf = _buf.AsSpan(_start, _end - _start).IndexOf((byte)'\n');
+        if (lf < 0) { line = default; return false; }
+        line = TakeLine(lf + _start, tooLong: false, maxLength, keepBuffer: true);
+        return true;
+    }
+
+    private SmtpLine TakeLine(int lf, bool tooLong, int maxLength, bool keepBuffer = false)
+    {
+        bool cr = lf > _start && _buf[lf - 1] == (byte)'\r';
+        int contentEnd = cr ? lf - 1 : lf;
+        var content = _buf.AsMemory(_start, contentEnd - _start);
+        var whole = _buf.AsMemory(_start, lf + 1 - _start);
+        _start = lf + 1;
+        // Rewinding an emptied buffer is what the next read would do anyway; a run of taken lines must keep its place.
+        if (_start == _end && !keepBuffer) _start = _end = 0;
+        if (tooLong || content.Length + 2 > maxLength) return new SmtpLine(SmtpLineStatus.TooLong, default, !cr);
+        return new SmtpLine(SmtpLineStatus.Ok, content, !cr, whole);
+    }
+
     /// <param name="maxLength">Longest acceptable line in octets including CRLF (a bare-LF line counts as if it had CRLF).</param>
     public async ValueTask<SmtpLine> ReadLineAsync(int maxLength, CancellationToken ct)
     {
@@ -40,18 +64,7 @@ internal sealed class SmtpLineReader(Stream stream)
         while (true)
         {
             int lf = _buf.AsSpan(scanFrom, _end - scanFrom).IndexOf((byte)'\n');
-            if (lf >= 0)
-            {
-                lf += scanFrom;
-                bool cr = lf > _start && _buf[lf - 1] == (byte)'\r';
-                int contentEnd = cr ? lf - 1 : lf;
-                var content = _buf.AsMemory(_start, contentEnd - _start);
-                var whole = _buf.AsMemory(_start, lf + 1 - _start);
-                _start = lf + 1;
-                if (_start == _end) _start = _end = 0;
-                if (tooLong || content.Length + 2 > maxLength) return new SmtpLine(SmtpLineStatus.TooLong, default, !cr);
-                return new SmtpLine(SmtpLineStatus.Ok, content, !cr, whole);
-            }
+            if (lf >= 0) return TakeLine(lf + scanFrom, tooLong, maxLength);
             if (_end - _start > maxLength)
             {
                 // Cannot fit: keep consuming up to the LF without keeping the bytes.

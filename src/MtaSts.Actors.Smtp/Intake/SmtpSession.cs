@@ -3,6 +3,7 @@ using System.Globalization;
 using System.Net;
 using System.Net.Security;
 using System.Net.Sockets;
+using System.Runtime.InteropServices;
 using System.Security.Authentication;
 using System.Security.Cryptography;
 using System.Security.Cryptography.X509Certificates;
@@ -589,11 +590,23 @@ internal sealed class SmtpSession
         var flaws = DataFlaw.None;
         bool reject = _o.BareLineEndings == BareLineEndingPolicy.Reject;
         bool previousBareLf = false; // the DATA command itself: in Reject mode a bare-LF command never gets here
+        // Clean lines already buffered are taken without I/O and lie back to back in the reader's buffer: they are
+        // written as one run (a write per buffer fill instead of per line). The run is written before any read that
+        // could move the buffer and before any other write.
+        ReadOnlyMemory<byte> run = default;
         using (var deadline = new CancellationTokenSource(_o.DataTimeout))
+        using (var readCancel = CancellationTokenSource.CreateLinkedTokenSource(deadline.Token, _hardStop))
         {
             while (true)
             {
-                var (line, outcome) = await ReadLineAsync(_o.MaxTextLineLength, deadline.Token, _hardStop).ConfigureAwait(false);
+                ReadOutcome outcome;
+                if (!_reader.TryReadBufferedLine(_o.MaxTextLineLength, out var line))
+                {
+                    if (!run.IsEmpty) { await body.WriteAsync(run, _hardStop).ConfigureAwait(false); run = default; }
+                    (line, var readOutcome) = await ReadDataLineAsync(readCancel.Token, deadline.Token).ConfigureAwait(false);
+                    outcome = readOutcome;
+                }
+                else outcome = ReadOutcome.Line;
                 if (outcome == ReadOutcome.Timeout)
                 {
                     _log.Info("icid_timeout", $"ICID {_icid} timeout receiving DATA for MID {tx.Mid}", ("icid", _icid), ("mid", tx.Mid));
@@ -633,10 +646,16 @@ internal sealed class SmtpSession
                 {
                     var clean = line.WithTerminator[stuffed..];
                     if (!reservation.TryGrow(clean.Length)) { noStorage = true; continue; }
-                    await body.WriteAsync(clean, _hardStop).ConfigureAwait(false);
+                    if (Adjacent(run, clean)) run = Extend(run, clean.Length);
+                    else
+                    {
+                        if (!run.IsEmpty) await body.WriteAsync(run, _hardStop).ConfigureAwait(false);
+                        run = clean;
+                    }
                 }
                 else
                 {
+                    if (!run.IsEmpty) { await body.WriteAsync(run, _hardStop).ConfigureAwait(false); run = default; }
                     var scratch = ArrayPool<byte>.Shared.Rent(2 * content.Length + 2);
                     try
                     {
@@ -650,6 +669,8 @@ internal sealed class SmtpSession
                     }
                 }
             }
+            // The reader has not moved since the run's lines were taken (a refused message's body is dropped anyway).
+            if (!run.IsEmpty) await body.WriteAsync(run, _hardStop).ConfigureAwait(false);
         }
         _tx = null;
         string? refusal = null, reason = null;
@@ -679,6 +700,36 @@ internal sealed class SmtpSession
             _log.Info("mid_normalised", $"MID {tx.Mid} ICID {_icid} {Describe(flaws)} normalised (bare-line-endings = normalize)",
                 ("mid", tx.Mid), ("icid", _icid), ("flaws", flaws.ToString()));
         return null;
+    }
+
+    /// <summary>Is <paramref name="next"/> the bytes right after <paramref name="run"/> in the same buffer?</summary>
+    private static bool Adjacent(ReadOnlyMemory<byte> run, ReadOnlyMemory<byte> next) =>
+        !run.IsEmpty &&
+        MemoryMarshal.TryGetArray(run, out var a) && MemoryMarshal.TryGetArray(next, out var b) &&
+        ReferenceEquals(a.Array, b.Array) && a.Offset + a.Count == b.Offset;
+
+    private static ReadOnlyMemory<byte> Extend(ReadOnlyMemory<byte> run, int by)
+    {
+        MemoryMarshal.TryGetArray(run, out var a);
+        return a.Array.AsMemory(a.Offset, a.Count + by);
+    }
+
+    /// <summary>A DATA line that needs a read; one linked token for the whole DATA phase (the command loop's helper
+    /// links a new one per line).</summary>
+    private async ValueTask<(SmtpLine Line, ReadOutcome Outcome)> ReadDataLineAsync(CancellationToken read, CancellationToken deadline)
+    {
+        try
+        {
+            return (await _reader.ReadLineAsync(_o.MaxTextLineLength, read).ConfigureAwait(false), ReadOutcome.Line);
+        }
+        catch (OperationCanceledException) when (_hardStop.IsCancellationRequested)
+        {
+            return (default, ReadOutcome.Shutdown);
+        }
+        catch (OperationCanceledException) when (deadline.IsCancellationRequested)
+        {
+            return (default, ReadOutcome.Timeout);
+        }
     }
 
     private static string Describe(DataFlaw flaws) => string.Join(", ", new[]

@@ -16,6 +16,9 @@ public sealed class OutboundBody : IDisposable
     /// <summary>Bytes on the wire before line-ending repair and dot-stuffing (the RFC 1870 SIZE estimate).</summary>
     public long Length => _stream.Length;
 
+    /// <summary>The spooled bytes, for a reader that puts the position back to 0 (<see cref="EightBitDowngrade"/>).</summary>
+    internal Stream Source => _stream;
+
     /// <summary>Takes ownership of <paramref name="stream"/> (readable, seekable, known length).</summary>
     public static OutboundBody FromStream(Stream stream)
     {

@@ -305,8 +305,30 @@ public sealed class OutboundConnection : IAsyncDisposable
             return AllPermanent(message, SmtpReply.Local("5.6.0", $"message cannot be sent: {e.Message}"));
         }
         // The spooled bytes go out as they are, streamed from the spool (no MIME parse, no copy of the body): BODY=8BITMIME
-        // follows the envelope (a relay passes the BODY parameter on, RFC 6152 §3).
-        using var mime = SpooledMessagePart.Wrap(message.Body, message.EightBitMime);
+        // follows the envelope (a relay passes the BODY parameter on, RFC 6152 §3) when the server offers it.
+        var body = message.Body;
+        var eightBit = message.EightBitMime;
+        OutboundBody? converted = null;
+        if (eightBit && !SupportsEightBitMime)
+        {
+            var (outcome, sevenBit, reason) = await EightBitDowngrade.PrepareAsync(body, ct).ConfigureAwait(false);
+            if (outcome == EightBitDowngrade.Outcome.NotConvertible)
+            {
+                _log.Info("delivery_8bit_refused", $"DCID {Dcid} MID {message.Mid} 8-bit message to a server without 8BITMIME, not convertible: {reason}",
+                    ("dcid", Dcid), ("mid", message.Mid), ("reason", reason));
+                return AllPermanent(message, SmtpReply.Local("5.6.3", $"the receiving server does not accept 8-bit data (no 8BITMIME) and the message cannot be converted to 7 bits: {reason}"));
+            }
+            if (outcome == EightBitDowngrade.Outcome.Converted)
+            {
+                converted = sevenBit;
+                body = converted!;
+                _log.Info("delivery_8bit_converted", $"DCID {Dcid} MID {message.Mid} converted to 7-bit MIME: the server does not offer 8BITMIME (RFC 6152 §3)",
+                    ("dcid", Dcid), ("mid", message.Mid));
+            }
+            eightBit = false;
+        }
+        using var convertedBody = converted;
+        using var mime = SpooledMessagePart.Wrap(body, eightBit);
         var mailboxes = new List<MailboxAddress>(message.Recipients.Count);
         for (int i = 0; i < message.Recipients.Count; i++)
         {

@@ -10,9 +10,9 @@ public sealed class GatewayConfigTests
         var c = GatewayConfig.Load(GatewayConfig.DefaultFiles());
         Assert.Equal("data", c.DataDir);
         Assert.Equal(2525, Assert.Single(c.Listener.Options.Endpoints).Port);
-        Assert.Empty(c.MxOverride);
-        Assert.Equal(TimeSpan.FromSeconds(60), c.PolicyFetchTimeout);
-        Assert.Equal(443, c.PolicyHttpsPort);
+        Assert.Empty(c.Delivery.MxOverride);
+        Assert.Equal(TimeSpan.FromSeconds(60), c.Policy.Fetcher.Timeout);
+        Assert.Equal(443, c.Policy.Fetcher.Port);
         Assert.Equal(500, c.Destinations.Profiles.Default.MaxConcurrentConnections);
         // Intake hardening defaults (README "Security").
         Assert.Equal(MtaSts.Actors.Smtp.Intake.BareLineEndingPolicy.Reject, c.Listener.Options.BareLineEndings);
@@ -38,13 +38,13 @@ public sealed class GatewayConfigTests
             mtasts.policy.lenient-content-type-domains = ["Mislabelled.Example."]
             mtasts.policy.https-port = 8443
             """);
-        Assert.Equal(8443, c.PolicyHttpsPort);
-        Assert.Contains("mislabelled.example", c.LenientContentTypeDomains);
-        Assert.False(c.LenientContentType);
+        Assert.Equal(8443, c.Policy.Fetcher.Port);
+        Assert.Contains("mislabelled.example", c.Policy.LenientContentTypeDomains);
+        Assert.False(c.Policy.LenientContentType);
         Assert.Equal("/tmp/x", c.DataDir);
         Assert.Equal(0, Assert.Single(c.Listener.Options.Endpoints).Port);
-        Assert.Equal(2600, Assert.Single(c.MxOverride["*"]).Port);
-        Assert.Equal(TimeSpan.FromMilliseconds(200), c.ConnectionIdleTime);
+        Assert.Equal(2600, Assert.Single(c.Delivery.MxOverride["*"]).Port);
+        Assert.Equal(TimeSpan.FromMilliseconds(200), c.Delivery.ConnectionIdleTime);
         Assert.Equal(7, c.Destinations.Profiles.Default.MaxConcurrentConnections);
     }
 

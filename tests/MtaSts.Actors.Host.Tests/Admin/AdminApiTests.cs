@@ -9,6 +9,7 @@ using MtaSts.Actors.Admin;
 using MtaSts.Actors.Engine.Hosting;
 using MtaSts.Actors.Host.Tests.Serve;
 using MtaSts.Actors.TestInfra.Net;
+using MtaSts.Actors.TestInfra.Smtp;
 
 namespace MtaSts.Actors.Host.Tests.Admin;
 
@@ -43,48 +44,14 @@ public sealed class AdminGateway : IAsyncLifetime
             mtasts.bounce-profiles.default { initial-retry-interval = 1h, max-retry-interval = 1h }
             """);
         Process = GatewayProcess.Start(conf);
-        if (!await Process.WaitForGreetingAsync(SmtpPort, Generous))
-            throw new InvalidOperationException($"gateway did not answer 220: {Process}");
         Http.BaseAddress = new Uri($"http://127.0.0.1:{AdminPort}/");
         Http.DefaultRequestHeaders.Authorization = new AuthenticationHeaderValue("Bearer", Token);
-        // serve starts the admin endpoint after the SMTP listener: a test right after the 220 could find it closed.
-        var deadline = DateTime.UtcNow + Generous;
-        while (true)
-        {
-            try
-            {
-                if ((await Http.GetAsync("health/live")).IsSuccessStatusCode) return;
-            }
-            catch (HttpRequestException) { }
-            if (Process.HasExited || DateTime.UtcNow > deadline) throw new InvalidOperationException($"admin endpoint not up: {Process}");
-            await Task.Delay(200);
-        }
+        await Process.WaitForAdminAsync(SmtpPort, Http, Generous);
     }
 
     /// <summary>Submits one message over raw SMTP and returns its MID.</summary>
-    public async Task<long> SubmitAsync(string to)
-    {
-        using var tcp = new TcpClient();
-        await tcp.ConnectAsync(IPAddress.Loopback, SmtpPort);
-        using var s = tcp.GetStream();
-        using var r = new StreamReader(s, Encoding.ASCII);
-        async Task<string> Cmd(string line)
-        {
-            if (line.Length > 0) await s.WriteAsync(Encoding.ASCII.GetBytes(line + "\r\n"));
-            string reply;
-            do reply = await r.ReadLineAsync() ?? throw new IOException("closed"); while (reply.Length > 3 && reply[3] == '-');
-            return reply;
-        }
-        await Cmd("");
-        await Cmd("EHLO admin.test");
-        await Cmd("MAIL FROM:<app@sender.test>");
-        Assert.StartsWith("250", await Cmd($"RCPT TO:<{to}>"));
-        await Cmd("DATA");
-        var done = await Cmd("Subject: admin\r\n\r\nqueued\r\n.");
-        Assert.StartsWith("250 2.0.0 Ok: queued as ", done);
-        await Cmd("QUIT");
-        return long.Parse(done["250 2.0.0 Ok: queued as ".Length..], CultureInfo.InvariantCulture);
-    }
+    public Task<long> SubmitAsync(string to) =>
+        SmtpSubmission.SubmitAsync(SmtpPort, "admin.test", "app@sender.test", to, "Subject: admin\r\n\r\nqueued");
 
     public async Task<JsonElement> GetJsonAsync(string path)
     {
@@ -106,11 +73,7 @@ public sealed class AdminGateway : IAsyncLifetime
         }
     }
 
-    public string LogText()
-    {
-        using var f = new FileStream(Path.Combine(Work, "mail.log"), FileMode.Open, FileAccess.Read, FileShare.ReadWrite | FileShare.Delete);
-        return new StreamReader(f).ReadToEnd();
-    }
+    public string LogText() => GatewayProcess.ReadShared(Path.Combine(Work, "mail.log"));
 
     public async Task DisposeAsync()
     {
@@ -195,6 +158,8 @@ public sealed partial class AdminApiTests(AdminGateway gw)
         Assert.Equal(500, profile.GetProperty("max_concurrent_connections").GetInt32());
         Assert.Equal("none", profile.GetProperty("tls_support").GetString());
         Assert.Equal("none", row.GetProperty("tls").GetString());
+        Assert.False(profile.GetProperty("bounce_verification").GetBoolean());
+        Assert.False(row.GetProperty("bounce_verification").GetBoolean());
     }
 
     [Fact]

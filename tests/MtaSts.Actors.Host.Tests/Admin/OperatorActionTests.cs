@@ -65,20 +65,7 @@ public sealed class OperatorGateway : IAsyncLifetime
     public async Task StartAsync()
     {
         Process = GatewayProcess.Start(Config);
-        if (!await Process.WaitForGreetingAsync(SmtpPort, AdminGateway.Generous))
-            throw new InvalidOperationException($"gateway did not answer 220: {Process}");
-        // The admin endpoint starts after the listener.
-        var deadline = DateTime.UtcNow + AdminGateway.Generous;
-        while (true)
-        {
-            try
-            {
-                if ((await Http.GetAsync("health/live")).IsSuccessStatusCode) return;
-            }
-            catch (HttpRequestException) { }
-            if (Process.HasExited || DateTime.UtcNow > deadline) throw new InvalidOperationException($"admin endpoint not up: {Process}");
-            await Task.Delay(200);
-        }
+        await Process.WaitForAdminAsync(SmtpPort, Http, AdminGateway.Generous);
     }
 
     /// <summary>Graceful stop (SIGTERM) and a new process on the same data directory.</summary>
@@ -90,29 +77,8 @@ public sealed class OperatorGateway : IAsyncLifetime
 
     public Task<CliRun> Cli(params string[] args) => CliRun.RunAsync(null, [.. args, "--admin", Url, "--token", Token]);
 
-    public async Task<long> SubmitAsync(string from, string to)
-    {
-        using var tcp = new TcpClient();
-        await tcp.ConnectAsync(IPAddress.Loopback, SmtpPort);
-        using var s = tcp.GetStream();
-        using var r = new StreamReader(s, Encoding.ASCII);
-        async Task<string> Cmd(string line)
-        {
-            if (line.Length > 0) await s.WriteAsync(Encoding.ASCII.GetBytes(line + "\r\n"));
-            string reply;
-            do reply = await r.ReadLineAsync() ?? throw new IOException("closed"); while (reply.Length > 3 && reply[3] == '-');
-            return reply;
-        }
-        await Cmd("");
-        await Cmd("EHLO operator.test");
-        await Cmd($"MAIL FROM:<{from}>");
-        Assert.StartsWith("250", await Cmd($"RCPT TO:<{to}>"));
-        await Cmd("DATA");
-        var done = await Cmd($"Subject: to {to}\r\n\r\nbody\r\n.");
-        Assert.StartsWith("250 2.0.0 Ok: queued as ", done);
-        await Cmd("QUIT");
-        return long.Parse(done["250 2.0.0 Ok: queued as ".Length..], CultureInfo.InvariantCulture);
-    }
+    public Task<long> SubmitAsync(string from, string to) =>
+        SmtpSubmission.SubmitAsync(SmtpPort, "operator.test", from, to, $"Subject: to {to}\r\n\r\nbody");
 
     public async Task<JsonElement> JsonAsync(HttpResponseMessage res)
     {
@@ -127,11 +93,7 @@ public sealed class OperatorGateway : IAsyncLifetime
     public ReceivedMessage[] To(string address) =>
         Receiver.Messages.Where(m => m.Recipients.Any(r => r.Address.Equals(address, StringComparison.OrdinalIgnoreCase))).ToArray();
 
-    public string LogText()
-    {
-        using var f = new FileStream(Path.Combine(Work, "mail.log"), FileMode.Open, FileAccess.Read, FileShare.ReadWrite | FileShare.Delete);
-        return new StreamReader(f).ReadToEnd();
-    }
+    public string LogText() => GatewayProcess.ReadShared(Path.Combine(Work, "mail.log"));
 
     public static async Task Eventually(Func<Task<bool>> condition, Func<string> why)
     {

@@ -73,28 +73,16 @@ public sealed class ClusterFailSafeTests(ITestOutputHelper output)
         await using var bed = new ClusterTestBed();
         var (oldest, youngest) = await TwoNodesAsync(bed);
 
-        // Probe the younger node without pause, from before it is stopped until it has exited.
-        var stopped = Stopwatch.StartNew();
-        var probing = ProbeUntilExitAsync(youngest, "stopped@four.test", TimeSpan.FromSeconds(55));
-        youngest.Process!.Signal(SigStop);
-        // Past the failure detector (2 s) and stable-after (3 s): the oldest downs the younger one, and delivers again.
-        var oldestRefused = await UntilRefusedAsync(oldest, "unreachable@four.test");
-        var oldestBack = oldestRefused + await ClusterTestBed.UntilAcceptedAsync(oldest, "during-stop@four.test", ClusterTestBed.Generous);
-        await Task.Delay(TimeSpan.FromSeconds(2));
-        var resumedAt = stopped.Elapsed;
-        youngest.Process.Signal(SigCont);
-        var probes = await probing;
-        var exit = await youngest.Process.WaitForExitAsync(TimeSpan.FromSeconds(30));
+        var run = await StopPastTheResolverAsync(oldest, youngest, "four.test");
 
-        output.WriteLine($"oldest accepts again {oldestBack.TotalSeconds:0.0} s after SIGSTOP; SIGCONT at {resumedAt.TotalSeconds:0.0} s");
-        Assert.True(exit == GatewayCli.ExitActorSystemTerminated, $"exit {exit}\n{bed.Describe()}");
+        output.WriteLine($"oldest accepts again {run.Back.TotalSeconds:0.0} s after SIGSTOP; SIGCONT at {run.ResumedAt.TotalSeconds:0.0} s");
+        Assert.True(run.Exit == GatewayCli.ExitActorSystemTerminated, $"exit {run.Exit}\n{bed.Describe()}");
         // Answers read after SIGCONT (also those to connections made while it was stopped): never a 250.
-        var afterResume = probes.Where(p => p.End > resumedAt).ToArray();
-        Assert.True(!afterResume.Any(p => p.Code == 250), string.Join("\n", afterResume) + "\n" + bed.Describe());
-        var firstRefusal = afterResume.FirstOrDefault(p => p.Code == 421);
-        Assert.True(firstRefusal is not null, string.Join("\n", probes) + "\n" + bed.Describe());
-        output.WriteLine($"after SIGCONT: first 421 {(firstRefusal!.End - resumedAt).TotalSeconds:0.00} s later ({firstRefusal.Line}); " +
-                         $"exit {exit} {(stopped.Elapsed - resumedAt).TotalSeconds:0.0} s later; {afterResume.Length} probes answered after SIGCONT");
+        Assert.True(!run.AfterResume.Any(p => p.Code == 250), string.Join("\n", run.AfterResume) + "\n" + bed.Describe());
+        var firstRefusal = run.AfterResume.FirstOrDefault(p => p.Code == 421);
+        Assert.True(firstRefusal is not null, string.Join("\n", run.Probes) + "\n" + bed.Describe());
+        output.WriteLine($"after SIGCONT: first 421 {(firstRefusal!.End - run.ResumedAt).TotalSeconds:0.00} s later ({firstRefusal.Line}); " +
+                         $"exit {run.Exit} {(run.Ended - run.ResumedAt).TotalSeconds:0.0} s later; {run.AfterResume.Length} probes answered after SIGCONT");
         Assert.True(await bed.DeliveredAsync("during-stop@four.test", ClusterTestBed.Generous), bed.Describe());
         Assert.False(oldest.Process!.HasExited, bed.Describe());
         Assert.Equal(250, (await ClusterTestBed.SendAsync(oldest.SmtpPort, "after@four.test")).Code);
@@ -134,28 +122,39 @@ public sealed class ClusterFailSafeTests(ITestOutputHelper output)
                 bootstrap { contact-points = [{{contactPoints}}], required-contact-point-nr = 2, management-port = {{n.ManagementPort}} }
                 """);
         foreach (var n in nodes) await ClusterTestBed.UntilAcceptedAsync(n, $"warmup-{n.Name}@six.test", ClusterTestBed.Generous);
-        var (a, c) = (nodes[0], nodes[2]);
+        var run = await StopPastTheResolverAsync(nodes[0], nodes[2], "six.test");
 
+        Assert.True(run.Exit == GatewayCli.ExitActorSystemTerminated, $"exit {run.Exit}\n{bed.Describe()}");
+        Assert.True(!run.AfterResume.Any(p => p.Code == 250), string.Join("\n", run.AfterResume) + "\n" + bed.Describe());
+        Assert.Contains(run.AfterResume, p => p.Code == 421);
+        Assert.True(await bed.DeliveredAsync("during-stop@six.test", ClusterTestBed.Generous), bed.Describe());
+        Assert.Equal(250, (await ClusterTestBed.SendAsync(nodes[1].SmtpPort, "after@six.test")).Code);
+        output.WriteLine($"majority refuses {run.Refused.TotalSeconds:0.0} s and accepts again {run.Back.TotalSeconds:0.0} s after SIGSTOP; " +
+                         $"stopped node: exit {run.Exit} {(run.Ended - run.ResumedAt).TotalSeconds:0.0} s after SIGCONT, {run.AfterResume.Length} probes answered after SIGCONT, none 250");
+    }
+
+    private sealed record StopRun(TimeSpan Refused, TimeSpan Back, TimeSpan ResumedAt, TimeSpan Ended, List<Probe> Probes, int? Exit)
+    {
+        /// <summary>Answers read after SIGCONT (also those to connections made while the node was stopped).</summary>
+        public Probe[] AfterResume => Probes.Where(p => p.End > ResumedAt).ToArray();
+    }
+
+    /// <summary>SIGSTOPs <paramref name="stopped"/> while probing it without pause; <paramref name="survivor"/> refuses
+    /// while it is unreachable, downs it (failure detector 2 s, stable-after 3 s) and accepts <c>during-stop@domain</c>
+    /// again; 2 s later SIGCONT, then the stopped node's exit. Times are from just before the SIGSTOP.</summary>
+    private static async Task<StopRun> StopPastTheResolverAsync(ClusterNode survivor, ClusterNode stopped, string domain)
+    {
         var clock = Stopwatch.StartNew();
-        var probing = ProbeUntilExitAsync(c, "stopped@six.test", TimeSpan.FromSeconds(55));
-        c.Process!.Signal(SigStop);
-        // The majority (a, b) refuses while c is unreachable, downs it, and takes mail again.
-        var refused = await UntilRefusedAsync(a, "unreachable@six.test");
-        var back = refused + await ClusterTestBed.UntilAcceptedAsync(a, "majority@six.test", ClusterTestBed.Generous);
+        var probing = ProbeUntilExitAsync(stopped, $"stopped@{domain}", TimeSpan.FromSeconds(55));
+        stopped.Process!.Signal(SigStop);
+        var refused = await UntilRefusedAsync(survivor, $"unreachable@{domain}");
+        var back = refused + await ClusterTestBed.UntilAcceptedAsync(survivor, $"during-stop@{domain}", ClusterTestBed.Generous);
         await Task.Delay(TimeSpan.FromSeconds(2));
         var resumedAt = clock.Elapsed;
-        c.Process.Signal(SigCont);
+        stopped.Process.Signal(SigCont);
         var probes = await probing;
-        var exit = await c.Process.WaitForExitAsync(TimeSpan.FromSeconds(30));
-
-        var afterResume = probes.Where(p => p.End > resumedAt).ToArray();
-        Assert.True(exit == GatewayCli.ExitActorSystemTerminated, $"exit {exit}\n{bed.Describe()}");
-        Assert.True(!afterResume.Any(p => p.Code == 250), string.Join("\n", afterResume) + "\n" + bed.Describe());
-        Assert.Contains(afterResume, p => p.Code == 421);
-        Assert.True(await bed.DeliveredAsync("majority@six.test", ClusterTestBed.Generous), bed.Describe());
-        Assert.Equal(250, (await ClusterTestBed.SendAsync(nodes[1].SmtpPort, "after@six.test")).Code);
-        output.WriteLine($"majority refuses {refused.TotalSeconds:0.0} s and accepts again {back.TotalSeconds:0.0} s after SIGSTOP; " +
-                         $"stopped node: exit {exit} {(clock.Elapsed - resumedAt).TotalSeconds:0.0} s after SIGCONT, {afterResume.Length} probes answered after SIGCONT, none 250");
+        var exit = await stopped.Process.WaitForExitAsync(TimeSpan.FromSeconds(30));
+        return new StopRun(refused, back, resumedAt, clock.Elapsed, probes, exit);
     }
 
     /// <summary>Sends until the node answers 421 (it sees its cluster change); how long that took.</summary>

@@ -116,33 +116,8 @@ public sealed class ClusterTestBed : IAsyncDisposable
         using var cts = new CancellationTokenSource(timeout ?? TimeSpan.FromSeconds(10));
         try
         {
-            using var tcp = new TcpClient(AddressFamily.InterNetwork);
-            await tcp.ConnectAsync(IPAddress.Loopback, port, cts.Token);
-            var s = tcp.GetStream();
-            using var r = new StreamReader(s, Encoding.ASCII);
-            async Task<string> Reply()
-            {
-                string line;
-                do line = await r.ReadLineAsync(cts.Token) ?? throw new IOException("closed");
-                while (line.Length > 3 && line[3] == '-');
-                return line;
-            }
-            async Task<string> Cmd(string line)
-            {
-                await s.WriteAsync(Encoding.ASCII.GetBytes(line + "\r\n"), cts.Token);
-                return await Reply();
-            }
-            foreach (var step in new Func<Task<string>>[]
-            {
-                Reply, () => Cmd("EHLO probe.test"), () => Cmd("MAIL FROM:<probe@client.test>"), () => Cmd($"RCPT TO:<{to}>"), () => Cmd("DATA"),
-                () => Cmd($"Subject: {to}\r\nMessage-ID: <{Guid.NewGuid():N}@client.test>\r\n\r\nprobe\r\n."),
-            })
-            {
-                var line = await step();
-                if (line[0] is '4' or '5') return (int.Parse(line[..3]), line);
-                if (line.StartsWith("250 2.0.0 Ok: queued", StringComparison.Ordinal)) return (250, line);
-            }
-            return (null, "no final reply");
+            return await SmtpSubmission.SendAsync(port, "probe.test", "probe@client.test", to,
+                $"Subject: {to}\r\nMessage-ID: <{Guid.NewGuid():N}@client.test>\r\n\r\nprobe", cts.Token);
         }
         catch (Exception e) when (e is SocketException or IOException or OperationCanceledException)
         {

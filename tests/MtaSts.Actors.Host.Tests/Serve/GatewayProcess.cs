@@ -76,6 +76,32 @@ public sealed class GatewayProcess : IAsyncDisposable
         return false;
     }
 
+    /// <summary>Waits for the 220 on <paramref name="smtpPort"/>, then for <c>health/live</c> through
+    /// <paramref name="admin"/>: serve starts the admin endpoint after the SMTP listener, so a test right after the 220
+    /// could find it closed. Throws when the gateway exits or the time runs out.</summary>
+    public async Task WaitForAdminAsync(int smtpPort, HttpClient admin, TimeSpan timeout)
+    {
+        if (!await WaitForGreetingAsync(smtpPort, timeout)) throw new InvalidOperationException($"gateway did not answer 220: {this}");
+        var deadline = DateTime.UtcNow + timeout;
+        while (true)
+        {
+            try
+            {
+                if ((await admin.GetAsync("health/live")).IsSuccessStatusCode) return;
+            }
+            catch (HttpRequestException) { }
+            if (HasExited || DateTime.UtcNow > deadline) throw new InvalidOperationException($"admin endpoint not up: {this}");
+            await Task.Delay(200);
+        }
+    }
+
+    /// <summary>A file the gateway is still appending to (its mail log), read whole.</summary>
+    public static string ReadShared(string path)
+    {
+        using var f = new FileStream(path, FileMode.Open, FileAccess.Read, FileShare.ReadWrite | FileShare.Delete);
+        return new StreamReader(f).ReadToEnd();
+    }
+
     /// <summary>The first line a connection to 127.0.0.1:<paramref name="port"/> gets (then QUIT), or null.</summary>
     public static async Task<string?> GreetingAsync(int port)
     {

@@ -1,6 +1,7 @@
 using System.Net;
 using MtaSts.Actors.Configuration;
 using MtaSts.Actors.Smtp.Intake;
+using MtaSts.Actors.TestInfra.Config;
 
 namespace MtaSts.Actors.Smtp.Tests.Intake;
 
@@ -8,22 +9,8 @@ namespace MtaSts.Actors.Smtp.Tests.Intake;
 /// every bad value is an error naming its full key.</summary>
 public sealed class ListenerConfigTests
 {
-    private sealed class Source(Dictionary<string, string> values, Dictionary<string, string[]>? lists = null) : IConfigSource
-    {
-        public bool Has(string path) => values.ContainsKey(path) || lists?.ContainsKey(path) == true
-            || values.Keys.Any(k => k.StartsWith(path + ".", StringComparison.Ordinal));
-        public string? Value(string path) => values.GetValueOrDefault(path);
-        public IReadOnlyList<string>? List(string path) => lists?.GetValueOrDefault(path);
-        public IReadOnlyList<KeyValuePair<string, string>> Entries(string path) =>
-            values.Where(kv => kv.Key.StartsWith(path + ".", StringComparison.Ordinal))
-                .Select(kv => new KeyValuePair<string, string>(kv.Key[(path.Length + 1)..], kv.Value)).ToArray();
-    }
-
-    private static (ListenerConfig Config, List<string> Errors) Read(Dictionary<string, string> values, Dictionary<string, string[]>? lists = null)
-    {
-        var errors = new List<string>();
-        return (ListenerConfig.Read(new ConfigSection(new Source(values, lists), "mtasts.listener", errors)), errors);
-    }
+    private static (ListenerConfig Config, List<string> Errors) Read(Dictionary<string, string> values, Dictionary<string, string[]>? lists = null) =>
+        DictionaryConfigSource.Read("mtasts.listener", ListenerConfig.Read, values, lists);
 
     [Fact]
     public void Nothing_configured_gives_the_listeners_own_defaults()

@@ -98,7 +98,7 @@ public sealed class OutboundBodyTests
     [Theory]
     [InlineData(true, true)]
     [InlineData(false, true)]
-    [InlineData(true, false)]
+    [InlineData(false, false)]
     public async Task Body_8bitmime_follows_the_envelope_and_size_is_the_spooled_length(bool eightBit, bool offered)
     {
         await using var rx = TestSmtpReceiver.Start(new TestSmtpReceiverOptions { OfferEightBitMime = offered, MaxSize = 10_000_000 });
@@ -111,5 +111,81 @@ public sealed class OutboundBodyTests
         Assert.Equal(body, m.Data); // byte for byte after unstuffing: no MIME re-encoding
         Assert.Equal(eightBit && offered, m.MailParameters.Contains("BODY=8BITMIME"));
         Assert.Contains($"SIZE={body.Length}", m.MailParameters);
+    }
+
+    private static async Task<(SendResult Result, TestSmtpReceiver Rx)> SendToServerWithout8BitMimeAsync(string body)
+    {
+        var rx = TestSmtpReceiver.Start(new TestSmtpReceiverOptions { OfferEightBitMime = false, MaxSize = 10_000_000 });
+        await using var c = Connect(rx.Port);
+        Assert.True((await c.ConnectAsync()).Ready);
+        var res = await c.SendAsync(new OutboundMessage(7, "a@sender.test", [new Recipient(0, "b@example.com")],
+            Encoding.Latin1.GetBytes(body), EightBitMime: true));
+        return (res, rx);
+    }
+
+    /// <summary>RFC 6152 §3: 8-bit body parts become quoted-printable (or base64) for a server without 8BITMIME; the
+    /// receiver gets 7-bit MIME whose decoded text is the original.</summary>
+    [Fact]
+    public async Task An_8bit_body_is_converted_to_7bit_mime_for_a_server_without_8bitmime()
+    {
+        const string text = "\u00e9t\u00e9 \u00e0 la plage\r\n.dot line\r\n";
+        var (res, rx) = await SendToServerWithout8BitMimeAsync(
+            "From: a@sender.test\r\nTo: b@example.com\r\nSubject: summer\r\nMIME-Version: 1.0\r\n" +
+            "Content-Type: text/plain; charset=iso-8859-1\r\nContent-Transfer-Encoding: 8bit\r\n\r\n" + text);
+        await using (rx)
+        {
+            Assert.True(res.AllAccepted);
+            var m = Assert.Single(rx.Messages);
+            Assert.DoesNotContain("BODY=8BITMIME", m.MailParameters);
+            Assert.DoesNotContain(m.Data, b => b >= 0x80);
+            var parsed = MimeKit.MimeMessage.Load(new MemoryStream(m.Data));
+            Assert.Equal("summer", parsed.Subject);
+            var part = Assert.IsType<MimeKit.TextPart>(parsed.Body);
+            Assert.NotEqual(MimeKit.ContentEncoding.EightBit, part.ContentTransferEncoding);
+            Assert.Equal(text.Replace("\r\n", "\n", StringComparison.Ordinal), part.GetText(Encoding.Latin1).Replace("\r\n", "\n", StringComparison.Ordinal));
+        }
+    }
+
+    [Fact]
+    public async Task A_message_declared_8bit_without_8bit_bytes_goes_as_it_is_without_the_body_parameter()
+    {
+        const string body = "Subject: plain\r\n\r\nonly ascii\r\n";
+        var (res, rx) = await SendToServerWithout8BitMimeAsync(body);
+        await using (rx)
+        {
+            Assert.True(res.AllAccepted);
+            var m = Assert.Single(rx.Messages);
+            Assert.Equal(Encoding.ASCII.GetBytes(body), m.Data);
+            Assert.DoesNotContain("BODY=8BITMIME", m.MailParameters);
+        }
+    }
+
+    /// <summary>Raw 8-bit in a header has no 7-bit form that keeps the header as sent: returned with 5.6.3.</summary>
+    [Fact]
+    public async Task An_8bit_header_for_a_server_without_8bitmime_is_refused_permanently_with_5_6_3()
+    {
+        var (res, rx) = await SendToServerWithout8BitMimeAsync("Subject: caf\u00e9\r\n\r\nbody\r\n");
+        await using (rx)
+        {
+            var r = Assert.Single(res.Recipients);
+            Assert.Equal(RecipientStatus.Permanent, r.Status);
+            Assert.Equal("5.6.3", r.Reply.Enhanced?.ToString());
+            Assert.Empty(rx.Messages);
+        }
+    }
+
+    /// <summary>RFC 6531 §3.2: SMTPUTF8 mail is not sent to a server that does not offer SMTPUTF8 (returned, 5.6.7).</summary>
+    [Fact]
+    public async Task Smtputf8_mail_to_a_server_without_smtputf8_is_refused_permanently_with_5_6_7()
+    {
+        await using var rx = TestSmtpReceiver.Start(new TestSmtpReceiverOptions { OfferSmtpUtf8 = false });
+        await using var c = Connect(rx.Port);
+        Assert.True((await c.ConnectAsync()).Ready);
+        var res = await c.SendAsync(new OutboundMessage(8, "a@sender.test", [new Recipient(0, "b@example.com")],
+            Encoding.UTF8.GetBytes("Subject: caf\u00e9\r\n\r\nx\r\n"), EightBitMime: true, SmtpUtf8: true));
+        var r = Assert.Single(res.Recipients);
+        Assert.Equal(RecipientStatus.Permanent, r.Status);
+        Assert.Equal("5.6.7", r.Reply.Enhanced?.ToString());
+        Assert.Empty(rx.Messages);
     }
 }

@@ -446,6 +446,7 @@ public sealed class AdminServer : IAsyncDisposable
             policy_mode = policy?.Policy.Mode.ToString().ToLowerInvariant(),
             tls = profile.TlsSupport, dane = profile.DaneSupport, bounce_verification = profile.BounceVerification,
             suspended = st?.Suspended, suspended_since = st?.SuspendedSince, suspended_by = st?.SuspendedBy,
+            throttle = st?.Throttle, // a reply-driven throttle in force (rule, reply, limits, hold_until, ramping)
             status_known = st is not null,
         };
     }

@@ -20,7 +20,7 @@ public sealed class GatewayMetrics : IDisposable
     private readonly int _top;
     private readonly ConcurrentDictionary<string, byte> _labelled = new(StringComparer.Ordinal);
     private readonly Counter _received, _receivedBytes, _rejected, _delivered, _deferred, _bounced, _tls, _sts, _dane,
-        _policyFetches, _connections, _refused, _authFailures, _authLockouts, _deliveryConnections;
+        _policyFetches, _connections, _refused, _authFailures, _authLockouts, _deliveryConnections, _throttled;
     private readonly Histogram _acceptSeconds;
     private readonly Gauge _queueRecipients, _queueOldest, _queueTotal, _spoolMessages, _spoolBytes, _sessions, _dataInFlight,
         _openDeliveryConnections;
@@ -50,6 +50,7 @@ public sealed class GatewayMetrics : IDisposable
         _authFailures = C("mtasts_auth_failures_total", "Failed SMTP AUTH attempts.");
         _authLockouts = C("mtasts_auth_lockouts_total", "AUTH lockouts started (per address or per user name).");
         _deliveryConnections = C("mtasts_delivery_connections_total", "Outbound SMTP connections opened.");
+        _throttled = C("mtasts_destination_throttled_total", "Reply-driven throttling rules fired (a receiver's reply lowered a destination's limits).", "destination", "rule");
         _acceptSeconds = f.CreateHistogram("mtasts_accept_commit_seconds",
             "From the final dot of DATA to the 250 (spool append + fsync, group-committed).",
             new HistogramConfiguration { Buckets = Histogram.ExponentialBuckets(0.0005, 2, 14) });
@@ -122,6 +123,7 @@ public sealed class GatewayMetrics : IDisposable
                 Interlocked.Increment(ref _openConnections);
                 break;
             case "delivery_close": Interlocked.Decrement(ref _openConnections); break;
+            case "destination_throttled": _throttled.WithLabels(Label(Field(e, "domain") as string), Field(e, "rule") as string ?? Other).Inc(); break;
         }
     }
 

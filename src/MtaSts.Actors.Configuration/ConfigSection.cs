@@ -18,6 +18,14 @@ public interface IConfigSource
     /// <summary>The key/value pairs of the object at <paramref name="path"/> (empty when it is not set); a list value is
     /// given as its items joined with commas.</summary>
     IReadOnlyList<KeyValuePair<string, string>> Entries(string path);
+
+    /// <summary>The items of the list of objects at <paramref name="path"/>, each as its key/value pairs (a value that
+    /// is itself an object or a list is null; an item that is not an object is null); null when the path is not set or
+    /// is not a list. Sources without lists of objects keep the default.</summary>
+    IReadOnlyList<IReadOnlyList<KeyValuePair<string, string?>>?>? Objects(string path) => null;
+
+    /// <summary>The keys of the object at <paramref name="path"/> (null when unknown to this source).</summary>
+    IReadOnlyList<string>? Keys(string path) => null;
 }
 
 /// <summary>One section of the gateway's configuration (e.g. <c>mtasts.listener</c>) as the feature that owns it
@@ -39,6 +47,27 @@ public sealed class ConfigSection(IConfigSource source, string path, List<string
     public IReadOnlyList<string> List(string key) => source.List(Key(key)) ?? [];
 
     public IReadOnlyList<KeyValuePair<string, string>> Entries(string key) => source.Entries(Key(key));
+
+    /// <summary>The list of objects at <paramref name="key"/> (see <see cref="IConfigSource.Objects"/>); null when it is
+    /// not set. A value that is set but is not a list records an error naming the key.</summary>
+    public IReadOnlyList<IReadOnlyList<KeyValuePair<string, string?>>?>? Objects(string key)
+    {
+        if (!Has(key)) return null;
+        var items = source.Objects(Key(key));
+        if (items is null) errors.Add($"{Key(key)} must be a list of objects [ {{ ... }}, {{ ... }} ]");
+        return items;
+    }
+
+    /// <summary>Records an error for every key of this section that is not in <paramref name="known"/> (a typo must not
+    /// fall back to a default silently). Sources that cannot list keys check nothing.</summary>
+    public void RefuseUnknownKeys(params string[] known)
+    {
+        foreach (var key in source.Keys(path) ?? [])
+            if (!known.Contains(key)) errors.Add($"{Key(key)}: unknown setting (known: {string.Join(", ", known)})");
+    }
+
+    /// <summary>The full name of <paramref name="key"/> in this section (for error messages).</summary>
+    public string FullKey(string key) => Key(key);
 
     /// <summary>The parsed value, or <paramref name="fallback"/> when the key is not set or its value is bad (then an
     /// error <c>path.key = "value": why</c> is recorded).</summary>

@@ -37,6 +37,7 @@ public static class DestinationConfigLoader
         public const string BounceProfile = "bounce-profile";
         public const string SourceAddress = "source-address";
         public const string SmtpRoute = "smtp-route";
+        public const string ThrottleRules = "throttle-rules";
 
         public const string MaxRetries = "max-retries";
         public const string MaxTimeInQueue = "max-time-in-queue";
@@ -52,7 +53,7 @@ public static class DestinationConfigLoader
         [
             IpPreference, MaxConcurrentConnections, MaxMessagesPerConnection, MaxRecipientsPerTransaction, RecipientLimit,
             LimitScope, LimitType, TlsSupport, ClientCertificate, DaneSupport, MtaSts, BounceVerification, BounceProfile,
-            SourceAddress, SmtpRoute,
+            SourceAddress, SmtpRoute, ThrottleRules,
         ];
 
         public static readonly IReadOnlyList<string> Bounce =
@@ -348,6 +349,9 @@ public static class DestinationConfigLoader
                 case Keys.SmtpRoute:
                     if (ParseRoute(ctx, v, out var route)) p = p with { SmtpRoute = route };
                     break;
+                case Keys.ThrottleRules:
+                    if (ParseThrottleRules(ctx, v, out var rules)) p = p with { ThrottleRules = rules };
+                    break;
                 default:
                     ctx.Unknown(key, Keys.Destination);
                     break;
@@ -427,6 +431,25 @@ public static class DestinationConfigLoader
             else { ctx.Error($"{Keys.SmtpRoute} entry \"{t}\": {err}"); ok = false; }
         }
         if (ok) route = hosts;
+        return ok;
+    }
+
+    /// <summary><c>throttle-rules = [ { name = ..., code = 421, action = ..., ... } ]</c> (see <see cref="Throttling.ThrottleRuleParser"/>).</summary>
+    private static bool ParseThrottleRules(Ctx ctx, HoconValue v, out IReadOnlyList<Throttling.ThrottleRule> rules)
+    {
+        rules = [];
+        if (!IsArray(v))
+        {
+            ctx.Error($"{Keys.ThrottleRules} must be a list of rules [ {{ name = ..., code = 421, action = limit-connections, connections = 2, duration = 5m }} ]");
+            return false;
+        }
+        var items = v.GetArray().Select(item => item.IsObject()
+            ? (IReadOnlyList<KeyValuePair<string, string?>>)item.GetObject().Items
+                .Select(kv => new KeyValuePair<string, string?>(kv.Key,
+                    kv.Value.IsObject() || IsArray(kv.Value) || !kv.Value.IsString() ? null : kv.Value.GetString())).ToArray()
+            : null).ToArray();
+        var ok = true;
+        rules = Throttling.ThrottleRuleParser.ParseList(Keys.ThrottleRules, items, e => { ctx.Error(e); ok = false; });
         return ok;
     }
 

@@ -81,6 +81,9 @@ public static class DestinationConfigWriter
         Set(DestinationConfigLoader.Keys.BounceProfile, Quote(p.BounceProfile));
         Set(DestinationConfigLoader.Keys.SourceAddress, Quote(p.SourceAddress ?? ""));
         Set(DestinationConfigLoader.Keys.SmtpRoute, "[" + string.Join(", ", p.SmtpRoute.Select(h => Quote(h.ToString()))) + "]");
+        sb.Append("      ").Append(DestinationConfigLoader.Keys.ThrottleRules).Append(" = [");
+        foreach (var r in p.ThrottleRules) sb.Append("\n        ").Append(ThrottleRule(r));
+        sb.Append(p.ThrottleRules.Count > 0 ? "\n      ]\n" : "]\n");
         sb.Append("    }\n");
     }
 
@@ -100,6 +103,30 @@ public static class DestinationConfigWriter
                 .Append(DestinationConfigLoader.Keys.DelayWarningMaxCount).Append(" = ").Append(Num(dw.MaxCount)).Append(" }\n");
         else Set(DestinationConfigLoader.Keys.DelayWarning, "off");
         sb.Append("    }\n");
+    }
+
+    private static string ThrottleRule(Throttling.ThrottleRule r)
+    {
+        var keys = new List<string> { $"name = {Quote(r.Name)}" };
+        if (r.Code is { } code) keys.Add($"code = {Quote(r.CodeIsClass ? $"{code}xx" : Num(code))}");
+        if (r.Enhanced is { } enhanced) keys.Add($"enhanced = {Quote(string.Join('.', enhanced))}");
+        if (r.Text is { } text) keys.Add($"text = {Quote(text.ToString())}");
+        keys.Add($"action = {r.Action switch
+        {
+            Throttling.ThrottleAction.None => "none",
+            Throttling.ThrottleAction.Suspend => "suspend",
+            Throttling.ThrottleAction.LimitConnections => "limit-connections",
+            _ => "limit-rate",
+        }}");
+        if (r.Connections is { } c) keys.Add($"connections = {Num(c)}");
+        if (r.Rate is { } rate) keys.Add($"rate = {rate.ToString("R", CultureInfo.InvariantCulture)}");
+        if (r.Factor is { } f) keys.Add($"factor = {f.ToString("R", CultureInfo.InvariantCulture)}");
+        if (r.Action != Throttling.ThrottleAction.None)
+        {
+            keys.Add($"duration = {DestinationConfigLoader.FormatDuration(r.Duration)}");
+            keys.Add($"ramp-step = {DestinationConfigLoader.FormatDuration(r.RampStep)}");
+        }
+        return "{ " + string.Join(", ", keys) + " }";
     }
 
     private static string Num(long n) => n.ToString(CultureInfo.InvariantCulture);

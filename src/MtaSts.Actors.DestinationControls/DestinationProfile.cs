@@ -62,6 +62,10 @@ public sealed record DestinationProfile
     /// enforced (SPEC §2: an SMTP route overrides MX lookup). Empty = use MX (RFC 5321 §5.1).</summary>
     public IReadOnlyList<SmtpRouteHost> SmtpRoute { get; init; } = [];
 
+    /// <summary>Reply-driven throttling rules of this destination, tried before the global ones (<c>throttle-rules</c>;
+    /// empty: only the global and built-in rules apply).</summary>
+    public IReadOnlyList<Throttling.ThrottleRule> ThrottleRules { get; init; } = [];
+
     public bool IsDefault => Destination == DefaultName;
 
     /// <summary>True when this profile covers subdomains (<c>.example.com</c>).</summary>
@@ -84,7 +88,8 @@ public sealed record DestinationProfile
         LimitScope == other.LimitScope && LimitType == other.LimitType && TlsSupport == other.TlsSupport &&
         ClientCertificate == other.ClientCertificate && DaneSupport == other.DaneSupport && MtaSts == other.MtaSts &&
         BounceVerification == other.BounceVerification && BounceProfile == other.BounceProfile &&
-        SourceAddress == other.SourceAddress && SmtpRoute.SequenceEqual(other.SmtpRoute);
+        SourceAddress == other.SourceAddress && SmtpRoute.SequenceEqual(other.SmtpRoute) &&
+        ThrottleRules.SequenceEqual(other.ThrottleRules);
 
     public override int GetHashCode() => HashCode.Combine(Destination, MaxConcurrentConnections, MaxMessagesPerConnection, TlsSupport, MtaSts, BounceProfile, SmtpRoute.Count);
 }

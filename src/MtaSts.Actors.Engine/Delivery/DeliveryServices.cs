@@ -1,13 +1,15 @@
 using Akka.Actor;
 using MtaSts.Actors.DestinationControls;
+using MtaSts.Actors.DestinationControls.Throttling;
 using MtaSts.Actors.Dns;
 using MtaSts.Actors.Logging;
 using MtaSts.Actors.Spool;
 
 namespace MtaSts.Actors.Engine.Delivery;
 
-/// <summary>The profile and bounce profile that govern one destination (resolved per domain from the live config).</summary>
-public sealed record DestinationSettings(DestinationProfile Profile, BounceProfile Bounce);
+/// <summary>The profile and bounce profile that govern one destination (resolved per domain from the live config), and
+/// its reply-driven throttling rules in the order they are tried (null: none).</summary>
+public sealed record DestinationSettings(DestinationProfile Profile, BounceProfile Bounce, ThrottleRuleSet? Throttle = null);
 
 /// <summary>Generates and queues DSNs (implemented by the bounce service; re-injects through the spool).</summary>
 public interface IBounceSink

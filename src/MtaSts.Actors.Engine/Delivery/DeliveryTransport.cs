@@ -24,9 +24,11 @@ public sealed record JobResult(long Mid, IReadOnlyList<RecipientOutcome> Outcome
 }
 
 /// <summary>Why a delivery connection could not be opened (DNS, every MX unreachable, TLS required but failed,
-/// MTA-STS enforce with no matching MX...). Permanent only for hard DNS answers (NXDOMAIN, null MX).</summary>
-public sealed class DeliveryOpenException(RecipientOutcomeKind kind, string detail, string status) : Exception(detail)
+/// MTA-STS enforce with no matching MX...). Permanent only for hard DNS answers (NXDOMAIN, null MX).
+/// <paramref name="reply"/>: the last MX's refusal when it was an SMTP reply (banner, EHLO), for throttling rules.</summary>
+public sealed class DeliveryOpenException(RecipientOutcomeKind kind, string detail, string status, SmtpReply? reply = null) : Exception(detail)
 {
+    public SmtpReply? Reply { get; } = reply;
     public RecipientOutcomeKind Kind { get; } = kind;
     public string Detail { get; } = detail;
     public string Status { get; } = status;

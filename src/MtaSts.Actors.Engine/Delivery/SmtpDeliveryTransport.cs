@@ -60,6 +60,7 @@ public sealed class SmtpDeliveryTransport(
         var rpt = profile.HasSmtpRoute ? null : tlsRpt;
         var policyFailure = policy is null ? (request.Policy as PolicyResolution)?.FailureType : null;
         string? lastError = null;
+        SmtpReply? lastReply = null;
         var lastStatus = "4.4.1";
         var first = true;
         foreach (var host in resolution.Hosts)
@@ -142,6 +143,7 @@ public sealed class SmtpDeliveryTransport(
                     return NewSession(new SiteConnection(conn, place, key, result), profile, domain);
                 }
                 lastError = result.Error ?? result.Reply?.DiagnosticText ?? "connection failed";
+                lastReply = result.Reply is { IsNoReply: false } refusal ? refusal : null;
                 lastStatus = result.EnhancedStatus;
                 await conn.DisposeAsync().ConfigureAwait(false);
                 place.Release();
@@ -149,7 +151,7 @@ public sealed class SmtpDeliveryTransport(
         }
         var detail = SmtpReplyFormatter.NoReply(lastStatus, lastError ?? "no usable MX host",
             lastStatus.StartsWith("4.4.1") ? "No answer from any hosts listed in MX" : "Delivery not possible");
-        throw new DeliveryOpenException(RecipientOutcomeKind.Transient, detail, lastStatus);
+        throw new DeliveryOpenException(RecipientOutcomeKind.Transient, detail, lastStatus, lastReply);
     }
 
     private void LogSecured(ConnectionSecurity plan, MtaStsMode mode, string domain, string mx, long dcid)

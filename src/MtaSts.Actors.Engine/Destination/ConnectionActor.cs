@@ -29,7 +29,8 @@ public sealed class ConnectionActor : UntypedActor
     // Messages between the destination and its connections (local only, never serialized).
     /// <param name="Sent">Messages the connection already carried (MX roll-up: for another destination).</param>
     public sealed record Ready(long Dcid, string Peer, int Sent = 0);
-    public sealed record OpenFailed(long Dcid, RecipientOutcomeKind Kind, string Detail, string Status);
+    /// <param name="Reply">The receiver's refusal (banner, EHLO) when there was one: throttling rules match it.</param>
+    public sealed record OpenFailed(long Dcid, RecipientOutcomeKind Kind, string Detail, string Status, SmtpReply? Reply = null);
     public sealed record Done(long Dcid, DeliveryJob Job, JobResult Result);
     /// <param name="Park">Idle: the transport may keep it for other destinations (MX roll-up) instead of QUIT.</param>
     public sealed record Close(bool Park = false);
@@ -60,7 +61,7 @@ public sealed class ConnectionActor : UntypedActor
                     OperationCanceledException => (RecipientOutcomeKind.Transient, "connection timed out", "4.4.2"),
                     _ => (RecipientOutcomeKind.Transient, f.Error.Message, "4.4.0"),
                 };
-                Context.Parent.Tell(new OpenFailed(_request.Dcid, kind, detail, status));
+                Context.Parent.Tell(new OpenFailed(_request.Dcid, kind, detail, status, (f.Error as DeliveryOpenException)?.Reply));
                 Context.Stop(Self);
                 break;
             case DeliveryJob job when _session is not null:

@@ -1,12 +1,14 @@
 using Akka.Actor;
 using MtaSts.Actors.Engine.Delivery;
+using MtaSts.Actors.Logging;
 
 namespace MtaSts.Actors.Engine.Destination;
 
 /// <summary>Runs the <see cref="ConnectionPlanner"/>'s effects for a destination actor: its connection children
 /// (named <c>c{DCID}</c> and watched, so that one that stops is re-planned), its timers and delivery tracking. The
 /// recipient counts are returned for the actor to journal.</summary>
-public sealed class ConnectionEffects(IActorContext context, Func<ITimerScheduler> timers, BackgroundWork work, Func<long, Props> connection)
+public sealed class ConnectionEffects(IActorContext context, Func<ITimerScheduler> timers, BackgroundWork work, Func<long, Props> connection,
+    MailLog log)
 {
     /// <summary>Timer message: re-plan (the next retry is due, or a limit window has room again).</summary>
     public sealed record Wake;
@@ -18,6 +20,7 @@ public sealed class ConnectionEffects(IActorContext context, Func<ITimerSchedule
     public IReadOnlyList<RecipientsCounted> Run(IReadOnlyList<ConnectionEffect> effects)
     {
         var counted = new List<RecipientsCounted>();
+        TimeSpan? wake = null;
         foreach (var effect in effects)
         {
             switch (effect)
@@ -30,10 +33,15 @@ public sealed class ConnectionEffects(IActorContext context, Func<ITimerSchedule
                 case CloseConnection c: _children[c.Dcid].Tell(new ConnectionActor.Close(c.Park)); break;
                 case JournalCount j: counted.Add(j.Counted); break;
                 case JobEnded: work.DeliveryEnded(); break;
-                case WakeIn w: timers().StartSingleTimer("wake", new Wake(), w.Delay); break;
+                case WakeIn w: wake = wake is { } earlier && earlier < w.Delay ? earlier : w.Delay; break; // the earliest reason wins
+                case LogConnectionEvent { Line: var l, Debug: var debug }:
+                    if (debug) log.Debug(l.Event, l.Text, l.Fields);
+                    else log.Info(l.Event, l.Text, l.Fields);
+                    break;
                 case IdleCheckIn i: timers().StartSingleTimer("idle", new IdleCheck(), i.Delay); break;
             }
         }
+        if (wake is { } delay) timers().StartSingleTimer("wake", new Wake(), delay);
         return counted;
     }
 

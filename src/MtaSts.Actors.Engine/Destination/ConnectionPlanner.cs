@@ -1,4 +1,6 @@
 using MtaSts.Actors.DestinationControls;
+using MtaSts.Actors.DestinationControls.Throttling;
+using MtaSts.Actors.Smtp.Replies;
 using MtaSts.Actors.Engine.Delivery;
 using MtaSts.Actors.Engine.Destination;
 
@@ -7,9 +9,10 @@ namespace MtaSts.Actors.Engine.Destination;
 /// <summary>What the planner sees of the moment: the live profile and tuning, the time, whether the gateway is
 /// draining (graceful stop), and whether the MTA-STS policy allows sending now — asked only when mail is due (the
 /// actor then may ask the resolver, whose answer plans again); null = always ready. <paramref name="Suspended"/>: the
-/// operator suspended the destination — no connection is opened, no job handed out, idle connections close.</summary>
+/// operator suspended the destination — no connection is opened, no job handed out, idle connections close.
+/// <paramref name="Throttle"/>: the destination's reply-driven throttling rules (null: none).</summary>
 public sealed record PlanContext(DestinationProfile Profile, EngineTuning Tuning, DateTimeOffset Now, bool Draining = false,
-    Func<bool>? PolicyReady = null, bool Suspended = false)
+    Func<bool>? PolicyReady = null, bool Suspended = false, ThrottleRuleSet? Throttle = null)
 {
     /// <summary>Connections a destination starts with (Postfix initial_destination_concurrency), within the profile.</summary>
     public int InitialConcurrency => Math.Min(Tuning.InitialConcurrency, Profile.MaxConcurrentConnections);
@@ -32,6 +35,8 @@ public sealed record JobEnded(long Dcid) : ConnectionEffect;
 public sealed record WakeIn(TimeSpan Delay) : ConnectionEffect;
 /// <summary>Look for idle connections to close after this delay.</summary>
 public sealed record IdleCheckIn(TimeSpan Delay) : ConnectionEffect;
+/// <summary>Write an operator log line (a throttle fired, expired, ramped or ended); <paramref name="Debug"/>: ramp steps.</summary>
+public sealed record LogConnectionEvent(LogLine Line, bool Debug = false) : ConnectionEffect;
 
 /// <summary>
 /// The connections of one destination, without Akka: how many are opening and open, which job each carries, how many
@@ -63,6 +68,44 @@ public sealed class ConnectionPlanner(DestinationState state, Func<long> nextDci
 
     public void Start(PlanContext c) => Cap = c.InitialConcurrency;
 
+    private ThrottleState Throttle => state.Throttle;
+
+    /// <summary>Connections opening or open and not closing.</summary>
+    private int Live => _conns.Values.Count(x => x.Open || !x.Answered);
+
+    /// <summary>Replies of a transaction or of a refused connection: the first that matches one of the destination's
+    /// throttling rules lowers its limits (idle connections over the new limit close; busy ones close when they report).</summary>
+    public IReadOnlyList<ConnectionEffect> Replied(IEnumerable<SmtpReply?> replies, PlanContext c)
+    {
+        var fx = new List<ConnectionEffect>();
+        if (c.Throttle is not { Rules.Count: > 0 } rules) return fx;
+        foreach (var reply in replies) // usually one reply per recipient, mostly 250s: no rule looks past the code
+        {
+            if (reply is null || reply.Code < 400 || rules.Match(reply.Code, reply.Enhanced?.ToString(), reply.Text) is not { } rule) continue;
+            if (Throttle.Decide(rule, reply.DiagnosticText, Live, c.Profile.MaxConcurrentConnections, c.Now) is { } change)
+            {
+                Throttle.Apply(change);
+                fx.Add(Logged(change));
+                foreach (var (dcid, conn) in _conns)
+                    if (conn.Open && conn.Job is null && Live > Throttle.ConnectionLimit)
+                    {
+                        conn.Open = false;
+                        fx.Add(new CloseConnection(dcid));
+                    }
+            }
+            break; // one reply decides (the first matching rule, even action = none)
+        }
+        return fx;
+    }
+
+    private LogConnectionEvent Logged(ThrottleTransition t)
+    {
+        var level = t.After ?? t.Before!;
+        return new LogConnectionEvent(new LogLine(t.Event, t.Text(state.Domain.Name),
+            [("domain", state.Domain.Name), ("rule", level.Rule), ("connections", t.After?.Connections), ("rate", t.After?.Rate)]),
+            t.Kind == ThrottleChangeKind.Ramped);
+    }
+
     /// <summary>Periodic or post-reload resume: back to at least the initial concurrency, within the profile.</summary>
     public IReadOnlyList<ConnectionEffect> Resume(PlanContext c)
     {
@@ -89,9 +132,15 @@ public sealed class ConnectionPlanner(DestinationState state, Func<long> nextDci
     private void Pump(PlanContext c, List<ConnectionEffect> fx)
     {
         if (c.Draining) return; // graceful stop: no new connections or transactions
-        if (c.Suspended)
+        foreach (var change in Throttle.Decide(c.Now))
         {
-            // Operator suspension: nothing new; connections without a job close (one with a job closes when it reports).
+            Throttle.Apply(change);
+            fx.Add(Logged(change));
+        }
+        if (Throttle.Level is { } level) fx.Add(new WakeIn(Delay(level.NextChange - c.Now)));
+        if (c.Suspended || Throttle.ConnectionLimit == 0)
+        {
+            // Operator (or throttle) suspension: nothing new; connections without a job close (one with a job closes when it reports).
             foreach (var (dcid, conn) in _conns)
                 if (conn.Open && conn.Job is null)
                 {
@@ -112,10 +161,15 @@ public sealed class ConnectionPlanner(DestinationState state, Func<long> nextDci
             if (answer.NextSlotAt is { } slot) fx.Add(new WakeIn(slot - c.Now + TimeSpan.FromMilliseconds(5)));
             return;
         }
+        if (Throttle.RateWait(c.Now) is { } pace)
+        {
+            fx.Add(new WakeIn(Delay(pace))); // throttled rate: the next transaction waits its turn
+            return;
+        }
         foreach (var (dcid, conn) in _conns)
             if (conn.Open && conn.Job is null && !Feed(dcid, conn, c, fx)) break;
 
-        var cap = Math.Min(Cap, c.Profile.MaxConcurrentConnections);
+        var cap = Math.Min(Math.Min(Cap, c.Profile.MaxConcurrentConnections), Throttle.ConnectionLimit ?? int.MaxValue);
         if (_conns.Count < cap && Queue.HasDue(c.Now))
         {
             // Open no more connections than there are due messages not yet covered by connections being opened.
@@ -130,6 +184,8 @@ public sealed class ConnectionPlanner(DestinationState state, Func<long> nextDci
         }
         Wake(c, fx);
     }
+
+    private static TimeSpan Delay(TimeSpan d) => (d < TimeSpan.Zero ? TimeSpan.Zero : d) + TimeSpan.FromMilliseconds(5);
 
     /// <summary>The next wake at the earliest due time (not while in-flight mail will pump anyway).</summary>
     public IReadOnlyList<ConnectionEffect> Wake(PlanContext c)
@@ -162,11 +218,17 @@ public sealed class ConnectionPlanner(DestinationState state, Func<long> nextDci
     /// <summary>Gives the connection its next message, or closes it at its message limit. False when nothing is due.</summary>
     private bool Feed(long dcid, Conn conn, PlanContext c, List<ConnectionEffect> fx)
     {
-        if (conn.Sent >= c.Profile.MaxMessagesPerConnection || c.Draining || c.Suspended)
+        // Also a connection over a throttle's lowered limit (it closes between transactions).
+        if (conn.Sent >= c.Profile.MaxMessagesPerConnection || c.Draining || c.Suspended || Live > (Throttle.ConnectionLimit ?? int.MaxValue))
         {
             conn.Open = false;
             fx.Add(new CloseConnection(dcid));
             return true;
+        }
+        if (Throttle.RateWait(c.Now) is { } pace)
+        {
+            fx.Add(new WakeIn(Delay(pace)));
+            return Idle(dcid, conn, c, fx);
         }
         // Profile max-recipients-per-transaction: a message with more recipients here goes in several transactions.
         var want = c.Profile.MaxRecipientsPerTransaction;
@@ -189,6 +251,7 @@ public sealed class ConnectionPlanner(DestinationState state, Func<long> nextDci
         }
         conn.Job = new DeliveryJob(msg, rcpts.Select(r => r.Ref).ToArray());
         conn.Sent++;
+        Throttle.NoteSent(c.Now);
         fx.Add(new SendJob(dcid, conn.Job));
         return true;
     }

@@ -48,7 +48,7 @@ public sealed class DestinationActor : UntypedPersistentActor, IWithTimers
         _effects = new DestinationEffects(services, index, _domain) { Finished = (mid, rids) => self.Tell(new FinishWritten(mid, rids)) };
         _plan = new ConnectionPlanner(_state, services.Dcids.Next);
         _connections = new ConnectionEffects(Context, () => Timers, services.Work,
-            dcid => ConnectionActor.Props(new SessionRequest(_domain, Settings, _policy.Resolution, dcid), services.Transport));
+            dcid => ConnectionActor.Props(new SessionRequest(_domain, Settings, _policy.Resolution, dcid), services.Transport), services.Log);
         PersistenceId = "destination-" + entityId;
     }
 
@@ -67,7 +67,7 @@ public sealed class DestinationActor : UntypedPersistentActor, IWithTimers
         var now = Now;
         return new(Settings.Profile, _svc.Tuning, now, _svc.Work.Draining || _handingOff,
             () => _policy.Ready(Settings.Profile, _svc.PolicyActor, now, _svc.Tuning.PolicyReuse, _svc.Tuning.PolicyTimeout, Self),
-            _state.Suspended is not null);
+            _state.Suspended is not null, Settings.Throttle);
     }
 
     // A failing connection is stopped; the destination re-plans (its job's recipients are released).
@@ -144,6 +144,7 @@ public sealed class DestinationActor : UntypedPersistentActor, IWithTimers
                 break;
             case ConnectionActor.Ready r: Run(_plan.Ready(r.Dcid, Plan(), r.Sent)); break;
             case ConnectionActor.OpenFailed f:
+                Run(_plan.Replied([f.Reply], Plan())); // a throttling refusal (e.g. 421 at the banner) lowers the limits first
                 if (_plan.OpenFailed(f.Dcid, f.Kind == RecipientOutcomeKind.Transient, Plan()))
                     // Nothing gets through (DNS, every MX down, TLS required but failed, MTA-STS: no usable MX).
                     Commit(_state.Decide(new DestinationUnreachable(f.Kind, f.Detail, f.Status), Settings, Now), () => Run(_plan.Wake(Plan())));
@@ -151,7 +152,8 @@ public sealed class DestinationActor : UntypedPersistentActor, IWithTimers
             case ConnectionActor.Done d when _plan.Has(d.Dcid):
                 Commit(_state.Decide(new OutcomesReported(d.Dcid, d.Job.Message, d.Job.Recipients, d.Result.Outcomes), Settings, Now),
                     // After the effects: their finish task is tracked before a graceful stop sees the delivery as ended.
-                    () => { Run(_plan.Done(d.Dcid, d.Result.Delivered, d.Result.ConnectionUsable, Plan())); StopIfHandedOff(); });
+                    () => { Run([.. _plan.Replied(d.Result.Outcomes.Select(o => o.Reply), Plan()),
+                        .. _plan.Done(d.Dcid, d.Result.Delivered, d.Result.ConnectionUsable, Plan())]); StopIfHandedOff(); });
                 break;
             case Terminated t when _connections.Stopped(t.ActorRef, out var dcid):
                 Run(_plan.Stopped(dcid, Plan()));

@@ -64,10 +64,17 @@ public sealed record DestinationStatus(
     DateTimeOffset? NextAttempt,
     string? LastError,
     DateTimeOffset? SuspendedSince = null,
-    string? SuspendedBy = null) : IDestinationProtocolMember
+    string? SuspendedBy = null,
+    DestinationThrottle? Throttle = null) : IDestinationProtocolMember
 {
     public bool Suspended => SuspendedSince is not null;
 }
+
+/// <summary>A reply-driven throttle in force: the rule and the reply that fired it, since when, the end of its hold,
+/// the lowered limits (<paramref name="Connections"/> 0 = suspended, null = the profile's; <paramref name="Rate"/> in
+/// messages per minute) and whether it is ramping back.</summary>
+public sealed record DestinationThrottle(string Rule, string Reply, DateTimeOffset Since, DateTimeOffset HoldUntil, int? Connections,
+    double? Rate, bool Ramping);
 
 // ---- persisted events (small; first-attempt successes persist nothing: the spool's done record is enough) ----
 

@@ -31,7 +31,8 @@ public sealed class DestinationSerializer(ExtendedActorSystem system) : Serializ
     private const string StatusQueryManifest = "gs1";
     private const string ResumeManifest = "rs1";
     private const string StatusV1Manifest = "st1"; // without the suspension (still readable)
-    private const string StatusManifest = "st2";
+    private const string StatusV2Manifest = "st2"; // without the throttle (still readable)
+    private const string StatusManifest = "st3";
     // Operator actions (admin API): commands, their answer, and the journaled suspension.
     private const string SuspendManifest = "su1";
     private const string ResumeDeliveryManifest = "ru1";
@@ -115,6 +116,12 @@ public sealed class DestinationSerializer(ExtendedActorSystem system) : Serializ
                     w.Write(st.Domain.Name); w.Write(st.QueuedRecipients); w.Write(st.DeferredRecipients); w.Write(st.ActiveConnections);
                     w.Write(st.MaxConnections); w.Write(st.NextAttempt?.UtcTicks ?? -1); WriteNullable(w, st.LastError);
                     w.Write(st.SuspendedSince?.UtcTicks ?? -1); WriteNullable(w, st.SuspendedBy);
+                    w.Write(st.Throttle is not null);
+                    if (st.Throttle is { } t)
+                    {
+                        w.Write(t.Rule); w.Write(t.Reply); w.Write(t.Since.UtcTicks); w.Write(t.HoldUntil.UtcTicks);
+                        w.Write(t.Connections ?? -1); w.Write(t.Rate ?? -1); w.Write(t.Ramping);
+                    }
                     break;
                 case SuspendDelivery sd:
                     w.Write(sd.Domain.Name); w.Write(sd.By);
@@ -193,7 +200,7 @@ public sealed class DestinationSerializer(ExtendedActorSystem system) : Serializ
                 return new GetDestinationStatus(ReadDomain(r));
             case ResumeManifest:
                 return new Resume(ReadDomain(r));
-            case StatusV1Manifest or StatusManifest:
+            case StatusV1Manifest or StatusV2Manifest or StatusManifest:
             {
                 var domain = ReadDomain(r);
                 int q = r.ReadInt32(), d = r.ReadInt32(), a = r.ReadInt32(), m = r.ReadInt32();
@@ -201,7 +208,14 @@ public sealed class DestinationSerializer(ExtendedActorSystem system) : Serializ
                 var status = new DestinationStatus(domain, q, d, a, m, next < 0 ? null : Utc(next), ReadNullable(r));
                 if (manifest == StatusV1Manifest) return status;
                 var since = r.ReadInt64();
-                return status with { SuspendedSince = since < 0 ? null : Utc(since), SuspendedBy = ReadNullable(r) };
+                status = status with { SuspendedSince = since < 0 ? null : Utc(since), SuspendedBy = ReadNullable(r) };
+                if (manifest == StatusV2Manifest || !r.ReadBoolean()) return status;
+                var (rule, reply, from, until) = (r.ReadString(), r.ReadString(), Utc(r.ReadInt64()), Utc(r.ReadInt64()));
+                var (connections, rate) = (r.ReadInt32(), r.ReadDouble());
+                return status with
+                {
+                    Throttle = new DestinationThrottle(rule, reply, from, until, connections < 0 ? null : connections, rate < 0 ? null : rate, r.ReadBoolean()),
+                };
             }
             case SuspendManifest:
                 return new SuspendDelivery(ReadDomain(r), r.ReadString());

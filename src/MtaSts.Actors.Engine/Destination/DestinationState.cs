@@ -1,5 +1,6 @@
 using MtaSts.Actors.Dns;
 using MtaSts.Actors.DestinationControls;
+using MtaSts.Actors.DestinationControls.Throttling;
 using MtaSts.Actors.Engine.Delivery;
 using MtaSts.Actors.Logging;
 using MtaSts.Actors.Smtp.Replies;
@@ -63,6 +64,11 @@ public sealed class DestinationState(DestinationDomain domain)
     private RecipientRateState? _recoveredRate;
 
     public DestinationQueue Queue { get; } = new();
+
+    public DestinationDomain Domain => domain;
+
+    /// <summary>The reply-driven throttle (not journaled: a restart starts unthrottled, at the profile's limits).</summary>
+    public ThrottleState Throttle { get; } = new();
 
     /// <summary>The operator's suspension (journaled), or null while delivering.</summary>
     public Suspension? Suspended { get; private set; }
@@ -335,7 +341,8 @@ public sealed class DestinationState(DestinationDomain domain)
     /// <summary>What the operator sees of this destination: the next attempt is hidden while suspended.</summary>
     public DestinationStatus Status(int activeConnections, int maxConnections) =>
         new(domain, Queue.RecipientCount, Queue.DeferredCount, activeConnections, maxConnections,
-            Suspended is null ? Queue.NextDue : null, Queue.LastError, Suspended?.Since, Suspended?.By);
+            Suspended is null ? Queue.NextDue : null, Queue.LastError, Suspended?.Since, Suspended?.By,
+            Throttle.Level is { } t ? new DestinationThrottle(t.Rule, t.Reply, t.Since, t.HoldUntil, t.Connections, t.Rate, t.Ramping) : null);
 
     /// <summary>Hands the oldest due message's due recipients (at most <paramref name="max"/>) to a connection.</summary>
     public (MessageRef Message, IReadOnlyList<DestinationQueue.QueuedRecipient> Recipients)? TakeDue(DateTimeOffset now, int max) =>

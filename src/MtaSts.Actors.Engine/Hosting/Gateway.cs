@@ -273,7 +273,7 @@ public sealed class Gateway : IAsyncDisposable
         IActorRef? policyRef = null;
         Dispatcher dispatcher = null!;
         var services = new DeliveryServices(transport, spool, log, dcids,
-            domain => Settings(watcher.Current, domain), bounces, clock, () => policyRef, tuning);
+            domain => Settings(watcher.Gateway, domain), bounces, clock, () => policyRef, tuning);
         PrepareSqlite(dataDir);
         var host = BuildHost(AkkaConfig(config, dataDir), ab => ab
             .AddPolicyBranch(policy, domain => watcher.Gateway.Policy.ResolveOptions(domain), log, started: supervisor => policyRef = supervisor)
@@ -514,10 +514,10 @@ public sealed class Gateway : IAsyncDisposable
         protected override void PostStop() => Cluster.Get(Context.System).Unsubscribe(Self);
     }
 
-    private static DestinationSettings Settings(DestinationConfig config, DestinationDomain domain)
+    private static DestinationSettings Settings(GatewayConfig config, DestinationDomain domain)
     {
-        var (profile, bounce) = config.Resolve(domain);
-        return new DestinationSettings(profile, bounce);
+        var (profile, bounce) = config.Destinations.Resolve(domain);
+        return new DestinationSettings(profile, bounce, config.Throttle.For(profile));
     }
 
     private static X509Certificate2? LoadClientCertificate(string? path)

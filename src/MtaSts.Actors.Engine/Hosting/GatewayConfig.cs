@@ -3,6 +3,7 @@ using System.Net;
 using Akka.Configuration;
 using MtaSts.Actors.Configuration;
 using MtaSts.Actors.DestinationControls;
+using MtaSts.Actors.DestinationControls.Throttling;
 using MtaSts.Actors.Engine.Delivery;
 using MtaSts.Actors.Logging;
 using MtaSts.Actors.Policy;
@@ -66,6 +67,9 @@ public sealed record GatewayConfig
 
     /// <summary>mtasts.tls-rpt: RFC 8460 reporting (off by default).</summary>
     public TlsRptOptions TlsRpt { get; init; } = new();
+
+    /// <summary>mtasts.throttle: reply-driven throttling rules (global and built-in; profiles add their own).</summary>
+    public ThrottleOptions Throttle { get; init; } = new();
 
     /// <summary>mtasts.bounce-verification: the keys and our sender domains; null when no key is configured (then no
     /// destination profile may set bounce-verification = on).</summary>
@@ -210,6 +214,7 @@ public sealed record GatewayConfig
             DestConfigImported = imported,
             BounceVerification = bounceVerification,
             TlsRpt = TlsRptOptions.Read(mtasts.Section("tls-rpt")),
+            Throttle = ThrottleOptions.Read(mtasts.Section("throttle")),
         };
         // A cluster shares one spool: every node must reach the same PostgreSQL (a SQLite file is one node's).
         if (cfg.Clustered && !hocon.GetString("akka.persistence.journal.sql.provider-name", "").StartsWith("PostgreSQL", StringComparison.OrdinalIgnoreCase))

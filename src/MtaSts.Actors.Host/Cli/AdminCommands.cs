@@ -56,7 +56,8 @@ internal static class AdminCommands
             table.AddRow([new Text("TOTAL"), Num(total.GetProperty("recipients")), .. labels.Select(l => Num(total.GetProperty("recipients_by_age").GetProperty(l)))]);
             foreach (var r in rows)
                 table.AddRow([new Text((r.GetProperty("domain").GetString() ?? "")
-                        + (r.TryGetProperty("suspended", out var su) && su.ValueKind == JsonValueKind.True ? " (suspended)" : "")), Num(r.GetProperty("recipients")),
+                        + (r.TryGetProperty("suspended", out var su) && su.ValueKind == JsonValueKind.True ? " (suspended)"
+                            : r.TryGetProperty("throttle", out var th) && th.ValueKind == JsonValueKind.Object ? " (throttled)" : "")), Num(r.GetProperty("recipients")),
                     .. labels.Select(l => Num(r.GetProperty("recipients_by_age").GetProperty(l)))]);
             var console = Console(output);
             console.Write(table);
@@ -101,6 +102,7 @@ internal static class AdminCommands
                 Add("destination", Str(row, "domain"));
                 Add("state", row.TryGetProperty("suspended", out var su) && su.ValueKind == JsonValueKind.True
                     ? $"suspended since {When(row, "suspended_since")} by {Str(row, "suspended_by")} (resume: mtasts-gateway resume {Str(row, "domain")})"
+                    : row.TryGetProperty("throttle", out var th) && th.ValueKind == JsonValueKind.Object ? Throttled(th)
                     : su.ValueKind == JsonValueKind.False ? "delivering" : null);
                 Add("recipients", $"{Str(row, "recipients")} in {Count(row.GetProperty("messages"), "message")}, {Str(row, "deferred") ?? "?"} deferred");
                 Add("connections", $"{Str(row, "in_flight_connections") ?? "?"} of {Str(row, "max_connections")}");
@@ -599,6 +601,18 @@ internal static class AdminCommands
         JsonValueKind.Number or JsonValueKind.True or JsonValueKind.False => v.GetRawText(),
         _ => null,
     } : null;
+
+    /// <summary>A reply-driven throttle: <c>throttled by rule gmail-rate-limited (421 4.7.28 …): 2 connections, held until …</c>.</summary>
+    private static string Throttled(JsonElement t)
+    {
+        var limits = new[]
+        {
+            Str(t, "connections") is { } c ? c switch { "0" => "suspended", "1" => "1 connection", _ => $"{c} connections" } : null,
+            Str(t, "rate") is { } r ? $"{r} messages/min" : null,
+        }.Where(x => x is not null);
+        var phase = t.TryGetProperty("ramping", out var ramping) && ramping.ValueKind == JsonValueKind.True ? "ramping back" : $"held until {When(t, "hold_until")}";
+        return $"throttled by rule {Str(t, "rule")} ({Str(t, "reply")}): {string.Join(", ", limits)}, {phase}";
+    }
 
     /// <summary>A timestamp of the API as "yyyy-MM-dd HH:mm:ssZ" (UTC); null when absent.</summary>
     private static string? When(JsonElement e, string name) =>

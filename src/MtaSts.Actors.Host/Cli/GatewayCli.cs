@@ -151,7 +151,10 @@ public static class GatewayCli
             if (gw.DestConfigImported)
                 output.WriteLine($"destination profiles from {gw.DestConfigFile} (destconfig import; it replaces mtasts.destinations and mtasts.bounce-profiles of the files)");
             foreach (var pr in gw.Destinations.Profiles.Profiles.Prepend(gw.Destinations.Profiles.Default).Distinct())
-                output.WriteLine("  " + DestinationConfigWriter.Summary(pr));
+                output.WriteLine("  " + DestinationConfigWriter.Summary(pr)
+                    + (pr.ThrottleRules.Count > 0 ? $"  throttle-rules {string.Join(",", pr.ThrottleRules.Select(r => r.Name))}" : ""));
+            output.WriteLine($"throttle rules (mtasts.throttle): {(gw.Throttle.Rules.Count == 0 ? "none" : string.Join(", ", gw.Throttle.Rules.Select(r => $"{r.Name} ({r.Describe()})")))}; " +
+                $"built-ins {(gw.Throttle.Builtin ? "on: " + string.Join(", ", MtaSts.Actors.DestinationControls.Throttling.BuiltinThrottleRules.All.Select(r => r.Name)) : "off")}");
             return ExitOk;
         });
         return cmd;

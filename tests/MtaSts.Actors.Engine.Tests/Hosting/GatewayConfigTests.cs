@@ -116,6 +116,45 @@ public sealed class GatewayConfigTests
     }
 
     [Fact]
+    public void Throttle_rules_are_read_from_mtasts_throttle_and_the_built_ins_are_on_by_default()
+    {
+        var d = GatewayConfig.Load(GatewayConfig.DefaultFiles());
+        Assert.True(d.Throttle.Builtin);
+        Assert.Empty(d.Throttle.Rules);
+        Assert.Equal("gmail-rate-limited", d.Throttle.For(d.Destinations.Profiles.Default).Match(421, "4.7.28", "4.7.28 rate limited")?.Name);
+
+        var c = GatewayConfig.Load(GatewayConfig.DefaultFiles(), """
+            mtasts.throttle {
+              builtin = off
+              rules = [
+                { name = a, code = 421, action = limit-connections, connections = 2, duration = 5m }
+                { name = b, enhanced = "4.7", text = "(?i)rate", action = limit-rate, rate = 60, duration = 1m, ramp-step = 10s }
+              ]
+            }
+            mtasts.destinations { "gmail.com" { throttle-rules = [{ name = g, code = "4xx", action = suspend, duration = 30s }] } }
+            """);
+        Assert.False(c.Throttle.Builtin);
+        Assert.Equal(["a", "b"], c.Throttle.Rules.Select(r => r.Name));
+        var gmail = c.Throttle.For(c.Destinations.Profiles.Resolve("gmail.com"));
+        Assert.Equal(["g", "a", "b"], gmail.Rules.Select(r => r.Name));
+        Assert.Equal(["a", "b"], c.Throttle.For(c.Destinations.Profiles.Default).Rules.Select(r => r.Name));
+    }
+
+    [Theory]
+    [InlineData("mtasts.throttle.rules = [{ name = a, code = 421, action = slow, duration = 5m }]", "mtasts.throttle.rules[0].action = slow: unknown action")]
+    [InlineData("mtasts.throttle.rules = [{ name = a, text = \"(\", action = suspend, duration = 5m }]", "mtasts.throttle.rules[0].text = \"(\": not a valid regular expression")]
+    [InlineData("mtasts.throttle.rules = [{ name = a, code = 421, action = limit-rate, factor = 0, duration = 5m }]", "mtasts.throttle.rules[0].factor = 0: outside (0, 1]")]
+    [InlineData("mtasts.throttle.rules = [{ name = a, code = 421, action = suspend, duration = 0s }]", "mtasts.throttle.rules[0].duration = 0s: out of range")]
+    [InlineData("mtasts.throttle.rules = on", "mtasts.throttle.rules must be a list of objects")]
+    [InlineData("mtasts.throttle.builtin = maybe", "mtasts.throttle.builtin = \"maybe\": expected on or off")]
+    [InlineData("mtasts.throttle.rule = []", "mtasts.throttle.rule: unknown setting (known: builtin, rules)")]
+    public void A_bad_throttle_setting_is_refused_at_load_naming_the_key(string hocon, string expected)
+    {
+        var e = Assert.Throws<GatewayConfigException>(() => GatewayConfig.Load(GatewayConfig.DefaultFiles(), hocon));
+        Assert.Contains(e.Errors, x => x.StartsWith(expected, StringComparison.Ordinal));
+    }
+
+    [Fact]
     public void A_syntax_error_is_reported_not_thrown_raw()
     {
         var e = Assert.Throws<GatewayConfigException>(() => GatewayConfig.Load(GatewayConfig.DefaultFiles(), "mtasts.delivery { mx-override { }, connect-timeout = 5s }"));

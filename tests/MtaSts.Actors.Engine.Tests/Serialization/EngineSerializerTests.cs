@@ -34,6 +34,9 @@ public sealed class EngineSerializerTests : TestKit
         new DestinationStatus(Dom("example.com"), 5, 2, 1, 500, T, "4.4.1 - refused"),
         new DestinationStatus(Dom("example.com"), 0, 0, 0, 500, null, null),
         new DestinationStatus(Dom("example.com"), 3, 0, 0, 500, null, null, T, "admin token from 127.0.0.1"),
+        new DestinationStatus(Dom("gmail.com"), 9, 4, 2, 500, T, "4.7.28 - x", Throttle:
+            new DestinationThrottle("gmail-rate-limited", "421 4.7.28 rate limited", T, T.AddMinutes(10), 2, null, false)),
+        new DestinationStatus(Dom("gmail.com"), 9, 4, 0, 500, T, null, Throttle: new DestinationThrottle("pace", "450 4.2.1 x", T, T, null, 12.5, true)),
         new DestinationSnapshot([], null, new Suspension(T, "alice from 10.0.0.1")),
         new DestinationSnapshot([new RetryRecord(1, 0, 3, T, "x")], [new RateCount(T, 5, TimeSpan.FromSeconds(10))], new Suspension(T, "admin token")),
         new SuspendDelivery(Dom("example.com"), "admin token from 127.0.0.1"),
@@ -77,9 +80,13 @@ public sealed class EngineSerializerTests : TestKit
         Assert.Equal(5, Assert.Single(back.Rate!).Count);
         Assert.Null(back.Suspended);
 
-        var st2 = s.ToBinary(new DestinationStatus(Dom("example.com"), 5, 2, 1, 500, T, "e"));
-        var st1 = st2[..^9]; // st1 ended after the last error: no suspension ticks (8) and no by-flag (1)
-        var status = (DestinationStatus)s.FromBinary(st1, "st1");
+        var st3 = s.ToBinary(new DestinationStatus(Dom("example.com"), 5, 2, 1, 500, T, "e", T, "alice"));
+        var st2 = st3[..^1]; // st2 ended after the suspension: no throttle flag (1)
+        var status = (DestinationStatus)s.FromBinary(st2, "st2");
+        Assert.Equal("alice", status.SuspendedBy);
+        Assert.Null(status.Throttle);
+        var st1 = s.ToBinary(new DestinationStatus(Dom("example.com"), 5, 2, 1, 500, T, "e"))[..^10]; // no suspension ticks (8), by-flag (1), throttle flag (1)
+        status = (DestinationStatus)s.FromBinary(st1, "st1");
         Assert.Equal(5, status.QueuedRecipients);
         Assert.False(status.Suspended);
     }

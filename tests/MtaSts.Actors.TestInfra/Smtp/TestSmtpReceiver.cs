@@ -81,7 +81,7 @@ public sealed class TestSmtpReceiver : IAsyncDisposable
     private readonly ConcurrentBag<Task> _sessionTasks = new();
     private readonly object _gate = new();
     private TaskCompletionSource _messageArrived = new(TaskCreationOptions.RunContinuationsAsynchronously);
-    private int _nextSession, _active, _maxActive, _maxPerConnection;
+    private int _nextSession, _active, _maxActive, _maxPerConnection, _windowMaxActive;
 
     public TestSmtpReceiverOptions Options { get; }
 
@@ -91,6 +91,21 @@ public sealed class TestSmtpReceiver : IAsyncDisposable
 
     /// <summary>Never answer at this phase (the session waits until the client gives up or the receiver stops).</summary>
     public SmtpPhase? HangAt { get; set; }
+
+    /// <summary>Wait this long before the reply to the end of DATA (a transaction that takes time, to see concurrency).</summary>
+    public TimeSpan DataEndDelay { get; set; }
+
+    /// <summary>The most sessions open at once since the previous call (the first call: since the start); the next
+    /// window starts with the sessions open now. Peak concurrency per time window, without sampling.</summary>
+    public int TakePeakSessions()
+    {
+        lock (_gate)
+        {
+            var peak = _windowMaxActive;
+            _windowMaxActive = Volatile.Read(ref _active);
+            return peak;
+        }
+    }
 
     private TestSmtpReceiver(TestSmtpReceiverOptions options)
     {
@@ -169,7 +184,11 @@ public sealed class TestSmtpReceiver : IAsyncDisposable
     private async Task RunSessionAsync(TcpClient tcp, ReceiverSession session)
     {
         var active = Interlocked.Increment(ref _active);
-        lock (_gate) if (active > _maxActive) _maxActive = active;
+        lock (_gate)
+        {
+            if (active > _maxActive) _maxActive = active;
+            if (active > _windowMaxActive) _windowMaxActive = active;
+        }
         var ct = _stop.Token;
         try
         {
@@ -316,6 +335,7 @@ public sealed class TestSmtpReceiver : IAsyncDisposable
                         if (data is null) return;
                         // Recorded before the 250 goes out, as a real MTA commits before replying: a client that saw the
                         // 250 must find the message in Messages (tests asserted right after SendAsync and raced it).
+                        if (owner.DataEndDelay > TimeSpan.Zero) await Task.Delay(owner.DataEndDelay, ct).ConfigureAwait(false);
                         var end = owner.Script?.Invoke(SmtpPhase.DataEnd, "", info) ?? $"250 2.0.0 queued as {Guid.NewGuid():N}";
                         if (end.StartsWith('2') && owner.HangAt != SmtpPhase.DataEnd)
                             owner.Accept(new ReceivedMessage(info.Id, info.Helo, _mailFrom, _mailParams, _rcpts.ToArray(), data,

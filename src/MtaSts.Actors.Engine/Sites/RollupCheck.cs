@@ -43,17 +43,22 @@ public static class RollupCheck
         // RFC 8996, RFC 8461 §7.2: TLS 1.2 or later whenever TLS is mandatory.
         if (want.RequireTls12 && tls && have.Tls!.Protocol is not ("TLSv1.2" or "TLSv1.3")) return $"TLS 1.2+ required, session {have.Tls.Protocol}";
         foreach (var check in want.Checks)
-            if (!have.Checks.Any(o => o.Ok && Covers(o.Check, check)))
+            if (!have.Checks.Any(o => o.Ok && Covers(o, check)))
                 return $"{check.Kind} check ({string.Join("|", check.ReferenceIds)}) not proven by the session";
         return null;
     }
 
-    /// <summary>A passed check proves <paramref name="wanted"/> when it is of the same kind and no looser: its reference
-    /// identifiers (RFC 6125) and, for DANE, its TLSA records (RFC 7672 §3) are a subset of the wanted ones, so the
-    /// certificate that matched one of them matches one of the wanted ones.</summary>
-    private static bool Covers(CertificateCheck passed, CertificateCheck wanted) =>
-        passed.Kind == wanted.Kind
-        && passed.ReferenceIds.All(id => wanted.ReferenceIds.Contains(id, StringComparer.OrdinalIgnoreCase))
-        && passed.Tlsa.All(t => wanted.Tlsa.Any(w => w.Usage == t.Usage && w.Selector == t.Selector && w.MatchingType == t.MatchingType
-            && w.Data.AsSpan().SequenceEqual(t.Data)));
+    /// <summary>A passed check proves <paramref name="wanted"/> when it is of the same kind, for DANE its TLSA records
+    /// (RFC 7672 §3) are a subset of the wanted ones, and the name matched answers the wanted reference identifiers
+    /// (RFC 6125): either its own identifiers are a subset of the wanted ones, or the certificate presents a name that
+    /// matches one of the wanted ones — the chain's trust does not depend on the name, so the same certificate passes
+    /// the wanted check too (how `required-verify-hosted-domains` sessions, verified by the MX host name, serve every
+    /// domain hosted on that MX).</summary>
+    private static bool Covers(CheckOutcome passed, CertificateCheck wanted) =>
+        passed.Check.Kind == wanted.Kind
+        && passed.Check.Tlsa.All(t => wanted.Tlsa.Any(w => w.Usage == t.Usage && w.Selector == t.Selector && w.MatchingType == t.MatchingType
+            && w.Data.AsSpan().SequenceEqual(t.Data)))
+        && (passed.Check.ReferenceIds.All(id => wanted.ReferenceIds.Contains(id, StringComparer.OrdinalIgnoreCase))
+            || passed.PresentedNames is { } names
+               && wanted.ReferenceIds.Any(r => names.Any(n => CertificateVerifier.MatchesPresented(n, r))));
 }

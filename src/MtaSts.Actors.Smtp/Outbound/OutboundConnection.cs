@@ -200,17 +200,18 @@ public sealed class OutboundConnection : IAsyncDisposable
         if (chain is not null)
             foreach (var c in chain.ChainPolicy.ExtraStore)
                 if (!presented.Any(p => p.RawDataMemory.Span.SequenceEqual(c.RawDataMemory.Span))) presented.Add(c);
+        var names = CertificateVerifier.PresentedIdentifiers(leaf);
         foreach (var check in checks)
         {
             if (check.Kind == CheckKind.Dane)
             {
                 var v = DaneVerifier.Verify(leaf, presented, check.Tlsa, check.ReferenceIds);
-                _checks.Add(new CheckOutcome(check, v.Ok, v.Error));
+                _checks.Add(new CheckOutcome(check, v.Ok, v.Error, names));
             }
             else
             {
                 var v = _options.Verifier.Verify(leaf, presented, check.ReferenceIds);
-                _checks.Add(new CheckOutcome(check, v.Ok, v.Error));
+                _checks.Add(new CheckOutcome(check, v.Ok, v.Error, names));
             }
         }
         return _checks.All(c => c.Ok || !c.Check.Enforced);

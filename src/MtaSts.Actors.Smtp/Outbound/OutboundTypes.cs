@@ -40,7 +40,10 @@ public sealed record OutboundOptions
 public sealed record TlsSessionInfo(string Protocol, string Cipher);
 
 /// <summary>Result of one planned certificate check during the handshake.</summary>
-public sealed record CheckOutcome(CertificateCheck Check, bool Ok, string? Error);
+/// <param name="PresentedNames">The peer certificate's RFC 6125 presented identifiers (its DNS-IDs, else its CN): what
+/// the check matched against, kept so that MX roll-up can tell whether the same certificate also answers another
+/// domain's reference identifiers.</param>
+public sealed record CheckOutcome(CertificateCheck Check, bool Ok, string? Error, IReadOnlyList<string>? PresentedNames = null);
 
 public enum ConnectStatus { Ready, Transient, Permanent }
 

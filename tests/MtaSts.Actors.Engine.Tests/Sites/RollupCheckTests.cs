@@ -13,8 +13,8 @@ public sealed class RollupCheckTests
     private static readonly TlsaRecord RecordB = new(3, 1, 1, [9, 9, 9]);
     private static readonly TlsSessionInfo Tls13 = new("TLSv1.3", "TLS_AES_256_GCM_SHA384");
 
-    public enum Have { Plaintext, PlaintextTlsOff, TlsUnverified, TlsPkixMx, TlsPkixMxTls11, TlsDaneA }
-    public enum Want { TlsOff, Preferred, Required, StsEnforce, StsTesting, StsTestingMxOutside, StsEnforceMxOutside, DaneA, DaneB, DaneMandatoryAbsent, OtherMxHost }
+    public enum Have { Plaintext, PlaintextTlsOff, TlsUnverified, TlsPkixMx, TlsPkixMxTls11, TlsDaneA, HostedCertNamesMx, HostedCertNamesA }
+    public enum Want { TlsOff, Preferred, Required, StsEnforce, StsTesting, StsTestingMxOutside, StsEnforceMxOutside, DaneA, DaneB, DaneMandatoryAbsent, OtherMxHost, HostedB }
 
     private static ConnectionSecurity PlanFor(string domain, TlsSupport tls, MtaStsMode sts = MtaStsMode.None, bool match = true,
         DaneSupport dane = DaneSupport.None, TlsaLookup? tlsa = null, string mx = Mx) =>
@@ -25,6 +25,10 @@ public sealed class RollupCheckTests
         var preferred = PlanFor("a.test", TlsSupport.Preferred);
         var enforce = PlanFor("a.test", TlsSupport.Preferred, MtaStsMode.Enforce);
         var dane = PlanFor("a.test", TlsSupport.Preferred, dane: DaneSupport.Opportunistic, tlsa: new TlsaLookup(TlsaState.Usable, [RecordA]));
+        // required-verify-hosted-domains: the certificate may name the recipient domain or the MX host.
+        var hosted = PlanFor("a.test", TlsSupport.RequiredVerifyHostedDomains);
+        SessionSecurity Hosted(params string[] presented) =>
+            new(hosted, Tls13, hosted.Checks.Select(c => new CheckOutcome(c, true, null, presented)).ToArray());
         return have switch
         {
             // STARTTLS not offered by the MX: a Preferred session went on in clear text.
@@ -34,6 +38,8 @@ public sealed class RollupCheckTests
             Have.TlsPkixMx => new SessionSecurity(enforce, Tls13, enforce.Checks.Select(c => new CheckOutcome(c, true, null)).ToArray()),
             Have.TlsPkixMxTls11 => new SessionSecurity(enforce, new TlsSessionInfo("TLSv1.1", "x"), enforce.Checks.Select(c => new CheckOutcome(c, true, null)).ToArray()),
             Have.TlsDaneA => new SessionSecurity(dane, Tls13, dane.Checks.Select(c => new CheckOutcome(c, true, null)).ToArray()),
+            Have.HostedCertNamesMx => Hosted(Mx),
+            Have.HostedCertNamesA => Hosted("a.test"),
             _ => throw new ArgumentOutOfRangeException(nameof(have)),
         };
     }
@@ -51,6 +57,7 @@ public sealed class RollupCheckTests
         Want.DaneB => (PlanFor("b.test", TlsSupport.Preferred, dane: DaneSupport.Mandatory, tlsa: new TlsaLookup(TlsaState.Usable, [RecordB])), false),
         Want.DaneMandatoryAbsent => (PlanFor("b.test", TlsSupport.Preferred, dane: DaneSupport.Mandatory, tlsa: TlsaLookup.Absent), false),
         Want.OtherMxHost => (PlanFor("b.test", TlsSupport.Preferred, mx: "mx2.shared.example"), false),
+        Want.HostedB => (PlanFor("b.test", TlsSupport.RequiredVerifyHostedDomains), false),
         _ => throw new ArgumentOutOfRangeException(nameof(want)),
     };
 
@@ -76,6 +83,9 @@ public sealed class RollupCheckTests
     [InlineData(Have.TlsPkixMx, Want.DaneA, false)]               // PKIX does not prove DANE
     [InlineData(Have.TlsDaneA, Want.DaneMandatoryAbsent, false)]  // b skips the MX
     [InlineData(Have.TlsPkixMx, Want.OtherMxHost, false)]
+    [InlineData(Have.HostedCertNamesMx, Want.HostedB, true)]      // the certificate names the shared MX: valid for b too
+    [InlineData(Have.HostedCertNamesA, Want.HostedB, false)]      // it names a.test only: b's check would fail
+    [InlineData(Have.HostedCertNamesA, Want.StsEnforce, false)]   // MTA-STS wants the MX name (RFC 8461 §4.2)
     public void A_session_is_reused_only_when_it_satisfies_the_other_domains_own_requirements(Have have, Want want, bool reusable)
     {
         var (plan, outside) = Wanted(want);

@@ -10,6 +10,7 @@ using Microsoft.AspNetCore.Http;
 using Microsoft.AspNetCore.Server.Kestrel.Core;
 using Microsoft.Extensions.DependencyInjection;
 using Microsoft.Extensions.Diagnostics.HealthChecks;
+using Microsoft.Extensions.Hosting;
 using Microsoft.Extensions.Logging;
 using MtaSts.Actors.Engine.Hosting;
 using MtaSts.Actors.Dns;
@@ -44,6 +45,9 @@ public sealed class AdminServer : IAsyncDisposable
     public static async Task<AdminServer> StartAsync(Gateway gateway, AdminOptions options, CancellationToken ct = default)
     {
         var builder = WebApplication.CreateSlimBuilder();
+        // serve owns the signals: a SIGTERM while Kestrel binds must not fail the start (crash test: unhandled
+        // TaskCanceledException, exit 134, instead of a graceful stop).
+        builder.Services.AddSingleton<IHostLifetime, EmbeddedLifetime>();
         builder.Logging.ClearProviders(); // the operator log is the gateway's; Kestrel's console chatter is not wanted
         builder.WebHost.ConfigureKestrel(k =>
         {

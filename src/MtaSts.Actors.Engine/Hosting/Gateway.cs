@@ -470,13 +470,6 @@ public sealed class Gateway : IAsyncDisposable
         return list;
     }
 
-    /// <summary>A host lifetime that reacts to no signal: <see cref="StopAsync"/> of the gateway stops the host.</summary>
-    private sealed class EmbeddedLifetime : IHostLifetime
-    {
-        public Task WaitForStartAsync(CancellationToken cancellationToken) => Task.CompletedTask;
-        public Task StopAsync(CancellationToken cancellationToken) => Task.CompletedTask;
-    }
-
     /// <summary>Calls <paramref name="onRemoved"/> when a cluster member is removed (its shards need new owners), then every
     /// <see cref="SweepInterval"/> until twice the removal margin plus <see cref="SweepSlack"/> have passed: the removed
     /// member's shards are re-allocated only after the margin (twice when the coordinator moved with it), and a domain is
@@ -558,4 +551,13 @@ public sealed class Gateway : IAsyncDisposable
             akka.persistence.snapshot-store.sharding.connection-string = {{Db("sharding.db")}}
             """);
     }
+}
+
+/// <summary>A host lifetime that reacts to no signal: the embedding process owns SIGTERM/SIGINT (serve drains the
+/// deliveries, then stops its hosts). The default console lifetime would stop a host on the same signal, first — the
+/// actor system would look like a downed node, and a host still starting would fail its start with a cancellation.</summary>
+public sealed class EmbeddedLifetime : IHostLifetime
+{
+    public Task WaitForStartAsync(CancellationToken cancellationToken) => Task.CompletedTask;
+    public Task StopAsync(CancellationToken cancellationToken) => Task.CompletedTask;
 }

@@ -57,6 +57,9 @@ public sealed class PostgresSpool : IClusterSpool
         var pgOptions = builder.ConnectionStringBuilder.Options;
         if (pgOptions is null || !pgOptions.Contains("synchronous_commit", StringComparison.OrdinalIgnoreCase))
             builder.ConnectionStringBuilder.Options = ((pgOptions ?? "") + " -c synchronous_commit=on").Trim();
+        // The spool sends the same few statements all day: prepared on each pooled connection after first use, the
+        // server parses and plans them once instead of per batch (unless the operator chose otherwise).
+        if (builder.ConnectionStringBuilder.MaxAutoPrepare == 0) builder.ConnectionStringBuilder.MaxAutoPrepare = 16;
         _db = builder.Build();
         _messages = options.TablePrefix + "_messages";
         _recipients = options.TablePrefix + "_recipients";

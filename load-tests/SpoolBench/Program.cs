@@ -7,10 +7,11 @@ using MtaSts.Actors.TestInfra.Postgres;
 // Spool benchmark: the local SegmentSpool (temp dir, fsync per group commit) against the cluster PostgresSpool
 // (private PostgreSQL on loopback started with fsync, synchronous_commit and full_page_writes ON, so that both
 // acknowledge durable writes). Appends/s and per-append latency for 1 KB and 100 KB bodies at concurrency 1 and 50, then MarkDone/s.
-// Usage: dotnet run -c Release --project load-tests/SpoolBench -- [--serial 300] [--concurrent 3000] [--pg-fsync on|off]
+// Usage: dotnet run -c Release --project load-tests/SpoolBench -- [--serial 300] [--concurrent 3000] [--pg-fsync on|off] [--pg-writers 1,3]
 var serialCount = Arg("--serial", 300);
 var concurrentCount = Arg("--concurrent", 3000);
 var pgFsync = ArgString("--pg-fsync", "on");
+var pgWriters = ArgString("--pg-writers", "3").Split(',').Select(int.Parse).ToArray(); // e.g. 1,3: one PostgresSpool run per count
 
 Console.WriteLine($"spool benchmark: {Environment.ProcessorCount} cores, load average at start {LoadAverage()}");
 var results = new List<Result>();
@@ -34,9 +35,10 @@ try
             await using var seg = new SegmentSpool(new SegmentSpoolOptions(Path.Combine(tmp, $"seg{run}")));
             results.Add(await RunAsync("SegmentSpool", seg, size, concurrency, count, body));
         }
+        foreach (var writers in pgWriters)
         {
-            await using var pgs = await PostgresSpool.OpenAsync(new PostgresSpoolOptions(cs) { TablePrefix = $"bench{run}" });
-            var r = await RunAsync("PostgresSpool", pgs, size, concurrency, count, body);
+            await using var pgs = await PostgresSpool.OpenAsync(new PostgresSpoolOptions(cs) { TablePrefix = $"bench{run}w{writers}", AppendWriters = writers });
+            var r = await RunAsync($"PostgresSpool, {writers} writer(s)", pgs, size, concurrency, count, body);
             results.Add(r with { Commits = pgs.AppendCommits });
         }
     }

@@ -17,8 +17,8 @@ namespace MtaSts.Actors.Spool.Postgres;
 /// body stored once however many domains it spans, body_length, received_at, outstanding = recipients not yet done)
 /// and <c>{prefix}_recipients</c> ((mid, rid) PK, domain key, done) with a partial index on (domain, mid) WHERE NOT
 /// done, which is what <see cref="OutstandingAsync"/> reads.</para>
-/// <para>Group commit: one writer loop per kind drains its queue; every append waiting at that moment goes into one
-/// transaction (two binary COPYs; bodies streamed, spilled ones from their file) and each task completes only after
+/// <para>Group commit: writer loops drain the queues (<see cref="PostgresSpoolOptions.AppendWriters"/> for appends, one for
+/// done-marks); every append waiting at that moment goes into one transaction (two binary COPYs; bodies streamed, spilled ones from their file) and each task completes only after
 /// COMMIT. A failed transaction fails every task of its batch. Done-marks likewise, in one round trip per batch.</para>
 /// <para>"Finished exactly once" across nodes: a done-mark flips only recipients not yet done and subtracts exactly
 /// that count from <c>outstanding</c> under the message's row lock; whoever takes it to 0 deletes the message (body
@@ -66,7 +66,7 @@ public sealed class PostgresSpool : IClusterSpool
         _sequence = options.TablePrefix + "_mid_seq";
         _appendQueue = Channel.CreateBounded<AppendOp>(new BoundedChannelOptions(options.QueueCapacity)
         {
-            SingleReader = true, FullMode = BoundedChannelFullMode.Wait,
+            SingleReader = options.AppendWriters == 1, FullMode = BoundedChannelFullMode.Wait,
         });
         _doneQueue = Channel.CreateUnbounded<DoneOp>(new UnboundedChannelOptions { SingleReader = true });
         Mids = new IdSequence(LeaseMidBlock, 1); // replaced in OpenAsync once the sequence's block size is known
@@ -88,7 +88,9 @@ public sealed class PostgresSpool : IClusterSpool
             await spool._db.DisposeAsync().ConfigureAwait(false);
             throw;
         }
-        spool._appendLoop = Task.Run(spool.AppendLoopAsync);
+        // Several writers: while one batch waits for its commit to reach the disk (the WAL fsync), the next is already
+        // on its way; PostgreSQL flushes concurrent commits together.
+        spool._appendLoop = Task.WhenAll(Enumerable.Range(0, options.AppendWriters).Select(_ => Task.Run(spool.AppendLoopAsync)));
         spool._doneLoop = Task.Run(spool.DoneLoopAsync);
         return spool;
     }

@@ -17,6 +17,10 @@ public sealed partial record PostgresSpoolOptions(string ConnectionString)
     /// <summary>Most appends (or done-marks) covered by one transaction.</summary>
     public int MaxBatch { get; init; } = 256;
 
+    /// <summary>Append transactions in flight at once (each a group commit of what was waiting when it started). One
+    /// writer leaves the database idle while each commit's WAL flush reaches the disk; a few overlap them.</summary>
+    public int AppendWriters { get; init; } = 3;
+
     /// <summary>Most body bytes covered by one append transaction (a single larger body still gets its own).</summary>
     public long MaxBatchBytes { get; init; } = 64L * 1024 * 1024;
 
@@ -54,6 +58,7 @@ public sealed partial record PostgresSpoolOptions(string ConnectionString)
             throw new ArgumentException($"table prefix '{TablePrefix}' must match {PrefixPattern()}", nameof(TablePrefix));
         ArgumentOutOfRangeException.ThrowIfLessThan(MaxBatch, 1);
         ArgumentOutOfRangeException.ThrowIfLessThan(MaxBatchBytes, 1);
+        ArgumentOutOfRangeException.ThrowIfLessThan(AppendWriters, 1);
         ArgumentOutOfRangeException.ThrowIfLessThan(QueueCapacity, 1);
         ArgumentOutOfRangeException.ThrowIfLessThan(MidBlockSize, 1);
         ArgumentOutOfRangeException.ThrowIfNegative(BodyCacheBytes);

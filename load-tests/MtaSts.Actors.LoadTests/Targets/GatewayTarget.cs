@@ -80,7 +80,9 @@ public sealed partial class GatewayTarget(int port, string? dllPath, string? com
         {
             if (!MtaSts.Actors.TestInfra.Postgres.PostgresInstance.IsAvailable)
                 return "target not available: PostgreSQL is not installed (sudo tests/postgres/setup.sh)";
-            _postgres = await MtaSts.Actors.TestInfra.Postgres.PostgresInstance.StartAsync(ct);
+            // Durable (fsync, synchronous_commit, full_page_writes on): the 250 waits for a commit that survives a power
+            // loss, as Postfix's and the single node's fsync'd queue files do — a benchmark against fsync=off would flatter.
+            _postgres = await MtaSts.Actors.TestInfra.Postgres.PostgresInstance.StartAsync(ct, durable: true);
             var cs = await _postgres.CreateDatabaseAsync("mtasts_load", ct);
             var node = new ClusterNode(1, Endpoint.Port, TestInfra.Net.LoopbackPort.Free(), 0, 0, _dataDir!);
             List<ClusterNode> all = [node];
@@ -111,7 +113,7 @@ public sealed partial class GatewayTarget(int port, string? dllPath, string? com
                 _pgSampler = new ProcessTreeSampler(pgPid);
                 _pgCpuAtStart = _pgSampler.Sample().CpuSeconds;
             }
-            _facts["postgres"] = $"private PostgreSQL on 127.0.0.1:{_postgres.Port.ToString(CultureInfo.InvariantCulture)} (fsync off: {_postgres.DataDirectory})";
+            _facts["postgres"] = $"private PostgreSQL on 127.0.0.1:{_postgres.Port.ToString(CultureInfo.InvariantCulture)} (durable: fsync, synchronous_commit, full_page_writes on; {_postgres.DataDirectory})";
         }
         configs.Add(config);
 

@@ -198,6 +198,35 @@ public sealed class SegmentSpool : ISpool
         return buffer;
     }
 
+    public bool CanReadMessages => true;
+
+    public async ValueTask<SpooledMessage?> ReadMessageAsync(long mid, CancellationToken ct = default)
+    {
+        EnsureOpen();
+        SafeFileHandle handle;
+        long offset;
+        int length, bodyLength;
+        lock (_gate)
+        {
+            ObjectDisposedException.ThrowIf(_disposed, this);
+            if (!_index.TryGetValue(mid, out var e)) return null;
+            handle = e.Segment.ReadHandle ??= File.OpenHandle(e.Segment.Path, FileMode.Open, FileAccess.Read,
+                FileShare.ReadWrite | FileShare.Delete, FileOptions.Asynchronous);
+            offset = e.BodyOffset - 4 - e.EnvelopeLength;
+            length = e.EnvelopeLength;
+            bodyLength = e.BodyLength;
+        }
+        var buffer = new byte[length];
+        int read = 0;
+        while (read < length)
+        {
+            int n = await RandomAccess.ReadAsync(handle, buffer.AsMemory(read), offset + read, ct).ConfigureAwait(false);
+            if (n == 0) throw new InvalidDataException($"MID {mid}: segment ended inside the envelope");
+            read += n;
+        }
+        return new SpooledMessage(mid, EnvelopeCodec.Deserialize(buffer), bodyLength);
+    }
+
     public ValueTask<Stream> OpenBodyAsync(long mid, CancellationToken ct = default)
     {
         EnsureOpen();

@@ -88,7 +88,10 @@ public sealed class DestinationActor : UntypedPersistentActor, IWithTimers
                 // Pull everything the spool still holds for us: a (re)started entity never forgets mail. In a cluster
                 // that is the cluster spool (mail accepted on any node, or owned by a node that is gone).
                 if (_cluster is not null) _cluster.Load(Now, _svc.Tuning.ClusterReconcile, Self);
-                else foreach (var e in _index.For(_domain)) Queue.Enqueue(e.Message, e.Recipients, Now);
+                else
+                    foreach (var e in _index.For(_domain))
+                        if (e.Message is not null) Queue.Enqueue(e.Message, e.Recipients!, Now);
+                        else Queue.EnqueuePaged(e.Mid, e.Rids.ToArray()); // compact index: read back when the window has room
                 Timers.StartPeriodicTimer("sweep", new Sweep(), _svc.Tuning.ExpirySweep);
                 Context.SetReceiveTimeout(_svc.Tuning.PassivateAfter);
                 Run(_plan.Pump(Plan()));

@@ -25,12 +25,14 @@ public sealed class PendingIndex(bool compact = false)
     private readonly ConcurrentDictionary<DestinationDomain, Bucket> _byDomain = new();
     private volatile bool _loaded;
 
-    private readonly record struct Slot(long ReceivedUtcTicks, RidSet Rids, MessageRef? Message, RecipientRef[]? Recipients);
+    private readonly record struct Slot(long ReceivedUtcTicks, RidSet Rids);
 
     // One lock per domain: adds come from the SMTP sessions, removals from the finish tasks of that domain only.
     private sealed class Bucket
     {
         public readonly Dictionary<long, Slot> Messages = new();
+        /// <summary>Not compact: the dispatcher's refs, same keys.</summary>
+        public readonly Dictionary<long, (MessageRef Message, RecipientRef[] Recipients)> Refs = new();
     }
 
     /// <summary>Entries carry no message/recipient refs (read them back from the spool).</summary>
@@ -52,21 +54,16 @@ public sealed class PendingIndex(bool compact = false)
         {
             if (!bucket.Messages.TryGetValue(message.Mid, out var entry))
             {
+                bucket.Messages[message.Mid] = new Slot(message.ReceivedAt.UtcTicks, rids);
                 // The dispatcher's array is shared with the enqueue command (RIDs are unique within a message).
-                bucket.Messages[message.Mid] = compact
-                    ? new Slot(message.ReceivedAt.UtcTicks, rids, null, null)
-                    : new Slot(message.ReceivedAt.UtcTicks, rids, message, recipients as RecipientRef[] ?? [.. recipients]);
+                if (!compact) bucket.Refs[message.Mid] = (message, recipients as RecipientRef[] ?? [.. recipients]);
                 return;
             }
             var merged = entry.Rids.Union(rids);
             if (merged == entry.Rids) return;
-            bucket.Messages[message.Mid] = entry.Recipients is null
-                ? entry with { Rids = merged }
-                : entry with
-                {
-                    Rids = merged,
-                    Recipients = [.. entry.Recipients, .. recipients.Where(r => !entry.Rids.Contains(r.Rid)).DistinctBy(r => r.Rid)],
-                };
+            bucket.Messages[message.Mid] = entry with { Rids = merged };
+            if (!compact && bucket.Refs.TryGetValue(message.Mid, out var refs))
+                bucket.Refs[message.Mid] = (refs.Message, [.. refs.Recipients, .. recipients.Where(r => !entry.Rids.Contains(r.Rid)).DistinctBy(r => r.Rid)]);
         }
     }
 
@@ -78,9 +75,17 @@ public sealed class PendingIndex(bool compact = false)
         {
             if (!bucket.Messages.TryGetValue(mid, out var entry)) return;
             var left = entry.Rids.Except(rids);
-            if (left.IsEmpty) bucket.Messages.Remove(mid);
+            if (left.IsEmpty)
+            {
+                bucket.Messages.Remove(mid);
+                bucket.Refs.Remove(mid);
+            }
             else if (left != entry.Rids)
-                bucket.Messages[mid] = entry with { Rids = left, Recipients = entry.Recipients?.Where(r => left.Contains(r.Rid)).ToArray() };
+            {
+                bucket.Messages[mid] = entry with { Rids = left };
+                if (bucket.Refs.TryGetValue(mid, out var refs))
+                    bucket.Refs[mid] = (refs.Message, refs.Recipients.Where(r => left.Contains(r.Rid)).ToArray());
+            }
         }
     }
 
@@ -102,7 +107,10 @@ public sealed class PendingIndex(bool compact = false)
         {
             var list = new List<PendingEntry>(bucket.Messages.Count);
             foreach (var (mid, e) in bucket.Messages)
-                list.Add(new PendingEntry(mid, new DateTimeOffset(e.ReceivedUtcTicks, TimeSpan.Zero), e.Rids, e.Message, e.Recipients));
+            {
+                var refs = bucket.Refs.GetValueOrDefault(mid);
+                list.Add(new PendingEntry(mid, new DateTimeOffset(e.ReceivedUtcTicks, TimeSpan.Zero), e.Rids, refs.Message, refs.Recipients));
+            }
             return list;
         }
     }

@@ -36,7 +36,10 @@ public sealed class DestinationActor : UntypedPersistentActor, IWithTimers
     private sealed record Sweep; // expiry and retry-record pruning
     private sealed record ReloadQueue; // cluster: the second read of the spool after this owner started
     /// <summary>Envelopes of messages beyond the window, read back from the spool (null: the read failed).</summary>
-    private sealed record WindowLoaded(IReadOnlyList<(long Mid, MessageRef? Message, IReadOnlyList<RecipientRef> Recipients)>? Messages, string? Error);
+    /// <summary>Envelopes of messages beyond the window, read back from the spool (null: the read failed); an operator
+    /// command that waited for them is handled again afterwards.</summary>
+    private sealed record WindowLoaded(IReadOnlyList<(long Mid, MessageRef? Message, IReadOnlyList<RecipientRef> Recipients)>? Messages, string? Error,
+        (RemoveQueued Command, IActorRef Sender)? Then = null);
 
     /// <param name="entityId">The destination domain (one entity per domain, also in a cluster).</param>
     public DestinationActor(string entityId, DeliveryServices services, PendingIndex index)
@@ -115,6 +118,11 @@ public sealed class DestinationActor : UntypedPersistentActor, IWithTimers
                         ("domain", _domain.Name));
                 }
                 else Queue.Refilled(l.Messages, Now);
+                if (l.Then is var (command, sender))
+                {
+                    if (l.Messages is null) sender.Tell(new Status.Failure(new IOException($"queued messages of {_domain} could not be read from the spool: {l.Error}")));
+                    else Self.Tell(command, sender);
+                }
                 Run(_plan.Pump(Plan()));
                 break;
             case FinishWritten w:
@@ -138,6 +146,10 @@ public sealed class DestinationActor : UntypedPersistentActor, IWithTimers
             case SuspendDelivery or ResumeDelivery:
                 // Journaled (survives a restart); the answer is the status after the change.
                 CommitAndAnswer(message, Sender, Status);
+                break;
+            case RemoveQueued rq when rq.Mid is { } one ? Queue.Paged(one) : Queue.OverflowCount > 0:
+                // Messages beyond the window: their envelopes first (a bounce needs them), then the command again.
+                Read(Queue.TakeForRead(rq.Mid is { } m ? [m] : null), (rq, Sender));
                 break;
             case RemoveQueued rq:
                 var counted = _state.Count(rq);
@@ -206,8 +218,12 @@ public sealed class DestinationActor : UntypedPersistentActor, IWithTimers
     /// <summary>The window has room and messages wait beyond it: read their envelopes off the actor.</summary>
     private void Refill()
     {
-        if (Queue.TakeRefill() is not { Count: > 0 } batch) return;
-        ReadBack(_svc.Spool, batch).PipeTo(Self, success: m => new WindowLoaded(m, null), failure: ex => new WindowLoaded(null, ex.Message));
+        if (Queue.TakeRefill() is { Count: > 0 } batch) Read(batch);
+    }
+
+    private void Read(IReadOnlyList<(long Mid, int[] Rids)> batch, (RemoveQueued, IActorRef)? then = null)
+    {
+        ReadBack(_svc.Spool, batch).PipeTo(Self, success: m => new WindowLoaded(m, null, then), failure: ex => new WindowLoaded(null, ex.Message, then));
 
         static async Task<IReadOnlyList<(long, MessageRef?, IReadOnlyList<RecipientRef>)>> ReadBack(ISpool spool, IReadOnlyList<(long Mid, int[] Rids)> batch)
         {

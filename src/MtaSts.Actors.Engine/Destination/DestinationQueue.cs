@@ -184,7 +184,23 @@ public sealed class DestinationQueue(int window = int.MaxValue)
         return after.Count - before.Count;
     }
 
-    private bool Paged(long mid) => _overflow.ContainsKey(mid) || _loading.ContainsKey(mid);
+    /// <summary>The message waits beyond the window (or is being read back).</summary>
+    public bool Paged(long mid) => _overflow.ContainsKey(mid) || _loading.ContainsKey(mid);
+
+    /// <summary>Messages beyond the window to read back whatever the window holds (an operator action on them needs
+    /// their envelopes): the given MIDs, or every one when null. Returns what to read, as <see cref="TakeRefill"/>.</summary>
+    public IReadOnlyList<(long Mid, int[] Rids)> TakeForRead(IReadOnlyCollection<long>? mids)
+    {
+        var take = mids is null ? _overflow.Keys.ToArray() : mids.Where(_overflow.ContainsKey).ToArray();
+        var batch = new List<(long, int[])>(take.Length);
+        foreach (var mid in take)
+        {
+            _overflow.Remove(mid, out var rids);
+            _loading[mid] = rids;
+            batch.Add((mid, rids.ToArray()));
+        }
+        return batch;
+    }
 
     /// <summary>Messages beyond the window to read back now (MID and outstanding RIDs, lowest MIDs first), or none:
     /// one read at a time, and only once a quarter of the window is free (fewer, larger reads).</summary>

@@ -169,6 +169,27 @@ public sealed class DestinationActorTests : TestKit
     }
 
     [Fact]
+    public async Task An_operator_delete_reaches_messages_beyond_the_window()
+    {
+        Paged();
+        _rig.Transport.Hold();
+        var d = Start("opdel.test");
+        for (var i = 0; i < 8; i++) d.Tell(_rig.Message("opdel.test"));
+        AwaitCondition(() => Status(d, "opdel.test").QueuedRecipients == 8, Long);
+        // MID 8 is beyond the window of 3: read back, then deleted.
+        var one = await d.Ask<QueueRemoved>(new RemoveQueued(Dom("opdel.test"), 8, false, "test"), Long);
+        Assert.Equal(1, one.Messages);
+        AwaitCondition(() => _rig.Spool.Done.ContainsKey((8, 0)), Long);
+        // The whole destination: every idle message, in the window or beyond it.
+        var all = await d.Ask<QueueRemoved>(new RemoveQueued(Dom("opdel.test"), null, false, "test"), Long);
+        Assert.Equal(7, all.Messages + all.InFlight);
+        _rig.Transport.Release();
+        AwaitCondition(() => _rig.Spool.Done.Count == 8, Long);
+        Assert.All(_rig.Spool.Done.Values, n => Assert.Equal(1, n));
+        Assert.Equal(0, Status(d, "opdel.test").QueuedRecipients);
+    }
+
+    [Fact]
     public void Enqueue_is_idempotent_so_a_redispatch_does_not_deliver_twice()
     {
         _rig.Transport.Hold();

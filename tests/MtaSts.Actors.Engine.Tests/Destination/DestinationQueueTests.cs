@@ -340,4 +340,19 @@ public sealed class DestinationQueueTests
         Assert.Equal([1], q.Find(1)!.Recipients.Select(r => r.Ref.Rid));
         Assert.Throws<ArgumentOutOfRangeException>(() => new DestinationQueue(window: 0));
     }
+
+    [Fact]
+    public void TakeForRead_reads_back_named_or_all_messages_beyond_the_window_whatever_the_window_holds()
+    {
+        var q = new DestinationQueue(window: 1);
+        for (var mid = 1; mid <= 4; mid++) q.Enqueue(Msg(mid), Rcpts(0), T0);
+        Assert.True(q.Paged(3));
+        Assert.False(q.Paged(1));
+        Assert.Equal([3L], q.TakeForRead([3, 1, 99]).Select(b => b.Mid));
+        q.Refilled(ReadBack(new (long, int[])[] { (3, [0]) }), T0);
+        Assert.Equal(2, q.WindowCount); // over the window: the operator acts on it next
+        Assert.Equal([2L, 4L], q.TakeForRead(null).Select(b => b.Mid).Order());
+        Assert.Equal(2, q.OverflowCount); // being read
+        Assert.Equal(4, q.RecipientCount);
+    }
 }

@@ -8,17 +8,22 @@ using MtaSts.Actors.Spool;
 // the spool index, the pending index and the destination queue — built with the real types exactly as the gateway
 // builds them (spool append → dispatcher refs shared by the pending index and the queue), then deferred once as a
 // down destination does. Complements the `backlog` load test, which measures the whole process (RSS/PSS).
-// Usage: dotnet run -c Release --project load-tests/QueueMemoryBench -- [--messages 200000] [--domains 100]
+// The gateway's defaults: a compact pending index and a window of 1,000 messages per destination (the rest MID + RIDs);
+// `--window 0 --full-index` measures the unpaged layout (every queued message with its envelope in both structures).
+// Usage: dotnet run -c Release --project load-tests/QueueMemoryBench -- [--messages 200000] [--domains 100] [--window 1000] [--full-index]
 var messages = Arg("--messages", 200_000);
 var domains = Arg("--domains", 100);
+var queueWindow = Arg("--window", -1) switch { -1 when args.Contains("--window") => int.MaxValue, -1 => 1000, var n => n };
+var compact = !args.Contains("--full-index");
 var dir = Path.Combine(Path.GetTempPath(), "mtasts-queue-memory-" + Guid.NewGuid().ToString("N"));
 try
 {
-    Console.WriteLine($"queue memory benchmark: {messages:N0} messages, 1 recipient each, {domains} destination domains, .NET {Environment.Version}");
+    Console.WriteLine($"queue memory benchmark: {messages:N0} messages, 1 recipient each, {domains} destination domains, " +
+        $"window {(queueWindow == int.MaxValue ? "none" : queueWindow.ToString("N0"))} per destination, {(compact ? "compact" : "full")} pending index, .NET {Environment.Version}");
     var spool = new SegmentSpool(new SegmentSpoolOptions(dir), MailLog.Null);
     spool.Recover();
-    PendingIndex index = new();
-    DestinationQueue[] queues = Enumerable.Range(0, domains).Select(_ => new DestinationQueue()).ToArray();
+    PendingIndex index = new(compact);
+    DestinationQueue[] queues = Enumerable.Range(0, domains).Select(_ => new DestinationQueue(queueWindow)).ToArray();
     var now = DateTimeOffset.UtcNow;
     var body = new byte[2048];
 
@@ -64,6 +69,7 @@ try
     long deferred = Live();
 
     // Attribution: release the structures one by one (what a structure alone keeps alive is what its release frees).
+    var (inWindows, beyond) = (queues.Sum(q => q.WindowCount), queues.Sum(q => q.OverflowCount));
     queues = null!;
     long withoutQueues = Live();
     index = null!;
@@ -75,7 +81,7 @@ try
     Console.WriteLine("|---|---:|");
     Console.WriteLine($"| spool index | {Per(spoolOnly - baseline):N0} |");
     Console.WriteLine($"| pending index (with the message/recipient refs and address strings) | {Per(withoutQueues - spoolOnly):N0} |");
-    Console.WriteLine($"| destination queues (after one deferral) | {Per(deferred - withoutQueues):N0} |");
+    Console.WriteLine($"| destination queues (after one deferral; {inWindows:N0} messages in windows, {beyond:N0} beyond) | {Per(deferred - withoutQueues):N0} |");
     Console.WriteLine($"| of which deferral state | {Per(deferred - queued):N0} |");
     Console.WriteLine($"| **total live** | **{Per(deferred - baseline):N0}** |");
     Console.WriteLine($"\nextrapolated to 1,000,000 queued messages: {(deferred - baseline) * (1_000_000.0 / messages) / (1 << 20):N0} MiB of live managed memory");

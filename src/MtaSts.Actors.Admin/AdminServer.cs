@@ -202,11 +202,12 @@ public sealed class AdminServer : IAsyncDisposable
             {
                 destination = summary is null ? null : Row(gw, summary, status),
                 status,
-                messages = QueueView.Page(gw.Pending, d, Math.Max(0, offset ?? 0), Math.Clamp(limit ?? 50, 1, 1000)),
+                messages = await QueueView.PageAsync(gw.Pending, gw.Spool, d, Math.Max(0, offset ?? 0), Math.Clamp(limit ?? 50, 1, 1000)).ConfigureAwait(false),
             });
         });
-        app.MapGet("/api/messages/{mid:long}", (long mid) =>
-            QueueView.Message(gw.Pending, mid) is { } m ? Results.Json(m) : Results.NotFound(new { error = $"MID {mid} is not queued on this node" }));
+        app.MapGet("/api/messages/{mid:long}", async (long mid) =>
+            await QueueView.MessageAsync(gw.Pending, gw.Spool, mid).ConfigureAwait(false) is { } m
+                ? Results.Json(m) : Results.NotFound(new { error = $"MID {mid} is not queued on this node" }));
         app.MapGet("/api/policies", () => Results.Json(gw.PolicyCache.Snapshot().OrderBy(p => p.Domain).Select(PolicyJson).ToArray()));
         app.MapGet("/api/policies/{domain}", (string domain) =>
             gw.PolicyCache.Get(Normalize(domain)) is { } p ? Results.Json(PolicyJson(p)) : Results.NotFound(new { error = $"no cached MTA-STS policy for {domain}" }));
@@ -334,7 +335,7 @@ public sealed class AdminServer : IAsyncDisposable
     private static async Task<IResult> RemoveMessage(Gateway gw, HttpContext ctx, long mid, bool bounce)
     {
         // The message's destinations on this node (a message to several domains is queued at each of them).
-        var domains = QueueView.Message(gw.Pending, mid)?.Recipients.Select(r => r.Domain).Distinct().ToArray() ?? [];
+        var domains = (await QueueView.MessageAsync(gw.Pending, gw.Spool, mid).ConfigureAwait(false))?.Recipients.Select(r => r.Domain).Distinct().ToArray() ?? [];
         if (domains.Length == 0) return Results.NotFound(new { error = $"MID {mid} is not queued on this node" });
         var answers = new List<QueueRemoved>();
         foreach (var domain in domains)

@@ -1,5 +1,6 @@
 using MtaSts.Actors.Dns;
 using MtaSts.Actors.Engine.Delivery;
+using MtaSts.Actors.Spool;
 
 namespace MtaSts.Actors.Admin;
 
@@ -13,7 +14,7 @@ public sealed record QueuedMessage(long Mid, string From, DateTimeOffset Receive
 
 public sealed record QueuedRecipient(int Rid, string Address, string Domain);
 
-/// <summary>Read-only views of the node's queue for the admin API and the metrics (pure over <see cref="PendingIndex"/>).</summary>
+/// <summary>Read-only views of the node's queue for the admin API and the metrics (over <see cref="PendingIndex"/>; a compact index's envelopes come from the spool).</summary>
 public static class QueueView
 {
     /// <summary>Message age buckets of the queue shape (as Postfix <c>qshape</c>): each is [previous upper, upper).</summary>
@@ -47,35 +48,48 @@ public static class QueueView
         {
             var items = pending.For(domain);
             if (items.Count == 0) continue;
-            var oldest = items.Min(i => i.Message.ReceivedAt);
+            var oldest = items.Min(i => i.ReceivedAt);
             var byAge = new int[AgeBuckets.Count];
-            foreach (var i in items) byAge[AgeBucket(now - i.Message.ReceivedAt)] += i.Recipients.Count;
-            result.Add(new QueueSummary(domain.Name, items.Count, items.Sum(i => i.Recipients.Count), oldest, now - oldest, byAge));
+            foreach (var i in items) byAge[AgeBucket(now - i.ReceivedAt)] += i.Rids.Count;
+            result.Add(new QueueSummary(domain.Name, items.Count, items.Sum(i => i.Rids.Count), oldest, now - oldest, byAge));
         }
         return result;
     }
 
-    /// <summary>A destination's queued messages, oldest first, one page.</summary>
-    public static IReadOnlyList<QueuedMessage> Page(PendingIndex pending, string domain, int offset, int limit) =>
-        !DestinationDomain.TryParse(domain, out var key, out _) ? [] : pending.For(key)
-            .OrderBy(i => i.Message.ReceivedAt).ThenBy(i => i.Message.Mid)
-            .Skip(offset).Take(limit)
-            .Select(i => new QueuedMessage(i.Message.Mid, i.Message.ReversePath, i.Message.ReceivedAt, i.Message.BodyLength,
-                i.Recipients.Select(r => new QueuedRecipient(r.Rid, r.Address, domain)).ToArray()))
-            .ToArray();
+    /// <summary>A destination's queued messages, oldest first, one page (a compact index reads the page's envelopes
+    /// from the spool; a message finished meanwhile is left out).</summary>
+    public static async Task<IReadOnlyList<QueuedMessage>> PageAsync(PendingIndex pending, ISpool spool, string domain, int offset, int limit,
+        CancellationToken ct = default)
+    {
+        if (!DestinationDomain.TryParse(domain, out var key, out _)) return [];
+        var result = new List<QueuedMessage>();
+        foreach (var e in pending.For(key).OrderBy(i => i.ReceivedAt).ThenBy(i => i.Mid).Skip(offset).Take(limit))
+            if (await DescribeAsync(e, spool, key.Name, ct).ConfigureAwait(false) is { } m) result.Add(m);
+        return result;
+    }
 
     /// <summary>One message by MID: its outstanding recipients across every destination; null when not queued here.</summary>
-    public static QueuedMessage? Message(PendingIndex pending, long mid)
+    public static async Task<QueuedMessage?> MessageAsync(PendingIndex pending, ISpool spool, long mid, CancellationToken ct = default)
     {
         QueuedMessage? found = null;
         var recipients = new List<QueuedRecipient>();
         foreach (var domain in pending.Domains)
             foreach (var i in pending.For(domain))
             {
-                if (i.Message.Mid != mid) continue;
-                found ??= new QueuedMessage(mid, i.Message.ReversePath, i.Message.ReceivedAt, i.Message.BodyLength, recipients);
-                recipients.AddRange(i.Recipients.Select(r => new QueuedRecipient(r.Rid, r.Address, domain.Name)));
+                if (i.Mid != mid || await DescribeAsync(i, spool, domain.Name, ct).ConfigureAwait(false) is not { } m) continue;
+                found ??= m;
+                recipients.AddRange(m.Recipients);
             }
         return found is null ? null : found with { Recipients = recipients.OrderBy(r => r.Rid).ToArray() };
+    }
+
+    private static async Task<QueuedMessage?> DescribeAsync(PendingEntry e, ISpool spool, string domain, CancellationToken ct)
+    {
+        if (e.Message is { } msg)
+            return new QueuedMessage(msg.Mid, msg.ReversePath, msg.ReceivedAt, msg.BodyLength,
+                e.Recipients!.Select(r => new QueuedRecipient(r.Rid, r.Address, domain)).ToArray());
+        if (await spool.ReadMessageAsync(e.Mid, ct).ConfigureAwait(false) is not { } s) return null;
+        return new QueuedMessage(e.Mid, s.Envelope.ReversePath, s.Envelope.ReceivedAt, s.BodyLength,
+            s.Envelope.Recipients.Where(r => e.Rids.Contains(r.Rid)).Select(r => new QueuedRecipient(r.Rid, r.Address, domain)).ToArray());
     }
 }

@@ -66,6 +66,15 @@ public interface ISpool : IAsyncDisposable
             : new MemoryStream(body.ToArray(), writable: false);
     }
 
+    /// <summary>Whether <see cref="ReadMessageAsync"/> reads a queued message back by MID (a destination then keeps
+    /// only a window of its queue in memory and reads the rest back when the window has room).</summary>
+    bool CanReadMessages => false;
+
+    /// <summary>A queued message's envelope and body length as appended (every recipient, done or not); null when the
+    /// spool no longer holds the message.</summary>
+    ValueTask<SpooledMessage?> ReadMessageAsync(long mid, CancellationToken ct = default) =>
+        throw new NotSupportedException($"{GetType().Name} cannot read a message back by MID");
+
     /// <summary>Records a final outcome for some recipients. Group-committed; losing the last few on a crash
     /// causes a duplicate delivery after restart, never a loss. Returns true when this call finished the message
     /// (its last outstanding recipient), so that "Message finished" is logged exactly once.</summary>

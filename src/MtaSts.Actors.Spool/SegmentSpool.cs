@@ -45,6 +45,8 @@ public sealed class SegmentSpool : ISpool
 
     // Guarded by _gate (read by callers, mutated by the writer loop).
     private readonly Dictionary<long, Entry> _index = new();
+    // Envelopes decoded by the start-up scan, until Recover hands them out (then dropped).
+    private Dictionary<long, Envelope>? _scanned = new();
     private readonly SortedDictionary<long, Segment> _segments = new();
     private long _highestMid;
     private bool _opened;
@@ -101,10 +103,10 @@ public sealed class SegmentSpool : ISpool
             // only its location and outstanding RIDs here (a later call re-reads the envelope from its segment).
             var result = _index.OrderBy(kv => kv.Key)
                 .Select(kv => new RecoveredMessage(
-                    new SpooledMessage(kv.Key, kv.Value.Envelope ?? ReadEnvelope(kv.Key, kv.Value), kv.Value.BodyLength),
-                    kv.Value.OutstandingRids()))
+                    new SpooledMessage(kv.Key, _scanned?.GetValueOrDefault(kv.Key) ?? ReadEnvelope(kv.Key, kv.Value), kv.Value.BodyLength),
+                    kv.Value.Rids.ToArray()))
                 .ToArray();
-            foreach (var e in _index.Values) e.Envelope = null;
+            _scanned = null;
             return result;
         }
     }
@@ -196,6 +198,35 @@ public sealed class SegmentSpool : ISpool
             read += n;
         }
         return buffer;
+    }
+
+    public bool CanReadMessages => true;
+
+    public async ValueTask<SpooledMessage?> ReadMessageAsync(long mid, CancellationToken ct = default)
+    {
+        EnsureOpen();
+        SafeFileHandle handle;
+        long offset;
+        int length, bodyLength;
+        lock (_gate)
+        {
+            ObjectDisposedException.ThrowIf(_disposed, this);
+            if (!_index.TryGetValue(mid, out var e)) return null;
+            handle = e.Segment.ReadHandle ??= File.OpenHandle(e.Segment.Path, FileMode.Open, FileAccess.Read,
+                FileShare.ReadWrite | FileShare.Delete, FileOptions.Asynchronous);
+            offset = e.BodyOffset - 4 - e.EnvelopeLength;
+            length = e.EnvelopeLength;
+            bodyLength = e.BodyLength;
+        }
+        var buffer = new byte[length];
+        int read = 0;
+        while (read < length)
+        {
+            int n = await RandomAccess.ReadAsync(handle, buffer.AsMemory(read), offset + read, ct).ConfigureAwait(false);
+            if (n == 0) throw new InvalidDataException($"MID {mid}: segment ended inside the envelope");
+            read += n;
+        }
+        return new SpooledMessage(mid, EnvelopeCodec.Deserialize(buffer), bodyLength);
     }
 
     public ValueTask<Stream> OpenBodyAsync(long mid, CancellationToken ct = default)
@@ -389,11 +420,11 @@ public sealed class SegmentSpool : ISpool
                     _log.Critical("spool_duplicate_mid", $"Spool segment {seg.Path}: duplicate MID {mid} ignored", ("mid", mid));
                     return true;
                 }
-                var entry = new Entry(seg, recordPos + RecordHeaderSize + 16 + envLen, bodyLen, envLen, envelope.Recipients)
-                    { Envelope = envelope };
-                if (entry.OutstandingCount > 0)
+                var entry = new Entry(seg, recordPos + RecordHeaderSize + 16 + envLen, bodyLen, envLen, RidSet.Of(envelope.Recipients.Select(r => r.Rid)));
+                if (!entry.Rids.IsEmpty)
                 {
                     _index.Add(mid, entry);
+                    _scanned?.Add(mid, envelope);
                     seg.Live++;
                 }
                 return true;
@@ -408,13 +439,17 @@ public sealed class SegmentSpool : ISpool
                 if (_index.TryGetValue(mid, out var e))
                 {
                     if (e.Segment != seg) seg.DependsOn.Add(e.Segment.Id);
+                    var done = new int[count];
                     for (int i = 0; i < count; i++)
-                        e.RemoveRid(BinaryPrimitives.ReadInt32LittleEndian(payload[(12 + 4 * i)..]));
-                    if (e.OutstandingCount == 0)
+                        done[i] = BinaryPrimitives.ReadInt32LittleEndian(payload[(12 + 4 * i)..]);
+                    e = e with { Rids = e.Rids.Except(done) };
+                    if (e.Rids.IsEmpty)
                     {
                         _index.Remove(mid);
+                        _scanned?.Remove(mid);
                         e.Segment.Live--;
                     }
+                    else _index[mid] = e;
                 }
                 return true;
             }
@@ -537,7 +572,7 @@ public sealed class SegmentSpool : ISpool
                     {
                         int[] fresh;
                         lock (_gate)
-                            fresh = _index.TryGetValue(d.Mid, out var e) ? d.Rids.Where(e.HasRid).Distinct().ToArray() : [];
+                            fresh = _index.TryGetValue(d.Mid, out var e) ? d.Rids.Where(e.Rids.Contains).Distinct().ToArray() : [];
                         if (fresh.Length == 0) { written.Add((d, _active!, -1)); continue; } // idempotent: nothing new
                         var rec = new byte[RecordHeaderSize + 12 + 4 * fresh.Length];
                         var s = rec.AsSpan();
@@ -583,14 +618,16 @@ public sealed class SegmentSpool : ISpool
                 switch (op)
                 {
                     case AppendOp a:
-                        _index[a.Mid] = new Entry(seg, offset, (int)a.Body.Length, a.Prefix.Length - RecordHeaderSize - 16, a.Envelope.Recipients);
+                        _index[a.Mid] = new Entry(seg, offset, (int)a.Body.Length, a.Prefix.Length - RecordHeaderSize - 16,
+                            RidSet.Of(a.Envelope.Recipients.Select(r => r.Rid)));
                         seg.Live++;
                         _highestMid = Math.Max(_highestMid, a.Mid);
                         break;
                     case DoneOp { Fresh: not null } d when _index.TryGetValue(d.Mid, out var e):
                         if (e.Segment != seg) seg.DependsOn.Add(e.Segment.Id);
-                        foreach (var rid in d.Fresh) e.RemoveRid(rid);
-                        if (e.OutstandingCount == 0)
+                        e = e with { Rids = e.Rids.Except(d.Fresh) };
+                        if (!e.Rids.IsEmpty) _index[d.Mid] = e;
+                        else
                         {
                             _index.Remove(d.Mid);
                             e.Segment.Live--;
@@ -700,56 +737,10 @@ public sealed class SegmentSpool : ISpool
         public SafeFileHandle? ReadHandle { get; set; }
     }
 
-    /// <summary>Where a queued message is and which RIDs are still outstanding — nothing else, so that a million
-    /// queued messages cost a few dozen megabytes here (the envelope lives in the segment and in the destinations).</summary>
-    private sealed class Entry
-    {
-        public Entry(Segment segment, long bodyOffset, int bodyLength, int envelopeLength, IEnumerable<Recipient> recipients)
-        {
-            Segment = segment;
-            BodyOffset = bodyOffset;
-            BodyLength = bodyLength;
-            EnvelopeLength = envelopeLength;
-            foreach (var r in recipients) AddRid(r.Rid);
-        }
-
-        public Segment Segment { get; }
-        public long BodyOffset { get; }
-        public int BodyLength { get; }
-        public int EnvelopeLength { get; }
-        /// <summary>Decoded by the start-up scan; kept only until <see cref="Recover"/> hands it out.</summary>
-        public Envelope? Envelope { get; set; }
-
-        // Outstanding RIDs: bit i of _low for RID i < 64 (nearly every message), a set only for the rest
-        // (a HashSet per message cost ~160 bytes).
-        private ulong _low;
-        private HashSet<int>? _high;
-
-        public int OutstandingCount => System.Numerics.BitOperations.PopCount(_low) + (_high?.Count ?? 0);
-
-        public bool HasRid(int rid) => rid is >= 0 and < 64 ? (_low & (1UL << rid)) != 0 : _high?.Contains(rid) == true;
-
-        private void AddRid(int rid)
-        {
-            if (rid is >= 0 and < 64) _low |= 1UL << rid;
-            else (_high ??= new HashSet<int>()).Add(rid);
-        }
-
-        public void RemoveRid(int rid)
-        {
-            if (rid is >= 0 and < 64) _low &= ~(1UL << rid);
-            else _high?.Remove(rid);
-        }
-
-        public int[] OutstandingRids()
-        {
-            var rids = new List<int>(OutstandingCount);
-            for (var i = 0; i < 64; i++)
-                if ((_low & (1UL << i)) != 0) rids.Add(i);
-            if (_high is not null) rids.AddRange(_high.Order());
-            return rids.ToArray();
-        }
-    }
+    /// <summary>Where a queued message is and which RIDs are still outstanding — nothing else, and no object per
+    /// message (a struct in the dictionary's own array): a million queued messages cost ~60 MB here (the envelope
+    /// lives in the segment and is read back by <see cref="ReadMessageAsync"/>).</summary>
+    private readonly record struct Entry(Segment Segment, long BodyOffset, int BodyLength, int EnvelopeLength, RidSet Rids);
 
     private abstract class Op(CancellationToken ct)
     {

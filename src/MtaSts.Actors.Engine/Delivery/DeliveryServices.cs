@@ -64,6 +64,9 @@ public sealed record EngineTuning
     /// <summary>MX roll-up (<c>mtasts.delivery.mx-rollup</c>): a destination parks an idle connection in the transport's
     /// pool at once instead of keeping it for its own mail (the pool bounds its idle time).</summary>
     public bool MxRollup { get; init; }
+    /// <summary>Messages a destination holds in memory with their envelope when the spool can read them back
+    /// (<c>ISpool.CanReadMessages</c>); beyond it only MID and RIDs. A cluster spool keeps the whole queue.</summary>
+    public int QueueWindow { get; init; } = 1000;
     /// <summary>How often expiry is checked for queued mail (KumoMTA #539: expiry must not wait for a requeue).</summary>
     public TimeSpan ExpirySweep { get; init; } = TimeSpan.FromMinutes(1);
 }

@@ -1,27 +1,42 @@
 using System.Collections.Concurrent;
 using MtaSts.Actors.Dns;
 using MtaSts.Actors.Engine.Destination;
+using MtaSts.Actors.Spool;
 
 namespace MtaSts.Actors.Engine.Delivery;
+
+/// <summary>One (domain, message) of the <see cref="PendingIndex"/>: its outstanding RIDs there, and — unless the index
+/// is compact — the dispatcher's message and recipient refs (a compact index reads them back from the spool).</summary>
+public sealed record PendingEntry(long Mid, DateTimeOffset ReceivedAt, RidSet Rids, MessageRef? Message, IReadOnlyList<RecipientRef>? Recipients);
 
 /// <summary>
 /// Node-local index of what the spool still holds, by destination. A destination entity that (re)starts —
 /// after passivation, a crash of the entity, or a process restart — pulls its outstanding recipients from here,
 /// so that a restarted entity can never forget mail that the spool still has.
-/// <para>Memory: one dictionary slot per (domain, message) holding the shared <see cref="MessageRef"/> and a
-/// recipient array — the same objects the destination queue holds, no copies. Whether a whole message is finished
-/// is the spool's answer (<c>MarkDoneAsync</c>), not counted again here.</para>
+/// <para>Memory: one dictionary slot per (domain, message). A compact index (the spool reads messages back by MID,
+/// <see cref="ISpool.CanReadMessages"/>) keeps only the receive time and the outstanding RIDs (a <see cref="RidSet"/>,
+/// no object per message); otherwise the slot also holds the dispatcher's shared <see cref="MessageRef"/> and recipient
+/// array (the same objects the destination queue holds, no copies). Whether a whole message is finished is the spool's
+/// answer (<c>MarkDoneAsync</c>), not counted again here.</para>
 /// </summary>
-public sealed class PendingIndex
+/// <param name="compact">Keep MID, receive time and RIDs only (the spool can read the rest back).</param>
+public sealed class PendingIndex(bool compact = false)
 {
     private readonly ConcurrentDictionary<DestinationDomain, Bucket> _byDomain = new();
     private volatile bool _loaded;
 
+    private readonly record struct Slot(long ReceivedUtcTicks, RidSet Rids);
+
     // One lock per domain: adds come from the SMTP sessions, removals from the finish tasks of that domain only.
     private sealed class Bucket
     {
-        public readonly Dictionary<long, (MessageRef Message, RecipientRef[] Recipients)> Messages = new();
+        public readonly Dictionary<long, Slot> Messages = new();
+        /// <summary>Not compact: the dispatcher's refs, same keys.</summary>
+        public readonly Dictionary<long, (MessageRef Message, RecipientRef[] Recipients)> Refs = new();
     }
+
+    /// <summary>Entries carry no message/recipient refs (read them back from the spool).</summary>
+    public bool Compact => compact;
 
     /// <summary>True once everything the spool held at start-up has been dispatched: from then on, a recipient
     /// missing here is not pending anywhere on this node.</summary>
@@ -34,16 +49,21 @@ public sealed class PendingIndex
     public void Add(DestinationDomain domain, MessageRef message, IReadOnlyList<RecipientRef> recipients)
     {
         var bucket = _byDomain.GetOrAdd(domain, _ => new Bucket());
+        var rids = RidSet.Of(recipients.Select(r => r.Rid));
         lock (bucket)
         {
             if (!bucket.Messages.TryGetValue(message.Mid, out var entry))
             {
+                bucket.Messages[message.Mid] = new Slot(message.ReceivedAt.UtcTicks, rids);
                 // The dispatcher's array is shared with the enqueue command (RIDs are unique within a message).
-                bucket.Messages[message.Mid] = (message, recipients as RecipientRef[] ?? [.. recipients]);
+                if (!compact) bucket.Refs[message.Mid] = (message, recipients as RecipientRef[] ?? [.. recipients]);
                 return;
             }
-            var fresh = recipients.Where(r => Array.FindIndex(entry.Recipients, e => e.Rid == r.Rid) < 0).DistinctBy(r => r.Rid).ToArray();
-            if (fresh.Length > 0) bucket.Messages[message.Mid] = (entry.Message, [.. entry.Recipients, .. fresh]);
+            var merged = entry.Rids.Union(rids);
+            if (merged == entry.Rids) return;
+            bucket.Messages[message.Mid] = entry with { Rids = merged };
+            if (!compact && bucket.Refs.TryGetValue(message.Mid, out var refs))
+                bucket.Refs[message.Mid] = (refs.Message, [.. refs.Recipients, .. recipients.Where(r => !entry.Rids.Contains(r.Rid)).DistinctBy(r => r.Rid)]);
         }
     }
 
@@ -54,9 +74,18 @@ public sealed class PendingIndex
         lock (bucket)
         {
             if (!bucket.Messages.TryGetValue(mid, out var entry)) return;
-            var left = entry.Recipients.Where(r => !rids.Contains(r.Rid)).ToArray();
-            if (left.Length == 0) bucket.Messages.Remove(mid);
-            else if (left.Length != entry.Recipients.Length) bucket.Messages[mid] = (entry.Message, left);
+            var left = entry.Rids.Except(rids);
+            if (left.IsEmpty)
+            {
+                bucket.Messages.Remove(mid);
+                bucket.Refs.Remove(mid);
+            }
+            else if (left != entry.Rids)
+            {
+                bucket.Messages[mid] = entry with { Rids = left };
+                if (bucket.Refs.TryGetValue(mid, out var refs))
+                    bucket.Refs[mid] = (refs.Message, refs.Recipients.Where(r => left.Contains(r.Rid)).ToArray());
+            }
         }
     }
 
@@ -67,18 +96,21 @@ public sealed class PendingIndex
     {
         if (!_byDomain.TryGetValue(domain, out var bucket)) return false;
         lock (bucket)
-            return bucket.Messages.TryGetValue(mid, out var entry) && Array.FindIndex(entry.Recipients, r => r.Rid == rid) >= 0;
+            return bucket.Messages.TryGetValue(mid, out var entry) && entry.Rids.Contains(rid);
     }
 
-    /// <summary>Everything outstanding for a destination, as enqueue commands.</summary>
-    public IReadOnlyList<EnqueueRecipients> For(DestinationDomain domain)
+    /// <summary>Everything outstanding for a destination (no order).</summary>
+    public IReadOnlyList<PendingEntry> For(DestinationDomain domain)
     {
-        if (!_byDomain.TryGetValue(domain, out var bucket)) return Array.Empty<EnqueueRecipients>();
+        if (!_byDomain.TryGetValue(domain, out var bucket)) return Array.Empty<PendingEntry>();
         lock (bucket)
         {
-            var list = new List<EnqueueRecipients>(bucket.Messages.Count);
-            foreach (var (message, recipients) in bucket.Messages.Values)
-                list.Add(new EnqueueRecipients(domain, message, recipients));
+            var list = new List<PendingEntry>(bucket.Messages.Count);
+            foreach (var (mid, e) in bucket.Messages)
+            {
+                var refs = bucket.Refs.GetValueOrDefault(mid);
+                list.Add(new PendingEntry(mid, new DateTimeOffset(e.ReceivedUtcTicks, TimeSpan.Zero), e.Rids, refs.Message, refs.Recipients));
+            }
             return list;
         }
     }

@@ -3,6 +3,7 @@ using Akka.Cluster.Sharding;
 using Akka.Persistence;
 using MtaSts.Actors.Dns;
 using MtaSts.Actors.Engine.Delivery;
+using MtaSts.Actors.Engine.Intake;
 using MtaSts.Actors.Engine.Policy;
 using MtaSts.Actors.Spool;
 
@@ -34,6 +35,11 @@ public sealed class DestinationActor : UntypedPersistentActor, IWithTimers
     private sealed record FinishWritten(long Mid, int[] Rids);
     private sealed record Sweep; // expiry and retry-record pruning
     private sealed record ReloadQueue; // cluster: the second read of the spool after this owner started
+    /// <summary>Envelopes of messages beyond the window, read back from the spool (null: the read failed).</summary>
+    /// <summary>Envelopes of messages beyond the window, read back from the spool (null: the read failed); an operator
+    /// command that waited for them is handled again afterwards.</summary>
+    private sealed record WindowLoaded(IReadOnlyList<(long Mid, MessageRef? Message, IReadOnlyList<RecipientRef> Recipients)>? Messages, string? Error,
+        (RemoveQueued Command, IActorRef Sender)? Then = null);
 
     /// <param name="entityId">The destination domain (one entity per domain, also in a cluster).</param>
     public DestinationActor(string entityId, DeliveryServices services, PendingIndex index)
@@ -41,9 +47,10 @@ public sealed class DestinationActor : UntypedPersistentActor, IWithTimers
         _domain = DestinationMessageExtractor.DomainOf(entityId);
         _svc = services;
         _index = index;
-        _state = new DestinationState(_domain);
-        _policy = new PolicyGate(_domain);
         if (services.Spool is IClusterSpool cluster) _cluster = new ClusterQueueSync(cluster, _domain, index, services.Log);
+        // Paged queue only where the spool reads envelopes back; a cluster owner keeps what it loads (OutstandingAsync).
+        _state = new DestinationState(_domain, _cluster is null && services.Spool.CanReadMessages ? services.Tuning.QueueWindow : int.MaxValue);
+        _policy = new PolicyGate(_domain);
         var self = Self;
         _effects = new DestinationEffects(services, index, _domain) { Finished = (mid, rids) => self.Tell(new FinishWritten(mid, rids)) };
         _plan = new ConnectionPlanner(_state, services.Dcids.Next);
@@ -84,7 +91,10 @@ public sealed class DestinationActor : UntypedPersistentActor, IWithTimers
                 // Pull everything the spool still holds for us: a (re)started entity never forgets mail. In a cluster
                 // that is the cluster spool (mail accepted on any node, or owned by a node that is gone).
                 if (_cluster is not null) _cluster.Load(Now, _svc.Tuning.ClusterReconcile, Self);
-                else foreach (var e in _index.For(_domain)) Queue.Enqueue(e.Message, e.Recipients, Now);
+                else
+                    foreach (var e in _index.For(_domain))
+                        if (e.Message is not null) Queue.Enqueue(e.Message, e.Recipients!, Now);
+                        else Queue.EnqueuePaged(e.Mid, e.Rids.ToArray()); // compact index: read back when the window has room
                 Timers.StartPeriodicTimer("sweep", new Sweep(), _svc.Tuning.ExpirySweep);
                 Context.SetReceiveTimeout(_svc.Tuning.PassivateAfter);
                 Run(_plan.Pump(Plan()));
@@ -99,6 +109,21 @@ public sealed class DestinationActor : UntypedPersistentActor, IWithTimers
             case EnqueueRecipients e:
                 // Cluster: the owner indexes the mail, and a recipient it already finished is not new mail.
                 if (Queue.Enqueue(e.Message, _cluster?.Accept(e, Now) ?? e.Recipients, Now) > 0) Run(_plan.Pump(Plan()));
+                break;
+            case WindowLoaded l:
+                if (l.Messages is null)
+                {
+                    Queue.RefillFailed();
+                    _svc.Log.Warning("queue_window_read_failed", $"Destination {_domain}: queued messages not read back from the spool: {l.Error}",
+                        ("domain", _domain.Name));
+                }
+                else Queue.Refilled(l.Messages, Now);
+                if (l.Then is var (command, sender))
+                {
+                    if (l.Messages is null) sender.Tell(new Status.Failure(new IOException($"queued messages of {_domain} could not be read from the spool: {l.Error}")));
+                    else Self.Tell(command, sender);
+                }
+                Run(_plan.Pump(Plan()));
                 break;
             case FinishWritten w:
                 _cluster?.Written(w.Mid, w.Rids);
@@ -121,6 +146,10 @@ public sealed class DestinationActor : UntypedPersistentActor, IWithTimers
             case SuspendDelivery or ResumeDelivery:
                 // Journaled (survives a restart); the answer is the status after the change.
                 CommitAndAnswer(message, Sender, Status);
+                break;
+            case RemoveQueued rq when rq.Mid is { } one ? Queue.Paged(one) : Queue.OverflowCount > 0:
+                // Messages beyond the window: their envelopes first (a bounce needs them), then the command again.
+                Read(Queue.TakeForRead(rq.Mid is { } m ? [m] : null), (rq, Sender));
                 break;
             case RemoveQueued rq:
                 var counted = _state.Count(rq);
@@ -183,6 +212,34 @@ public sealed class DestinationActor : UntypedPersistentActor, IWithTimers
     private void Run(IReadOnlyList<ConnectionEffect> effects)
     {
         if (_connections.Run(effects) is { Count: > 0 } counted) PersistAllAsync(counted, _ => CountForSnapshot(1));
+        Refill();
+    }
+
+    /// <summary>The window has room and messages wait beyond it: read their envelopes off the actor.</summary>
+    private void Refill()
+    {
+        if (Queue.TakeRefill() is { Count: > 0 } batch) Read(batch);
+    }
+
+    private void Read(IReadOnlyList<(long Mid, int[] Rids)> batch, (RemoveQueued, IActorRef)? then = null)
+    {
+        ReadBack(_svc.Spool, batch).PipeTo(Self, success: m => new WindowLoaded(m, null, then), failure: ex => new WindowLoaded(null, ex.Message, then));
+
+        static async Task<IReadOnlyList<(long, MessageRef?, IReadOnlyList<RecipientRef>)>> ReadBack(ISpool spool, IReadOnlyList<(long Mid, int[] Rids)> batch)
+        {
+            var result = new List<(long, MessageRef?, IReadOnlyList<RecipientRef>)>(batch.Count);
+            foreach (var (mid, rids) in batch)
+            {
+                if (await spool.ReadMessageAsync(mid).ConfigureAwait(false) is not { } spooled)
+                {
+                    result.Add((mid, null, []));
+                    continue;
+                }
+                var (message, recipients) = Dispatcher.Refs(spooled, rids);
+                result.Add((mid, message, recipients));
+            }
+            return result;
+        }
     }
 
     private DestinationStatus Status() => _state.Status(_plan.Count, Settings.Profile.MaxConcurrentConnections);

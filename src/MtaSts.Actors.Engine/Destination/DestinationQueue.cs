@@ -1,4 +1,4 @@
-using MtaSts.Actors.Engine.Destination;
+using MtaSts.Actors.Spool;
 
 namespace MtaSts.Actors.Engine.Destination;
 
@@ -10,23 +10,38 @@ namespace MtaSts.Actors.Engine.Destination;
 /// (a message rarely has more than a few recipients per domain; a dictionary per message cost ~200 bytes more) and
 /// one index node. A deferred recipient's retry state lives on the recipient itself (flag <c>Persisted</c>); the
 /// separate retry table only holds journal records recovered before the spool re-dispatched their message.</para>
+/// <para>Paging: at most <see cref="Window"/> messages are held with their envelope and retry state; the rest keep only
+/// their MID and outstanding RIDs (<see cref="RidSet"/>, no object) until the window has room again, when the shell
+/// reads their envelopes back from the spool (<see cref="TakeRefill"/> → <see cref="Refilled"/>). A message beyond the
+/// window has never been attempted here, so it has no retry state to lose (a recovered journal record waits in the
+/// retry table until the message enters the window).</para>
 /// </summary>
-public sealed class DestinationQueue
+public sealed class DestinationQueue(int window = int.MaxValue)
 {
     private readonly Dictionary<long, QueuedMessage> _messages = new();
+    // Beyond the window: MID → outstanding RIDs, waiting for room; and the batch whose envelopes are being read.
+    private readonly Dictionary<long, RidSet> _overflow = new();
+    private readonly Dictionary<long, RidSet> _loading = new();
     // Messages with at least one idle (not in-flight) recipient, by the earliest due time among those.
     private readonly SortedSet<(DateTimeOffset Due, long Mid)> _ready = new();
     // Retry records recovered from the journal whose message is not queued (yet): merged when the spool re-dispatches
     // the message after a restart, pruned when the spool no longer holds it.
     private readonly Dictionary<(long Mid, int Rid), RetryRecord> _retry = new();
 
-    public int MessageCount => _messages.Count;
+    /// <summary>Messages held with their envelope (the rest wait beyond the window).</summary>
+    public int Window { get; } = window > 0 ? window : throw new ArgumentOutOfRangeException(nameof(window), "the queue window must hold at least one message");
+    /// <summary>Every queued message: in the window, beyond it, or being read back.</summary>
+    public int MessageCount => _messages.Count + _overflow.Count + _loading.Count;
+    /// <summary>Messages held in memory with their envelope.</summary>
+    public int WindowCount => _messages.Count;
+    /// <summary>Messages beyond the window (MID and RIDs only), including those being read back.</summary>
+    public int OverflowCount => _overflow.Count + _loading.Count;
     public int RecipientCount { get; private set; }
     public int InFlightCount { get; private set; }
     /// <summary>Recipients with a journal retry record (queued or waiting for re-dispatch).</summary>
     public int RetryRecordCount => _retry.Count + _persistedQueued;
     private int _persistedQueued;
-    public bool IsEmpty => _messages.Count == 0;
+    public bool IsEmpty => MessageCount == 0;
 
     public sealed class QueuedMessage
     {
@@ -140,6 +155,97 @@ public sealed class DestinationQueue
     /// <summary>Adds recipients; returns how many were new. A recipient already queued is ignored.</summary>
     public int Enqueue(MessageRef message, IReadOnlyList<RecipientRef> recipients, DateTimeOffset now)
     {
+        if (!_messages.ContainsKey(message.Mid) && (Paged(message.Mid) || _messages.Count + _loading.Count >= Window))
+            return EnqueuePaged(message.Mid, recipients.Select(r => r.Rid));
+        return Admit(message, recipients, now);
+    }
+
+    /// <summary>Adds recipients known only by MID and RIDs (a restarted entity's pending mail): beyond the window until
+    /// <see cref="TakeRefill"/> hands them out for reading. A recipient already queued is ignored; returns how many were new.</summary>
+    public int EnqueuePaged(long mid, IEnumerable<int> rids)
+    {
+        if (_messages.TryGetValue(mid, out var m))
+        {
+            // Already in the window: only RIDs the window does not hold would be new, and they need their address.
+            var missing = rids.Where(r => m.Get(r) is null).Distinct().ToArray();
+            if (missing.Length == 0) return 0;
+            var set = RidSet.Of(missing);
+            _overflow[mid] = _overflow.TryGetValue(mid, out var o) ? o.Union(set) : set;
+            var grown = _overflow[mid].Count - o.Count;
+            RecipientCount += grown;
+            return grown;
+        }
+        var target = _loading.ContainsKey(mid) ? _loading : _overflow;
+        var before = target.GetValueOrDefault(mid);
+        var after = before.Union(RidSet.Of(rids));
+        if (after.IsEmpty) return 0;
+        target[mid] = after;
+        RecipientCount += after.Count - before.Count;
+        return after.Count - before.Count;
+    }
+
+    /// <summary>The message waits beyond the window (or is being read back).</summary>
+    public bool Paged(long mid) => _overflow.ContainsKey(mid) || _loading.ContainsKey(mid);
+
+    /// <summary>Messages beyond the window to read back whatever the window holds (an operator action on them needs
+    /// their envelopes): the given MIDs, or every one when null. Returns what to read, as <see cref="TakeRefill"/>.</summary>
+    public IReadOnlyList<(long Mid, int[] Rids)> TakeForRead(IReadOnlyCollection<long>? mids)
+    {
+        var take = mids is null ? _overflow.Keys.ToArray() : mids.Where(_overflow.ContainsKey).ToArray();
+        var batch = new List<(long, int[])>(take.Length);
+        foreach (var mid in take)
+        {
+            _overflow.Remove(mid, out var rids);
+            _loading[mid] = rids;
+            batch.Add((mid, rids.ToArray()));
+        }
+        return batch;
+    }
+
+    /// <summary>Messages beyond the window to read back now (MID and outstanding RIDs, lowest MIDs first), or none:
+    /// one read at a time, and only once a quarter of the window is free (fewer, larger reads).</summary>
+    public IReadOnlyList<(long Mid, int[] Rids)> TakeRefill()
+    {
+        var room = Window - _messages.Count;
+        if (_overflow.Count == 0 || _loading.Count > 0 || room <= 0 || (room < Window / 4 && room < _overflow.Count)) return [];
+        // A partial sort: the lowest MIDs are the oldest mail (MIDs grow with time).
+        var take = _overflow.Keys.Where(mid => !_messages.ContainsKey(mid)).Order().Take(room).ToArray();
+        var batch = new List<(long, int[])>(take.Length);
+        foreach (var mid in take)
+        {
+            _overflow.Remove(mid, out var rids);
+            _loading[mid] = rids;
+            batch.Add((mid, rids.ToArray()));
+        }
+        return batch;
+    }
+
+    /// <summary>The envelopes of a <see cref="TakeRefill"/> batch, read from the spool: each message enters the window
+    /// with the RIDs still outstanding (a recipient finished meanwhile is not brought back). <c>Message</c> null: the
+    /// spool no longer holds it (finished by another path), it leaves the queue. Returns the recipients now queued.</summary>
+    public int Refilled(IEnumerable<(long Mid, MessageRef? Message, IReadOnlyList<RecipientRef> Recipients)> loaded, DateTimeOffset now)
+    {
+        var added = 0;
+        foreach (var (mid, message, recipients) in loaded)
+        {
+            if (!_loading.Remove(mid, out var rids)) continue;
+            RecipientCount -= rids.Count;
+            if (message is null) continue;
+            added += Admit(message, recipients.Where(r => rids.Contains(r.Rid)).ToArray(), now);
+        }
+        return added;
+    }
+
+    /// <summary>Reading a batch failed: it waits beyond the window again (the next refill retries it).</summary>
+    public void RefillFailed()
+    {
+        foreach (var (mid, rids) in _loading)
+            _overflow[mid] = _overflow.TryGetValue(mid, out var o) ? o.Union(rids) : rids;
+        _loading.Clear();
+    }
+
+    private int Admit(MessageRef message, IReadOnlyList<RecipientRef> recipients, DateTimeOffset now)
+    {
         if (!_messages.TryGetValue(message.Mid, out var m))
             _messages[message.Mid] = m = new QueuedMessage(message);
         List<QueuedRecipient>? fresh = null;
@@ -244,6 +350,15 @@ public sealed class DestinationQueue
     /// <summary>Removes a recipient that reached a final outcome.</summary>
     public void Complete(long mid, int rid)
     {
+        foreach (var paged in (Dictionary<long, RidSet>[])[_overflow, _loading])
+            if (paged.TryGetValue(mid, out var rids) && rids.Contains(rid))
+            {
+                RecipientCount--;
+                var left = rids.Except([rid]);
+                if (left.IsEmpty) paged.Remove(mid);
+                else paged[mid] = left;
+                return;
+            }
         if (!_messages.TryGetValue(mid, out var m) || !m.Remove(rid, out var r)) return;
         RecipientCount--;
         SetPersisted(r, false);

@@ -57,13 +57,14 @@ public sealed record Decision(IReadOnlyList<IDestinationChange> Changes, IReadOn
 /// Handing recipients to connections (<see cref="TakeDue"/>) only marks them in flight: runtime bookkeeping that a
 /// restart forgets on purpose (in-flight mail is retried).
 /// </summary>
-public sealed class DestinationState(DestinationDomain domain)
+/// <param name="window">Messages the queue holds with their envelope (<see cref="DestinationQueue.Window"/>).</param>
+public sealed class DestinationState(DestinationDomain domain, int window = int.MaxValue)
 {
     private RetrySchedule? _schedule;
     private RecipientRateLimiter? _rate;
     private RecipientRateState? _recoveredRate;
 
-    public DestinationQueue Queue { get; } = new();
+    public DestinationQueue Queue { get; } = new(window);
 
     public DestinationDomain Domain => domain;
 

@@ -263,7 +263,8 @@ public sealed class Gateway : IAsyncDisposable
             extraCaBundle, log, clock, undo);
         var transport = overrides.Transport ?? Transport(config, watcher, dns, spool, log, dcids, extraCaBundle, tlsRpt);
         if (transport is IAsyncDisposable parkedSessions) undo.Push(parkedSessions.DisposeAsync);
-        var pending = new PendingIndex();
+        // Compact where the spool reads messages back: a million queued messages keep MID, receive time and RIDs here.
+        var pending = new PendingIndex(compact: spool.CanReadMessages);
         var tuning = (overrides.Tuning ?? new EngineTuning()) with
         {
             ConnectionIdleTime = config.Delivery.ConnectionIdleTime,

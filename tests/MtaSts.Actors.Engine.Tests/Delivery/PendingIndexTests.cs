@@ -17,7 +17,8 @@ public sealed class PendingIndexTests
         index.Add(Dom("c.example"), M1, Rcpts(3));
         var e = Assert.Single(index.For(Dom("b.example")));
         Assert.Same(M1, e.Message);
-        Assert.Equal([0, 1, 2], e.Recipients.Select(r => r.Rid));
+        Assert.Equal([0, 1, 2], e.Recipients!.Select(r => r.Rid));
+        Assert.Equal([0, 1, 2], e.Rids.ToArray());
         Assert.Equal(["b.example", "c.example"], index.Domains.Select(x => x.Name).Order());
         Assert.Equal(2, index.Messages);
 
@@ -29,6 +30,25 @@ public sealed class PendingIndexTests
         Assert.Equal(["c.example"], index.Domains.Select(x => x.Name));
         Assert.False(index.Contains(Dom("b.example"), 1, 1));
         index.Remove(Dom("nowhere.example"), 1, [0]); // unknown domain: no-op
+    }
+
+    [Fact]
+    public void A_compact_index_keeps_receive_time_and_rids_only()
+    {
+        var index = new PendingIndex(compact: true);
+        var received = new DateTimeOffset(2026, 12, 1, 10, 0, 0, TimeSpan.FromHours(2));
+        index.Add(Dom("b.example"), M1 with { ReceivedAt = received }, Rcpts(0, 70));
+        index.Add(Dom("b.example"), M1, Rcpts(70, 1));
+        var e = Assert.Single(index.For(Dom("b.example")));
+        Assert.Null(e.Message);
+        Assert.Null(e.Recipients);
+        Assert.Equal(received, e.ReceivedAt);
+        Assert.Equal([0, 1, 70], e.Rids.ToArray());
+        index.Remove(Dom("b.example"), 1, [70, 0]);
+        Assert.True(index.Contains(Dom("b.example"), 1, 1));
+        Assert.False(index.Contains(Dom("b.example"), 1, 70));
+        index.Remove(Dom("b.example"), 1, [1]);
+        Assert.Equal(0, index.Messages);
     }
 
     [Fact]

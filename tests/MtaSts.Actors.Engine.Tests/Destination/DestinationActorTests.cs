@@ -128,6 +128,67 @@ public sealed class DestinationActorTests : TestKit
         Assert.Contains("Message finished MID 1 done", _rig.LogText.ToString());
     }
 
+    /// <summary>A spool that reads messages back: the destination holds a window of 3 and reads the rest back.</summary>
+    private void Paged()
+    {
+        _rig.Index = new PendingIndex(compact: true);
+        _rig.Spool.CanReadMessages = true;
+        _rig.Tuning = _rig.Tuning with { QueueWindow = 3 };
+    }
+
+    [Fact]
+    public void A_paged_queue_delivers_every_message_once_through_its_window()
+    {
+        Paged();
+        _rig.Transport.Hold();
+        var d = Start("paged.test");
+        for (var i = 0; i < 20; i++) d.Tell(_rig.Message("paged.test", recipients: 2));
+        AwaitCondition(() => Status(d, "paged.test").QueuedRecipients == 40, Long);
+        _rig.Transport.Release();
+        AwaitCondition(() => _rig.Spool.Done.Count == 40, Long);
+        ExpectNoMsg(TimeSpan.FromMilliseconds(300));
+        Assert.All(_rig.Spool.Done.Values, n => Assert.Equal(1, n));
+        Assert.Equal(40, _rig.Transport.RecipientsSent);
+        Assert.True(_rig.Spool.MessagesRead >= 17, $"{_rig.Spool.MessagesRead} messages read back"); // all but the first window
+        Assert.Equal(0, Status(d, "paged.test").QueuedRecipients);
+    }
+
+    [Fact]
+    public void A_restarted_paged_destination_reads_its_queue_back_from_the_compact_index_and_the_spool()
+    {
+        Paged();
+        // Dispatched (indexed) while no entity ran: the entity's start pulls MIDs and RIDs, the spool gives the rest.
+        for (var i = 0; i < 10; i++) _rig.Message("restart.test");
+        var d = Start("restart.test");
+        AwaitCondition(() => _rig.Spool.Done.Count == 10, Long);
+        Assert.Equal(10, _rig.Spool.MessagesRead);
+        var sent = _rig.Transport.Jobs.SelectMany(j => j.Job.Recipients).Select(r => r.Address).ToList();
+        Assert.Equal(10, sent.Count);
+        Assert.Equal(Enumerable.Range(1, 10).Select(i => $"u{i}-0@restart.test").ToHashSet(), sent.ToHashSet());
+        Assert.Equal(0, Status(d, "restart.test").QueuedRecipients);
+    }
+
+    [Fact]
+    public async Task An_operator_delete_reaches_messages_beyond_the_window()
+    {
+        Paged();
+        _rig.Transport.Hold();
+        var d = Start("opdel.test");
+        for (var i = 0; i < 8; i++) d.Tell(_rig.Message("opdel.test"));
+        AwaitCondition(() => Status(d, "opdel.test").QueuedRecipients == 8, Long);
+        // MID 8 is beyond the window of 3: read back, then deleted.
+        var one = await d.Ask<QueueRemoved>(new RemoveQueued(Dom("opdel.test"), 8, false, "test"), Long);
+        Assert.Equal(1, one.Messages);
+        AwaitCondition(() => _rig.Spool.Done.ContainsKey((8, 0)), Long);
+        // The whole destination: every idle message, in the window or beyond it.
+        var all = await d.Ask<QueueRemoved>(new RemoveQueued(Dom("opdel.test"), null, false, "test"), Long);
+        Assert.Equal(7, all.Messages + all.InFlight);
+        _rig.Transport.Release();
+        AwaitCondition(() => _rig.Spool.Done.Count == 8, Long);
+        Assert.All(_rig.Spool.Done.Values, n => Assert.Equal(1, n));
+        Assert.Equal(0, Status(d, "opdel.test").QueuedRecipients);
+    }
+
     [Fact]
     public void Enqueue_is_idempotent_so_a_redispatch_does_not_deliver_twice()
     {

@@ -224,4 +224,135 @@ public sealed class DestinationQueueTests
         }
         Assert.Equal(10_000, n);
     }
+
+    // ---------------- paging: window and refill ----------------
+
+    private static (long, MessageRef?, IReadOnlyList<RecipientRef>)[] ReadBack(IEnumerable<(long Mid, int[] Rids)> batch) =>
+        batch.Select(b => (b.Mid, (MessageRef?)Msg(b.Mid), (IReadOnlyList<RecipientRef>)Rcpts(0, 1, 2))).ToArray();
+
+    [Fact]
+    public void Messages_beyond_the_window_keep_only_mid_and_rids_and_are_not_due()
+    {
+        var q = new DestinationQueue(window: 2);
+        for (var mid = 1; mid <= 5; mid++) Assert.Equal(1, q.Enqueue(Msg(mid), Rcpts(0), T0));
+        Assert.Equal(5, q.MessageCount);
+        Assert.Equal(2, q.WindowCount);
+        Assert.Equal(3, q.OverflowCount);
+        Assert.Equal(5, q.RecipientCount);
+        Assert.Equal([1L, 2L], q.Messages.Select(m => m.Message.Mid).Order());
+        Assert.Equal(2, q.Due(T0).Count);
+        Assert.Null(q.Find(3));
+        // Idempotent beyond the window too.
+        Assert.Equal(0, q.Enqueue(Msg(3), Rcpts(0), T0));
+        Assert.Equal(1, q.Enqueue(Msg(3), Rcpts(1), T0));
+        Assert.Equal(6, q.RecipientCount);
+    }
+
+    [Fact]
+    public void Refill_waits_for_a_quarter_of_the_window_and_takes_the_lowest_mids()
+    {
+        var q = new DestinationQueue(window: 8);
+        for (var mid = 20; mid >= 1; mid--) q.Enqueue(Msg(mid), Rcpts(0), T0);
+        Assert.Empty(q.TakeRefill()); // window full
+        var window = q.Messages.Select(m => m.Message.Mid).ToArray();
+        q.Complete(window[0], 0);
+        Assert.Empty(q.TakeRefill()); // 1 free < 8/4
+        q.Complete(window[1], 0);
+        var batch = q.TakeRefill();
+        Assert.Equal([1L, 2L], batch.Select(b => b.Mid));
+        Assert.All(batch, b => Assert.Equal([0], b.Rids));
+        Assert.Empty(q.TakeRefill()); // one read at a time
+        Assert.Equal(18, q.MessageCount);
+        Assert.Equal(2, q.Refilled(batch.Select(b => (b.Mid, (MessageRef?)Msg(b.Mid), (IReadOnlyList<RecipientRef>)Rcpts(0))), T0));
+        Assert.Equal(8, q.WindowCount);
+        Assert.Equal(18, q.RecipientCount);
+        Assert.NotNull(q.Find(1));
+    }
+
+    [Fact]
+    public void Refilled_messages_keep_only_outstanding_rids_and_a_message_gone_from_the_spool_leaves()
+    {
+        var q = new DestinationQueue(window: 1);
+        q.Enqueue(Msg(1), Rcpts(0), T0);
+        q.Enqueue(Msg(2), Rcpts(0, 1, 2), T0);
+        q.Enqueue(Msg(3), Rcpts(0), T0);
+        q.Complete(1, 0);
+        var batch = q.TakeRefill();
+        Assert.Equal([2L], batch.Select(b => b.Mid));
+        q.Complete(2, 1); // finished while its envelope was being read
+        Assert.Equal(2, q.Refilled(ReadBack(batch), T0)); // RIDs 0 and 2 come back, not 1
+        Assert.Equal([0, 2], q.Find(2)!.Recipients.Select(r => r.Ref.Rid));
+        q.Complete(2, 0);
+        q.Complete(2, 2);
+        batch = q.TakeRefill();
+        Assert.Equal(0, q.Refilled([(3, null, [])], T0));
+        Assert.True(q.IsEmpty);
+        Assert.Equal(0, q.RecipientCount);
+    }
+
+    [Fact]
+    public void A_failed_read_puts_the_batch_back_and_completion_beyond_the_window_counts()
+    {
+        var q = new DestinationQueue(window: 1);
+        q.Enqueue(Msg(1), Rcpts(0), T0);
+        q.EnqueuePaged(2, [0, 1]);
+        q.EnqueuePaged(2, [1]);
+        Assert.Equal(3, q.RecipientCount);
+        q.Complete(1, 0);
+        Assert.Equal([2L], q.TakeRefill().Select(b => b.Mid));
+        q.RefillFailed();
+        Assert.Equal(1, q.OverflowCount);
+        q.Complete(2, 0);
+        Assert.Equal([1], Assert.Single(q.TakeRefill()).Rids);
+        q.Complete(2, 1);
+        Assert.True(q.IsEmpty);
+        Assert.Equal(0, q.RecipientCount);
+    }
+
+    [Fact]
+    public void A_recovered_retry_record_applies_when_the_message_enters_the_window()
+    {
+        var q = new DestinationQueue(window: 1);
+        q.Apply(new RecipientsDeferred(2, [0], 3, T0.AddMinutes(10), "4.4.1 refused"));
+        q.Enqueue(Msg(1), Rcpts(0), T0);
+        q.Enqueue(Msg(2), Rcpts(0), T0);
+        Assert.True(q.HasRetryRecord(2, 0));
+        q.Complete(1, 0);
+        q.Refilled(ReadBack(q.TakeRefill()), T0);
+        var r = q.Find(2)!.Recipients.Single();
+        Assert.Equal(3, r.Attempts);
+        Assert.Equal(T0.AddMinutes(10), r.NextAttempt);
+        Assert.Null(q.TakeDue(T0.AddMinutes(5)));
+    }
+
+    [Fact]
+    public void A_new_rid_of_a_message_in_the_window_waits_beyond_it_until_the_message_leaves()
+    {
+        var q = new DestinationQueue(window: 1);
+        q.Enqueue(Msg(1), Rcpts(0), T0);
+        Assert.Equal(1, q.EnqueuePaged(1, [0, 1]));
+        Assert.Equal(2, q.RecipientCount);
+        Assert.Empty(q.TakeRefill()); // its message is in the window
+        q.Complete(1, 0);
+        var batch = q.TakeRefill();
+        Assert.Equal([1], Assert.Single(batch).Rids);
+        q.Refilled(ReadBack(batch), T0);
+        Assert.Equal([1], q.Find(1)!.Recipients.Select(r => r.Ref.Rid));
+        Assert.Throws<ArgumentOutOfRangeException>(() => new DestinationQueue(window: 0));
+    }
+
+    [Fact]
+    public void TakeForRead_reads_back_named_or_all_messages_beyond_the_window_whatever_the_window_holds()
+    {
+        var q = new DestinationQueue(window: 1);
+        for (var mid = 1; mid <= 4; mid++) q.Enqueue(Msg(mid), Rcpts(0), T0);
+        Assert.True(q.Paged(3));
+        Assert.False(q.Paged(1));
+        Assert.Equal([3L], q.TakeForRead([3, 1, 99]).Select(b => b.Mid));
+        q.Refilled(ReadBack(new (long, int[])[] { (3, [0]) }), T0);
+        Assert.Equal(2, q.WindowCount); // over the window: the operator acts on it next
+        Assert.Equal([2L, 4L], q.TakeForRead(null).Select(b => b.Mid).Order());
+        Assert.Equal(2, q.OverflowCount); // being read
+        Assert.Equal(4, q.RecipientCount);
+    }
 }

@@ -84,7 +84,20 @@ public sealed class FakeSpool : ISpool
 {
     public ConcurrentDictionary<(long Mid, int Rid), int> Done { get; } = new();
     private readonly ConcurrentDictionary<long, HashSet<int>> _outstanding = new();
+    private readonly ConcurrentDictionary<long, SpooledMessage> _messages = new();
     public void Register(long mid, IEnumerable<int> rids) => _outstanding[mid] = rids.ToHashSet();
+    /// <summary>Keeps the envelope so that the spool reads messages back by MID (a paged destination queue).</summary>
+    public void Register(SpooledMessage message) => _messages[message.Mid] = message;
+    /// <summary>Messages read back by MID (<see cref="ReadMessageAsync"/>).</summary>
+    public int MessagesRead => Volatile.Read(ref _messagesRead);
+    private int _messagesRead;
+    public bool CanReadMessages { get; set; }
+    public ValueTask<SpooledMessage?> ReadMessageAsync(long mid, CancellationToken ct = default)
+    {
+        Interlocked.Increment(ref _messagesRead);
+        var held = _outstanding.TryGetValue(mid, out var left) && left.Count > 0;
+        return ValueTask.FromResult(held ? _messages.GetValueOrDefault(mid) : null);
+    }
     public Task<SpooledMessage> AppendAsync(long mid, MtaSts.Actors.Spool.Envelope envelope, MessageBody body, CancellationToken ct = default) =>
         throw new NotSupportedException();
     public ValueTask<ReadOnlyMemory<byte>> ReadBodyAsync(long mid, CancellationToken ct = default) => ValueTask.FromResult<ReadOnlyMemory<byte>>(Array.Empty<byte>());
@@ -139,7 +152,7 @@ public sealed class DestinationRig
     public FakeTransport Transport { get; } = new();
     public FakeSpool Spool { get; } = new();
     public FakeBounces Bounces { get; } = new();
-    public PendingIndex Index { get; } = new();
+    public PendingIndex Index { get; set; } = new();
     public StringWriter LogText { get; } = new();
     /// <summary>The policy branch the destination asks (null: MTA-STS resolution is skipped).</summary>
     public IActorRef? Policy { get; set; }
@@ -160,6 +173,9 @@ public sealed class DestinationRig
         var rcpts = Enumerable.Range(0, recipients).Select(i => new RecipientRef(i, $"u{msg.Mid}-{i}@{domain}")).ToArray();
         Index.Add(Dom(domain), msg, rcpts);
         Spool.Register(msg.Mid, rcpts.Select(r => r.Rid));
+        if (Index.Compact)
+            Spool.Register(new SpooledMessage(msg.Mid, new MtaSts.Actors.Spool.Envelope(sender,
+                rcpts.Select(r => new Recipient(r.Rid, r.Address)).ToArray(), msg.ReceivedAt), msg.BodyLength));
         return new EnqueueRecipients(Dom(domain), msg, rcpts);
     }
 }

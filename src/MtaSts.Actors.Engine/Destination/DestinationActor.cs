@@ -35,7 +35,6 @@ public sealed class DestinationActor : UntypedPersistentActor, IWithTimers
     private sealed record FinishWritten(long Mid, int[] Rids);
     private sealed record Sweep; // expiry and retry-record pruning
     private sealed record ReloadQueue; // cluster: the second read of the spool after this owner started
-    /// <summary>Envelopes of messages beyond the window, read back from the spool (null: the read failed).</summary>
     /// <summary>Envelopes of messages beyond the window, read back from the spool (null: the read failed); an operator
     /// command that waited for them is handled again afterwards.</summary>
     private sealed record WindowLoaded(IReadOnlyList<(long Mid, MessageRef? Message, IReadOnlyList<RecipientRef> Recipients)>? Messages, string? Error,

@@ -393,10 +393,16 @@ public sealed class DestinationQueue(int window = int.MaxValue)
         }
     }
 
-    public int DeferredCount => _messages.Values.Sum(m => m.Items.Count(r => r.Attempts > 0));
+    /// <summary>Deferred recipients: in the window, and beyond it those whose journal retry record waits for their
+    /// message to be read back (a restarted destination knows them before the read completes).</summary>
+    public int DeferredCount => _messages.Values.Sum(m => m.Items.Count(r => r.Attempts > 0)) + PagedRetryRecords().Count();
 
     public string? LastError => _messages.Values.SelectMany(m => m.Items)
-        .Where(r => r.LastError is not null).Select(r => r.LastError).LastOrDefault();
+        .Where(r => r.LastError is not null).Select(r => r.LastError).LastOrDefault()
+        ?? PagedRetryRecords().Select(r => r.LastError).LastOrDefault(e => !string.IsNullOrEmpty(e));
+
+    private IEnumerable<RetryRecord> PagedRetryRecords() => _retry.Values.Where(r =>
+        (_overflow.TryGetValue(r.Mid, out var o) && o.Contains(r.Rid)) || (_loading.TryGetValue(r.Mid, out var l) && l.Contains(r.Rid)));
 
     private void SetPersisted(QueuedRecipient r, bool persisted)
     {

@@ -326,6 +326,19 @@ public sealed class DestinationQueueTests
     }
 
     [Fact]
+    public void A_recovered_retry_record_counts_as_deferred_while_its_message_waits_beyond_the_window()
+    {
+        var q = new DestinationQueue(window: 1);
+        q.Apply(new RecipientsDeferred(7, [0], 2, T0.AddMinutes(5), "451 4.3.0 try again later"));
+        Assert.Equal(2, q.EnqueuePaged(7, [0, 1]));
+        Assert.Equal(2, q.RecipientCount);
+        Assert.Equal(1, q.DeferredCount);
+        Assert.Equal("451 4.3.0 try again later", q.LastError);
+        Assert.Single(q.TakeRefill()); // being read back: still known
+        Assert.Equal(1, q.DeferredCount);
+    }
+
+    [Fact]
     public void A_new_rid_of_a_message_in_the_window_waits_beyond_it_until_the_message_leaves()
     {
         var q = new DestinationQueue(window: 1);

@@ -18,7 +18,7 @@ public static class AllRunner
                              exit 1 on any LOST or duplicated message, never on speed
           --scale F          every scenario's default message count × F (at least 50), e.g. 0.1; an explicit --messages wins
           --target LIST      default gateway,postfix,ceiling; Postfix is left out (with a note) when it cannot run here
-          --scenarios LIST   a subset, e.g. relay-throughput,backlog (default: all eight)
+          --scenarios LIST   a subset, e.g. relay-throughput,backlog (default: all nine)
           --out DIR          report directory (default load-tests/results/<timestamp>-all[-smoke])
           any other option (e.g. --drain-timeout 60, --sessions 40) applies to every scenario: mtasts-load --help
         The ceiling (generator straight to the receiver) is not run where it means nothing: backlog (no queue to hold
@@ -34,6 +34,7 @@ public static class AllRunner
         ["backlog"] = "backlog: no ceiling — it has no queue to hold mail while the receiver is down, and nothing to drain",
         ["relay-throughput-tls"] = "relay-throughput-tls: no ceiling — the generator speaks plaintext to the receiver; the plain scenario's ceiling applies",
         ["many-domains-tls"] = "many-domains-tls: no ceiling — the generator speaks plaintext to the receiver; the plain scenario's ceiling applies",
+        ["accept-latency"] = "accept-latency: no ceiling — the generator's own receiver answers in microseconds; the target is the relay's accept latency (gateway and Postfix)",
         ["hostile-receiver"] = "hostile-receiver: no ceiling — the generator does not retry, so the receiver's 4xx/5xx would be submit failures instead of retried deliveries and bounces",
     };
 

@@ -7,6 +7,7 @@ using System.Security.Cryptography.X509Certificates;
 using System.Text;
 using MtaSts.Actors.LoadTests.Core;
 using MtaSts.Actors.LoadTests.Smtp;
+using MtaSts.Actors.TestInfra.Net;
 
 namespace MtaSts.Actors.LoadTests.Receivers;
 

@@ -30,7 +30,7 @@ public sealed record ReceiverSummary(
     long TlsMessages = 0,
     TlsHandshakeCounts? Handshakes = null);
 
-/// <summary>STARTTLS handshakes at the receiver, told apart by <see cref="TlsHelloProbe"/>: Full = a certificate was sent
+/// <summary>STARTTLS handshakes at the receiver, told apart by <see cref="MtaSts.Actors.TestInfra.Net.TlsHelloProbe"/>: Full = a certificate was sent
 /// (and checked by the relay); Resumed = an earlier session was resumed; Offered = the relay's ClientHello carried a
 /// ticket/PSK (tried to resume, accepted or not); Tls13 = negotiated TLS 1.3; Unparsed = hellos the probe could not read.</summary>
 public sealed record TlsHandshakeCounts(long Full, long Resumed, long Offered, long Tls13, long Unparsed)

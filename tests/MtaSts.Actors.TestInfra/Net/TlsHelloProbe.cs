@@ -1,6 +1,6 @@
 using System.Buffers.Binary;
 
-namespace MtaSts.Actors.LoadTests.Receivers;
+namespace MtaSts.Actors.TestInfra.Net;
 
 /// <summary>
 /// What a TLS handshake was, read from the two plaintext hellos (SslStream does not say whether a session was resumed).
@@ -138,7 +138,7 @@ public sealed record TlsHelloFacts(string Version, bool Offered, bool Resumed)
 
     /// <summary>ClientHello / ServerHello body (RFC 8446 §4.1.2–4.1.3): version, random, session id, cipher suite(s),
     /// compression method(s), extensions.</summary>
-    internal static bool TryParse(byte[] m, bool isClient, out byte[] sessionId, out Dictionary<ushort, byte[]> extensions)
+    public static bool TryParse(byte[] m, bool isClient, out byte[] sessionId, out Dictionary<ushort, byte[]> extensions)
     {
         sessionId = [];
         extensions = new();

@@ -44,7 +44,12 @@ public sealed class AdminServer : IAsyncDisposable
 
     public static async Task<AdminServer> StartAsync(Gateway gateway, AdminOptions options, CancellationToken ct = default)
     {
-        var builder = WebApplication.CreateSlimBuilder();
+        // An empty builder: the admin endpoint is configured by the gateway's settings only — the slim builder also read
+        // appsettings*.json from the working directory (the data dir under systemd) and ASPNETCORE_/DOTNET_ variables,
+        // a second configuration surface nobody documents (Kestrel endpoints, logging) and a reload-on-change source.
+        var builder = WebApplication.CreateEmptyBuilder(new WebApplicationOptions { ContentRootPath = AppContext.BaseDirectory });
+        builder.WebHost.UseKestrelCore();
+        builder.Services.AddRoutingCore();
         // serve owns the signals: a SIGTERM while Kestrel binds must not fail the start (crash test: unhandled
         // TaskCanceledException, exit 134, instead of a graceful stop).
         builder.Services.AddSingleton<IHostLifetime, EmbeddedLifetime>();

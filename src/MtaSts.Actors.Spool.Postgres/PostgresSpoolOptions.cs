@@ -40,6 +40,10 @@ public sealed partial record PostgresSpoolOptions(string ConnectionString)
     /// the block size (its INCREMENT); later nodes use the sequence's value whatever they ask.</summary>
     public int MidBlockSize { get; init; } = 1000;
 
+    /// <summary>Bytes of bodies this node appended that it keeps in memory, so that delivering them here needs no
+    /// database read (a body is immutable once committed; the database holds the only durable copy). 0 turns it off.</summary>
+    public long BodyCacheBytes { get; init; } = 64L * 1024 * 1024;
+
     /// <summary>How long <see cref="ISpool.Count"/> may serve a cached value before refreshing it in the background.</summary>
     public TimeSpan CountRefreshInterval { get; init; } = TimeSpan.FromSeconds(2);
 
@@ -52,6 +56,7 @@ public sealed partial record PostgresSpoolOptions(string ConnectionString)
         ArgumentOutOfRangeException.ThrowIfLessThan(MaxBatchBytes, 1);
         ArgumentOutOfRangeException.ThrowIfLessThan(QueueCapacity, 1);
         ArgumentOutOfRangeException.ThrowIfLessThan(MidBlockSize, 1);
+        ArgumentOutOfRangeException.ThrowIfNegative(BodyCacheBytes);
         ArgumentNullException.ThrowIfNull(DomainKey);
         if (CommandTimeout <= TimeSpan.Zero) throw new ArgumentOutOfRangeException(nameof(CommandTimeout));
     }

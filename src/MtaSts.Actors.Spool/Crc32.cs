@@ -29,41 +29,50 @@ public static class Crc32
     }
 
     /// <summary>The CRC of <c>a + b</c> from <c>crcA = Compute(a)</c>, <c>crcB = Compute(b)</c> and b's length, without
-    /// the bytes (zlib's crc32_combine: multiply by x^(8·lengthB) in GF(2)). Lets a body's CRC be computed while it
-    /// arrives and the record header's CRC be prefixed later.</summary>
+    /// the bytes: crcA times x^(8·lengthB) mod P, plus crcB (zlib 1.2.12's crc32_combine). Lets a body's CRC be computed
+    /// while it arrives and the record header's CRC be prefixed later. One polynomial product per set bit of the
+    /// length, from a table of x^(2^k) — the older matrix-squaring form cost ≈ 10 µs per 2 KB message (a profile's top
+    /// managed frame of the spool append path).</summary>
     public static uint Combine(uint crcA, uint crcB, long lengthB)
     {
         if (lengthB <= 0) return crcA;
-        Span<uint> even = stackalloc uint[32];
-        Span<uint> odd = stackalloc uint[32];
-        odd[0] = 0xEDB88320u; // operator for one zero bit
-        uint row = 1;
-        for (int n = 1; n < 32; n++) { odd[n] = row; row <<= 1; }
-        Square(even, odd); // two zero bits
-        Square(odd, even); // four zero bits
-        do
-        {
-            Square(even, odd);
-            if ((lengthB & 1) != 0) crcA = Times(even, crcA);
-            lengthB >>= 1;
-            if (lengthB == 0) break;
-            Square(odd, even);
-            if ((lengthB & 1) != 0) crcA = Times(odd, crcA);
-            lengthB >>= 1;
-        } while (lengthB != 0);
-        return crcA ^ crcB;
+        // x^(8·lengthB) = product of x^(2^(k+3)) over the set bits k of lengthB.
+        uint power = XPowZero;
+        for (int k = 3; lengthB != 0; lengthB >>= 1, k++)
+            if ((lengthB & 1) != 0) power = MultModP(X2n[k & 31], power);
+        return MultModP(power, crcA) ^ crcB;
+    }
 
-        static uint Times(ReadOnlySpan<uint> matrix, uint vector)
+    private const uint Poly = 0xEDB88320u;
+    private const uint XPowZero = 1u << 31; // the polynomial 1 in the reflected representation
+
+    /// <summary>x^(2^k) mod P for k = 0..31 (the powers cycle modulo P's order, hence k &amp; 31 above — zlib does the same).</summary>
+    private static readonly uint[] X2n = BuildX2n();
+
+    private static uint[] BuildX2n()
+    {
+        var t = new uint[32];
+        uint p = 1u << 30; // x^1
+        t[0] = p;
+        for (int n = 1; n < 32; n++) t[n] = p = MultModP(p, p);
+        return t;
+    }
+
+    /// <summary>a(x)·b(x) mod P, reflected bit order (bit 31 is x^0).</summary>
+    private static uint MultModP(uint a, uint b)
+    {
+        uint m = 1u << 31, product = 0;
+        while (true)
         {
-            uint sum = 0;
-            for (int i = 0; vector != 0; i++, vector >>= 1)
-                if ((vector & 1) != 0) sum ^= matrix[i];
-            return sum;
+            if ((a & m) != 0)
+            {
+                product ^= b;
+                if ((a & (m - 1)) == 0) break;
+            }
+            m >>= 1;
+            b = (b & 1) != 0 ? (b >> 1) ^ Poly : b >> 1;
         }
-        static void Square(Span<uint> square, ReadOnlySpan<uint> matrix)
-        {
-            for (int n = 0; n < 32; n++) square[n] = Times(matrix, matrix[n]);
-        }
+        return product;
     }
 
     private static uint[] BuildTable()

@@ -10,6 +10,10 @@ public sealed class MessageBodyTests : SpoolTestBase
     [InlineData(7, 1)]
     [InlineData(1000, 999)]
     [InlineData(12345, 70000)]
+    [InlineData(5, 2048)]
+    [InlineData(300, 65536)]
+    [InlineData(0, 131071)]
+    [InlineData(64, 1_048_583)]
     public void Crc_combine_equals_the_crc_of_the_concatenation(int lengthA, int lengthB)
     {
         var a = Body(1, lengthA);

@@ -5,20 +5,20 @@ namespace MtaSts.Actors.LoadTests.Targets;
 
 /// <summary>One gateway node of a loopback cluster: its ports, data directory and node name.</summary>
 /// <param name="Index">1-based; node 1 is started first.</param>
-/// <param name="ManagementPort">Akka.Management HTTP port (only written in <see cref="ClusterBootstrap.Management"/> mode).</param>
+/// <param name="ManagementPort">The node's bootstrap contact point (management) port (only written in <see cref="ClusterBootstrap.Management"/> mode).</param>
 public sealed record ClusterNode(int Index, int SmtpPort, int AkkaPort, int AdminPort, int ManagementPort, string DataDir)
 {
     /// <summary>mtasts.hostname: the EHLO name the node delivers with, so the receiver can tell the nodes apart.</summary>
     public string Hostname => $"node{Index.ToString(CultureInfo.InvariantCulture)}.cluster.test";
 }
 
-/// <summary>How the nodes find each other. Switch with --bootstrap (tests/cluster/run.sh) once the branch lands.</summary>
+/// <summary>How the nodes find each other. Switch with --bootstrap (tests/cluster/run.sh).</summary>
 public enum ClusterBootstrap
 {
-    /// <summary>Today's main: static akka.cluster.seed-nodes (nodes 1 and 2, as in hocon/cluster-postgres.conf); node 1 first.</summary>
+    /// <summary>Static akka.cluster.seed-nodes (nodes 1 and 2, as in hocon/cluster-postgres.conf); node 1 first.</summary>
     StaticSeeds,
-    /// <summary>Akka.Management cluster bootstrap with config-based discovery (no seed nodes; any subset forms the cluster).
-    /// Written as Akka.Management's documented keys; main does not load Akka.Management yet, so this is untested there.</summary>
+    /// <summary>The gateway's <c>mtasts.cluster.formation = bootstrap</c> (Akka.Management cluster bootstrap, config
+    /// discovery over the 3 contact points, 2 required): no seed nodes, no special node, any two form the cluster.</summary>
     Management,
 }
 
@@ -57,14 +57,13 @@ public static class ClusterNodeConfig
         }
         else
         {
+            // What an operator writes (README "Cluster deployment"): the gateway's own keys, not Akka.Management's.
             sb.AppendLine("akka.cluster.seed-nodes = []");
-            sb.AppendLine("akka.management.http.hostname = \"127.0.0.1\"");
-            sb.AppendLine($"akka.management.http.port = {node.ManagementPort.ToString(inv)}");
-            sb.AppendLine("akka.management.cluster.bootstrap.contact-point-discovery.discovery-method = config");
-            sb.AppendLine("akka.management.cluster.bootstrap.contact-point-discovery.service-name = mtasts");
-            sb.AppendLine("akka.management.cluster.bootstrap.contact-point-discovery.required-contact-point-nr = 2");
-            sb.AppendLine("akka.discovery.method = config");
-            sb.AppendLine($"akka.discovery.config.services.mtasts.endpoints = [{string.Join(", ", all.Select(n => Q($"127.0.0.1:{n.ManagementPort.ToString(inv)}")))}]");
+            sb.AppendLine("mtasts.cluster.formation = bootstrap");
+            sb.AppendLine($"mtasts.cluster.bootstrap.contact-points = [{string.Join(", ", all.Select(n => Q($"127.0.0.1:{n.ManagementPort.ToString(inv)}")))}]");
+            sb.AppendLine("mtasts.cluster.bootstrap.required-contact-point-nr = 2");
+            sb.AppendLine("mtasts.cluster.bootstrap.management-hostname = \"127.0.0.1\"");
+            sb.AppendLine($"mtasts.cluster.bootstrap.management-port = {node.ManagementPort.ToString(inv)}");
         }
         // One database for all nodes: the four persistence plugins (what MTASTS_PG sets) — and, once it exists, the
         // cluster spool, which reads the same connection string.
@@ -97,5 +96,7 @@ public static class ClusterNodeConfig
 
     /// <summary>MTASTS_* variables the node process must NOT inherit from the shell (they override every file).</summary>
     public static readonly string[] ScrubbedEnvironment =
-        ["MTASTS_DATA_DIR", "MTASTS_HOSTNAME", "MTASTS_POLICY_PROXY", "MTASTS_PG", "MTASTS_SEED_NODES", "MTASTS_AKKA_PORT", "MTASTS_PUBLIC_HOSTNAME"];
+        ["MTASTS_DATA_DIR", "MTASTS_HOSTNAME", "MTASTS_POLICY_PROXY", "MTASTS_PG", "MTASTS_SEED_NODES", "MTASTS_AKKA_PORT", "MTASTS_PUBLIC_HOSTNAME",
+         "MTASTS_CLUSTER_FORMATION", "MTASTS_CONTACT_POINTS", "MTASTS_MANAGEMENT_HOSTNAME", "MTASTS_MANAGEMENT_PORT",
+         "MTASTS_REQUIRED_CONTACT_POINTS", "MTASTS_SPLIT_BRAIN"];
 }

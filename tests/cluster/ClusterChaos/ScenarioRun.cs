@@ -210,14 +210,23 @@ internal sealed class ScenarioRun(Options o, string scenario, string connectionS
         }
     }
 
-    /// <summary>Node 1 first, then 2 and 3; all must listen, then one message through each node must arrive.</summary>
+    /// <summary>Static seeds: node 1 first (only the first seed can form a cluster), then 2 and 3. Bootstrap: all three
+    /// at once, node 3 first (no node is special). All must listen, then one message through each node must arrive.</summary>
     private async Task<bool> StartClusterAsync()
     {
-        _nodes[0].Start();
-        await Task.Delay(1000).ConfigureAwait(false);
-        _nodes[1].Start();
-        _nodes[2].Start();
-        Say($"started node 1 (pid {_nodes[0].Pid}), then nodes 2, 3 (pids {_nodes[1].Pid}, {_nodes[2].Pid})");
+        if (o.Bootstrap == ClusterBootstrap.Management)
+        {
+            foreach (var n in _nodes.AsEnumerable().Reverse()) n.Start();
+            Say($"bootstrap: started nodes 3, 2, 1 at once (pids {_nodes[2].Pid}, {_nodes[1].Pid}, {_nodes[0].Pid})");
+        }
+        else
+        {
+            _nodes[0].Start();
+            await Task.Delay(1000).ConfigureAwait(false);
+            _nodes[1].Start();
+            _nodes[2].Start();
+            Say($"started node 1 (pid {_nodes[0].Pid}), then nodes 2, 3 (pids {_nodes[1].Pid}, {_nodes[2].Pid})");
+        }
         foreach (var n in _nodes)
         {
             if (await n.WaitListeningAsync(StartBound).ConfigureAwait(false)) continue;

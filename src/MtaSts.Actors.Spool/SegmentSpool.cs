@@ -279,7 +279,7 @@ public sealed class SegmentSpool : ISpool
             ObjectDisposedException.ThrowIf(_disposed, this);
             Open();
             _opened = true;
-            _writer = Task.Run(WriterLoopAsync);
+            _writer = StartWriterThread();
         }
     }
 
@@ -516,11 +516,42 @@ public sealed class SegmentSpool : ISpool
 
     // ---------------------------------------------------------------- writer loop (group commit)
 
-    private async Task WriterLoopAsync()
+    /// <summary>
+    /// The writer runs on a thread of its own: it blocks in write and fsync (one group commit after another, so under
+    /// load it is nearly always inside one). On a thread-pool thread it would hold one of the pool's few threads (2 on a
+    /// 2-core box) for as long as the load lasts, and the SMTP sessions and actors waiting for the pool would stall
+    /// until the pool grew — accept latency spikes of seconds (issue 15, accept-latency). The task completes when the
+    /// loop ends (faulted if it threw).
+    /// </summary>
+    private Task StartWriterThread()
+    {
+        var done = new TaskCompletionSource(TaskCreationOptions.RunContinuationsAsynchronously);
+        var thread = new Thread(() =>
+        {
+            try
+            {
+                WriterLoop();
+                done.TrySetResult();
+            }
+            catch (Exception ex)
+            {
+                done.TrySetException(ex);
+            }
+        })
+        {
+            IsBackground = true,
+            Name = "spool-writer",
+        };
+        thread.Start();
+        return done.Task;
+    }
+
+    private void WriterLoop()
     {
         var reader = _channel.Reader;
         var batch = new List<Op>();
-        while (await reader.WaitToReadAsync().ConfigureAwait(false))
+        // Blocking on the wait is fine here: this is the writer's own thread, not the pool's.
+        while (reader.WaitToReadAsync().AsTask().GetAwaiter().GetResult())
         {
             batch.Clear();
             long bytes = 0;

@@ -14,6 +14,9 @@ public sealed record RunOptions
     public int Sessions { get; init; } = 20;
     /// <summary>Set = open model at this many messages/s; null = closed model with <see cref="Sessions"/> sessions.</summary>
     public double? Rate { get; init; }
+    /// <summary>accept-latency: per target a closed run finds the maximum accept rate, then an open run offers this
+    /// fraction of it (default 0.8) and reports its accept latency. null = an ordinary single run.</summary>
+    public double? OpenFraction { get; init; }
     public int SizeBytes { get; init; } = 2 * 1024;
     public int Domains { get; init; } = 1;
     public double Zipf { get; init; }
@@ -60,6 +63,7 @@ public sealed record RunOptions
           --warmup S             warm-up seconds, not counted (default 3)
           --sessions N           closed model: concurrent SMTP sessions; open model: max sessions
           --rate R               open model: R messages/s from a fixed schedule (latency from scheduled time)
+          --open-fraction F      accept-latency: the open run offers F × the maximum accept rate its closed run found (default 0.8)
           --size BYTES           message size (e.g. 2048, 102400, or 2k / 100k)
           --domains N            destination domains dNNNNN.test   --zipf S  Zipf exponent (0 = uniform)
           --client-reuse N       messages per generator connection (default 100)
@@ -100,6 +104,7 @@ public sealed record RunOptions
                 case "--sessions": o = o with { Sessions = (int)ParseCount(Next()) }; break;
                 case "--rate": o = o with { Rate = double.Parse(Next(), CultureInfo.InvariantCulture) }; break;
                 case "--closed": o = o with { Rate = null }; break;
+                case "--open-fraction": o = o with { OpenFraction = double.Parse(Next(), CultureInfo.InvariantCulture) }; break;
                 case "--size": o = o with { SizeBytes = (int)ParseCount(Next()) }; break;
                 case "--domains": o = o with { Domains = (int)ParseCount(Next()) }; break;
                 case "--zipf": o = o with { Zipf = double.Parse(Next(), CultureInfo.InvariantCulture) }; break;
@@ -136,6 +141,9 @@ public sealed record RunOptions
         if (o.Duration <= TimeSpan.Zero || o.Duration > TimeSpan.FromHours(2)) throw new ArgumentException("--duration must be 1 s..2 h");
         if (o.Sessions is <= 0 or > 2000) throw new ArgumentException("--sessions must be 1..2000");
         if (o.Rate is <= 0 or > 200_000) throw new ArgumentException("--rate must be 0..200,000 msg/s");
+        if (o.OpenFraction is { } f && (f is <= 0 or > 1 || double.IsNaN(f))) throw new ArgumentException("--open-fraction must be in (0, 1]");
+        if (o.OpenFraction is not null && o.Rate is not null)
+            throw new ArgumentException("accept-latency finds its open-model rate itself (--open-fraction × the maximum it measured): leave out --rate");
         if (o.SizeBytes is < 400 or > 50 * 1024 * 1024) throw new ArgumentException("--size must be 400 B..50 MB");
         if (o.Domains is <= 0 or > 1_000_000) throw new ArgumentException("--domains must be 1..1,000,000");
         return o;

@@ -7,6 +7,7 @@ using System.Security.Cryptography.X509Certificates;
 using System.Text;
 using MtaSts.Actors.LoadTests.Core;
 using MtaSts.Actors.LoadTests.Smtp;
+using MtaSts.Actors.TestInfra.Net;
 
 namespace MtaSts.Actors.LoadTests.Receivers;
 
@@ -23,7 +24,8 @@ public sealed class CountingReceiver(IPEndPoint endpoint, DeliveryLedger ledger,
     private Task? _acceptLoop;
     private readonly ConcurrentDictionary<Task, byte> _sessions = new();
     private readonly ConcurrentDictionary<string, DomainCounter> _domains = new(StringComparer.OrdinalIgnoreCase);
-    private long _sessionCount, _active, _maxActive, _messages, _rejected, _maxPerConn, _closedSessions, _closedMessages, _tlsSessions, _tlsMessages;
+    private long _sessionCount, _active, _maxActive, _messages, _rejected, _maxPerConn, _closedSessions, _closedMessages, _tlsSessions, _tlsMessages,
+        _tlsResumed, _tlsFull, _tlsOffered, _tlsUnparsed, _tls13;
     private int _seed;
 
     public string Name => "counting receiver (in-process)";
@@ -38,7 +40,20 @@ public sealed class CountingReceiver(IPEndPoint endpoint, DeliveryLedger ledger,
 
     /// <summary>The `--tls` variant: STARTTLS is offered (RFC 3207) with this certificate (the MX host name, from the
     /// run's test CA), TLS 1.2/1.3 as a real MX would; null = plaintext only.</summary>
-    public X509Certificate2? TlsCertificate { get; init; }
+    public X509Certificate2? TlsCertificate
+    {
+        get => _tlsCertificate;
+        init
+        {
+            _tlsCertificate = value;
+            // One certificate context for every session: .NET keeps the server's TLS context (and so its session cache
+            // and ticket keys) per context, so a client can resume a session made on an earlier connection.
+            _tlsContext = value is null ? null : SslStreamCertificateContext.Create(value, additionalCertificates: null, offline: true);
+        }
+    }
+
+    private readonly X509Certificate2? _tlsCertificate;
+    private readonly SslStreamCertificateContext? _tlsContext;
 
     /// <summary>Highest number of sessions that carried mail for <paramref name="domain"/> at the same time (0 if none).</summary>
     public long PeakConcurrentSessions(string domain) =>
@@ -123,12 +138,15 @@ public sealed class CountingReceiver(IPEndPoint endpoint, DeliveryLedger ledger,
                     case "STAR" when TlsCertificate is not null && !tls:
                         await Reply("220 2.0.0 ready to start TLS", true).ConfigureAwait(false);
                         // RFC 3207 §4.2: nothing the client sent before the handshake counts; the session starts over.
-                        var ssl = new SslStream(stream, leaveInnerStreamOpen: false);
+                        // The probe reads the two hellos in clear: full handshake or resumed session (SslStream cannot say).
+                        var probe = new TlsHelloProbe(stream);
+                        var ssl = new SslStream(probe, leaveInnerStreamOpen: false);
                         await ssl.AuthenticateAsServerAsync(new SslServerAuthenticationOptions
                         {
-                            ServerCertificate = TlsCertificate,
+                            ServerCertificateContext = _tlsContext,
                             EnabledSslProtocols = SslProtocols.Tls12 | SslProtocols.Tls13,
                         }, ct).ConfigureAwait(false);
+                        CountHandshake(probe.Facts);
                         stream = ssl;
                         reader = new SmtpLineReader(stream);
                         tls = true;
@@ -253,6 +271,14 @@ public sealed class CountingReceiver(IPEndPoint endpoint, DeliveryLedger ledger,
         return colon >= 0 && mailLine[(colon + 1)..].TrimStart((byte)' ').StartsWith("<>"u8);
     }
 
+    private void CountHandshake(TlsHelloFacts? f)
+    {
+        if (f is null) { Interlocked.Increment(ref _tlsUnparsed); return; }
+        if (f.Resumed) Interlocked.Increment(ref _tlsResumed); else Interlocked.Increment(ref _tlsFull);
+        if (f.Offered) Interlocked.Increment(ref _tlsOffered);
+        if (f.Version == "TLSv1.3") Interlocked.Increment(ref _tls13);
+    }
+
     private static string HeloArgument(ReadOnlySpan<byte> line) =>
         line.Length > 5 ? Encoding.ASCII.GetString(line[5..]).Trim().ToLowerInvariant() : "";
 
@@ -295,7 +321,9 @@ public sealed class CountingReceiver(IPEndPoint endpoint, DeliveryLedger ledger,
             Interlocked.Read(ref _maxActive), closed == 0 ? 0 : (double)Interlocked.Read(ref _closedMessages) / closed,
             Interlocked.Read(ref _maxPerConn), _domains.Count, top,
             $"faults: {faults.Describe()}; max concurrent sessions for any one domain: {maxPerDomain}",
-            Interlocked.Read(ref _tlsSessions), Interlocked.Read(ref _tlsMessages));
+            Interlocked.Read(ref _tlsSessions), Interlocked.Read(ref _tlsMessages),
+            new TlsHandshakeCounts(Interlocked.Read(ref _tlsFull), Interlocked.Read(ref _tlsResumed), Interlocked.Read(ref _tlsOffered),
+                Interlocked.Read(ref _tls13), Interlocked.Read(ref _tlsUnparsed)));
     }
 
     public async ValueTask DisposeAsync() => await StopAsync().ConfigureAwait(false);

@@ -27,6 +27,15 @@ public sealed record ReceiverSummary(
     IReadOnlyList<DomainSummary> TopDomains,
     string? Note,
     long TlsSessions = 0,
-    long TlsMessages = 0);
+    long TlsMessages = 0,
+    TlsHandshakeCounts? Handshakes = null);
+
+/// <summary>STARTTLS handshakes at the receiver, told apart by <see cref="MtaSts.Actors.TestInfra.Net.TlsHelloProbe"/>: Full = a certificate was sent
+/// (and checked by the relay); Resumed = an earlier session was resumed; Offered = the relay's ClientHello carried a
+/// ticket/PSK (tried to resume, accepted or not); Tls13 = negotiated TLS 1.3; Unparsed = hellos the probe could not read.</summary>
+public sealed record TlsHandshakeCounts(long Full, long Resumed, long Offered, long Tls13, long Unparsed)
+{
+    public string Describe() => $"{Full} full / {Resumed} resumed (resumption offered in {Offered}; TLS 1.3: {Tls13}{(Unparsed > 0 ? $"; hellos not parsed: {Unparsed}" : "")})";
+}
 
 public sealed record DomainSummary(string Domain, long Messages, long MaxConcurrentSessions);

@@ -4,6 +4,7 @@ using System.Text.Json;
 using MtaSts.Actors.LoadTests.Core;
 using static MtaSts.Actors.LoadTests.Reports.SvgChart;
 using CeilingTarget = MtaSts.Actors.LoadTests.Targets.CeilingTarget;
+using AcceptLatencyScenario = MtaSts.Actors.LoadTests.Scenarios.AcceptLatencyScenario;
 
 namespace MtaSts.Actors.LoadTests.Reports;
 
@@ -40,6 +41,11 @@ public sealed record CombinedReport(
             var ceiling = ran.FirstOrDefault(x => x.Target == CeilingTarget.TargetName);
             var backlog = r.Runs.Any(x => x.Backlog is not null);
             var variants = r.Runs.Select(x => x.Variant).Distinct().ToArray();
+            if (r.Runs.Any(x => x.OpenLatency is not null))
+            {
+                rows.AddRange(AcceptLatencyRows(r));
+                continue;
+            }
             foreach (var v in variants)
             {
                 TargetRunResult? Pick(string t) => r.Runs.FirstOrDefault(x => x.Target == t && x.Variant == v);
@@ -72,6 +78,27 @@ public sealed record CombinedReport(
         var verdict = string.Create(CultureInfo.InvariantCulture,
             $"{(failed ? "FAIL" : "PASS")}: {lost} LOST, {dups} duplicated in {runs.Length} target runs ({acked:N0} acknowledged messages; each delivered, bounced with its DSN accounted for, or still queued{(failed ? " — except the ones listed" : "")}){unprovenText}");
         return new CombinedReport(mode, started, finished, machine, loadStart, loadEnd, targets, rows, scenarios, notes, runs.Length, acked, lost, dups, failed, verdict);
+    }
+
+    /// <summary>accept-latency: two rows — the maximum accept rate (closed run) and the accept p99 in ms at the fraction of
+    /// it (open run; the label names the unit and the 20 ms target, the cells add p50 and p99.9 in the run's own table).</summary>
+    private static IEnumerable<SummaryRow> AcceptLatencyRows(RunReport r)
+    {
+        TargetRunResult? Pick(string t, Func<TargetRunResult, bool> which) => r.Runs.FirstOrDefault(x => x.Target == t && x.NotAvailable is null && which(x));
+        double? Ratio(double? a, double? b) => a is { } x && b is { } y && y > 0 ? x / y : null;
+        string Loss(string t) => string.Join(" + ", r.Runs.Where(x => x.Target == t).Select(x => x.NotAvailable is not null ? "not run"
+            : x.EndState is { } e ? $"{e.Lost} / {e.Duplicates + e.DsnDuplicates}{(e.Proven ? "" : " (unproven)")}" : "n/a")) is { Length: > 0 } s ? s : "–";
+        var loss = $"{Loss("gateway")} · {Loss("postfix")} · –";
+        var order = string.Join(" → ", r.Runs.Select(x => $"{x.Target} ({x.Variant})"));
+        var isOpen = (TargetRunResult x) => x.OpenLatency is not null;
+        var isClosed = (TargetRunResult x) => x.Variant == Program.ClosedProbeVariant;
+        double? Max(string t) => Pick(t, isClosed)?.AcceptRate;
+        double? P99(string t) => Pick(t, isOpen) is { AcceptLatency.Count: > 0 } x ? x.AcceptLatency.P99Us / 1000.0 : null;
+        var fraction = r.Runs.Select(x => x.OpenLatency?.Fraction).FirstOrDefault(f => f is not null) ?? 0.8;
+        yield return new SummaryRow($"{r.Scenario}: maximum accept msg/s (closed)", r.Scenario, Program.ClosedProbeVariant, "accept",
+            Max("gateway"), Max("postfix"), null, null, Ratio(Max("gateway"), Max("postfix")), null, loss, order);
+        yield return new SummaryRow($"{r.Scenario}: accept p99 ms at {fraction * 100:0} % of it (open; target ≤ {AcceptLatencyScenario.TargetP99Ms:0} ms)",
+            r.Scenario, Program.OpenVariant(fraction), "accept p99 ms", P99("gateway"), P99("postfix"), null, null, Ratio(P99("gateway"), P99("postfix")), null, loss, order);
     }
 
     public static async Task WriteAsync(CombinedReport report, string dir)
@@ -168,18 +195,19 @@ public sealed record CombinedReport(
         sb.Append("<p class=\"").Append(r.Failed ? "lost" : "").Append("\"><b>").Append(Esc(r.Verdict)).Append("</b></p>");
         HtmlTable(sb, SummaryColumns, r.Rows.Select(SummaryCells));
 
-        var groups = r.Rows.Select(x => x.Label.Replace(" — drain rate", " (drain)", StringComparison.Ordinal)).ToArray();
+        var rateRows = r.Rows.Where(x => x.Metric != "accept p99 ms").ToArray(); // the charts are msg/s
+        var groups = rateRows.Select(x => x.Label.Replace(" — drain rate", " (drain)", StringComparison.Ordinal)).ToArray();
         sb.Append("<div class=\"charts\">");
         // Separate charts: the ceiling is often 10–100× the relays and would flatten them on a shared linear axis.
         sb.Append(Bars("End-to-end msg/s: gateway and Postfix (backlog: drain msg/s)", "msg/s", groups,
         [
-            ("gateway", r.Rows.Select(x => x.Gateway ?? 0).ToArray()),
-            ("Postfix", r.Rows.Select(x => x.Postfix ?? 0).ToArray()),
+            ("gateway", rateRows.Select(x => x.Gateway ?? 0).ToArray()),
+            ("Postfix", rateRows.Select(x => x.Postfix ?? 0).ToArray()),
         ], width: 1100));
         sb.Append(Bars("End-to-end msg/s: ceiling (generator → receiver, no relay)", "msg/s", groups,
-            [("ceiling", r.Rows.Select(x => x.Ceiling ?? x.CeilingFromOff ?? 0).ToArray())], width: 1100));
-        sb.Append(Bars("gateway ÷ Postfix", "ratio", groups, [("gateway ÷ Postfix", r.Rows.Select(x => x.GatewayOverPostfix ?? 0).ToArray())], width: 540));
-        sb.Append(Bars("gateway ÷ ceiling", "ratio", groups, [("gateway ÷ ceiling", r.Rows.Select(x => x.GatewayOverCeiling ?? 0).ToArray())], width: 540));
+            [("ceiling", rateRows.Select(x => x.Ceiling ?? x.CeilingFromOff ?? 0).ToArray())], width: 1100));
+        sb.Append(Bars("gateway ÷ Postfix", "ratio", groups, [("gateway ÷ Postfix", rateRows.Select(x => x.GatewayOverPostfix ?? 0).ToArray())], width: 540));
+        sb.Append(Bars("gateway ÷ ceiling", "ratio", groups, [("gateway ÷ ceiling", rateRows.Select(x => x.GatewayOverCeiling ?? 0).ToArray())], width: 540));
         sb.Append("</div>");
 
         sb.Append("<h2>End state of every acknowledged message</h2>");

@@ -108,7 +108,22 @@ public static class MarkdownReport
             ("receiver: domains seen / replies refused", x => x.ReceiverStats is { } s ? $"{s.DomainsSeen} / {s.Rejected}" : "–"),
             ("outbound TLS (relay → receiver)", x => x.Facts.TryGetValue("outbound tls", out var t) ? t : "–"),
             ("receiver: STARTTLS sessions / messages over TLS", x => x.ReceiverStats is { } s ? $"{s.TlsSessions} / {s.TlsMessages}" : "–"),
+            ("receiver: TLS handshakes full / resumed (from the hellos)", x => x.ReceiverStats is { TlsSessions: > 0, Handshakes: { } h } ? h.Describe() : "–"),
         });
+        if (r.Runs.Any(x => x.OpenLatency is not null))
+        {
+            yield return ("Accept latency at a fraction of the maximum rate (open model)", new (string, Func<TargetRunResult, string>)[]
+            {
+                ("maximum accept rate msg/s (closed run)", x => x.OpenLatency is { } p ? N(p.MaxAcceptRate) : x.Variant == Program.ClosedProbeVariant ? N(x.AcceptRate) : "–"),
+                ("offered msg/s (open: fraction × maximum), max sessions", x => x.OpenLatency is { } p ? $"{N(p.OfferedRate)} ({p.Fraction:0.##} ×), ≤ {p.Sessions}" : "–"),
+                ("achieved accept rate msg/s", x => x.OpenLatency is not null ? N(x.AcceptRate) : "–"),
+                ("**accept latency ms p50 / p99 / p99.9** (from the scheduled time)", x => x.OpenLatency is not null && x.AcceptLatency.Count > 0
+                    ? $"{Ms(x.AcceptLatency.P50Us)} / {Ms(x.AcceptLatency.P99Us)} / {Ms(x.AcceptLatency.P999Us)}" : "–"),
+                ("p99 target", x => x.OpenLatency is { } p && x.AcceptLatency.Count > 0
+                    ? (x.AcceptLatency.P99Us / 1000.0 <= p.TargetP99Ms ? $"met (≤ {N(p.TargetP99Ms)} ms)" : $"**missed** (> {N(p.TargetP99Ms)} ms)")
+                        + (x.Saturated ? "; SATURATED: the target fell behind the schedule" : "") : "–"),
+            });
+        }
         if (r.Runs.Any(x => x.Backlog is not null))
         {
             yield return ("Backlog", new (string, Func<TargetRunResult, string>)[]

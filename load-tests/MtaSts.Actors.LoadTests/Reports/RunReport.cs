@@ -60,7 +60,13 @@ public sealed record TargetRunResult
     /// <summary>End state of every message the target acknowledged (delivered, bounced, still queued or LOST).</summary>
     public EndStateSummary? EndState { get; init; }
     public IReadOnlyList<TimeSample> Series { get; init; } = [];
+    /// <summary>accept-latency, on the open run: the maximum rate the closed run found and what was offered.</summary>
+    public OpenLatencyProbe? OpenLatency { get; init; }
 }
+
+/// <param name="MaxAcceptRate">Accept msg/s of the closed run against the same target (the maximum it took).</param>
+/// <param name="OfferedRate">Fraction × maximum: the open model's schedule.</param>
+public sealed record OpenLatencyProbe(double MaxAcceptRate, double Fraction, double OfferedRate, int Sessions, double TargetP99Ms);
 
 /// <summary>Target process tree (RSS/PSS from /proc) and the harness itself, so the generator's share of the 2 cores is visible.</summary>
 public sealed record ResourceSummary(double PeakRssMb, double PeakPssMb, double MeanCpuPercent, double CpuSeconds, double CpuMsPerMessage, long? PeakQueue, double HarnessPeakRssMb, double HarnessMeanCpuPercent);

@@ -29,9 +29,10 @@ public sealed class ScenarioExecutor(ScenarioDefinition scenario, RunOptions o)
 
     /// <param name="metrics">mtasts.admin.metrics for the gateway (null: its default).</param>
     /// <param name="repeat">1-based repeat number of this metrics setting (for the variant's name).</param>
-    public async Task<TargetRunResult> RunAsync(string targetName, bool mtaSts, CancellationToken ct, bool? metrics = null, int repeat = 1)
+    /// <param name="variantName">The run's name in the report (default: from the MTA-STS and metrics settings).</param>
+    public async Task<TargetRunResult> RunAsync(string targetName, bool mtaSts, CancellationToken ct, bool? metrics = null, int repeat = 1, string? variantName = null)
     {
-        var variant = VariantName(o, mtaSts, metrics, repeat);
+        var variant = variantName ?? VariantName(o, mtaSts, metrics, repeat);
         var runTag = "L" + DateTime.UtcNow.ToString("HHmmssfff", CultureInfo.InvariantCulture);
         var sinkEp = new IPEndPoint(IPAddress.Loopback, o.SinkPort ?? LoopbackPort.Free());
         var plan = DestinationPlan.Create(o.Domains, o.Zipf);

@@ -18,9 +18,13 @@ public sealed class PendingIndex
     private volatile bool _loaded;
 
     // One lock per domain: adds come from the SMTP sessions, removals from the finish tasks of that domain only.
+    // A bucket whose last message finished leaves the map (an idle destination costs nothing here); it is marked
+    // Removed under its lock, so an Add that fetched it just before retries with a fresh bucket instead of adding
+    // to one that is no longer reachable.
     private sealed class Bucket
     {
         public readonly Dictionary<long, (MessageRef Message, RecipientRef[] Recipients)> Messages = new();
+        public bool Removed;
     }
 
     /// <summary>True once everything the spool held at start-up has been dispatched: from then on, a recipient
@@ -31,19 +35,27 @@ public sealed class PendingIndex
 
     public int Messages => _byDomain.Values.Sum(b => { lock (b) return b.Messages.Count; });
 
+    /// <summary>Destinations that hold a slot here: those with pending mail (memory is per slot).</summary>
+    public int DomainSlots => _byDomain.Count;
+
     public void Add(DestinationDomain domain, MessageRef message, IReadOnlyList<RecipientRef> recipients)
     {
-        var bucket = _byDomain.GetOrAdd(domain, _ => new Bucket());
-        lock (bucket)
+        while (true)
         {
-            if (!bucket.Messages.TryGetValue(message.Mid, out var entry))
+            var bucket = _byDomain.GetOrAdd(domain, static _ => new Bucket());
+            lock (bucket)
             {
-                // The dispatcher's array is shared with the enqueue command (RIDs are unique within a message).
-                bucket.Messages[message.Mid] = (message, recipients as RecipientRef[] ?? [.. recipients]);
+                if (bucket.Removed) continue; // emptied and dropped meanwhile: take the map's current bucket
+                if (!bucket.Messages.TryGetValue(message.Mid, out var entry))
+                {
+                    // The dispatcher's array is shared with the enqueue command (RIDs are unique within a message).
+                    bucket.Messages[message.Mid] = (message, recipients as RecipientRef[] ?? [.. recipients]);
+                    return;
+                }
+                var fresh = recipients.Where(r => Array.FindIndex(entry.Recipients, e => e.Rid == r.Rid) < 0).DistinctBy(r => r.Rid).ToArray();
+                if (fresh.Length > 0) bucket.Messages[message.Mid] = (entry.Message, [.. entry.Recipients, .. fresh]);
                 return;
             }
-            var fresh = recipients.Where(r => Array.FindIndex(entry.Recipients, e => e.Rid == r.Rid) < 0).DistinctBy(r => r.Rid).ToArray();
-            if (fresh.Length > 0) bucket.Messages[message.Mid] = (entry.Message, [.. entry.Recipients, .. fresh]);
         }
     }
 
@@ -55,13 +67,29 @@ public sealed class PendingIndex
         {
             if (!bucket.Messages.TryGetValue(mid, out var entry)) return;
             var left = entry.Recipients.Where(r => !rids.Contains(r.Rid)).ToArray();
-            if (left.Length == 0) bucket.Messages.Remove(mid);
-            else if (left.Length != entry.Recipients.Length) bucket.Messages[mid] = (entry.Message, left);
+            if (left.Length != 0)
+            {
+                if (left.Length != entry.Recipients.Length) bucket.Messages[mid] = (entry.Message, left);
+                return;
+            }
+            bucket.Messages.Remove(mid);
+            if (bucket.Messages.Count == 0) Drop(domain, bucket);
         }
     }
 
     /// <summary>Cluster: this node no longer owns the destination (its entity moved or stopped).</summary>
-    public void Forget(DestinationDomain domain) => _byDomain.TryRemove(domain, out _);
+    public void Forget(DestinationDomain domain)
+    {
+        if (!_byDomain.TryGetValue(domain, out var bucket)) return;
+        lock (bucket) Drop(domain, bucket);
+    }
+
+    // Under the bucket's lock: removes exactly this bucket (a fresh one added meanwhile stays).
+    private void Drop(DestinationDomain domain, Bucket bucket)
+    {
+        bucket.Removed = true;
+        _byDomain.TryRemove(new KeyValuePair<DestinationDomain, Bucket>(domain, bucket));
+    }
 
     public bool Contains(DestinationDomain domain, long mid, int rid)
     {

@@ -86,7 +86,8 @@ internal sealed class GatewayProcess : IAsyncDisposable
             """;
     }
 
-    public static GatewayProcess Start(string dll, string workDir, int nextHopPort, long maxMessageSize, int maxSessions)
+    /// <param name="extraHocon">Appended to the generated config (later keys win): what another bench needs on top.</param>
+    public static GatewayProcess Start(string dll, string workDir, int nextHopPort, long maxMessageSize, int maxSessions, string extraHocon = "")
     {
         var dataDir = Path.Combine(workDir, "data");
         Directory.CreateDirectory(dataDir);
@@ -94,7 +95,7 @@ internal sealed class GatewayProcess : IAsyncDisposable
         var mailLog = Path.Combine(workDir, "mail.log");
         var outputPath = Path.Combine(workDir, "gateway.out");
         var port = FreePort();
-        File.WriteAllText(config, ConfigHocon(dataDir, mailLog, port, nextHopPort, maxMessageSize, maxSessions));
+        File.WriteAllText(config, ConfigHocon(dataDir, mailLog, port, nextHopPort, maxMessageSize, maxSessions) + extraHocon);
 
         var psi = new ProcessStartInfo("dotnet")
         {
@@ -148,6 +149,9 @@ internal sealed class GatewayProcess : IAsyncDisposable
 
     [DllImport("libc", EntryPoint = "kill", SetLastError = true)]
     private static extern int SysKill(int pid, int sig);
+
+    /// <summary>Sends a signal to the gateway (e.g. 10 = SIGUSR1: deliver now).</summary>
+    public void Signal(int signal) => SysKill(Pid, signal);
 
     /// <summary>SIGTERM, then SIGKILL if it has not exited after <paramref name="grace"/>. Returns how it ended.</summary>
     public async Task<string> StopAsync(TimeSpan grace)

@@ -78,7 +78,7 @@ public sealed class DestinationDomainTests
     public void The_shortcut_for_normalised_names_keeps_every_limit()
     {
         var label63 = new string('a', 63) + ".example";
-        var name253 = string.Join('.', Enumerable.Repeat(new string('b', 49), 5)) + ".ab"; // 5 × 50 + 3 = 253
+        var name253 = string.Join('.', Enumerable.Repeat(new string('b', 49), 5)) + ".abc"; // 5 × 49 + 4 dots + 4 = 253
         Assert.Equal(253, name253.Length);
         foreach (var ok in new[] { label63, name253 })
         {

@@ -6,7 +6,9 @@ namespace MtaSts.Actors.DestinationMemoryBench;
 
 /// <summary>The gateway's live managed heap by type, read with <c>dotnet-gcdump</c> (a NuGet global tool:
 /// <c>dotnet tool install -g dotnet-gcdump</c>). Collecting walks the heap after a full blocking GC the tool induces in
-/// the target, so <see cref="TotalBytes"/> is live objects only; types are aggregated by name.</summary>
+/// the target, so <see cref="TotalBytes"/> is live objects only; types are aggregated by name. On a heap of millions
+/// of objects the tool's walk may stop short (its object count then reads 10,000,005): the per-type figures are then a
+/// lower bound, <see cref="TotalBytes"/> is the GC's own figure.</summary>
 internal sealed partial record HeapDump(long TotalBytes, long Objects, IReadOnlyDictionary<string, (long Bytes, long Count)> Types, double Seconds)
 {
     /// <summary>dotnet-gcdump on PATH or in ~/.dotnet/tools; null when it is not installed.</summary>
@@ -48,10 +50,12 @@ internal sealed partial record HeapDump(long TotalBytes, long Objects, IReadOnly
                 continue;
             }
             if (Row().Match(line) is not { Success: true } m) continue;
-            // "System.Byte[] (Bytes > 100K)  [System.Private.CoreLib.dll]" → "System.Byte[]": one row per type name.
+            // A row is (bytes of one object, objects of that size, type); arrays come in several rows (size classes,
+            // "(Bytes > 10K)"). "System.Byte[] (Bytes > 10K)  [System.Private.CoreLib.dll]" → "System.Byte[]".
             var name = Suffix().Replace(m.Groups[3].Value.Trim(), "");
             var (b, c) = types.GetValueOrDefault(name);
-            types[name] = (b + Num(m.Groups[1].Value), c + Num(m.Groups[2].Value));
+            var count = Num(m.Groups[2].Value);
+            types[name] = (b + Num(m.Groups[1].Value) * count, c + count);
         }
         error = "";
         return new HeapDump(total, objects, types, seconds);

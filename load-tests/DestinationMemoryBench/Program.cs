@@ -23,6 +23,7 @@ var keep = args.Contains("--keep");
 var noBuild = args.Contains("--no-build");
 var noDump = args.Contains("--no-gcdump");
 var gatewayDll = Str("--gateway-dll");
+var mxIpConnections = args.Contains("--mx-ip-connections") ? Arg("--mx-ip-connections", 0) : 50;
 if (args.Contains("--help") || args.Contains("-h"))
 {
     Console.Error.WriteLine("""
@@ -33,6 +34,9 @@ if (args.Contains("--help") || args.Contains("-h"))
                                they passivate 2 min after their last message)
           --queue-timeout S    bound for "every destination deferred its message" (default 1800)
           --drain-timeout S    bound for the deliveries after "deliver now" (default 1800)
+          --mx-ip-connections N  every destination's connections share N places at the one next-hop address
+                               (limit-type = mx-ip; default 50, 0 = the shipped profile: 500 per destination, which for
+                               100,000 destinations told "deliver now" at once means tens of thousands of connections)
           --no-gcdump          RSS only (the managed heap needs dotnet-gcdump: dotnet tool install -g dotnet-gcdump)
           --gateway-dll PATH   gateway to run (default: build src/MtaSts.Actors.Host -c Release and run that)
           --no-build           run src/MtaSts.Actors.Host/bin/Release/net10.0/mtasts-gateway.dll as it is
@@ -97,7 +101,13 @@ try
         mtasts.delivery.connect-timeout = 5s
         mtasts.log.level = info
 
-        """);
+        """ + (mxIpConnections > 0 ? $$"""
+        mtasts.destinations.default {
+          limit-type = mx-ip
+          max-concurrent-connections = {{mxIpConnections}}
+        }
+
+        """ : ""));
     sampler = new RssSampler(gw.Pid, clock, TimeSpan.FromMilliseconds(500));
     Say($"gateway pid {gw.Pid} on 127.0.0.1:{gw.Port}, next hop 127.0.0.1:{nextHop} (refused until the delivery phase), work {work}");
     if (await gw.WaitReadyAsync(TimeSpan.FromSeconds(180), abort.Token) is null)
@@ -217,6 +227,7 @@ L($"{started:yyyy-MM-dd HH:mm:ss} local; gateway `{Path.GetRelativePath(root, dl
 L();
 L("The real gateway process (`dotnet mtasts-gateway.dll serve`: shipped hocon, single-node cluster sharding, SQLite " +
   "journal, mx-rollup on) with every domain sent to one loopback next hop (`mx-override \"*\"`) that refuses connections " +
+  (mxIpConnections > 0 ? $"(`limit-type = mx-ip`, {mxIpConnections} connections at that address) " : "") +
   "until the delivery phase; first retry after 1 h. RSS from `/proc/<pid>/status`; the managed heap is what " +
   "`dotnet-gcdump collect` finds live after the full GC it induces (so RSS is read before the dump, and again after it).");
 L();

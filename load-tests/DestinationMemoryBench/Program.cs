@@ -23,7 +23,8 @@ var keep = args.Contains("--keep");
 var noBuild = args.Contains("--no-build");
 var noDump = args.Contains("--no-gcdump");
 var gatewayDll = Str("--gateway-dll");
-var mxIpConnections = args.Contains("--mx-ip-connections") ? Arg("--mx-ip-connections", 0) : 50;
+var mxIpConnections = Arg("--mx-ip-connections", 0);
+var window = Arg("--deliver-window", 500);
 if (args.Contains("--help") || args.Contains("-h"))
 {
     Console.Error.WriteLine("""
@@ -34,9 +35,11 @@ if (args.Contains("--help") || args.Contains("-h"))
                                they passivate 2 min after their last message)
           --queue-timeout S    bound for "every destination deferred its message" (default 1800)
           --drain-timeout S    bound for the deliveries after "deliver now" (default 1800)
-          --mx-ip-connections N  every destination's connections share N places at the one next-hop address
-                               (limit-type = mx-ip; default 50, 0 = the shipped profile: 500 per destination, which for
-                               100,000 destinations told "deliver now" at once means tens of thousands of connections)
+          --deliver-window N   "deliver now" is told per domain (admin API) with at most N messages told and not yet
+                               delivered (default 500). SIGUSR1 (all at once) made 100,000 destinations open about
+                               20,000 connections within seconds and the gateway died ("Out of memory")
+          --mx-ip-connections N  limit-type = mx-ip with N connections at the next-hop address (default: off, the
+                               shipped profile)
           --no-gcdump          RSS only (the managed heap needs dotnet-gcdump: dotnet tool install -g dotnet-gcdump)
           --gateway-dll PATH   gateway to run (default: build src/MtaSts.Actors.Host -c Release and run that)
           --no-build           run src/MtaSts.Actors.Host/bin/Release/net10.0/mtasts-gateway.dll as it is
@@ -159,12 +162,26 @@ try
     await Task.Delay(TimeSpan.FromSeconds(5), abort.Token);
     points.Add(Measure("queued", $"{deferred:N0} destinations each hold one deferred message"));
 
-    // 2. The receiver comes up; "deliver now" retries every deferred recipient at once.
+    // 2. The receiver comes up; each destination is told "deliver now" (admin API), paced: at most `window` messages
+    //    told and not yet delivered (all 100,000 at once, as SIGUSR1 does, opened ~20,000 connections within seconds).
     receiver = new DiscardReceiver(nextHop);
     sampler.Phase = "drain";
     var t1 = clock.Elapsed.TotalSeconds;
-    gw.Signal(10); // SIGUSR1
+    var admin = AdminUrl(gw.MailLog) ?? throw new InvalidOperationException("no 'Admin endpoint on' line in the mail log");
+    using var http = new HttpClient { BaseAddress = new Uri(admin), Timeout = TimeSpan.FromSeconds(60) };
     until = clock.Elapsed + TimeSpan.FromSeconds(drainTimeout);
+    var lastSay = clock.Elapsed;
+    for (var i = 0; i < domains && clock.Elapsed < until && !gw.HasExited; i++)
+    {
+        while (i - receiver.Messages >= window && clock.Elapsed < until && !gw.HasExited) await Task.Delay(10, abort.Token);
+        using var reply = await http.PostAsync($"api/deliver-now?domain=d{i.ToString("D6", inv)}.dest-bench.test", null, abort.Token);
+        if (!reply.IsSuccessStatusCode && notes.Count < 20) notes.Add($"deliver-now d{i:D6}: HTTP {(int)reply.StatusCode}");
+        if (clock.Elapsed - lastSay > TimeSpan.FromSeconds(5))
+        {
+            lastSay = clock.Elapsed;
+            Say($"  told {i + 1:N0}, {receiver.Messages:N0} delivered over {receiver.Connections:N0} connections, RSS {Mib(RssSampler.Read(gw.Pid, 0, "")?.RssKb ?? 0):N0} MiB");
+        }
+    }
     while (receiver.Messages < accepted && clock.Elapsed < until && !gw.HasExited)
     {
         await Task.Delay(2000, abort.Token);
@@ -259,7 +276,8 @@ if (idlePoint is not null)
           : "."));
 }
 L($"- Injection: {accepted:N0} of {domains:N0} accepted in {injectSeconds:F0} s ({accepted / Math.Max(injectSeconds, 1e-9):N0} msg/s, {sessions} sessions); " +
-  $"all deferred {deferSeconds:F0} s after the first; delivery of {delivered:N0} after \"deliver now\": {drainSeconds:F0} s.");
+  $"all deferred {deferSeconds:F0} s after the first; delivery of {delivered:N0} after \"deliver now\" (per domain, at most {window} told and " +
+  $"not yet delivered): {drainSeconds:F0} s.");
 L($"- Gateway stop: {stopOutcome ?? "–"}.");
 if (tool is null && !noDump) L("- No managed heap figures: dotnet-gcdump is not installed (`dotnet tool install -g dotnet-gcdump`).");
 foreach (var n in notes) L($"- {n}");
@@ -395,6 +413,15 @@ static (int Rc, string Output) Run(string file, string[] argv, TimeSpan timeout)
         return (-1, $"{file} timed out");
     }
     return (p.ExitCode, stdout.Result + stderr.Result);
+}
+
+static string? AdminUrl(string mailLog)
+{
+    // "Admin endpoint on http://127.0.0.1:38765/ (loopback, no token)"
+    foreach (var line in File.ReadLines(mailLog))
+        if (line.IndexOf("Admin endpoint on ", StringComparison.Ordinal) is var at and >= 0)
+            return line[(at + 18)..].Split([' ', ','])[0].TrimEnd('/') + "/";
+    return null;
 }
 
 static string LoadAverage()

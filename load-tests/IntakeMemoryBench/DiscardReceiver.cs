@@ -9,7 +9,7 @@ namespace MtaSts.Actors.IntakeMemoryBench;
 /// </summary>
 internal sealed class DiscardReceiver : IAsyncDisposable
 {
-    private readonly TcpListener _listener = new(IPAddress.Loopback, 0);
+    private readonly TcpListener _listener;
     private readonly CancellationTokenSource _stop = new();
     private readonly Task _accept;
     private readonly List<Task> _sessions = [];
@@ -21,8 +21,10 @@ internal sealed class DiscardReceiver : IAsyncDisposable
     public long Octets => Interlocked.Read(ref _octets);
     public int Connections => Volatile.Read(ref _connections);
 
-    public DiscardReceiver()
+    /// <param name="port">0: any free port (see <see cref="Port"/>).</param>
+    public DiscardReceiver(int port = 0)
     {
+        _listener = new TcpListener(IPAddress.Loopback, port);
         _listener.Start(512);
         Port = ((IPEndPoint)_listener.LocalEndpoint).Port;
         _accept = Task.Run(AcceptLoopAsync);

@@ -86,7 +86,8 @@ internal sealed class GatewayProcess : IAsyncDisposable
             """;
     }
 
-    public static GatewayProcess Start(string dll, string workDir, int nextHopPort, long maxMessageSize, int maxSessions)
+    /// <param name="extraHocon">Appended to the generated config (later keys win): what another bench needs on top.</param>
+    public static GatewayProcess Start(string dll, string workDir, int nextHopPort, long maxMessageSize, int maxSessions, string extraHocon = "")
     {
         var dataDir = Path.Combine(workDir, "data");
         Directory.CreateDirectory(dataDir);
@@ -94,7 +95,7 @@ internal sealed class GatewayProcess : IAsyncDisposable
         var mailLog = Path.Combine(workDir, "mail.log");
         var outputPath = Path.Combine(workDir, "gateway.out");
         var port = FreePort();
-        File.WriteAllText(config, ConfigHocon(dataDir, mailLog, port, nextHopPort, maxMessageSize, maxSessions));
+        File.WriteAllText(config, ConfigHocon(dataDir, mailLog, port, nextHopPort, maxMessageSize, maxSessions) + extraHocon);
 
         var psi = new ProcessStartInfo("dotnet")
         {

@@ -42,6 +42,14 @@ public readonly struct DestinationDomain : IEquatable<DestinationDomain>, ICompa
     /// <summary>Normalises and validates; <paramref name="error"/> says why a name is refused.</summary>
     public static bool TryParse(string? text, out DestinationDomain domain, out string error)
     {
+        // Most names arrive normalised already (entity ids, cache keys, earlier parses): taken as they are, without the
+        // trim/split/lower-case copies below (the per-delivery policy cache lookup goes through here).
+        if (text is not null && IsNormalisedHostName(text))
+        {
+            domain = new DestinationDomain(text);
+            error = "";
+            return true;
+        }
         domain = default;
         var s = (text ?? "").Trim();
         if (s.Length > 0 && s[^1] == '.') s = s[..^1];
@@ -82,6 +90,26 @@ public readonly struct DestinationDomain : IEquatable<DestinationDomain>, ICompa
     /// <see cref="Name"/> when it parses, otherwise trimmed, without the trailing dot, lower-case.</summary>
     public static string KeyOf(string text) =>
         TryParse(text, out var d, out _) ? d.Name : text.Trim().TrimEnd('.').ToLowerInvariant();
+
+    /// <summary>True when <paramref name="s"/> is what the full parse below would return for it: 1..253 characters of
+    /// lower-case letters, digits, '-', '_' and dots, labels of 1..63 characters not starting or ending with '-' (so no
+    /// trailing dot, no spaces, no upper case, no U-labels, no address literal).</summary>
+    private static bool IsNormalisedHostName(string s)
+    {
+        if (s.Length is 0 or > 253) return false;
+        var labelStart = 0;
+        for (var i = 0; i <= s.Length; i++)
+        {
+            if (i == s.Length || s[i] == '.')
+            {
+                var length = i - labelStart;
+                if (length is 0 or > 63 || s[labelStart] == '-' || s[i - 1] == '-') return false;
+                labelStart = i + 1;
+            }
+            else if (s[i] is not ((>= 'a' and <= 'z') or (>= '0' and <= '9') or '-' or '_')) return false;
+        }
+        return true;
+    }
 
     private static bool TryLiteral(string s, out DestinationDomain domain, out string error)
     {

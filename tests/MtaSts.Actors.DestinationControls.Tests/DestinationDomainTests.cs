@@ -62,6 +62,37 @@ public sealed class DestinationDomainTests
         Assert.True(DestinationDomain.TryParse(new string('a', 63) + ".example", out _, out _));
     }
 
+    [Theory]
+    [InlineData("example.com")]
+    [InlineData("mail_relay.d00042.example")]
+    [InlineData("xn--bcher-kva.example")]
+    [InlineData("a")]
+    public void A_name_already_normalised_is_taken_as_it_is(string text)
+    {
+        Assert.True(DestinationDomain.TryParse(text, out var d, out var error), error);
+        Assert.Same(text, d.Name); // no copy: the per-delivery policy cache lookup allocates nothing
+        Assert.Same(text, DestinationDomain.KeyOf(text));
+    }
+
+    [Fact]
+    public void The_shortcut_for_normalised_names_keeps_every_limit()
+    {
+        var label63 = new string('a', 63) + ".example";
+        var name253 = string.Join('.', Enumerable.Repeat(new string('b', 49), 5)) + ".abc"; // 5 × 49 + 4 dots + 4 = 253
+        Assert.Equal(253, name253.Length);
+        foreach (var ok in new[] { label63, name253 })
+        {
+            Assert.Same(ok, DestinationDomain.Parse(ok).Name);
+            Assert.Equal(ok, DestinationDomain.Parse(ok.ToUpperInvariant() + ".").Name); // the full parse agrees
+        }
+        Assert.Contains("longer than 253", Refused(name253 + "c"));
+        Assert.Contains("longer than 63", Refused("a" + label63));
+        Assert.Contains("empty label", Refused(".example.com"));
+        Assert.Contains("empty label", Refused("a..example"));
+        Assert.Contains("'-'", Refused("a.-b.example"));
+        Assert.Contains("'-'", Refused("a.b-"));
+    }
+
     [Fact]
     public void A_U_label_that_IDNA_refuses_is_refused()
     {

@@ -28,11 +28,15 @@ public sealed class PendingIndex(bool compact = false)
     private readonly record struct Slot(long ReceivedUtcTicks, RidSet Rids);
 
     // One lock per domain: adds come from the SMTP sessions, removals from the finish tasks of that domain only.
+    // A bucket whose last message finished leaves the map (an idle destination costs nothing here); it is marked
+    // Removed under its lock, so an Add that fetched it just before retries with a fresh bucket instead of adding
+    // to one that is no longer reachable.
     private sealed class Bucket
     {
         public readonly Dictionary<long, Slot> Messages = new();
         /// <summary>Not compact: the dispatcher's refs, same keys.</summary>
         public readonly Dictionary<long, (MessageRef Message, RecipientRef[] Recipients)> Refs = new();
+        public bool Removed;
     }
 
     /// <summary>Entries carry no message/recipient refs (read them back from the spool).</summary>
@@ -46,24 +50,32 @@ public sealed class PendingIndex(bool compact = false)
 
     public int Messages => _byDomain.Values.Sum(b => { lock (b) return b.Messages.Count; });
 
+    /// <summary>Destinations that hold a slot here: those with pending mail (memory is per slot).</summary>
+    public int DomainSlots => _byDomain.Count;
+
     public void Add(DestinationDomain domain, MessageRef message, IReadOnlyList<RecipientRef> recipients)
     {
-        var bucket = _byDomain.GetOrAdd(domain, _ => new Bucket());
         var rids = RidSet.Of(recipients.Select(r => r.Rid));
-        lock (bucket)
+        while (true)
         {
-            if (!bucket.Messages.TryGetValue(message.Mid, out var entry))
+            var bucket = _byDomain.GetOrAdd(domain, static _ => new Bucket());
+            lock (bucket)
             {
-                bucket.Messages[message.Mid] = new Slot(message.ReceivedAt.UtcTicks, rids);
-                // The dispatcher's array is shared with the enqueue command (RIDs are unique within a message).
-                if (!compact) bucket.Refs[message.Mid] = (message, recipients as RecipientRef[] ?? [.. recipients]);
+                if (bucket.Removed) continue; // emptied and dropped meanwhile: take the map's current bucket
+                if (!bucket.Messages.TryGetValue(message.Mid, out var entry))
+                {
+                    bucket.Messages[message.Mid] = new Slot(message.ReceivedAt.UtcTicks, rids);
+                    // The dispatcher's array is shared with the enqueue command (RIDs are unique within a message).
+                    if (!compact) bucket.Refs[message.Mid] = (message, recipients as RecipientRef[] ?? [.. recipients]);
+                    return;
+                }
+                var merged = entry.Rids.Union(rids);
+                if (merged == entry.Rids) return;
+                bucket.Messages[message.Mid] = entry with { Rids = merged };
+                if (!compact && bucket.Refs.TryGetValue(message.Mid, out var refs))
+                    bucket.Refs[message.Mid] = (refs.Message, [.. refs.Recipients, .. recipients.Where(r => !entry.Rids.Contains(r.Rid)).DistinctBy(r => r.Rid)]);
                 return;
             }
-            var merged = entry.Rids.Union(rids);
-            if (merged == entry.Rids) return;
-            bucket.Messages[message.Mid] = entry with { Rids = merged };
-            if (!compact && bucket.Refs.TryGetValue(message.Mid, out var refs))
-                bucket.Refs[message.Mid] = (refs.Message, [.. refs.Recipients, .. recipients.Where(r => !entry.Rids.Contains(r.Rid)).DistinctBy(r => r.Rid)]);
         }
     }
 
@@ -79,6 +91,7 @@ public sealed class PendingIndex(bool compact = false)
             {
                 bucket.Messages.Remove(mid);
                 bucket.Refs.Remove(mid);
+                if (bucket.Messages.Count == 0) Drop(domain, bucket);
             }
             else if (left != entry.Rids)
             {
@@ -90,7 +103,18 @@ public sealed class PendingIndex(bool compact = false)
     }
 
     /// <summary>Cluster: this node no longer owns the destination (its entity moved or stopped).</summary>
-    public void Forget(DestinationDomain domain) => _byDomain.TryRemove(domain, out _);
+    public void Forget(DestinationDomain domain)
+    {
+        if (!_byDomain.TryGetValue(domain, out var bucket)) return;
+        lock (bucket) Drop(domain, bucket);
+    }
+
+    // Under the bucket's lock: removes exactly this bucket (a fresh one added meanwhile stays).
+    private void Drop(DestinationDomain domain, Bucket bucket)
+    {
+        bucket.Removed = true;
+        _byDomain.TryRemove(new KeyValuePair<DestinationDomain, Bucket>(domain, bucket));
+    }
 
     public bool Contains(DestinationDomain domain, long mid, int rid)
     {

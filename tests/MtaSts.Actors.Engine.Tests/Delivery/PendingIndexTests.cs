@@ -52,6 +52,42 @@ public sealed class PendingIndexTests
     }
 
     [Fact]
+    public void A_destination_whose_last_message_finished_keeps_no_slot()
+    {
+        // 100,000 destinations that once had mail must cost nothing here once idle (load-tests/DestinationMemoryBench).
+        var index = new PendingIndex();
+        for (var i = 0; i < 1000; i++) index.Add(Dom($"d{i}.example"), M1, Rcpts(0, 1));
+        Assert.Equal(1000, index.DomainSlots);
+        for (var i = 0; i < 1000; i++) index.Remove(Dom($"d{i}.example"), 1, [0]);
+        Assert.Equal(1000, index.DomainSlots); // recipient 1 still pending everywhere
+        for (var i = 0; i < 1000; i++) index.Remove(Dom($"d{i}.example"), 1, [1]);
+        Assert.Equal(0, index.DomainSlots);
+        Assert.Empty(index.Domains);
+
+        index.Add(Dom("d7.example"), M1, Rcpts(2)); // new mail for it later: a fresh slot
+        Assert.True(index.Contains(Dom("d7.example"), 1, 2));
+        Assert.Equal(1, index.DomainSlots);
+        index.Forget(Dom("d7.example"));
+        Assert.Equal(0, index.DomainSlots);
+    }
+
+    [Fact]
+    public void An_add_racing_the_removal_of_the_last_message_is_never_lost()
+    {
+        // Even MIDs finish at once, emptying (and dropping) the domain's slot again and again while odd ones arrive.
+        var index = new PendingIndex();
+        var d = Dom("b.example");
+        Parallel.For(1, 40_001, new ParallelOptions { MaxDegreeOfParallelism = 4 }, i =>
+        {
+            index.Add(d, new MessageRef(i, "s@a.example", DateTimeOffset.UnixEpoch, 10), Rcpts(0));
+            if (i % 2 == 0) index.Remove(d, i, [0]);
+        });
+        for (var i = 1; i <= 40_000; i += 2) Assert.True(index.Contains(d, i, 0), $"MID {i} lost");
+        Assert.Equal(20_000, index.Messages);
+        Assert.Equal(1, index.DomainSlots);
+    }
+
+    [Fact]
     public void Shares_the_dispatchers_recipient_array()
     {
         // One array per (domain, message) on the hot path, not a copy per structure.

@@ -329,6 +329,17 @@ public sealed class DestinationActorTests : TestKit
     }
 
     [Fact]
+    public void The_periodic_expiry_sweep_does_not_keep_an_empty_destination_alive()
+    {
+        // The sweep comes more often than the idle timeout (1 min vs 2 min in production): it is not traffic.
+        _rig.Tuning = _rig.Tuning with { PassivateAfter = TimeSpan.FromMilliseconds(600), ExpirySweep = TimeSpan.FromMilliseconds(100) };
+        var idle = Start("swept.test");
+        idle.Tell(_rig.Message("swept.test"));
+        AwaitCondition(() => _rig.Spool.Done.Count == 1, Long);
+        ExpectMsg<Passivate>(Long);
+    }
+
+    [Fact]
     public void The_recipient_limit_holds_mail_and_survives_a_restart()
     {
         _rig.Profile = _rig.Profile with { RecipientLimit = new RecipientLimit(5, 10) };

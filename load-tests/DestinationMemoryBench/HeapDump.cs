@@ -2,6 +2,8 @@ using System.Diagnostics;
 using System.Globalization;
 using System.Text.RegularExpressions;
 
+using MtaSts.Actors.IntakeMemoryBench;
+
 namespace MtaSts.Actors.DestinationMemoryBench;
 
 /// <summary>The gateway's live managed heap by type, read with <c>dotnet-gcdump</c> (a NuGet global tool:
@@ -25,14 +27,14 @@ internal sealed partial record HeapDump(long TotalBytes, long Objects, IReadOnly
     public static HeapDump? Collect(string tool, int pid, string file, out string error)
     {
         var sw = Stopwatch.StartNew();
-        var (rc, output) = Run(tool, ["collect", "-p", pid.ToString(CultureInfo.InvariantCulture), "-o", file], TimeSpan.FromMinutes(5));
+        var (rc, output) = ChildProcess.Run(tool, ["collect", "-p", pid.ToString(CultureInfo.InvariantCulture), "-o", file], TimeSpan.FromMinutes(5));
         if (rc != 0 || !File.Exists(file))
         {
             error = $"dotnet-gcdump collect failed ({rc}): {output.Trim()}";
             return null;
         }
         var seconds = sw.Elapsed.TotalSeconds;
-        (rc, output) = Run(tool, ["report", file], TimeSpan.FromMinutes(5));
+        (rc, output) = ChildProcess.Run(tool, ["report", file], TimeSpan.FromMinutes(5));
         if (rc != 0)
         {
             error = $"dotnet-gcdump report failed ({rc}): {output.Trim()}";
@@ -62,21 +64,6 @@ internal sealed partial record HeapDump(long TotalBytes, long Objects, IReadOnly
     }
 
     private static long Num(string s) => long.Parse(s.Replace(",", "", StringComparison.Ordinal), CultureInfo.InvariantCulture);
-
-    private static (int Rc, string Output) Run(string file, string[] argv, TimeSpan timeout)
-    {
-        var psi = new ProcessStartInfo(file) { UseShellExecute = false, RedirectStandardOutput = true, RedirectStandardError = true };
-        foreach (var a in argv) psi.ArgumentList.Add(a);
-        using var p = Process.Start(psi)!;
-        var stdout = p.StandardOutput.ReadToEndAsync();
-        var stderr = p.StandardError.ReadToEndAsync();
-        if (!p.WaitForExit(timeout))
-        {
-            p.Kill(); // this tool's process only
-            return (-1, $"{file} timed out");
-        }
-        return (p.ExitCode, stdout.Result + stderr.Result);
-    }
 
     [GeneratedRegex(@"^\s*([\d,]+)\s+GC Heap (bytes|objects)")]
     private static partial Regex Total();

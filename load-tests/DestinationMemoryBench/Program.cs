@@ -66,7 +66,7 @@ var dll = gatewayDll ?? Path.Combine(root, "src", "MtaSts.Actors.Host", "bin", "
 if (gatewayDll is null && !noBuild)
 {
     Say("building src/MtaSts.Actors.Host (Release) ...");
-    var (rc, output) = Run("dotnet", ["build", Path.Combine(root, "src", "MtaSts.Actors.Host"), "-c", "Release", "-warnaserror", "-nologo",
+    var (rc, output) = ChildProcess.Run("dotnet", ["build", Path.Combine(root, "src", "MtaSts.Actors.Host"), "-c", "Release", "-warnaserror", "-nologo",
         "-v", "q", "--disable-build-servers"], TimeSpan.FromMinutes(15));
     if (rc != 0)
     {
@@ -394,26 +394,7 @@ static string? RepoRoot()
     return null;
 }
 
-string Git(string a)
-{
-    var (rc, output) = Run("git", ["-C", root, .. a.Split(' ')], TimeSpan.FromSeconds(20));
-    return rc == 0 ? output.Trim() : "?";
-}
-
-static (int Rc, string Output) Run(string file, string[] argv, TimeSpan timeout)
-{
-    var psi = new ProcessStartInfo(file) { UseShellExecute = false, RedirectStandardOutput = true, RedirectStandardError = true };
-    foreach (var a in argv) psi.ArgumentList.Add(a);
-    using var p = Process.Start(psi)!;
-    var stdout = p.StandardOutput.ReadToEndAsync();
-    var stderr = p.StandardError.ReadToEndAsync();
-    if (!p.WaitForExit(timeout))
-    {
-        p.Kill(entireProcessTree: true);
-        return (-1, $"{file} timed out");
-    }
-    return (p.ExitCode, stdout.Result + stderr.Result);
-}
+string Git(string a) => ChildProcess.Git(root, a);
 
 static string? AdminUrl(string mailLog)
 {

@@ -35,7 +35,7 @@ var dll = o.GatewayDll ?? Path.Combine(root, "src", "MtaSts.Actors.Host", "bin",
 if (o.GatewayDll is null && !o.NoBuild)
 {
     Say("building src/MtaSts.Actors.Host (Release) ...");
-    var (rc, output) = Run("dotnet", ["build", Path.Combine(root, "src", "MtaSts.Actors.Host"), "-c", "Release", "-warnaserror", "-nologo",
+    var (rc, output) = ChildProcess.Run("dotnet", ["build", Path.Combine(root, "src", "MtaSts.Actors.Host"), "-c", "Release", "-warnaserror", "-nologo",
         "-v", "q", "--disable-build-servers"], TimeSpan.FromMinutes(10));
     if (rc != 0)
     {
@@ -318,26 +318,7 @@ static string? RepoRoot()
 
 string Rel(string path) => Path.GetRelativePath(root, path);
 
-string Git(string a)
-{
-    var (rc, output) = Run("git", ["-C", root, .. a.Split(' ')], TimeSpan.FromSeconds(20));
-    return rc == 0 ? output.Trim() : "?";
-}
-
-static (int Rc, string Output) Run(string file, string[] argv, TimeSpan timeout)
-{
-    var psi = new ProcessStartInfo(file) { UseShellExecute = false, RedirectStandardOutput = true, RedirectStandardError = true };
-    foreach (var a in argv) psi.ArgumentList.Add(a);
-    using var p = Process.Start(psi)!;
-    var stdout = p.StandardOutput.ReadToEndAsync();
-    var stderr = p.StandardError.ReadToEndAsync();
-    if (!p.WaitForExit(timeout))
-    {
-        p.Kill(entireProcessTree: true);
-        return (-1, $"{file} timed out");
-    }
-    return (p.ExitCode, stdout.Result + stderr.Result);
-}
+string Git(string a) => ChildProcess.Git(root, a);
 
 static string LoadAverage()
 {

@@ -191,15 +191,7 @@ public sealed class DestinationQueue(int window = int.MaxValue)
     /// their envelopes): the given MIDs, or every one when null. Returns what to read, as <see cref="TakeRefill"/>.</summary>
     public IReadOnlyList<(long Mid, int[] Rids)> TakeForRead(IReadOnlyCollection<long>? mids)
     {
-        var take = mids is null ? _overflow.Keys.ToArray() : mids.Where(_overflow.ContainsKey).ToArray();
-        var batch = new List<(long, int[])>(take.Length);
-        foreach (var mid in take)
-        {
-            _overflow.Remove(mid, out var rids);
-            _loading[mid] = rids;
-            batch.Add((mid, rids.ToArray()));
-        }
-        return batch;
+        return StartLoading(mids is null ? _overflow.Keys.ToArray() : mids.Where(_overflow.ContainsKey).ToArray());
     }
 
     /// <summary>Messages beyond the window to read back now (MID and outstanding RIDs, lowest MIDs first), or none:
@@ -209,9 +201,14 @@ public sealed class DestinationQueue(int window = int.MaxValue)
         var room = Window - _messages.Count;
         if (_overflow.Count == 0 || _loading.Count > 0 || room <= 0 || (room < Window / 4 && room < _overflow.Count)) return [];
         // A partial sort: the lowest MIDs are the oldest mail (MIDs grow with time).
-        var take = _overflow.Keys.Where(mid => !_messages.ContainsKey(mid)).Order().Take(room).ToArray();
-        var batch = new List<(long, int[])>(take.Length);
-        foreach (var mid in take)
+        return StartLoading(_overflow.Keys.Where(mid => !_messages.ContainsKey(mid)).Order().Take(room).ToArray());
+    }
+
+    /// <summary>Moves messages from beyond the window to "being read back" and lists them for the read.</summary>
+    private List<(long Mid, int[] Rids)> StartLoading(long[] mids)
+    {
+        var batch = new List<(long, int[])>(mids.Length);
+        foreach (var mid in mids)
         {
             _overflow.Remove(mid, out var rids);
             _loading[mid] = rids;

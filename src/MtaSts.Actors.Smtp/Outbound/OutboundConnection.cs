@@ -36,7 +36,10 @@ public sealed class OutboundConnection : IAsyncDisposable
     private GatewaySmtpClient? _client;
     private bool _usable;
     private bool _closed;
-    private int _transactions;
+    // A transaction was started and did not end in a known clean state: the next one starts with RSET. A transaction
+    // that got its end-of-data reply needs none (RFC 5321 §4.1.1.4: the server clears its buffers on completing DATA),
+    // nor does one followed by RSET; an RSET there would cost a round trip per message on a reused connection.
+    private bool _needsReset;
 
     public OutboundConnection(MxTarget target, ConnectionSecurity security, OutboundOptions options, MailLog log, long dcid)
     {
@@ -349,9 +352,9 @@ public sealed class OutboundConnection : IAsyncDisposable
         using var cts = Timeout(ct, _options.DataTimeout + _options.CommandTimeout);
         try
         {
-            if (_transactions++ > 0)
+            if (_needsReset)
             {
-                // RFC 5321 §4.1.1.5: start from a clean state; also proves a cached connection is still alive.
+                // RFC 5321 §4.1.1.5: start from a clean state.
                 var rset = await CommandAsync(client, "RSET", _options.CommandTimeout, ct).ConfigureAwait(false);
                 if (!rset.IsPositive)
                 {
@@ -359,6 +362,7 @@ public sealed class OutboundConnection : IAsyncDisposable
                     return AllTransient(message, rset, null, usable: rset.Code != 421 && _usable);
                 }
             }
+            _needsReset = true;
             client.Current = tx;
             client.DeliveryStatusNotificationType = message.Ret switch
             {
@@ -367,6 +371,7 @@ public sealed class OutboundConnection : IAsyncDisposable
                 _ => DeliveryStatusNotificationType.Unspecified,
             };
             var text = await client.SendAsync(SpooledMessagePart.Format, mime, sender, mailboxes, cts.Token).ConfigureAwait(false);
+            _needsReset = false; // the end-of-data reply completed the transaction (RFC 5321 §4.1.1.4)
             // MailKit returns the text of the 2xx reply to the end of DATA.
             var dataReply = SmtpReply.FromWire(250, text ?? "");
             var result = Decide(message, tx, dataReply, _usable);
@@ -465,7 +470,7 @@ public sealed class OutboundConnection : IAsyncDisposable
             var r = await CommandAsync(client, "RSET", _options.CommandTimeout, ct).ConfigureAwait(false);
             if (r.IsPositive)
             {
-                _transactions = 0; // the next transaction needs no second RSET
+                _needsReset = false; // the next transaction needs no second RSET
                 return true;
             }
         }
@@ -489,7 +494,7 @@ public sealed class OutboundConnection : IAsyncDisposable
         {
             await AbandonAsync().ConfigureAwait(false);
         }
-        _transactions = 0; // already reset
+        _needsReset = false; // already reset (or abandoned)
     }
 
     /// <summary>RFC 3461 §4: xtext — "+" HEX for '+', '=', and characters outside 33..126.</summary>

@@ -335,8 +335,9 @@ public sealed class OutboundConnectionTests : IAsyncLifetime
     }
 
     [Fact]
-    public async Task Several_messages_on_one_connection_with_rset_between()
+    public async Task Several_messages_on_one_connection_need_no_rset_after_a_completed_transaction()
     {
+        // RFC 5321 §4.1.1.4: completing DATA clears the server's buffers; an RSET per message would be a round trip each.
         var r = TlsReceiver();
         var c = Connection(r, Plan(TlsSupport.Required));
         Assert.True((await c.ConnectAsync()).Ready);
@@ -347,9 +348,54 @@ public sealed class OutboundConnectionTests : IAsyncLifetime
         Assert.Equal(1, r.TotalSessions);
         Assert.Equal(3, r.MaxMessagesPerConnection);
         var session = Assert.Single(r.Sessions);
-        Assert.Equal(2, session.Commands.Count(x => x == "RSET"));
+        Assert.Equal(3, session.Commands.Count(x => x.StartsWith("MAIL ", StringComparison.Ordinal)));
+        Assert.DoesNotContain("RSET", session.Commands);
         Assert.Contains("QUIT", session.Commands);
         Assert.All(r.Messages, m => Assert.True(m.Tls));
+    }
+
+    [Fact]
+    public async Task A_refused_transaction_is_reset_once_and_the_connection_carries_the_next_messages()
+    {
+        int dataEnds = 0;
+        var r = Receiver();
+        r.Script = (phase, _, _) => phase == SmtpPhase.DataEnd && Interlocked.Increment(ref dataEnds) == 2 ? "554 5.6.0 content rejected" : null;
+        var c = Connection(r, Plan(TlsSupport.None));
+        Assert.True((await c.ConnectAsync()).Ready);
+        Assert.True((await c.SendAsync(Message(200, "a@example.com"))).AllAccepted);
+        var refused = await c.SendAsync(Message(201, "b@example.com"));
+        Assert.Equal(RecipientStatus.Permanent, Assert.Single(refused.Recipients).Status);
+        Assert.True(refused.ConnectionUsable);
+        Assert.True((await c.SendAsync(Message(202, "c@example.com"))).AllAccepted);
+        Assert.True((await c.SendAsync(Message(203, "d@example.com"))).AllAccepted);
+        await c.CloseAsync();
+        // RSET only between the refused transaction and the next one (MailKit sends one of its own there too).
+        var verbs = Assert.Single(r.Sessions).Commands.Select(x => x.Split(' ')[0]).Where(v => v is "MAIL" or "RSET").ToArray();
+        int second = Array.IndexOf(verbs, "MAIL", 1), third = Array.IndexOf(verbs, "MAIL", second + 1);
+        Assert.Equal(4, verbs.Count(v => v == "MAIL"));
+        Assert.NotEmpty(verbs[(second + 1)..third]);
+        Assert.All(verbs[(second + 1)..third], v => Assert.Equal("RSET", v));
+        Assert.Equal(third - second - 1, verbs.Count(v => v == "RSET"));
+        Assert.Equal(["a@example.com", "c@example.com", "d@example.com"], r.Messages.Select(m => m.Recipients[0].Address));
+    }
+
+    [Fact]
+    public async Task A_reused_connection_the_server_closes_at_mail_defers_the_message()
+    {
+        // No RSET probes the connection first now: a server going away answers (or drops) the MAIL of the next message,
+        // which must come back transient on an unusable connection, never as a permanent failure.
+        int mails = 0;
+        var r = Receiver();
+        r.Script = (phase, _, _) => phase == SmtpPhase.Mail && Interlocked.Increment(ref mails) == 2 ? "421 4.3.2 shutting down" : null;
+        var c = Connection(r, Plan(TlsSupport.None));
+        Assert.True((await c.ConnectAsync()).Ready);
+        Assert.True((await c.SendAsync(Message(300, "a@example.com"))).AllAccepted);
+        var res = await c.SendAsync(Message(301, "b@example.com"));
+        var rcpt = Assert.Single(res.Recipients);
+        Assert.Equal(RecipientStatus.Transient, rcpt.Status);
+        Assert.Equal(421, rcpt.Reply.Code);
+        Assert.False(res.ConnectionUsable);
+        Assert.Single(r.Messages);
     }
 
     [Fact]

@@ -59,6 +59,7 @@ public sealed class Gateway : IAsyncDisposable
     private readonly DataDirectoryLock _dataDirLock;
     private int _stopped;
     private Timer? _resumeTimer;
+    private IdleMemoryTrim? _memoryTrim;
     /// <summary>The delivery transport when it keeps parked sessions (MX roll-up): QUIT at stop.</summary>
     private IAsyncDisposable? _parkedSessions;
     private MembershipGate _membership = null!;
@@ -312,6 +313,8 @@ public sealed class Gateway : IAsyncDisposable
         });
         tlsRpt?.Start();
         var resumeTimer = StartResuming(sys, regionRef, spool, pending, watcher, tuning, log, undo);
+        var memoryTrim = new IdleMemoryTrim(log); // after a burst, give the GC's retained heap back once the node is quiet
+        undo.Push(memoryTrim.DisposeAsync);
 
         // 4. Re-dispatch what the spool still holds (before new mail is accepted).
         foreach (var r in recovered) dispatcher.Dispatch(r.Message, r.OutstandingRids);
@@ -333,6 +336,7 @@ public sealed class Gateway : IAsyncDisposable
         return new Gateway(host, listener, spool, policy, policyStore, watcher, log, sys, regionRef, pending, dataDirLock)
         {
             _resumeTimer = resumeTimer,
+            _memoryTrim = memoryTrim,
             _membership = membership,
             IsClustered = config.Cluster.IsClustered,
             _work = services.Work,
@@ -421,6 +425,7 @@ public sealed class Gateway : IAsyncDisposable
         Log.Info("gateway_stopping", "Gateway stopping: listener closed, finishing in-flight work");
         await _listener.StopAsync(ct).ConfigureAwait(false);
         if (_resumeTimer is not null) await _resumeTimer.DisposeAsync().ConfigureAwait(false);
+        if (_memoryTrim is not null) await _memoryTrim.DisposeAsync().ConfigureAwait(false);
         _watcher.Dispose();
         // Transactions in flight report their outcome before the actors stop; none are started any more.
         _work.BeginDrain();

@@ -139,9 +139,13 @@ public sealed partial class GatewayTarget(int port, string? dllPath, string? com
 
         var psi = new ProcessStartInfo(file) { UseShellExecute = false, RedirectStandardOutput = true, RedirectStandardError = true, WorkingDirectory = dir };
         foreach (var a in args) psi.ArgumentList.Add(a);
-        // run.sh tunes the harness's own runtime (workstation GC); the gateway runs with its shipped runtime settings.
+        // run.sh tunes the harness's own runtime (workstation GC); the gateway runs with its shipped runtime settings
+        // (the systemd unit's DOTNET_* lines; a --gateway-cmd "env VAR=…" still overrides them).
         psi.Environment.Remove("DOTNET_gcServer");
         psi.Environment.Remove("DOTNET_TieredPGO");
+        var shipped = ShippedRuntimeSettings.Read(repoRoot);
+        foreach (var (k, v) in shipped) psi.Environment[k] = v;
+        _facts["runtime env (shipped unit)"] = shipped.Count == 0 ? "none" : string.Join(' ', shipped.Select(kv => kv.Key + "=" + kv.Value));
         // The host layers MTASTS_* environment variables over every config file: make sure none leaks in from the shell.
         foreach (var v in ClusterNodeConfig.ScrubbedEnvironment) psi.Environment.Remove(v);
         _facts["command"] = file + " " + string.Join(' ', args.Select(ProcessRunner.Quote));
@@ -194,6 +198,7 @@ public sealed partial class GatewayTarget(int port, string? dllPath, string? com
             foreach (var c in configs) { psi.ArgumentList.Add("--config"); psi.ArgumentList.Add(c); }
             psi.Environment.Remove("DOTNET_gcServer");
             psi.Environment.Remove("DOTNET_TieredPGO");
+            foreach (var (k, v) in ShippedRuntimeSettings.Read(repoRoot)) psi.Environment[k] = v;
             foreach (var v in ClusterNodeConfig.ScrubbedEnvironment) psi.Environment.Remove(v);
             var p = Process.Start(psi);
             if (p is null) return "target not available: could not start an extra cluster node";

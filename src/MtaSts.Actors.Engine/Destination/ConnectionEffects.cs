@@ -1,3 +1,4 @@
+using System.Diagnostics;
 using Akka.Actor;
 using MtaSts.Actors.Engine.Delivery;
 using MtaSts.Actors.Logging;
@@ -16,6 +17,7 @@ public sealed class ConnectionEffects(IActorContext context, Func<ITimerSchedule
     public sealed record IdleCheck;
 
     private readonly Dictionary<long, IActorRef> _children = new();
+    private readonly WakeDeadline _wake = new();
 
     public IReadOnlyList<RecipientsCounted> Run(IReadOnlyList<ConnectionEffect> effects)
     {
@@ -41,9 +43,14 @@ public sealed class ConnectionEffects(IActorContext context, Func<ITimerSchedule
                 case IdleCheckIn i: timers().StartSingleTimer("idle", new IdleCheck(), i.Delay); break;
             }
         }
-        if (wake is { } delay) timers().StartSingleTimer("wake", new Wake(), delay);
+        if (wake is { } delay && _wake.Arm(Stopwatch.GetElapsedTime(Started), delay)) timers().StartSingleTimer("wake", new Wake(), delay);
         return counted;
     }
+
+    /// <summary>The actor received <see cref="Wake"/>: the next wake arms the timer again.</summary>
+    public void WakeFired() => _wake.Fired();
+
+    private static readonly long Started = Stopwatch.GetTimestamp();
 
     /// <summary>True (with its DCID) when <paramref name="child"/> is one of these connections; it is forgotten.</summary>
     public bool Stopped(IActorRef child, out long dcid) => long.TryParse(child.Path.Name.AsSpan(1), out dcid) && _children.Remove(dcid);

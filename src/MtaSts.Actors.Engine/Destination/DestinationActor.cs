@@ -157,7 +157,10 @@ public sealed class DestinationActor : UntypedPersistentActor, IWithTimers
                 var counted = _state.Count(rq);
                 CommitAndAnswer(rq, Sender, () => counted);
                 break;
-            case ConnectionEffects.Wake: Run(_plan.Pump(Plan())); break;
+            case ConnectionEffects.Wake:
+                _connections.WakeFired();
+                Run(_plan.Pump(Plan()));
+                break;
             case Sweep:
                 Commit(_state.Decide(new ExpirySweep(), Settings, Now));
                 // Cluster: a message told to us over the network can be lost with a node; the spool is the truth.

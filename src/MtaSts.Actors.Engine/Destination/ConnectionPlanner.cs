@@ -11,8 +11,10 @@ namespace MtaSts.Actors.Engine.Destination;
 /// actor then may ask the resolver, whose answer plans again); null = always ready. <paramref name="Suspended"/>: the
 /// operator suspended the destination — no connection is opened, no job handed out, idle connections close.
 /// <paramref name="Throttle"/>: the destination's reply-driven throttling rules (null: none).</summary>
+/// <paramref name="UnreachableHold"/>: after an attempt found the destination unreachable, new mail waits this long
+/// (the bounce profile's initial retry interval) for the next attempt instead of one attempt per arriving message.
 public sealed record PlanContext(DestinationProfile Profile, EngineTuning Tuning, DateTimeOffset Now, bool Draining = false,
-    Func<bool>? PolicyReady = null, bool Suspended = false, ThrottleRuleSet? Throttle = null)
+    Func<bool>? PolicyReady = null, bool Suspended = false, ThrottleRuleSet? Throttle = null, TimeSpan UnreachableHold = default)
 {
     /// <summary>Connections a destination starts with (Postfix initial_destination_concurrency), within the profile.</summary>
     public int InitialConcurrency => Math.Min(Tuning.InitialConcurrency, Profile.MaxConcurrentConnections);
@@ -61,6 +63,9 @@ public sealed class ConnectionPlanner(DestinationState state, Func<long> nextDci
     private DestinationQueue Queue => state.Queue;
     /// <summary>The last plan wanted more connections than the node's budget gave (the destination waits in line).</summary>
     private bool _short;
+    /// <summary>Unreachable at the last attempt: no new connection before this (Postfix's "dead destination").</summary>
+    private DateTimeOffset? _heldUntil;
+    public DateTimeOffset? HeldUntil => _heldUntil;
 
     public int Count => _conns.Count;
     public int Opening { get; private set; }
@@ -113,6 +118,7 @@ public sealed class ConnectionPlanner(DestinationState state, Func<long> nextDci
     public IReadOnlyList<ConnectionEffect> Resume(PlanContext c)
     {
         Cap = Math.Min(Math.Max(Cap, c.InitialConcurrency), c.Profile.MaxConcurrentConnections);
+        _heldUntil = null;
         return Pump(c);
     }
 
@@ -121,6 +127,7 @@ public sealed class ConnectionPlanner(DestinationState state, Func<long> nextDci
     {
         Queue.MakeAllDue(c.Now);
         Cap = Math.Max(Cap, c.InitialConcurrency);
+        _heldUntil = null;
         return Pump(c);
     }
 
@@ -164,6 +171,13 @@ public sealed class ConnectionPlanner(DestinationState state, Func<long> nextDci
         if (!Queue.HasDue(c.Now))
         {
             Wake(c, fx);
+            return;
+        }
+        if (_heldUntil is { } held && c.Now < held && _conns.Count == 0)
+        {
+            // The last attempt found the destination unreachable: mail that arrived since waits for the next attempt
+            // rather than costing a connection attempt (and a deferral) each (Postfix: a dead destination).
+            fx.Add(new WakeIn(Delay(held - c.Now)));
             return;
         }
         if (c.PolicyReady is { } ready && !ready()) return; // the policy answer plans again
@@ -321,6 +335,7 @@ public sealed class ConnectionPlanner(DestinationState state, Func<long> nextDci
         var fx = new List<ConnectionEffect>();
         if (!_conns.TryGetValue(dcid, out var conn)) return fx;
         Opening--;
+        _heldUntil = null; // reachable again
         conn.Open = conn.Answered = true;
         conn.Sent = sent;
         Feed(dcid, conn, c, fx);
@@ -344,6 +359,7 @@ public sealed class ConnectionPlanner(DestinationState state, Func<long> nextDci
             return false;
         }
         Cap = Math.Max(1, Math.Min(c.InitialConcurrency, c.Profile.MaxConcurrentConnections / 4));
+        if (transient && c.UnreachableHold > TimeSpan.Zero) _heldUntil = c.Now + c.UnreachableHold;
         return true;
     }
 

@@ -37,6 +37,11 @@ public sealed class DestinationActor : UntypedPersistentActor, IWithTimers
     // timeout (PassivateAfter, 2 min) and an empty destination would never passivate (100,000 stayed, 1.2 GB).
     private sealed record Sweep : INotInfluenceReceiveTimeout;
     private sealed record ReloadQueue; // cluster: the second read of the spool after this owner started
+    /// <summary>The node's connection budget reserved a token for this destination (it waited in line).</summary>
+    private sealed record ConnectionGranted
+    {
+        public static readonly ConnectionGranted Instance = new();
+    }
     /// <summary>Envelopes of messages beyond the window, read back from the spool (null: the read failed); an operator
     /// command that waited for them is handled again afterwards.</summary>
     private sealed record WindowLoaded(IReadOnlyList<(long Mid, MessageRef? Message, IReadOnlyList<RecipientRef> Recipients)>? Messages, string? Error,
@@ -55,7 +60,7 @@ public sealed class DestinationActor : UntypedPersistentActor, IWithTimers
         var self = Self;
         _effects = new DestinationEffects(services, index, _domain) { Finished = (mid, rids) => self.Tell(new FinishWritten(mid, rids)) };
         // A token of the node's budget freed for this destination: plan again (it takes the token or passes it on).
-        _plan = new ConnectionPlanner(_state, services.Dcids.Next, services.Budget?.Open(() => self.Tell(new ConnectionEffects.Wake())));
+        _plan = new ConnectionPlanner(_state, services.Dcids.Next, services.Budget?.Open(() => self.Tell(ConnectionGranted.Instance)));
         _connections = new ConnectionEffects(Context, () => Timers, services.Work,
             dcid => ConnectionActor.Props(new SessionRequest(_domain, Settings, _policy.Resolution, dcid), services.Transport), services.Log);
         PersistenceId = "destination-" + entityId;
@@ -74,9 +79,10 @@ public sealed class DestinationActor : UntypedPersistentActor, IWithTimers
     private PlanContext Plan()
     {
         var now = Now;
-        return new(Settings.Profile, _svc.Tuning, now, _svc.Work.Draining || _handingOff,
-            () => _policy.Ready(Settings.Profile, _svc.PolicyActor, now, _svc.Tuning.PolicyReuse, _svc.Tuning.PolicyTimeout, Self),
-            _state.Suspended is not null, Settings.Throttle);
+        var settings = Settings;
+        return new(settings.Profile, _svc.Tuning, now, _svc.Work.Draining || _handingOff,
+            () => _policy.Ready(settings.Profile, _svc.PolicyActor, now, _svc.Tuning.PolicyReuse, _svc.Tuning.PolicyTimeout, Self),
+            _state.Suspended is not null, settings.Throttle, settings.Bounce.InitialRetryInterval);
     }
 
     // A failing connection is stopped; the destination re-plans (its job's recipients are released).
@@ -157,6 +163,7 @@ public sealed class DestinationActor : UntypedPersistentActor, IWithTimers
                 var counted = _state.Count(rq);
                 CommitAndAnswer(rq, Sender, () => counted);
                 break;
+            case ConnectionGranted: Run(_plan.Pump(Plan())); break;
             case ConnectionEffects.Wake:
                 _connections.WakeFired();
                 Run(_plan.Pump(Plan()));
@@ -180,8 +187,13 @@ public sealed class DestinationActor : UntypedPersistentActor, IWithTimers
             case ConnectionActor.OpenFailed f:
                 Run(_plan.Replied([f.Reply], Plan())); // a throttling refusal (e.g. 421 at the banner) lowers the limits first
                 if (_plan.OpenFailed(f.Dcid, f.Kind == RecipientOutcomeKind.Transient, Plan()))
+                {
+                    if (f.Kind == RecipientOutcomeKind.Transient && _plan.HeldUntil is { } held)
+                        _svc.Log.Info("destination_unreachable", $"Destination {_domain} unreachable ({f.Status}): new mail waits until " +
+                            $"{held.UtcDateTime:HH:mm:ss}Z for the next attempt", ("domain", _domain.Name), ("until", held));
                     // Nothing gets through (DNS, every MX down, TLS required but failed, MTA-STS: no usable MX).
                     Commit(_state.Decide(new DestinationUnreachable(f.Kind, f.Detail, f.Status), Settings, Now), () => Run(_plan.Wake(Plan())));
+                }
                 break;
             case ConnectionActor.Done d when _plan.Has(d.Dcid):
                 Commit(_state.Decide(new OutcomesReported(d.Dcid, d.Job.Message, d.Job.Recipients, d.Result.Outcomes), Settings, Now),

@@ -110,6 +110,47 @@ public sealed class ConnectionPlannerTests
     }
 
     [Fact]
+    public void After_an_unreachable_attempt_new_mail_waits_for_the_next_attempt_instead_of_a_connection_each()
+    {
+        var rig = new Rig(1);
+        var hold = TimeSpan.FromSeconds(60);
+        PlanContext Ctx() => rig.Ctx with { UnreachableHold = hold };
+        var first = Opened(rig.Plan.Pump(Ctx()));
+        Assert.True(rig.Plan.OpenFailed(first[0], transient: true, Ctx())); // nothing got through
+        Assert.Equal(T0 + hold, rig.Plan.HeldUntil);
+
+        // New mail 10 s later (the deferred message is not due): no connection, a wake at the end of the hold.
+        rig.Now = T0 + TimeSpan.FromSeconds(10);
+        rig.State.Queue.Enqueue(new MessageRef(99, "s@a.example", rig.Now, 100), [new RecipientRef(0, "late@b.example")], rig.Now);
+        var fx = rig.Plan.Pump(Ctx());
+        Assert.Empty(Opened(fx));
+        Assert.Contains(fx, e => e is WakeIn w && w.Delay > TimeSpan.FromSeconds(49) && w.Delay <= TimeSpan.FromSeconds(51));
+
+        // At the end of the hold the next attempt goes; a connection that comes up ends the hold.
+        rig.Now = T0 + hold;
+        var next = Opened(rig.Plan.Pump(Ctx()));
+        Assert.NotEmpty(next);
+        rig.Plan.Ready(next[0], Ctx());
+        Assert.Null(rig.Plan.HeldUntil);
+    }
+
+    [Fact]
+    public void Deliver_now_and_a_permanent_failure_do_not_hold_new_mail()
+    {
+        var rig = new Rig(1);
+        PlanContext Ctx() => rig.Ctx with { UnreachableHold = TimeSpan.FromSeconds(60) };
+        var first = Opened(rig.Plan.Pump(Ctx()));
+        rig.Plan.OpenFailed(first[0], transient: true, Ctx());
+        Assert.NotEmpty(Opened(rig.Plan.DeliverNow(Ctx()))); // the operator asks for an attempt now
+        Assert.Null(rig.Plan.HeldUntil);
+
+        var other = new Rig(1);
+        var dcid = Opened(other.Plan.Pump(other.Ctx with { UnreachableHold = TimeSpan.FromSeconds(60) }))[0];
+        other.Plan.OpenFailed(dcid, transient: false, other.Ctx with { UnreachableHold = TimeSpan.FromSeconds(60) });
+        Assert.Null(other.Plan.HeldUntil); // a permanent answer bounces the mail; new mail gets its own answer
+    }
+
+    [Fact]
     public void An_idle_connection_is_closed_after_the_idle_time()
     {
         var rig = new Rig(1);

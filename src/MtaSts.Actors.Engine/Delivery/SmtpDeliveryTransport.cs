@@ -99,9 +99,12 @@ public sealed class SmtpDeliveryTransport(
                     if (usable is not null && await TryRollUpAsync(key, usable, request, ct).ConfigureAwait(false) is { } p) parked = p;
                     // limit-type = mx-ip: the profile's connection limit applies per MX address, across destinations;
                     // this waits (asynchronously, until a place frees, a usable session is parked, or the connection is
-                    // cancelled) rather than trying a less preferred MX. Other profiles are only counted.
+                    // cancelled) rather than trying a less preferred MX. Other profiles are only counted. With roll-up,
+                    // while a few connections are opening at that address it waits for one of the busy sessions there to be
+                    // parked instead of opening yet another (measured: without it a burst of new domains opened one
+                    // connection each, ~700 TLS handshakes for 5,000 messages, and kept them until the idle time).
                     else if (await AcquireAsync(key, profile.LimitType == LimitType.PerMxIp ? profile.MaxConcurrentConnections : int.MaxValue,
-                                 usable, ct).ConfigureAwait(false) is { } grant)
+                                 usable, ct, usable is null ? int.MaxValue : _siteOptions.OpeningPerAddress).ConfigureAwait(false) is { } grant)
                     {
                         slot = grant.Slot;
                         if (grant.Session is { } handed && await AliveAsync(handed, request, ct).ConfigureAwait(false)) parked = handed;
@@ -135,6 +138,7 @@ public sealed class SmtpDeliveryTransport(
                     place.Release();
                     throw;
                 }
+                place.Connected(answered: result.Failure is not (ConnectFailure.Network or ConnectFailure.Timeout));
                 rpt?.Observe(new TlsRptAttempt(domain, policy, policyFailure, plan, tlsa, profile.EffectiveDane, host.Name, address, result,
                     conn.LocalEndPoint?.Address, DateTimeOffset.UtcNow));
                 if (result.Ready)
@@ -204,9 +208,9 @@ public sealed class SmtpDeliveryTransport(
     }
 
     private async Task<MxSites<SiteConnection>.Grant> AcquireAsync(SiteKey key, int limit, Func<MxSites<SiteConnection>.Parked, bool>? usable,
-        CancellationToken ct)
+        CancellationToken ct, int openingLimit)
     {
-        var wait = _sites.AcquireAsync(key, limit, usable, ct, out var evicted);
+        var wait = _sites.AcquireAsync(key, limit, usable, ct, out var evicted, openingLimit);
         // Parked sessions at a full address make room for the waiting connection (they are only idle).
         foreach (var site in evicted) await site.CloseAsync(CancellationToken.None).ConfigureAwait(false);
         return await wait.ConfigureAwait(false);
@@ -308,7 +312,9 @@ public sealed class SmtpDeliveryTransport(
 
 /// <param name="MxRollup"><c>mtasts.delivery.mx-rollup</c>: an idle session may carry other destinations' mail (see README).</param>
 /// <param name="IdleTime">How long a parked session waits for a destination (the connection idle time).</param>
-public sealed record DeliverySiteOptions(bool MxRollup = false, TimeSpan IdleTime = default);
+/// <param name="OpeningPerAddress">With roll-up: connections opening at once per MX address; a further one waits for a
+/// parked session or for an opening to end (the engine's initial concurrency, Postfix initial_destination_concurrency).</param>
+public sealed record DeliverySiteOptions(bool MxRollup = false, TimeSpan IdleTime = default, int OpeningPerAddress = 5);
 
 /// <summary>An open outbound connection, its place at the MX address (released when it closes) and what it proved.</summary>
 public sealed class SiteConnection(OutboundConnection conn, SiteSlot slot, SiteKey key, ConnectResult connected)

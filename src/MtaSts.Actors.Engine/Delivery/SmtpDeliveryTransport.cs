@@ -232,6 +232,9 @@ public sealed class SmtpDeliveryTransport(
         _ = ExpireAsync(parked);
     }
 
+    /// <summary>Connections wait at that address for a place or a parked session (roll-up on).</summary>
+    private bool Wanted(SiteKey key) => _siteOptions.MxRollup && _sites.WaitingAt(key.Mx) > 0;
+
     private async Task ExpireAsync(MxSites<SiteConnection>.Parked parked)
     {
         await Task.Delay(_siteOptions.IdleTime).ConfigureAwait(false);
@@ -297,7 +300,7 @@ public sealed class SmtpDeliveryTransport(
                 r.Reply.Enhanced?.ToString() ?? (r.Status == RecipientStatus.Accepted ? "2.0.0" : r.Status == RecipientStatus.Permanent ? "5.0.0" : "4.0.0"),
                 conn.Target.Host,
                 r.Reply)).ToArray();
-            return new JobResult(m.Mid, outcomes, result.ConnectionUsable);
+            return new JobResult(m.Mid, outcomes, result.ConnectionUsable, owner.Wanted(site.Key));
         }
 
         public Task CloseAsync(CancellationToken ct) => site.CloseAsync(ct);

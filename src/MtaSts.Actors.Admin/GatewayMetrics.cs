@@ -23,7 +23,7 @@ public sealed class GatewayMetrics : IDisposable
         _policyFetches, _connections, _refused, _authFailures, _authLockouts, _deliveryConnections, _throttled;
     private readonly Histogram _acceptSeconds;
     private readonly Gauge _queueRecipients, _queueOldest, _queueTotal, _spoolMessages, _spoolBytes, _sessions, _dataInFlight,
-        _openDeliveryConnections;
+        _openDeliveryConnections, _budgetLimit, _budgetInUse, _budgetWaiting;
     private long _openConnections;
 
     public GatewayMetrics(Gateway gateway, int topDestinations)
@@ -63,6 +63,9 @@ public sealed class GatewayMetrics : IDisposable
         _sessions = G("mtasts_smtp_sessions_active", "Inbound SMTP sessions connected.");
         _dataInFlight = G("mtasts_smtp_data_in_flight_bytes", "Message bytes received and not yet in the spool, all sessions.");
         _openDeliveryConnections = G("mtasts_delivery_connections_open", "Outbound SMTP connections open.");
+        _budgetLimit = G("mtasts_delivery_connection_limit", "Outbound connections this node may have at once (mtasts.delivery.max-connections).");
+        _budgetInUse = G("mtasts_delivery_connection_budget_in_use", "Outbound connections counted against the node's limit (opening, open or parked).");
+        _budgetWaiting = G("mtasts_delivery_destinations_waiting", "Destinations with mail due waiting for a connection under the node's limit.");
         Registry.AddBeforeCollectCallback(Refresh);
         gateway.Log.Written += OnLog;
     }
@@ -154,6 +157,12 @@ public sealed class GatewayMetrics : IDisposable
         _sessions.Set(_gateway.ActiveSmtpSessions);
         _dataInFlight.Set(_gateway.SmtpDataInFlight);
         _openDeliveryConnections.Set(Math.Max(0, Interlocked.Read(ref _openConnections)));
+        if (_gateway.ConnectionBudget is { } budget)
+        {
+            _budgetLimit.Set(budget.Limit);
+            _budgetInUse.Set(budget.InUse);
+            _budgetWaiting.Set(budget.Waiting);
+        }
     }
 
     private long SpoolBytes()

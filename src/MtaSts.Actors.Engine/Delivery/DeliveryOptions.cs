@@ -14,6 +14,10 @@ public sealed record DeliveryOptions
     public TimeSpan DataTimeout { get; init; } = Outbound.DataTimeout;
     public TimeSpan ConnectionIdleTime { get; init; } = new EngineTuning().ConnectionIdleTime;
 
+    /// <summary><c>max-connections</c>: outbound connections this node may have at once, over all destinations
+    /// (<see cref="ConnectionBudget"/>). A destination's own limit (max-concurrent-connections) applies within it.</summary>
+    public int MaxConnections { get; init; } = 1000;
+
     /// <summary><c>mx-rollup</c>: an idle session may carry mail for other destinations served by the same MX when it
     /// satisfies their security requirements (README "MX roll-up and per-MX-IP limits").</summary>
     public bool MxRollup { get; init; } = true;
@@ -26,7 +30,7 @@ public sealed record DeliveryOptions
         : domain => MxOverride.TryGetValue(domain, out var hops) ? hops : MxOverride.TryGetValue("*", out var all) ? all : null;
 
     /// <summary>Reads <c>mtasts.delivery { connect-timeout, command-timeout, data-timeout, connection-idle-time,
-    /// mx-rollup, mx-override }</c>; every bad value is an error naming its key.</summary>
+    /// max-connections, mx-rollup, mx-override }</c>; every bad value is an error naming its key.</summary>
     public static DeliveryOptions Read(ConfigSection s)
     {
         var d = new DeliveryOptions();
@@ -48,6 +52,7 @@ public sealed record DeliveryOptions
             DataTimeout = s.Duration("data-timeout", d.DataTimeout),
             ConnectionIdleTime = s.Duration("connection-idle-time", d.ConnectionIdleTime),
             MxRollup = s.Bool("mx-rollup", d.MxRollup),
+            MaxConnections = s.Int("max-connections", d.MaxConnections, 1, 1_000_000),
             MxOverride = mxOverride,
         };
     }

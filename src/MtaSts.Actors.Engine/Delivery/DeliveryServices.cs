@@ -37,6 +37,8 @@ public sealed record DeliveryServices(
 {
     /// <summary>Finish/bounce tasks a graceful stop waits for.</summary>
     public BackgroundWork Work { get; init; } = new();
+    /// <summary>The node's outbound connection budget (<c>mtasts.delivery.max-connections</c>); null: no node-wide limit.</summary>
+    public ConnectionBudget? Budget { get; init; }
 }
 
 /// <summary>Engine knobs that are not per-destination controls.</summary>

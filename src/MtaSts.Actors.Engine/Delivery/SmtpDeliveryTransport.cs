@@ -36,6 +36,7 @@ public sealed class SmtpDeliveryTransport(
     private readonly DeliverySiteOptions _siteOptions = siteOptions ?? new DeliverySiteOptions();
     /// <summary>This node's connections per MX address and, with MX roll-up, its parked sessions.</summary>
     private readonly MxSites<SiteConnection> _sites = new();
+    private ConnectionBudget? Budget => _siteOptions.Budget;
 
     public async Task<IDeliverySession> OpenAsync(SessionRequest request, CancellationToken ct)
     {
@@ -183,7 +184,10 @@ public sealed class SmtpDeliveryTransport(
         SessionRequest request, CancellationToken ct)
     {
         while (_sites.TryTake(key, usable) is { } parked)
+        {
+            Budget?.ReturnSpare(); // out of the pool: its taker's connection holds a token of its own
             if (await AliveAsync(parked, request, ct).ConfigureAwait(false)) return parked;
+        }
         return null;
     }
 
@@ -212,7 +216,11 @@ public sealed class SmtpDeliveryTransport(
     {
         var wait = _sites.AcquireAsync(key, limit, usable, ct, out var evicted, openingLimit);
         // Parked sessions at a full address make room for the waiting connection (they are only idle).
-        foreach (var site in evicted) await site.CloseAsync(CancellationToken.None).ConfigureAwait(false);
+        foreach (var site in evicted)
+        {
+            Budget?.ReturnSpare();
+            await site.CloseAsync(CancellationToken.None).ConfigureAwait(false);
+        }
         return await wait.ConfigureAwait(false);
     }
 
@@ -222,9 +230,17 @@ public sealed class SmtpDeliveryTransport(
     private async Task ParkAsync(SiteConnection site, string domain, int maxMessages, CancellationToken ct)
     {
         var parked = new MxSites<SiteConnection>.Parked(site.Key, site, domain);
-        if (!_siteOptions.MxRollup || !site.Conn.IsConnected || site.Conn.MessagesSent >= maxMessages || !_sites.TryPark(parked))
+        // A parked session holds a token of the node's connection budget (the parking destination's connection gives
+        // its own back when it stops); none to spare — destinations wait for one — and it is closed instead.
+        if (!_siteOptions.MxRollup || !site.Conn.IsConnected || site.Conn.MessagesSent >= maxMessages || Budget?.TryTakeSpare() == false)
         {
             await site.CloseAsync(ct).ConfigureAwait(false);
+            return;
+        }
+        if (!_sites.TryPark(parked, out var handed) || handed)
+        {
+            Budget?.ReturnSpare(); // closed, or handed to a waiting connection that holds a token of its own
+            if (!handed) await site.CloseAsync(ct).ConfigureAwait(false);
             return;
         }
         log.Debug("delivery_parked", $"DCID {site.Conn.Dcid} idle, kept for domains served by {site.Key.MxHost} (from {domain})",
@@ -238,13 +254,19 @@ public sealed class SmtpDeliveryTransport(
     private async Task ExpireAsync(MxSites<SiteConnection>.Parked parked)
     {
         await Task.Delay(_siteOptions.IdleTime).ConfigureAwait(false);
-        if (_sites.Remove(parked)) await parked.Item.CloseAsync(CancellationToken.None).ConfigureAwait(false);
+        if (!_sites.Remove(parked)) return;
+        Budget?.ReturnSpare();
+        await parked.Item.CloseAsync(CancellationToken.None).ConfigureAwait(false);
     }
 
     /// <summary>Gateway stop: QUIT every parked session.</summary>
     public async ValueTask DisposeAsync()
     {
-        foreach (var site in _sites.TakeAll()) await site.CloseAsync(CancellationToken.None).ConfigureAwait(false);
+        foreach (var site in _sites.TakeAll())
+        {
+            Budget?.ReturnSpare();
+            await site.CloseAsync(CancellationToken.None).ConfigureAwait(false);
+        }
     }
 
     /// <summary>The MTA-STS mode to apply (RFC 8461 §5): enforce/testing from a live or cached policy; a resolver
@@ -315,9 +337,11 @@ public sealed class SmtpDeliveryTransport(
 
 /// <param name="MxRollup"><c>mtasts.delivery.mx-rollup</c>: an idle session may carry other destinations' mail (see README).</param>
 /// <param name="IdleTime">How long a parked session waits for a destination (the connection idle time).</param>
+/// <param name="Budget">The node's outbound connection budget: a parked session holds a token (null: no limit).</param>
 /// <param name="OpeningPerAddress">With roll-up: connections opening at once per MX address; a further one waits for a
 /// parked session or for an opening to end (the engine's initial concurrency, Postfix initial_destination_concurrency).</param>
-public sealed record DeliverySiteOptions(bool MxRollup = false, TimeSpan IdleTime = default, int OpeningPerAddress = 5);
+public sealed record DeliverySiteOptions(bool MxRollup = false, TimeSpan IdleTime = default, ConnectionBudget? Budget = null,
+    int OpeningPerAddress = 5);
 
 /// <summary>An open outbound connection, its place at the MX address (released when it closes) and what it proved.</summary>
 public sealed class SiteConnection(OutboundConnection conn, SiteSlot slot, SiteKey key, ConnectResult connected)

@@ -43,9 +43,10 @@ public sealed record LogConnectionEvent(LogLine Line, bool Debug = false) : Conn
 /// messages each has sent, when each went idle, and the concurrency cap of slow start. Every method reads the
 /// <see cref="DestinationState"/> queue and the <see cref="PlanContext"/> and answers with effects; handing out a job
 /// marks its recipients in flight in the state (and, for a limited destination, counts them at once, so that the next
-/// job sees the slot taken).
+/// job sees the slot taken). Every connection holds a token of the node's <see cref="ConnectionBudget"/> (null: no
+/// node-wide limit) from the moment it is planned until it is gone.
 /// </summary>
-public sealed class ConnectionPlanner(DestinationState state, Func<long> nextDcid)
+public sealed class ConnectionPlanner(DestinationState state, Func<long> nextDcid, ConnectionBudget.Account? budget = null)
 {
     private sealed class Conn
     {
@@ -58,6 +59,8 @@ public sealed class ConnectionPlanner(DestinationState state, Func<long> nextDci
 
     private readonly Dictionary<long, Conn> _conns = new();
     private DestinationQueue Queue => state.Queue;
+    /// <summary>The last plan wanted more connections than the node's budget gave (the destination waits in line).</summary>
+    private bool _short;
 
     public int Count => _conns.Count;
     public int Opening { get; private set; }
@@ -129,7 +132,16 @@ public sealed class ConnectionPlanner(DestinationState state, Func<long> nextDci
         return fx;
     }
 
+    /// <summary>Plans, then settles with the node's budget: reserved tokens this plan did not use go on to other
+    /// destinations, and a destination no longer short leaves the line.</summary>
     private void Pump(PlanContext c, List<ConnectionEffect> fx)
+    {
+        _short = false;
+        Plan(c, fx);
+        budget?.Settle(_short);
+    }
+
+    private void Plan(PlanContext c, List<ConnectionEffect> fx)
     {
         if (c.Draining) return; // graceful stop: no new connections or transactions
         foreach (var change in Throttle.Decide(c.Now))
@@ -172,9 +184,12 @@ public sealed class ConnectionPlanner(DestinationState state, Func<long> nextDci
         var cap = Math.Min(Math.Min(Cap, c.Profile.MaxConcurrentConnections), Throttle.ConnectionLimit ?? int.MaxValue);
         if (_conns.Count < cap && Queue.HasDue(c.Now))
         {
-            // Open no more connections than there are due messages not yet covered by connections being opened.
+            // Open no more connections than there are due messages not yet covered by connections being opened, and
+            // no more than the node's budget gives now (short: the budget tells this destination when a token frees).
             var wanted = Math.Min(cap - _conns.Count, CountDue(c.Now, cap) - Opening);
-            for (var i = 0; i < wanted; i++)
+            var granted = budget?.Take(wanted) ?? wanted;
+            _short = granted < wanted;
+            for (var i = 0; i < granted; i++)
             {
                 var dcid = nextDcid();
                 _conns[dcid] = new Conn();
@@ -199,8 +214,10 @@ public sealed class ConnectionPlanner(DestinationState state, Func<long> nextDci
     {
         if (Queue.NextDue is not { } due) return;
         var delay = due - c.Now;
-        if (delay < TimeSpan.Zero) delay = TimeSpan.Zero;
-        if (Queue.InFlightCount == 0 || delay > TimeSpan.Zero) fx.Add(new WakeIn(delay + TimeSpan.FromMilliseconds(5)));
+        if (delay > TimeSpan.Zero) fx.Add(new WakeIn(delay + TimeSpan.FromMilliseconds(5)));
+        // Due now with nothing in flight: plan again soon — unless connections are opening (their answer plans again)
+        // or the node's budget has this destination in line (a freed token wakes it): no polling while they wait.
+        else if (Queue.InFlightCount == 0 && Opening == 0 && !_short) fx.Add(new WakeIn(TimeSpan.FromMilliseconds(5)));
     }
 
     // The queue's index is ordered by due time; counting up to `limit` is O(limit).
@@ -270,6 +287,13 @@ public sealed class ConnectionPlanner(DestinationState state, Func<long> nextDci
             fx.Add(new CloseConnection(dcid, Park: true));
             return false;
         }
+        if (budget?.Contended == true)
+        {
+            // Other destinations wait for a connection under the node's limit: this idle one makes room now.
+            conn.Open = false;
+            fx.Add(new CloseConnection(dcid));
+            return false;
+        }
         conn.IdleSince = c.Now;
         fx.Add(new IdleCheckIn(c.Tuning.ConnectionIdleTime));
         return false;
@@ -311,7 +335,11 @@ public sealed class ConnectionPlanner(DestinationState state, Func<long> nextDci
     /// the concurrency (the destination refuses more parallel sessions) and the mail stays due.</summary>
     public bool OpenFailed(long dcid, bool transient, PlanContext c)
     {
-        if (_conns.Remove(dcid)) Opening--;
+        if (_conns.Remove(dcid))
+        {
+            Opening--;
+            budget?.Release();
+        }
         if (transient && _conns.Values.Any(x => x.Open))
         {
             Cap = Math.Max(1, _conns.Count);
@@ -346,6 +374,7 @@ public sealed class ConnectionPlanner(DestinationState state, Func<long> nextDci
     {
         var fx = new List<ConnectionEffect>();
         if (!_conns.Remove(dcid, out var conn)) return fx;
+        budget?.Release();
         // Stopped while still opening (neither Ready nor OpenFailed arrived, e.g. it crashed): free its opening slot.
         if (!conn.Answered) Opening = Math.Max(0, Opening - 1);
         Release(dcid, conn, fx);
@@ -353,11 +382,12 @@ public sealed class ConnectionPlanner(DestinationState state, Func<long> nextDci
         return fx;
     }
 
-    /// <summary>The destination stops: every job still out is released.</summary>
+    /// <summary>The destination stops: every job still out is released, and every budget token (its connections stop with it).</summary>
     public IReadOnlyList<ConnectionEffect> StopAll()
     {
         var fx = new List<ConnectionEffect>();
         foreach (var (dcid, conn) in _conns) Release(dcid, conn, fx);
+        budget?.Close();
         return fx;
     }
 

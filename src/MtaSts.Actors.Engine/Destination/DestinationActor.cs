@@ -54,7 +54,8 @@ public sealed class DestinationActor : UntypedPersistentActor, IWithTimers
         _policy = new PolicyGate(_domain);
         var self = Self;
         _effects = new DestinationEffects(services, index, _domain) { Finished = (mid, rids) => self.Tell(new FinishWritten(mid, rids)) };
-        _plan = new ConnectionPlanner(_state, services.Dcids.Next);
+        // A token of the node's budget freed for this destination: plan again (it takes the token or passes it on).
+        _plan = new ConnectionPlanner(_state, services.Dcids.Next, services.Budget?.Open(() => self.Tell(new ConnectionEffects.Wake())));
         _connections = new ConnectionEffects(Context, () => Timers, services.Work,
             dcid => ConnectionActor.Props(new SessionRequest(_domain, Settings, _policy.Resolution, dcid), services.Transport), services.Log);
         PersistenceId = "destination-" + entityId;

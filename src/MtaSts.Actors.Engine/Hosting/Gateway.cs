@@ -89,6 +89,8 @@ public sealed class Gateway : IAsyncDisposable
     public DestinationConfig Destinations => _watcher.Current;
     /// <summary>TLS-RPT (null when mtasts.tls-rpt.enabled = false): <c>SendReportsAsync(day)</c> sends reports on demand.</summary>
     public TlsRptService? TlsRpt { get; private init; }
+    /// <summary>The node's outbound connection budget (<c>mtasts.delivery.max-connections</c>): tokens in use, destinations waiting.</summary>
+    public ConnectionBudget? ConnectionBudget { get; private init; }
 
     // ---- what the operator surface (admin API, health, metrics) reads ----
 
@@ -261,7 +263,11 @@ public sealed class Gateway : IAsyncDisposable
         var tlsRptMail = new SpoolReportSubmitter(spool, mids, log, clock);
         var tlsRpt = TlsRptHosting.Create(config.TlsRpt, config.Hostname, dataDir, dns, tlsRptMail, () => watcher.Gateway.Policy.Proxy,
             extraCaBundle, log, clock, undo);
-        var transport = overrides.Transport ?? Transport(config, watcher, dns, spool, log, dcids, extraCaBundle, tlsRpt);
+        // Node-wide outbound connection limit: destinations beyond it wait their turn (logged when it starts to bind).
+        var budget = new ConnectionBudget(config.Delivery.MaxConnections, (limit, waiting) => log.Info("delivery_connection_limit",
+            $"Outbound connection limit reached ({limit} connections, mtasts.delivery.max-connections): {waiting} destinations wait for a connection",
+            ("limit", limit), ("waiting", waiting)));
+        var transport = overrides.Transport ?? Transport(config, watcher, dns, spool, log, dcids, extraCaBundle, tlsRpt, budget);
         if (transport is IAsyncDisposable parkedSessions) undo.Push(parkedSessions.DisposeAsync);
         // Compact where the spool reads messages back: a million queued messages keep MID, receive time and RIDs here.
         var pending = new PendingIndex(compact: spool.CanReadMessages);
@@ -274,7 +280,7 @@ public sealed class Gateway : IAsyncDisposable
         IActorRef? policyRef = null;
         Dispatcher dispatcher = null!;
         var services = new DeliveryServices(transport, spool, log, dcids,
-            domain => Settings(watcher.Gateway, domain), bounces, clock, () => policyRef, tuning);
+            domain => Settings(watcher.Gateway, domain), bounces, clock, () => policyRef, tuning) { Budget = budget };
         PrepareSqlite(dataDir);
         var host = BuildHost(AkkaConfig(config, dataDir), ab => ab
             .AddPolicyBranch(policy, domain => watcher.Gateway.Policy.ResolveOptions(domain), log, started: supervisor => policyRef = supervisor)
@@ -331,6 +337,7 @@ public sealed class Gateway : IAsyncDisposable
             IsClustered = config.Cluster.IsClustered,
             _work = services.Work,
             _parkedSessions = transport as IAsyncDisposable,
+            ConnectionBudget = budget,
             TlsRpt = tlsRpt,
         };
     }
@@ -338,7 +345,7 @@ public sealed class Gateway : IAsyncDisposable
     /// <summary>The SMTP transport: per-profile outbound options from the live configuration (source address, client
     /// certificate), PKIX trust with the extra CA bundle, the MX override, TLS-RPT recording.</summary>
     private static SmtpDeliveryTransport Transport(GatewayConfig config, ConfigWatcher watcher, IDnsResolver dns, ISpool spool, MailLog log,
-        IdSequence dcids, string? extraCaBundle, TlsRptService? tlsRpt)
+        IdSequence dcids, string? extraCaBundle, TlsRptService? tlsRpt, ConnectionBudget budget)
     {
         var verifier = extraCaBundle is null ? CertificateVerifier.System : CertificateVerifier.FromPemFile(extraCaBundle);
         return new SmtpDeliveryTransport(new MxResolver(dns, config.Delivery.MxOverrideMap()), dns, spool, log, dcids, profile => new OutboundOptions
@@ -352,7 +359,7 @@ public sealed class Gateway : IAsyncDisposable
             LocalAddress = watcher.Gateway.SourceAddressFor(profile.SourceAddress),
             ClientCertificate = LoadClientCertificate(profile.ClientCertificate),
         }, tlsRpt?.Recorder, () => watcher.Gateway.BounceVerification,
-            new DeliverySiteOptions(config.Delivery.MxRollup, config.Delivery.ConnectionIdleTime, new EngineTuning().InitialConcurrency));
+            new DeliverySiteOptions(config.Delivery.MxRollup, config.Delivery.ConnectionIdleTime, budget, new EngineTuning().InitialConcurrency));
     }
 
     /// <summary>The actors' host: Akka (single-node cluster by default) with the features <paramref name="features"/> adds.</summary>

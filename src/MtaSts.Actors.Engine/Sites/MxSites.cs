@@ -213,8 +213,12 @@ public sealed class MxSites<T> where T : class
     /// <summary>Parks an idle session for other destinations, or hands it straight to the first connection waiting at
     /// that address that can use it. False — close it instead — when connections wait there for a place but none can use
     /// it (the parked one would only keep them out).</summary>
-    public bool TryPark(Parked parked)
+    public bool TryPark(Parked parked) => TryPark(parked, out _);
+
+    /// <param name="handed">True when it went to a waiting connection rather than into the pool.</param>
+    public bool TryPark(Parked parked, out bool handed)
     {
+        handed = false;
         Waiter? taker = null;
         lock (_gate)
         {
@@ -238,6 +242,7 @@ public sealed class MxSites<T> where T : class
                 return true;
             }
         }
+        handed = true;
         taker.Done.TrySetResult(new Grant(null, parked));
         return true;
     }

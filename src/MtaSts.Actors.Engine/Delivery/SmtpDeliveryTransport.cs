@@ -230,6 +230,10 @@ public sealed class SmtpDeliveryTransport(
     private async Task ParkAsync(SiteConnection site, string domain, int maxMessages, CancellationToken ct)
     {
         var parked = new MxSites<SiteConnection>.Parked(site.Key, site, domain);
+        // Straight to a connection waiting at that address first: it holds a budget token of its own, so this needs no
+        // spare one (measured: while the budget was saturated by destinations waiting there, sessions were closed
+        // instead of handed over and every waiting destination opened a new connection).
+        if (_siteOptions.MxRollup && site.Conn.IsConnected && site.Conn.MessagesSent < maxMessages && _sites.TryHandOver(parked)) return;
         // A parked session holds a token of the node's connection budget (the parking destination's connection gives
         // its own back when it stops); none to spare — destinations wait for one — and it is closed instead.
         if (!_siteOptions.MxRollup || !site.Conn.IsConnected || site.Conn.MessagesSent >= maxMessages || Budget?.TryTakeSpare() == false)

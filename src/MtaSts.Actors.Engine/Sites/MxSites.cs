@@ -247,6 +247,27 @@ public sealed class MxSites<T> where T : class
         return true;
     }
 
+    /// <summary>Hands an idle session straight to the first connection waiting at that address that can use it; false
+    /// (nothing done) when none can. Needs no room in the pool: the taker already counts as a connection.</summary>
+    public bool TryHandOver(Parked parked)
+    {
+        Waiter? taker = null;
+        lock (_gate)
+        {
+            if (!_waiting.TryGetValue(parked.Key.Mx, out var queue)) return false;
+            for (var n = queue.First; n is not null; n = n.Next)
+                if (n.Value.Key.Equals(parked.Key) && n.Value.Usable?.Invoke(parked) == true)
+                {
+                    taker = n.Value;
+                    queue.Remove(n);
+                    break;
+                }
+            if (queue.Count == 0) _waiting.Remove(parked.Key.Mx);
+        }
+        taker?.Done.TrySetResult(new Grant(null, parked));
+        return taker is not null;
+    }
+
     /// <summary>Takes the most recently parked session at <paramref name="key"/> that <paramref name="usable"/> accepts
     /// (the requesting destination's requirements), or null.</summary>
     public Parked? TryTake(SiteKey key, Func<Parked, bool> usable)

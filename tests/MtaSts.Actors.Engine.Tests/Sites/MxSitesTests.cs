@@ -148,6 +148,24 @@ public sealed class MxSitesTests
     }
 
     [Fact]
+    public async Task A_hand_over_goes_only_to_a_waiting_connection_that_can_use_the_session()
+    {
+        var sites = new MxSites<Conn>();
+        var idle = new MxSites<Conn>.Parked(Key1, new Conn("idle"), "a.test");
+        Assert.False(sites.TryHandOver(idle)); // nobody waits: nothing done, not parked either
+        Assert.Equal(0, sites.ParkedCount);
+        var opening = (await sites.AcquireAsync(Key1, int.MaxValue, _ => true, default, out _, openingLimit: 1)).Slot!;
+        var picky = sites.AcquireAsync(Key1, int.MaxValue, p => p.Domain == "c.test", default, out _, openingLimit: 1);
+        var any = sites.AcquireAsync(Key1, int.MaxValue, _ => true, default, out _, openingLimit: 1);
+        Assert.True(sites.TryHandOver(idle));
+        Assert.Same(idle, (await any).Session); // the first that can use it, past one that cannot
+        Assert.False(picky.IsCompleted);
+        Assert.Equal(0, sites.ParkedCount);
+        opening.Connected(answered: true);
+        Assert.NotNull((await picky).Slot);
+    }
+
+    [Fact]
     public async Task An_address_that_does_not_answer_lifts_the_opening_limit_until_a_connection_there_succeeds()
     {
         var sites = new MxSites<Conn>();

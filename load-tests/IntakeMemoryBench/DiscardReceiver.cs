@@ -14,18 +14,20 @@ internal sealed class DiscardReceiver : IAsyncDisposable
     private readonly Task _accept;
     private readonly List<Task> _sessions = [];
     private long _messages, _octets;
-    private int _connections;
+    private int _connections, _active, _peak;
 
     public int Port { get; }
     public long Messages => Interlocked.Read(ref _messages);
     public long Octets => Interlocked.Read(ref _octets);
     public int Connections => Volatile.Read(ref _connections);
+    /// <summary>Most sessions connected at once.</summary>
+    public int PeakConcurrent => Volatile.Read(ref _peak);
 
     /// <param name="port">0: any free port (see <see cref="Port"/>).</param>
     public DiscardReceiver(int port = 0)
     {
         _listener = new TcpListener(IPAddress.Loopback, port);
-        _listener.Start(512);
+        _listener.Start(4096); // 1,000 outbound connections may arrive at once (the gateway's default limit)
         Port = ((IPEndPoint)_listener.LocalEndpoint).Port;
         _accept = Task.Run(AcceptLoopAsync);
     }
@@ -45,6 +47,15 @@ internal sealed class DiscardReceiver : IAsyncDisposable
     private async Task SessionAsync(Socket socket)
     {
         var ct = _stop.Token;
+        var active = Interlocked.Increment(ref _active);
+        for (var peak = Volatile.Read(ref _peak); active > peak; peak = Volatile.Read(ref _peak))
+            if (Interlocked.CompareExchange(ref _peak, active, peak) == peak) break;
+        try { await DialogueAsync(socket, ct).ConfigureAwait(false); }
+        finally { Interlocked.Decrement(ref _active); }
+    }
+
+    private async Task DialogueAsync(Socket socket, CancellationToken ct)
+    {
         using var wire = new SmtpWire(new NetworkStream(socket, ownsSocket: true));
         try
         {

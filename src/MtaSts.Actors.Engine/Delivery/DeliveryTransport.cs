@@ -17,7 +17,9 @@ public sealed record RecipientOutcome(int Rid, RecipientOutcomeKind Kind, string
 public sealed record DeliveryJob(MessageRef Message, IReadOnlyList<RecipientRef> Recipients);
 
 /// <param name="ConnectionUsable">False when the connection broke or the server said 421: the session is closed.</param>
-public sealed record JobResult(long Mid, IReadOnlyList<RecipientOutcome> Outcomes, bool ConnectionUsable)
+/// <param name="SiteWanted">MX roll-up: other destinations wait for a connection at this connection's MX address, so
+/// an idle one is handed over to them rather than kept for this destination's own next message.</param>
+public sealed record JobResult(long Mid, IReadOnlyList<RecipientOutcome> Outcomes, bool ConnectionUsable, bool SiteWanted = false)
 {
     /// <summary>At least one recipient was accepted (the connection's slow start counts it as a success).</summary>
     public bool Delivered => Outcomes.Any(o => o.Kind == RecipientOutcomeKind.Delivered);

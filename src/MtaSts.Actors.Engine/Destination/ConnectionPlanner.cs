@@ -247,7 +247,8 @@ public sealed class ConnectionPlanner(DestinationState state, Func<long> nextDci
     }
 
     /// <summary>Gives the connection its next message, or closes it at its message limit. False when nothing is due.</summary>
-    private bool Feed(long dcid, Conn conn, PlanContext c, List<ConnectionEffect> fx)
+    /// <param name="siteWanted">Other destinations wait at this connection's MX address (see <see cref="Done"/>).</param>
+    private bool Feed(long dcid, Conn conn, PlanContext c, List<ConnectionEffect> fx, bool siteWanted = false)
     {
         // Also a connection over a throttle's lowered limit (it closes between transactions).
         if (conn.Sent >= c.Profile.MaxMessagesPerConnection || c.Draining || c.Suspended || Live > (Throttle.ConnectionLimit ?? int.MaxValue))
@@ -259,7 +260,7 @@ public sealed class ConnectionPlanner(DestinationState state, Func<long> nextDci
         if (Throttle.RateWait(c.Now) is { } pace)
         {
             fx.Add(new WakeIn(Delay(pace)));
-            return Idle(dcid, conn, c, fx);
+            return Idle(dcid, conn, c, fx, siteWanted);
         }
         // Profile max-recipients-per-transaction: a message with more recipients here goes in several transactions.
         var want = c.Profile.MaxRecipientsPerTransaction;
@@ -267,10 +268,10 @@ public sealed class ConnectionPlanner(DestinationState state, Func<long> nextDci
         if (limiter?.Available(c.Now) is { } available)
         {
             // At the limit Pump schedules the wake for the next slot; meanwhile the connection idles.
-            if (available <= 0) return Idle(dcid, conn, c, fx);
+            if (available <= 0) return Idle(dcid, conn, c, fx, siteWanted);
             want = (int)Math.Min(want, available);
         }
-        if (state.TakeDue(c.Now, want) is not { } next) return Idle(dcid, conn, c, fx);
+        if (state.TakeDue(c.Now, want) is not { } next) return Idle(dcid, conn, c, fx, siteWanted);
         var (msg, rcpts) = next;
         if (limiter is not null)
         {
@@ -287,14 +288,15 @@ public sealed class ConnectionPlanner(DestinationState state, Func<long> nextDci
         return true;
     }
 
-    private bool Idle(long dcid, Conn conn, PlanContext c, List<ConnectionEffect> fx)
+    private bool Idle(long dcid, Conn conn, PlanContext c, List<ConnectionEffect> fx, bool siteWanted)
     {
-        if (c.Tuning.MxRollup && (Queue.InFlightCount == 0 || c.Profile.LimitType == LimitType.PerMxIp))
+        if (c.Tuning.MxRollup && (Queue.InFlightCount == 0 || c.Profile.LimitType == LimitType.PerMxIp || siteWanted))
         {
             // MX roll-up: a destination with nothing in flight parks its idle connection in the node's pool, where this
             // or another destination served by the same MX takes it (the transport bounds its idle time there). A busy
             // destination keeps it for its own next message (measured: parking between its messages costs CPU) —
-            // except under limit-type = mx-ip, where an idle connection holds a place other destinations wait for.
+            // except under limit-type = mx-ip, where an idle connection holds a place other destinations wait for, and
+            // when other destinations wait at its MX (the transport hands it to them instead of their opening one).
             conn.Open = false;
             fx.Add(new CloseConnection(dcid, Park: true));
             return false;
@@ -365,7 +367,9 @@ public sealed class ConnectionPlanner(DestinationState state, Func<long> nextDci
 
     /// <summary>A transaction was reported (its outcomes already decided): the job ends, slow start may add a
     /// connection, the connection gets its next job if it is still usable, then plan.</summary>
-    public IReadOnlyList<ConnectionEffect> Done(long dcid, bool delivered, bool usable, PlanContext c)
+    /// <param name="siteWanted">MX roll-up: other destinations wait for a connection at this one's MX address; if this
+    /// destination has nothing due for it, it is parked (handed to them) even while its other connections are busy.</param>
+    public IReadOnlyList<ConnectionEffect> Done(long dcid, bool delivered, bool usable, PlanContext c, bool siteWanted = false)
     {
         var fx = new List<ConnectionEffect>();
         if (!_conns.TryGetValue(dcid, out var conn)) return fx;
@@ -374,7 +378,7 @@ public sealed class ConnectionPlanner(DestinationState state, Func<long> nextDci
         // Slow start (Postfix-style positive feedback): a delivery while every allowed connection is in use earns
         // one more connection, up to the profile's limit, so a backlog ramps up in rounds.
         if (delivered && _conns.Count >= Cap) Cap = Math.Min(c.Profile.MaxConcurrentConnections, Cap + 1);
-        if (usable && conn.Open) Feed(dcid, conn, c, fx);
+        if (usable && conn.Open) Feed(dcid, conn, c, fx, siteWanted);
         else conn.Open = false;
         Pump(c, fx);
         return fx;

@@ -199,7 +199,7 @@ public sealed class DestinationActor : UntypedPersistentActor, IWithTimers
                 Commit(_state.Decide(new OutcomesReported(d.Dcid, d.Job.Message, d.Job.Recipients, d.Result.Outcomes), Settings, Now),
                     // After the effects: their finish task is tracked before a graceful stop sees the delivery as ended.
                     () => { Run([.. _plan.Replied(d.Result.Outcomes.Select(o => o.Reply), Plan()),
-                        .. _plan.Done(d.Dcid, d.Result.Delivered, d.Result.ConnectionUsable, Plan())]); StopIfHandedOff(); });
+                        .. _plan.Done(d.Dcid, d.Result.Delivered, d.Result.ConnectionUsable, Plan(), d.Result.SiteWanted)]); StopIfHandedOff(); });
                 break;
             case Terminated t when _connections.Stopped(t.ActorRef, out var dcid):
                 Run(_plan.Stopped(dcid, Plan()));

@@ -12,25 +12,40 @@ public sealed record SiteKey(string MxHost, IPEndPoint Mx, IPAddress? Source, st
     public override int GetHashCode() => HashCode.Combine(MxHost.ToLowerInvariant(), Mx, Source, HeloName, ClientCertificate);
 }
 
-/// <summary>A connection's place at an MX address (see <see cref="MxSites{T}.AcquireAsync"/>); released once, when the
-/// connection is closed.</summary>
+/// <summary>A connection's place at an MX address (see <see cref="MxSites{T}.AcquireAsync"/>): opening until
+/// <see cref="Connected"/>, released once, when the connection is closed.</summary>
 public sealed class SiteSlot
 {
-    private readonly Action _release;
-    private int _released;
+    private readonly Action<bool> _connected;
+    private readonly Action<bool> _release;
+    private int _state; // 0 opening, 1 connected, 2 released
 
-    internal SiteSlot(Action release) => _release = release;
+    internal SiteSlot(Action<bool> connected, Action<bool> release)
+    {
+        _connected = connected;
+        _release = release;
+    }
+
+    /// <summary>The connection attempt is over; <paramref name="answered"/>: the address answered (false: network
+    /// error or timeout — connections waiting to open there then no longer wait for each other).</summary>
+    public void Connected(bool answered)
+    {
+        if (Interlocked.CompareExchange(ref _state, 1, 0) == 0) _connected(answered);
+    }
 
     public void Release()
     {
-        if (Interlocked.Exchange(ref _released, 1) == 0) _release();
+        var was = Interlocked.Exchange(ref _state, 2);
+        if (was != 2) _release(was == 0);
     }
 }
 
 /// <summary>
 /// The node's delivery sites, without I/O: the connections open per MX address (<c>limit-type = mx-ip</c>: the
 /// profile's max-concurrent-connections applies per MX IP address, shared by every destination whose MX resolves to
-/// it) and the idle sessions parked for MX roll-up. Thread-safe with short locks and no I/O under them; the transport
+/// it), the connections opening there (with roll-up, at most a few at once per address: the others wait for a session
+/// to be parked, so that many domains on one MX share few connections, as Postfix's connection cache does) and the idle
+/// sessions parked for MX roll-up. Thread-safe with short locks and no I/O under them; the transport
 /// does the network work. Per node: in a cluster each node counts and pools its own connections.
 /// </summary>
 /// <typeparam name="T">The pooled session (the transport's connection; a plain object in tests).</typeparam>
@@ -48,10 +63,13 @@ public sealed class MxSites<T> where T : class
     /// <summary>What a waiting connection gets: a place of its own, or a parked session it can use (which keeps its place).</summary>
     public sealed record Grant(SiteSlot? Slot, Parked? Session);
 
-    private sealed record Waiter(SiteKey Key, int Limit, Func<Parked, bool>? Usable, TaskCompletionSource<Grant> Done);
+    private sealed record Waiter(SiteKey Key, int Limit, int OpeningLimit, Func<Parked, bool>? Usable, TaskCompletionSource<Grant> Done);
 
     private readonly object _gate = new();
     private readonly Dictionary<IPEndPoint, int> _open = new();
+    private readonly Dictionary<IPEndPoint, int> _opening = new();
+    /// <summary>Addresses whose last connection attempt got no answer: no one waits for an opening there.</summary>
+    private readonly HashSet<IPEndPoint> _silent = new();
     private readonly Dictionary<IPEndPoint, LinkedList<Waiter>> _waiting = new();
     private readonly Dictionary<SiteKey, List<Parked>> _parked = new();
 
@@ -59,6 +77,12 @@ public sealed class MxSites<T> where T : class
     public int OpenAt(IPEndPoint mx)
     {
         lock (_gate) return _open.GetValueOrDefault(mx);
+    }
+
+    /// <summary>Connections counted at <paramref name="mx"/> whose connection attempt is not over.</summary>
+    public int OpeningAt(IPEndPoint mx)
+    {
+        lock (_gate) return _opening.GetValueOrDefault(mx);
     }
 
     public int ParkedCount
@@ -72,26 +96,32 @@ public sealed class MxSites<T> where T : class
     }
 
     /// <summary>A place for one more connection at <paramref name="key"/>'s address, given at once while fewer than
-    /// <paramref name="limit"/> are counted there, else in arrival order as places free up (int.MaxValue: never waits,
-    /// only counted). Meanwhile a session parked for the same key that <paramref name="usable"/> accepts is handed over
-    /// instead (MX roll-up: it already holds a place). A waiter makes room: the sessions parked at that address (it could
-    /// not use them) are handed back in <paramref name="evicted"/> for the caller to close, which frees their places.</summary>
-    public Task<Grant> AcquireAsync(SiteKey key, int limit, Func<Parked, bool>? usable, CancellationToken ct, out IReadOnlyList<T> evicted)
+    /// <paramref name="limit"/> are counted there and fewer than <paramref name="openingLimit"/> are opening there, else
+    /// in arrival order as places free up and openings end (int.MaxValue: never waits, only counted). Meanwhile a
+    /// session parked for the same key that <paramref name="usable"/> accepts is handed over instead (MX roll-up: it
+    /// already holds a place). A waiter kept out by <paramref name="limit"/> makes room: the sessions parked at that
+    /// address (it could not use them) are handed back in <paramref name="evicted"/> for the caller to close, which
+    /// frees their places. The opening limit does not apply while the address does not answer (see
+    /// <see cref="SiteSlot.Connected"/>): a dead MX fails every waiting destination at once, not a few at a time.</summary>
+    public Task<Grant> AcquireAsync(SiteKey key, int limit, Func<Parked, bool>? usable, CancellationToken ct, out IReadOnlyList<T> evicted,
+        int openingLimit = int.MaxValue)
     {
         evicted = [];
         var mx = key.Mx;
         lock (_gate)
         {
             var open = _open.GetValueOrDefault(mx);
-            if (open < limit && !_waiting.ContainsKey(mx))
+            if (open < limit && CanOpen(mx, openingLimit) && !_waiting.ContainsKey(mx))
             {
                 _open[mx] = open + 1;
                 return Task.FromResult(new Grant(NewSlot(mx), null));
             }
-            var waiter = new Waiter(key, limit, usable, new TaskCompletionSource<Grant>(TaskCreationOptions.RunContinuationsAsynchronously));
+            // Parked since the caller last looked (under this lock, so it is not parked past a waiter).
+            if (usable is not null && TakeParked(key, usable) is { } ready) return Task.FromResult(new Grant(null, ready));
+            var waiter = new Waiter(key, limit, openingLimit, usable, new TaskCompletionSource<Grant>(TaskCreationOptions.RunContinuationsAsynchronously));
             if (!_waiting.TryGetValue(mx, out var queue)) _waiting[mx] = queue = new LinkedList<Waiter>();
             var node = queue.AddLast(waiter);
-            evicted = EvictAt(mx);
+            if (open >= limit) evicted = EvictAt(mx);
             if (ct.CanBeCanceled)
                 ct.Register(() =>
                 {
@@ -107,6 +137,8 @@ public sealed class MxSites<T> where T : class
         }
     }
 
+    private bool CanOpen(IPEndPoint mx, int openingLimit) => _opening.GetValueOrDefault(mx) < openingLimit || _silent.Contains(mx);
+
     private List<T> EvictAt(IPEndPoint mx)
     {
         var evicted = new List<T>();
@@ -118,30 +150,32 @@ public sealed class MxSites<T> where T : class
         return evicted;
     }
 
-    private SiteSlot NewSlot(IPEndPoint mx) => new(() => Release(mx));
+    private SiteSlot NewSlot(IPEndPoint mx)
+    {
+        _opening[mx] = _opening.GetValueOrDefault(mx) + 1;
+        return new SiteSlot(answered => Connected(mx, answered), opening => Release(mx, opening));
+    }
 
-    private void Release(IPEndPoint mx)
+    private void Connected(IPEndPoint mx, bool answered)
     {
         var granted = new List<(Waiter, Grant)>();
         lock (_gate)
         {
-            var open = _open.GetValueOrDefault(mx) - 1;
-            if (_waiting.TryGetValue(mx, out var queue))
-            {
-                // In arrival order; a waiter with a lower limit than the places taken waits on, later ones may go.
-                for (var n = queue.First; n is not null;)
-                {
-                    var next = n.Next;
-                    if (open < n.Value.Limit)
-                    {
-                        queue.Remove(n);
-                        open++;
-                        granted.Add((n.Value, new Grant(NewSlot(mx), null)));
-                    }
-                    n = next;
-                }
-                if (queue.Count == 0) _waiting.Remove(mx);
-            }
+            Decrement(_opening, mx);
+            if (answered) _silent.Remove(mx);
+            else _silent.Add(mx);
+            if (GrantWaiting(mx, _open.GetValueOrDefault(mx), granted) is > 0 and var open) _open[mx] = open;
+        }
+        foreach (var (waiter, grant) in granted) waiter.Done.TrySetResult(grant);
+    }
+
+    private void Release(IPEndPoint mx, bool opening)
+    {
+        var granted = new List<(Waiter, Grant)>();
+        lock (_gate)
+        {
+            if (opening) Decrement(_opening, mx); // cancelled or failed before it was connected
+            var open = GrantWaiting(mx, _open.GetValueOrDefault(mx) - 1, granted);
             if (open <= 0) _open.Remove(mx);
             else _open[mx] = open;
         }
@@ -149,9 +183,36 @@ public sealed class MxSites<T> where T : class
         foreach (var (waiter, grant) in granted) waiter.Done.TrySetResult(grant);
     }
 
+    private static void Decrement(Dictionary<IPEndPoint, int> counts, IPEndPoint mx)
+    {
+        var n = counts.GetValueOrDefault(mx) - 1;
+        if (n <= 0) counts.Remove(mx);
+        else counts[mx] = n;
+    }
+
+    /// <summary>Gives places to the waiters that fit now, in arrival order (one with a lower limit than the places taken
+    /// waits on, later ones may go); the places counted afterwards. Under the lock.</summary>
+    private int GrantWaiting(IPEndPoint mx, int open, List<(Waiter, Grant)> granted)
+    {
+        if (!_waiting.TryGetValue(mx, out var queue)) return open;
+        for (var n = queue.First; n is not null;)
+        {
+            var next = n.Next;
+            if (open < n.Value.Limit && CanOpen(mx, n.Value.OpeningLimit))
+            {
+                queue.Remove(n);
+                open++;
+                granted.Add((n.Value, new Grant(NewSlot(mx), null)));
+            }
+            n = next;
+        }
+        if (queue.Count == 0) _waiting.Remove(mx);
+        return open;
+    }
+
     /// <summary>Parks an idle session for other destinations, or hands it straight to the first connection waiting at
-    /// that address that can use it. False — close it instead — when connections wait there but none can use it (the
-    /// parked one would only keep them out).</summary>
+    /// that address that can use it. False — close it instead — when connections wait there for a place but none can use
+    /// it (the parked one would only keep them out).</summary>
     public bool TryPark(Parked parked) => TryPark(parked, out _);
 
     /// <param name="handed">True when it went to a waiting connection rather than into the pool.</param>
@@ -170,9 +231,11 @@ public sealed class MxSites<T> where T : class
                         queue.Remove(n);
                     }
                 if (queue.Count == 0) _waiting.Remove(parked.Key.Mx);
-                if (taker is null) return false;
+                // Closing it frees a place only for a waiter kept out by the places (not one waiting for an opening).
+                var open = _open.GetValueOrDefault(parked.Key.Mx);
+                if (taker is null && queue.Any(w => open >= w.Limit)) return false;
             }
-            else
+            if (taker is null)
             {
                 if (!_parked.TryGetValue(parked.Key, out var list)) _parked[parked.Key] = list = new List<Parked>();
                 list.Add(parked);
@@ -184,23 +247,46 @@ public sealed class MxSites<T> where T : class
         return true;
     }
 
+    /// <summary>Hands an idle session straight to the first connection waiting at that address that can use it; false
+    /// (nothing done) when none can. Needs no room in the pool: the taker already counts as a connection.</summary>
+    public bool TryHandOver(Parked parked)
+    {
+        Waiter? taker = null;
+        lock (_gate)
+        {
+            if (!_waiting.TryGetValue(parked.Key.Mx, out var queue)) return false;
+            for (var n = queue.First; n is not null; n = n.Next)
+                if (n.Value.Key.Equals(parked.Key) && n.Value.Usable?.Invoke(parked) == true)
+                {
+                    taker = n.Value;
+                    queue.Remove(n);
+                    break;
+                }
+            if (queue.Count == 0) _waiting.Remove(parked.Key.Mx);
+        }
+        taker?.Done.TrySetResult(new Grant(null, parked));
+        return taker is not null;
+    }
+
     /// <summary>Takes the most recently parked session at <paramref name="key"/> that <paramref name="usable"/> accepts
     /// (the requesting destination's requirements), or null.</summary>
     public Parked? TryTake(SiteKey key, Func<Parked, bool> usable)
     {
-        lock (_gate)
+        lock (_gate) return TakeParked(key, usable);
+    }
+
+    private Parked? TakeParked(SiteKey key, Func<Parked, bool> usable)
+    {
+        if (!_parked.TryGetValue(key, out var list)) return null;
+        for (var i = list.Count - 1; i >= 0; i--)
         {
-            if (!_parked.TryGetValue(key, out var list)) return null;
-            for (var i = list.Count - 1; i >= 0; i--)
-            {
-                if (!usable(list[i])) continue;
-                var taken = list[i];
-                list.RemoveAt(i);
-                if (list.Count == 0) _parked.Remove(key);
-                return taken;
-            }
-            return null;
+            if (!usable(list[i])) continue;
+            var taken = list[i];
+            list.RemoveAt(i);
+            if (list.Count == 0) _parked.Remove(key);
+            return taken;
         }
+        return null;
     }
 
     /// <summary>Removes a parked session (its idle time is over). False when another destination took it meanwhile.</summary>

@@ -202,6 +202,30 @@ public sealed class ConnectionPlannerTests
     }
 
     [Fact]
+    public void With_MX_roll_up_a_busy_destination_hands_its_idle_connection_over_when_other_destinations_wait_at_its_MX()
+    {
+        var rig = new Rig(2) { Tune = Tuning with { MxRollup = true } };
+        var dcids = Opened(rig.Plan.Pump(rig.Ctx));
+        var first = Assert.Single(Sent(rig.Plan.Ready(dcids[0], rig.Ctx)));
+        Assert.Single(Sent(rig.Plan.Ready(dcids[1], rig.Ctx)));
+        // The other message is still in flight, but other destinations wait for a connection at this MX: parked for them.
+        rig.State.Apply(new RecipientsCompleted(first.Job.Message.Mid, first.Job.Recipients.Select(r => r.Rid).ToArray()));
+        var fx = rig.Plan.Done(first.Dcid, delivered: true, usable: true, rig.Ctx, siteWanted: true);
+        Assert.Contains(new CloseConnection(dcids[0], Park: true), fx);
+        Assert.DoesNotContain(fx, e => e is IdleCheckIn);
+
+        // Without roll-up the signal changes nothing: kept for the idle time.
+        var off = new Rig(2);
+        var two = Opened(off.Plan.Pump(off.Ctx));
+        var job = Assert.Single(Sent(off.Plan.Ready(two[0], off.Ctx)));
+        off.Plan.Ready(two[1], off.Ctx);
+        off.State.Apply(new RecipientsCompleted(job.Job.Message.Mid, job.Job.Recipients.Select(r => r.Rid).ToArray()));
+        fx = off.Plan.Done(job.Dcid, delivered: true, usable: true, off.Ctx, siteWanted: true);
+        Assert.Contains(new IdleCheckIn(Tuning.ConnectionIdleTime), fx);
+        Assert.DoesNotContain(fx, e => e is CloseConnection);
+    }
+
+    [Fact]
     public void A_rolled_up_connection_counts_the_messages_it_already_carried_against_the_message_limit()
     {
         var rig = new Rig(3) { Profile = new DestinationProfile { MaxConcurrentConnections = 1, MaxMessagesPerConnection = 3 } };

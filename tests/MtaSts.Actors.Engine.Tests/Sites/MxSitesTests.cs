@@ -104,6 +104,86 @@ public sealed class MxSitesTests
     }
 
     [Fact]
+    public async Task With_an_opening_limit_a_connection_waits_while_others_open_there_and_gets_a_parked_session_or_the_next_opening()
+    {
+        var sites = new MxSites<Conn>();
+        Task<MxSites<Conn>.Grant> Acquire(SiteKey key) => sites.AcquireAsync(key, int.MaxValue, _ => true, default, out _, openingLimit: 2);
+        var a = (await Acquire(Key1)).Slot!;
+        var b = (await Acquire(Key1)).Slot!;
+        Assert.Equal(2, sites.OpeningAt(Ip1));
+        var c = Acquire(Key1);
+        var d = Acquire(Key1);
+        Assert.NotNull((await Acquire(Key1 with { Mx = Ip2 })).Slot); // another address opens on its own
+        Assert.False(c.IsCompleted);
+        Assert.Equal(2, sites.WaitingAt(Ip1));
+
+        // a connects: c may open the next connection; a is busy, then idle: parked — handed to d, nothing new opened.
+        a.Connected(answered: true);
+        Assert.NotNull((await c).Slot);
+        Assert.False(d.IsCompleted);
+        var idle = new MxSites<Conn>.Parked(Key1, new Conn("a"), "a.test");
+        Assert.True(sites.TryPark(idle));
+        Assert.Same(idle, (await d).Session);
+        Assert.Null((await d).Slot);
+        Assert.Equal(0, sites.ParkedCount);
+        Assert.Equal(3, sites.OpenAt(Ip1));
+        Assert.Equal(2, sites.OpeningAt(Ip1)); // b and c
+
+        // A session parked while the address is not full is not closed for those waiting for an opening, and a new
+        // waiter first takes what is parked (no eviction: it is not kept out by the places).
+        var e = Acquire(Key1 with { HeloName = "other.example" }); // another site: cannot use the parked one
+        var parked = new MxSites<Conn>.Parked(Key1, new Conn("b"), "b.test");
+        Assert.True(sites.TryPark(parked));
+        var f = sites.AcquireAsync(Key1, int.MaxValue, _ => true, default, out var evicted, openingLimit: 2);
+        Assert.Empty(evicted);
+        Assert.Same(parked, (await f).Session);
+        Assert.False(e.IsCompleted);
+        // An opening that ends without a connection (cancelled, or failed after an answer) lets the next one open.
+        b.Release();
+        Assert.NotNull((await e).Slot);
+        Assert.Equal(2, sites.OpeningAt(Ip1));
+        a.Release();
+        a.Connected(answered: true); // after its release: no effect
+        Assert.Equal(2, sites.OpeningAt(Ip1));
+    }
+
+    [Fact]
+    public async Task A_hand_over_goes_only_to_a_waiting_connection_that_can_use_the_session()
+    {
+        var sites = new MxSites<Conn>();
+        var idle = new MxSites<Conn>.Parked(Key1, new Conn("idle"), "a.test");
+        Assert.False(sites.TryHandOver(idle)); // nobody waits: nothing done, not parked either
+        Assert.Equal(0, sites.ParkedCount);
+        var opening = (await sites.AcquireAsync(Key1, int.MaxValue, _ => true, default, out _, openingLimit: 1)).Slot!;
+        var picky = sites.AcquireAsync(Key1, int.MaxValue, p => p.Domain == "c.test", default, out _, openingLimit: 1);
+        var any = sites.AcquireAsync(Key1, int.MaxValue, _ => true, default, out _, openingLimit: 1);
+        Assert.True(sites.TryHandOver(idle));
+        Assert.Same(idle, (await any).Session); // the first that can use it, past one that cannot
+        Assert.False(picky.IsCompleted);
+        Assert.Equal(0, sites.ParkedCount);
+        opening.Connected(answered: true);
+        Assert.NotNull((await picky).Slot);
+    }
+
+    [Fact]
+    public async Task An_address_that_does_not_answer_lifts_the_opening_limit_until_a_connection_there_succeeds()
+    {
+        var sites = new MxSites<Conn>();
+        Task<MxSites<Conn>.Grant> Acquire() => sites.AcquireAsync(Key1, int.MaxValue, _ => true, default, out _, openingLimit: 1);
+        var first = (await Acquire()).Slot!;
+        var waiting = new[] { Acquire(), Acquire(), Acquire() };
+        Assert.All(waiting, t => Assert.False(t.IsCompleted));
+        // A dead MX: every waiting destination tries (and fails) now, not one connect timeout after another.
+        first.Connected(answered: false);
+        first.Release();
+        Assert.All(waiting, t => Assert.True(t.IsCompletedSuccessfully));
+        Assert.True(Acquire().IsCompletedSuccessfully);
+        var slots = await Task.WhenAll(waiting);
+        slots[0].Slot!.Connected(answered: true); // it answers again: the limit is back
+        Assert.False(Acquire().IsCompleted);
+    }
+
+    [Fact]
     public void The_pool_hands_out_the_newest_usable_session_for_the_exact_key_once()
     {
         var sites = new MxSites<Conn>();

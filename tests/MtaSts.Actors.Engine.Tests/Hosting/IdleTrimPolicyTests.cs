@@ -6,24 +6,39 @@ namespace MtaSts.Actors.Engine.Tests.Hosting;
 public sealed class IdleTrimPolicyTests
 {
     private const long MiB = 1L << 20;
-    private static readonly IdleTrimPolicy Policy = IdleTrimPolicy.Default; // 256 MiB reclaimable, < 1 MiB/s, 3 min apart
+    private static readonly TimeSpan Minute = TimeSpan.FromSeconds(60);
 
     [Theory]
-    // committed MiB, live MiB, allocated MiB over 60 s, minutes since the last trim (-1: never) → trim
-    [InlineData(1190, 53, 10, -1, true)]    // after the 100,000-destination burst, quiet: trim
-    [InlineData(1190, 53, 10, 4, true)]     // quiet again (the actors passivated since), the last trim 4 minutes ago
-    [InlineData(1190, 53, 10, 2, false)]    // trimmed 2 minutes ago: not again yet
-    [InlineData(1190, 53, 600, -1, false)]  // 10 MiB/s allocated: busy, the heap is in use
-    [InlineData(300, 100, 0, -1, false)]    // 200 MiB reclaimable: not worth a full blocking collection
-    [InlineData(400, 100, 0, -1, true)]     // 300 MiB reclaimable and idle
-    public void Trims_only_a_quiet_node_holding_much_more_than_is_live_and_not_too_often(long committed, long live, long allocated,
-        int minutesSince, bool trim)
+    // committed MiB, allocated MiB over 60 s, minutes since the last trim (-1: never) → due (default policy: ≥ 256 MiB
+    // committed, < 1 MiB/s allocated, 3 min after a trim that gained)
+    [InlineData(1190, 10, -1, true)]    // after the 100,000-destination burst, quiet: trim
+    [InlineData(1190, 10, 4, true)]     // quiet again (the actors passivated since), the last trim 4 minutes ago
+    [InlineData(1190, 10, 2, false)]    // trimmed 2 minutes ago: not again yet
+    [InlineData(1190, 600, -1, false)]  // 10 MiB/s allocated: busy, the heap is in use
+    [InlineData(200, 0, -1, false)]     // 200 MiB committed: left alone
+    public void Trims_only_a_quiet_node_holding_much_and_not_too_often(long committed, long allocated, int minutesSince, bool due)
     {
+        var schedule = new IdleTrimSchedule(IdleTrimPolicy.Default);
         TimeSpan? since = minutesSince < 0 ? null : TimeSpan.FromMinutes(minutesSince);
-        Assert.Equal(trim, Policy.ShouldTrim(committed * MiB, live * MiB, allocated * MiB, TimeSpan.FromSeconds(60), since));
+        Assert.Equal(due, schedule.Due(committed * MiB, allocated * MiB, Minute, since));
+    }
+
+    [Fact]
+    public void A_trim_that_gains_little_doubles_the_wait_up_to_the_maximum_and_a_large_gain_resets_it()
+    {
+        var schedule = new IdleTrimSchedule(IdleTrimPolicy.Default);
+        schedule.Trimmed(897 * MiB, 328 * MiB); // the burst's garbage, actors still alive
+        Assert.Equal(TimeSpan.FromMinutes(3), schedule.Interval);
+        schedule.Trimmed(330 * MiB, 320 * MiB); // little: a big queue is live, not garbage
+        Assert.Equal(TimeSpan.FromMinutes(6), schedule.Interval);
+        Assert.False(schedule.Due(330 * MiB, 0, Minute, TimeSpan.FromMinutes(4)));
+        for (var i = 0; i < 10; i++) schedule.Trimmed(330 * MiB, 329 * MiB);
+        Assert.Equal(TimeSpan.FromHours(1), schedule.Interval);
+        schedule.Trimmed(330 * MiB, 40 * MiB); // the destinations passivated meanwhile
+        Assert.Equal(TimeSpan.FromMinutes(3), schedule.Interval);
     }
 
     [Fact]
     public void No_time_elapsed_is_never_quiet() =>
-        Assert.False(Policy.ShouldTrim(2000 * MiB, 0, 0, TimeSpan.Zero, null));
+        Assert.False(new IdleTrimSchedule(IdleTrimPolicy.Default).Due(2000 * MiB, 0, TimeSpan.Zero, null));
 }

@@ -1,4 +1,3 @@
-using System.Text.RegularExpressions;
 using MtaSts.Actors.TestInfra.Smtp;
 
 namespace MtaSts.Actors.Engine.Tests.EndToEnd;
@@ -8,21 +7,6 @@ namespace MtaSts.Actors.Engine.Tests.EndToEnd;
 public sealed class ConnectionLimitEndToEndTests
 {
     private static readonly TimeSpan Wait = TimeSpan.FromSeconds(90);
-
-    /// <summary>Connections open at once as the gateway lived them ("New SMTP DCID" after connect, "DCID n close"):
-    /// parked sessions count until they close.</summary>
-    private static int PeakOpen(IEnumerable<string> lines)
-    {
-        var open = new HashSet<string>();
-        var peak = 0;
-        foreach (var line in lines)
-        {
-            if (Regex.Match(line, @"New SMTP DCID (\d+)") is { Success: true } n) open.Add(n.Groups[1].Value);
-            else if (Regex.Match(line, @"DCID (\d+) close") is { Success: true } c) open.Remove(c.Groups[1].Value);
-            peak = Math.Max(peak, open.Count);
-        }
-        return peak;
-    }
 
     [Theory]
     [InlineData("on")]
@@ -48,7 +32,7 @@ public sealed class ConnectionLimitEndToEndTests
         await Task.WhenAll(Enumerable.Range(0, domains).SelectMany(d => Enumerable.Range(0, perDomain)
             .Select(m => gw.SendAsync("app@sender.test", [$"u{m}@d{d}.test"], $"d{d}-{m}"))));
         await gw.WaitForLineAsync(l => l.Contains("Delayed:"), Wait, count: domains * perDomain);
-        Assert.InRange(PeakOpen(gw.Lines), 1, 3); // the deferring round was limited too
+        Assert.InRange(GatewayFixture.PeakOpen(gw.Lines), 1, 3); // the deferring round was limited too
 
         Interlocked.Exchange(ref accepting, 1);
         Assert.Equal(domains, await gw.Gateway.DeliverNowAsync());
@@ -56,7 +40,7 @@ public sealed class ConnectionLimitEndToEndTests
 
         Assert.Equal(domains * perDomain, got.Select(m => m.Recipients[0].Address).Distinct().Count()); // every domain served
         Assert.InRange(mx.MaxConcurrentSessions, 1, 3);
-        Assert.InRange(PeakOpen(gw.Lines), 1, 3);
+        Assert.InRange(GatewayFixture.PeakOpen(gw.Lines), 1, 3);
         Assert.Contains(gw.Lines, l => l.Contains("Outbound connection limit reached (3 connections, mtasts.delivery.max-connections)"));
         // Every token comes back: nothing is left counted once the connections are gone.
         await gw.WaitForLineAsync(_ => gw.Gateway.ConnectionBudget!.InUse == 0, Wait);

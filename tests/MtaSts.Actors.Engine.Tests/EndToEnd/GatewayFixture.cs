@@ -1,5 +1,6 @@
 using System.Collections.Concurrent;
 using System.Net;
+using System.Text.RegularExpressions;
 using MailKit.Net.Smtp;
 using MimeKit;
 using MtaSts.Actors.Engine.Hosting;
@@ -86,6 +87,21 @@ public sealed class GatewayFixture : IAsyncDisposable
         var sender = new MailboxAddress("", from);
         await client.SendAsync(msg, sender, msg.To.Mailboxes).ConfigureAwait(false);
         await client.DisconnectAsync(true).ConfigureAwait(false);
+    }
+
+    /// <summary>Outbound connections open at once as the gateway lived them ("New SMTP DCID" after connect, "DCID n
+    /// close"): parked sessions count until they close.</summary>
+    public static int PeakOpen(IEnumerable<string> lines)
+    {
+        var open = new HashSet<string>();
+        var peak = 0;
+        foreach (var line in lines)
+        {
+            if (Regex.Match(line, @"New SMTP DCID (\d+)") is { Success: true } n) open.Add(n.Groups[1].Value);
+            else if (Regex.Match(line, @"DCID (\d+) close") is { Success: true } c) open.Remove(c.Groups[1].Value);
+            peak = Math.Max(peak, open.Count);
+        }
+        return peak;
     }
 
     public async Task WaitForLineAsync(Func<string, bool> match, TimeSpan timeout, int count = 1)

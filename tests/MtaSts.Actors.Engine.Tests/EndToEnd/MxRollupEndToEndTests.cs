@@ -1,4 +1,3 @@
-using System.Text.RegularExpressions;
 using MtaSts.Actors.TestInfra.Smtp;
 
 namespace MtaSts.Actors.Engine.Tests.EndToEnd;
@@ -7,20 +6,6 @@ namespace MtaSts.Actors.Engine.Tests.EndToEnd;
 public sealed class MxRollupEndToEndTests
 {
     private static readonly TimeSpan Wait = TimeSpan.FromSeconds(60);
-
-    /// <summary>Connections open at once as the gateway lived them ("New SMTP DCID" after connect, "DCID n close").</summary>
-    private static int PeakOpen(IEnumerable<string> lines)
-    {
-        var open = new HashSet<string>();
-        var peak = 0;
-        foreach (var line in lines)
-        {
-            if (Regex.Match(line, @"New SMTP DCID (\d+)") is { Success: true } n) open.Add(n.Groups[1].Value);
-            else if (Regex.Match(line, @"DCID (\d+) close") is { Success: true } c) open.Remove(c.Groups[1].Value);
-            peak = Math.Max(peak, open.Count);
-        }
-        return peak;
-    }
 
     [Fact]
     public async Task With_limit_type_mx_ip_two_domains_on_one_receiver_address_share_its_connection_limit()
@@ -48,7 +33,7 @@ public sealed class MxRollupEndToEndTests
         var got = await gw.ReceivedAsync(mx, 40, Wait);
         Assert.Equal(20, got.Count(m => m.Recipients[0].Address.EndsWith("@a.test", StringComparison.Ordinal)));
         // Per domain the limit would allow 2 + 2; per MX address it is 2 for both.
-        Assert.InRange(PeakOpen(gw.Lines), 1, 2);
+        Assert.InRange(GatewayFixture.PeakOpen(gw.Lines), 1, 2);
         Assert.InRange(mx.MaxConcurrentSessions, 1, 2);
     }
 

@@ -3,6 +3,7 @@ using System.Globalization;
 using System.Net;
 using System.Net.Sockets;
 using System.Runtime.InteropServices;
+using MtaSts.Actors.LoadTests.Targets;
 
 namespace MtaSts.Actors.IntakeMemoryBench;
 
@@ -110,6 +111,9 @@ internal sealed class GatewayProcess : IAsyncDisposable
                      || k.StartsWith("DOTNET_GC", StringComparison.Ordinal) || k.StartsWith("MTASTS_", StringComparison.Ordinal)
                      || k is "DOTNET_TieredPGO" or "DOTNET_TieredCompilation").ToArray())
             psi.Environment.Remove(v);
+        // …and with what ships: the systemd unit's DOTNET_* lines (the gen0 budget is read from the environment only).
+        if (RepoRoot() is { } root)
+            foreach (var (name, value) in ShippedRuntimeSettings.Read(root)) psi.Environment[name] = value;
         var output = new StreamWriter(outputPath) { AutoFlush = true };
         var p = Process.Start(psi) ?? throw new InvalidOperationException("could not start dotnet");
         p.OutputDataReceived += (_, e) => { if (e.Data is not null) lock (output) output.WriteLine(e.Data); };
@@ -117,6 +121,13 @@ internal sealed class GatewayProcess : IAsyncDisposable
         p.BeginOutputReadLine();
         p.BeginErrorReadLine();
         return new GatewayProcess(p, output, port, config, outputPath, mailLog, dataDir);
+    }
+
+    private static string? RepoRoot()
+    {
+        for (var dir = new DirectoryInfo(AppContext.BaseDirectory); dir is not null; dir = dir.Parent)
+            if (File.Exists(Path.Combine(dir.FullName, "MtaSts.Actors.sln"))) return dir.FullName;
+        return null;
     }
 
     /// <summary>Ready = the listener answers 220 (spool recovered, cluster joined). False if it exited or timed out.</summary>

@@ -223,10 +223,8 @@ finally
     if (sampler is not null) sampler.Phase = "stop";
     if (gw is not null)
     {
-        if (exit != 0 && gw.OutputTail(15) is { Length: > 0 } tail) notes.Add("gateway output (last lines):\n\n```\n" + tail + "\n```");
-        stopOutcome = await gw.StopAsync(TimeSpan.FromSeconds(60));
+        stopOutcome = await gw.StopForReportAsync(exit != 0, notes, TimeSpan.FromSeconds(60));
         Say($"gateway {stopOutcome}");
-        await gw.DisposeAsync();
     }
     sampler?.Dispose();
     if (receiver is not null) await receiver.DisposeAsync();

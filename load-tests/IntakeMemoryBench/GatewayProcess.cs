@@ -181,6 +181,16 @@ internal sealed class GatewayProcess : IAsyncDisposable
         }
     }
 
+    /// <summary>The end of a benchmark: stop the gateway (SIGTERM, then kill after <paramref name="grace"/>) and dispose
+    /// it; a failed run gets the gateway's last output lines in <paramref name="notes"/>. Returns how it stopped.</summary>
+    public async Task<string> StopForReportAsync(bool failed, List<string> notes, TimeSpan grace)
+    {
+        if (failed && OutputTail(15) is { Length: > 0 } tail) notes.Add("gateway output (last lines):\n\n```\n" + tail + "\n```");
+        var outcome = await StopAsync(grace).ConfigureAwait(false);
+        await DisposeAsync().ConfigureAwait(false);
+        return outcome;
+    }
+
     public string OutputTail(int lines)
     {
         lock (_out) _out.Flush();

@@ -186,10 +186,8 @@ finally
     if (sampler is not null) sampler.Phase = "stop";
     if (gw is not null)
     {
-        if (exit != 0 && exit != 130 && gw.OutputTail(15) is { Length: > 0 } tail) notes.Add("gateway output (last lines):\n\n```\n" + tail + "\n```");
-        stopOutcome = await gw.StopAsync(TimeSpan.FromSeconds(30));
+        stopOutcome = await gw.StopForReportAsync(exit != 0 && exit != 130, notes, TimeSpan.FromSeconds(30));
         Say($"gateway {stopOutcome}");
-        await gw.DisposeAsync();
     }
     sampler?.Dispose();
     if (receiver is not null) await receiver.DisposeAsync();

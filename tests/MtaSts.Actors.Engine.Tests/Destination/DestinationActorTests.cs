@@ -285,6 +285,29 @@ public sealed class DestinationActorTests : TestKit
     }
 
     [Fact]
+    public void Mail_for_a_destination_found_unreachable_waits_for_the_next_attempt_and_deliver_now_ends_the_wait()
+    {
+        _rig.Bounce = _rig.Bounce with { InitialRetryInterval = TimeSpan.FromHours(1), MaxRetryInterval = TimeSpan.FromHours(1) };
+        _rig.Transport.OpenFailure = new DeliveryOpenException(RecipientOutcomeKind.Transient, "4.4.1 - connection refused", "4.4.1");
+        var d = Start("dead.test");
+        d.Tell(_rig.Message("dead.test"));
+        AwaitCondition(() => Status(d, "dead.test").DeferredRecipients == 1, Long);
+        var attempts = _rig.Transport.OpenAttempts;
+        Assert.Contains("Destination dead.test unreachable (4.4.1): new mail waits until", _rig.LogText.ToString());
+
+        // New mail within the hold: no attempt (and no deferral) per message; it stays queued for the next attempt.
+        for (var i = 0; i < 5; i++) d.Tell(_rig.Message("dead.test"));
+        AwaitCondition(() => Status(d, "dead.test").QueuedRecipients == 6, Long);
+        ExpectNoMsg(TimeSpan.FromMilliseconds(300));
+        Assert.Equal(attempts, _rig.Transport.OpenAttempts);
+        Assert.Equal(1, Status(d, "dead.test").DeferredRecipients);
+
+        _rig.Transport.OpenFailure = null;
+        d.Tell(new DeliverNow(Dom("dead.test")));
+        AwaitCondition(() => _rig.Spool.Done.Count == 6, Long);
+    }
+
+    [Fact]
     public void Deferred_recipients_survive_a_restart_with_their_schedule()
     {
         _rig.Bounce = _rig.Bounce with { InitialRetryInterval = TimeSpan.FromHours(1), MaxRetryInterval = TimeSpan.FromHours(2) };

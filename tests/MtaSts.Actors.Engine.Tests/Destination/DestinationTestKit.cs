@@ -13,7 +13,7 @@ namespace MtaSts.Actors.Engine.Tests.Destination;
 /// <summary>A scripted transport: counts sessions (concurrency, messages per session) and decides per recipient.</summary>
 public sealed class FakeTransport : IDeliveryTransport
 {
-    private int _active, _maxActive, _opened;
+    private int _active, _maxActive, _opened, _attempts;
     private volatile TaskCompletionSource _gate = Open();
 
     /// <summary>Outcome per recipient address; default: delivered.</summary>
@@ -24,6 +24,8 @@ public sealed class FakeTransport : IDeliveryTransport
     public int Active => Volatile.Read(ref _active);
     public int MaxActive => Volatile.Read(ref _maxActive);
     public int Opened => Volatile.Read(ref _opened);
+    /// <summary>Connections asked for, failed ones included.</summary>
+    public int OpenAttempts => Volatile.Read(ref _attempts);
     public int RecipientsSent => Jobs.Sum(j => j.Job.Recipients.Count);
 
     private static TaskCompletionSource Open()
@@ -39,6 +41,7 @@ public sealed class FakeTransport : IDeliveryTransport
 
     public Task<IDeliverySession> OpenAsync(SessionRequest request, CancellationToken ct)
     {
+        Interlocked.Increment(ref _attempts);
         if (OpenFailure is { } e) return Task.FromException<IDeliverySession>(e);
         Interlocked.Increment(ref _opened);
         var now = Interlocked.Increment(ref _active);

@@ -13,6 +13,7 @@ using MtaSts.Actors.Engine.Bounces;
 using MtaSts.Actors.Engine.Delivery;
 using MtaSts.Actors.Engine.Destination;
 using MtaSts.Actors.Engine.Intake;
+using MtaSts.Actors.Engine.Persistence;
 using MtaSts.Actors.Engine.Policy;
 using MtaSts.Actors.Engine.TlsRpt;
 using MtaSts.Actors.TlsRpt;
@@ -550,7 +551,10 @@ public sealed class Gateway : IAsyncDisposable
     }
 
     /// <summary>The loaded HOCON with SQLite paths moved under the data directory, parsed flat: Akka's HOCON merge
-    /// recurses without end on some fallback chains handed to Akka.Hosting, so overrides are appended as text.</summary>
+    /// recurses without end on some fallback chains handed to Akka.Hosting, so overrides are appended as text.
+    /// SQLite is single-node only (a cluster is refused without PostgreSQL) and the data directory is locked to this
+    /// process, so the journal and snapshot store are the single-writer ones (<see cref="SingleWriterSqlite"/>):
+    /// a destination that never deferred recovers without a query.</summary>
     private static Config AkkaConfig(GatewayConfig config, string dataDir)
     {
         string Db(string file) => $"\"Data Source={Path.Combine(dataDir, file).Replace("\\", "/")};Default Timeout=60\"";
@@ -562,6 +566,8 @@ public sealed class Gateway : IAsyncDisposable
             akka.persistence.journal.sharding.connection-string = {{Db("sharding.db")}}
             akka.persistence.snapshot-store.sql.connection-string = {{Db("snapshots.db")}}
             akka.persistence.snapshot-store.sharding.connection-string = {{Db("sharding.db")}}
+            akka.persistence.journal.sql.class = "{{SingleWriterSqlite.JournalClass}}"
+            akka.persistence.snapshot-store.sql.class = "{{SingleWriterSqlite.SnapshotStoreClass}}"
             """);
     }
 }

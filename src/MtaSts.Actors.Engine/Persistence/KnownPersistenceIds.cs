@@ -1,0 +1,71 @@
+using Akka.Actor;
+using Microsoft.Data.Sqlite;
+
+namespace MtaSts.Actors.Engine.Persistence;
+
+/// <summary>
+/// The persistence ids a single-writer SQLite store holds rows for: read once when the store actor starts (one
+/// <c>SELECT DISTINCT</c> per table), then every id the actor writes is added. An id not in the set has nothing
+/// stored, so recovery can be answered without SQL. Only true while this actor is the database's only writer: the
+/// gateway's embedded SQLite mode (the data directory is locked to one process, the connection strings point into
+/// it). Owned by one store actor and touched only on its thread: Akka calls ReadHighestSequenceNrAsync /
+/// WriteMessagesAsync / LoadAsync / SaveAsync synchronously from the actor's receive (through the circuit breaker,
+/// which invokes the body before its first await) — the same property the shipped SqlWriteJournal relies on for its
+/// write-in-progress map.
+/// </summary>
+public sealed class KnownPersistenceIds
+{
+    private readonly HashSet<string> _ids = new(StringComparer.Ordinal);
+    private readonly string _connectionString;
+    private readonly IReadOnlyList<(string Table, string Column)> _sources;
+
+    /// <param name="sources">Tables and their persistence-id column; a table that does not exist yet holds nothing.</param>
+    public KnownPersistenceIds(string connectionString, IReadOnlyList<(string Table, string Column)> sources)
+    {
+        _connectionString = connectionString;
+        _sources = sources;
+    }
+
+    /// <summary>The scan's result (or failure), told to the store actor that started it.</summary>
+    public sealed record Loaded(KnownPersistenceIds Owner, IReadOnlyCollection<string>? Ids, Exception? Error) : INoSerializationVerificationNeeded;
+
+    /// <summary>A restarting store hands its set to its next incarnation: a write the old one started may still
+    /// commit after the new one's scan.</summary>
+    public sealed record HandedOver(IReadOnlyCollection<string> Ids) : INoSerializationVerificationNeeded;
+
+    public int Count => _ids.Count;
+
+    /// <summary>False: nothing was ever stored under this id (no query needed). True: ask the database.</summary>
+    public bool MayHave(string persistenceId) => _ids.Contains(persistenceId);
+
+    public void Add(string persistenceId) => _ids.Add(persistenceId);
+
+    public void AddAll(IEnumerable<string> ids) => _ids.UnionWith(ids);
+
+    public HandedOver HandOver() => new(_ids.ToArray());
+
+    /// <summary>Runs the scan off the actor's thread and tells <paramref name="self"/> a <see cref="Loaded"/>.</summary>
+    public void StartLoad(IActorRef self) =>
+        Task.Run(Scan).PipeTo(self, success: ids => new Loaded(this, ids, null), failure: ex => new Loaded(this, null, ex));
+
+    private List<string> Scan()
+    {
+        var ids = new List<string>();
+        using var c = new SqliteConnection(_connectionString);
+        c.Open();
+        foreach (var (table, column) in _sources)
+        {
+            using var exists = c.CreateCommand();
+            exists.CommandText = "SELECT 1 FROM sqlite_master WHERE type = 'table' AND name = $t";
+            exists.Parameters.AddWithValue("$t", table);
+            if (exists.ExecuteScalar() is null) continue; // auto-initialize creates it in parallel: no rows yet
+            using var cmd = c.CreateCommand();
+            cmd.CommandText = $"SELECT DISTINCT {Quote(column)} FROM {Quote(table)}";
+            using var r = cmd.ExecuteReader();
+            while (r.Read()) ids.Add(r.GetString(0));
+        }
+        return ids;
+    }
+
+    private static string Quote(string name) => "\"" + name.Replace("\"", "\"\"", StringComparison.Ordinal) + "\"";
+}

@@ -44,6 +44,39 @@ public sealed class KnownPersistenceIds
 
     public HandedOver HandOver() => new(_ids.ToArray());
 
+    /// <summary>What a message means to the store actor while the scan runs.</summary>
+    public enum LoadStep { Consumed, Ready, Stash }
+
+    /// <summary>While loading: the scan's answer makes the set <see cref="LoadStep.Ready"/> (the actor unstashes);
+    /// a hand-over or a previous incarnation's scan is consumed; everything else waits (an id must not be answered
+    /// "empty" before it is known).</summary>
+    public LoadStep WhileLoading(object message)
+    {
+        switch (message)
+        {
+            case Loaded l when l.Owner == this:
+                if (l.Ids is null) throw new ApplicationException("Reading the persistence ids of the SQLite store failed.", l.Error);
+                AddAll(l.Ids);
+                return LoadStep.Ready;
+            case Loaded: return LoadStep.Consumed;
+            case HandedOver h:
+                AddAll(h.Ids);
+                return LoadStep.Consumed;
+            default: return LoadStep.Stash;
+        }
+    }
+
+    /// <summary>After loading: a late hand-over is merged, a stale scan dropped; false for the store's own messages.</summary>
+    public bool Absorb(object message)
+    {
+        switch (message)
+        {
+            case HandedOver h: AddAll(h.Ids); return true;
+            case Loaded: return true;
+            default: return false;
+        }
+    }
+
     /// <summary>Runs the scan off the actor's thread and tells <paramref name="self"/> a <see cref="Loaded"/>.</summary>
     public void StartLoad(IActorRef self) =>
         Task.Run(Scan).PipeTo(self, success: ids => new Loaded(this, ids, null), failure: ex => new Loaded(this, null, ex));

@@ -45,36 +45,22 @@ public sealed class SingleWriterSqliteJournal : SqlWriteJournal
         base.PreRestart(reason, message);
     }
 
-    /// <summary>Everything waits for the scan: an id must not be answered "empty" before it is known.</summary>
     private bool LoadingIds(object message)
     {
-        switch (message)
+        switch (_known.WhileLoading(message))
         {
-            case KnownPersistenceIds.Loaded l when l.Owner == _known:
-                if (l.Ids is null) throw new ApplicationException("Reading the persistence ids of the SQLite journal failed.", l.Error);
-                _known.AddAll(l.Ids);
+            case KnownPersistenceIds.LoadStep.Ready:
                 UnbecomeStacked();
                 Stash.UnstashAll();
-                return true;
-            case KnownPersistenceIds.Loaded: return true; // a previous incarnation's scan
-            case KnownPersistenceIds.HandedOver h:
-                _known.AddAll(h.Ids);
-                return true;
-            default:
+                break;
+            case KnownPersistenceIds.LoadStep.Stash:
                 Stash.Stash();
-                return true;
+                break;
         }
+        return true;
     }
 
-    protected override bool ReceivePluginInternal(object message)
-    {
-        switch (message)
-        {
-            case KnownPersistenceIds.HandedOver h: _known.AddAll(h.Ids); return true;
-            case KnownPersistenceIds.Loaded: return true;
-            default: return base.ReceivePluginInternal(message);
-        }
-    }
+    protected override bool ReceivePluginInternal(object message) => _known.Absorb(message) || base.ReceivePluginInternal(message);
 
     public override Task<long> ReadHighestSequenceNrAsync(string persistenceId, long fromSequenceNr, CancellationToken cancellationToken) =>
         _known.MayHave(persistenceId) ? base.ReadHighestSequenceNrAsync(persistenceId, fromSequenceNr, cancellationToken) : Task.FromResult(0L);

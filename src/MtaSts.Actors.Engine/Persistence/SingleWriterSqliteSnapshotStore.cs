@@ -39,33 +39,20 @@ public sealed class SingleWriterSqliteSnapshotStore : SqlSnapshotStore
 
     private bool LoadingIds(object message)
     {
-        switch (message)
+        switch (_known.WhileLoading(message))
         {
-            case KnownPersistenceIds.Loaded l when l.Owner == _known:
-                if (l.Ids is null) throw new ApplicationException("Reading the persistence ids of the SQLite snapshot store failed.", l.Error);
-                _known.AddAll(l.Ids);
+            case KnownPersistenceIds.LoadStep.Ready:
                 UnbecomeStacked();
                 Stash.UnstashAll();
-                return true;
-            case KnownPersistenceIds.Loaded: return true;
-            case KnownPersistenceIds.HandedOver h:
-                _known.AddAll(h.Ids);
-                return true;
-            default:
+                break;
+            case KnownPersistenceIds.LoadStep.Stash:
                 Stash.Stash();
-                return true;
+                break;
         }
+        return true;
     }
 
-    protected override bool ReceivePluginInternal(object message)
-    {
-        switch (message)
-        {
-            case KnownPersistenceIds.HandedOver h: _known.AddAll(h.Ids); return true;
-            case KnownPersistenceIds.Loaded: return true;
-            default: return base.ReceivePluginInternal(message);
-        }
-    }
+    protected override bool ReceivePluginInternal(object message) => _known.Absorb(message) || base.ReceivePluginInternal(message);
 
     protected override Task<SelectedSnapshot?> LoadAsync(string persistenceId, SnapshotSelectionCriteria criteria, CancellationToken cancellationToken) =>
         _known.MayHave(persistenceId) ? base.LoadAsync(persistenceId, criteria, cancellationToken) : Task.FromResult<SelectedSnapshot?>(null);

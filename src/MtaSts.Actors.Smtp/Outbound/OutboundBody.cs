@@ -48,8 +48,11 @@ public sealed class OutboundBody : IDisposable
             _stream.Position = 0;
             var crlf = new CrlfNormalizer(dotStuff);
             int n;
-            while ((n = await _stream.ReadAsync(input.AsMemory(0, chunk), ct).ConfigureAwait(false)) > 0)
+            // Synchronous positional reads: the spool's segment file was just written, so a read is a copy from the page
+            // cache; .NET on Linux runs each asynchronous file read as a thread-pool work item (a hand-off per 16 KB).
+            while ((n = _stream.Read(input, 0, chunk)) > 0)
             {
+                ct.ThrowIfCancellationRequested();
                 var o = crlf.Transform(input.AsSpan(0, n), output);
                 if (o > 0) await destination.WriteAsync(output.AsMemory(0, o), ct).ConfigureAwait(false);
             }

@@ -1,15 +1,27 @@
 namespace MtaSts.Actors.Spool;
 
-/// <summary>CRC-32 (IEEE 802.3, reflected polynomial 0xEDB88320), slicing-by-8. The BCL has none without the
-/// System.IO.Hashing package; this is the same checksum zlib and gzip use.</summary>
+/// <summary>CRC-32 (IEEE 802.3, reflected polynomial 0xEDB88320), the checksum zlib and gzip use: short inputs by
+/// slicing-by-8, long ones by System.IO.Hashing's carry-less-multiply (PCLMULQDQ) folding. The table form was 3.7 % of
+/// the gateway's CPU samples on 100 KB messages (the intake checksums every body once).</summary>
 public static class Crc32
 {
     private static readonly uint[] Table = BuildTable();
 
-    public static uint Compute(ReadOnlySpan<byte> data) => Append(0, data);
+    /// <summary>From this length on the vectorised CRC plus a <see cref="Combine"/> (≈ 0.2 µs) beats the table.</summary>
+    private const int VectorFrom = 2048;
+
+    public static uint Compute(ReadOnlySpan<byte> data) =>
+        data.Length >= VectorFrom ? System.IO.Hashing.Crc32.HashToUInt32(data) : Sliced(0, data);
 
     /// <summary>Continues a CRC: <c>Append(Append(0, a), b) == Compute(a + b)</c>.</summary>
     public static uint Append(uint crc, ReadOnlySpan<byte> data)
+    {
+        if (data.Length < VectorFrom) return Sliced(crc, data);
+        uint tail = System.IO.Hashing.Crc32.HashToUInt32(data);
+        return crc == 0 ? tail : Combine(crc, tail, data.Length);
+    }
+
+    private static uint Sliced(uint crc, ReadOnlySpan<byte> data)
     {
         var t = Table;
         crc = ~crc;

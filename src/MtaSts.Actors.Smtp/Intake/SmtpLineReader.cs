@@ -1,3 +1,5 @@
+using System.Buffers;
+
 namespace MtaSts.Actors.Smtp.Intake;
 
 internal enum SmtpLineStatus { Ok, TooLong, Eof }
@@ -17,6 +19,8 @@ internal readonly record struct SmtpLine(SmtpLineStatus Status, ReadOnlyMemory<b
 internal sealed class SmtpLineReader(Stream stream)
 {
     private byte[] _buf = new byte[8192];
+    private byte[]? _small; // the session's own buffer while a pooled wide one is in use
+    private bool _rented;
     private int _start;
     private int _end;
 
@@ -45,15 +49,48 @@ internal sealed class SmtpLineReader(Stream stream)
 
     private SmtpLine TakeLine(int lf, bool tooLong, int maxLength, bool keepBuffer = false)
     {
-        bool cr = lf > _start && _buf[lf - 1] == (byte)'\r';
+        var buf = _buf;
+        bool cr = lf > _start && buf[lf - 1] == (byte)'\r';
         int contentEnd = cr ? lf - 1 : lf;
-        var content = _buf.AsMemory(_start, contentEnd - _start);
-        var whole = _buf.AsMemory(_start, lf + 1 - _start);
+        var content = buf.AsMemory(_start, contentEnd - _start);
+        var whole = buf.AsMemory(_start, lf + 1 - _start);
         _start = lf + 1;
         // Rewinding an emptied buffer is what the next read would do anyway; a run of taken lines must keep its place.
         if (_start == _end && !keepBuffer) _start = _end = 0;
         if (tooLong || content.Length + 2 > maxLength) return new SmtpLine(SmtpLineStatus.TooLong, default, !cr);
         return new SmtpLine(SmtpLineStatus.Ok, content, !cr, whole);
+    }
+
+    /// <summary>Reads up to <paramref name="size"/> bytes at a time from now on (a pooled buffer; <see cref="Narrow"/> gives
+    /// it back): a large DATA body then takes one receive call per 64 KB instead of one per 8 KB. Call only when no line
+    /// taken from the buffer is still in use (lines are views into it).</summary>
+    public void Widen(int size)
+    {
+        var buf = _buf;
+        if (buf.Length >= size) return;
+        var wide = ArrayPool<byte>.Shared.Rent(size);
+        Buffer.BlockCopy(buf, _start, wide, 0, _end - _start);
+        _end -= _start;
+        _start = 0;
+        if (_rented) ArrayPool<byte>.Shared.Return(buf);
+        else _small = buf;
+        _buf = wide;
+        _rented = true;
+    }
+
+    /// <summary>Back to the session's own small buffer after <see cref="Widen"/>, keeping unread bytes (pipelined
+    /// commands); stays wide if more is buffered than the small buffer holds. Same condition as <see cref="Widen"/>.</summary>
+    public void Narrow()
+    {
+        if (!_rented || _small is not { } small || _end - _start > small.Length) return;
+        var wide = _buf;
+        Buffer.BlockCopy(wide, _start, small, 0, _end - _start);
+        _end -= _start;
+        _start = 0;
+        _buf = small;
+        _small = null;
+        _rented = false;
+        ArrayPool<byte>.Shared.Return(wide);
     }
 
     /// <param name="maxLength">Longest acceptable line in octets including CRLF (a bare-LF line counts as if it had CRLF).</param>
@@ -63,7 +100,8 @@ internal sealed class SmtpLineReader(Stream stream)
         int scanFrom = _start;
         while (true)
         {
-            int lf = _buf.AsSpan(scanFrom, _end - scanFrom).IndexOf((byte)'\n');
+            var buf = _buf;
+            int lf = buf.AsSpan(scanFrom, _end - scanFrom).IndexOf((byte)'\n');
             if (lf >= 0) return TakeLine(lf + scanFrom, tooLong, maxLength);
             if (_end - _start > maxLength)
             {
@@ -73,12 +111,15 @@ internal sealed class SmtpLineReader(Stream stream)
             }
             else if (_start > 0)
             {
-                Buffer.BlockCopy(_buf, _start, _buf, 0, _end - _start);
+                Buffer.BlockCopy(buf, _start, buf, 0, _end - _start);
                 _end -= _start;
                 _start = 0;
             }
-            if (_end == _buf.Length)
-                Array.Resize(ref _buf, Math.Max(_buf.Length * 2, maxLength + 2));
+            if (_end == buf.Length)
+            {
+                Array.Resize(ref _buf, Math.Max(buf.Length * 2, maxLength + 2));
+                if (_rented) { ArrayPool<byte>.Shared.Return(buf); _rented = false; _small = null; }
+            }
             scanFrom = _end;
             int n = await stream.ReadAsync(_buf.AsMemory(_end), ct).ConfigureAwait(false);
             if (n == 0) return new SmtpLine(SmtpLineStatus.Eof, default, false);

@@ -34,6 +34,7 @@ public sealed class OutboundConnection : IAsyncDisposable
     private readonly List<string> _reports = new();
     private readonly CommandTracker _tracker = new();
     private GatewaySmtpClient? _client;
+    private Socket? _socket; // MailKit's (it closes it); kept to write plaintext DATA bodies in large sends
     private bool _usable;
     private bool _closed;
     // A transaction was started and did not end in a known clean state: the next one starts with RSET. A transaction
@@ -145,6 +146,7 @@ public sealed class OutboundConnection : IAsyncDisposable
             {
                 var s = socket;
                 socket = null; // owned by MailKit from here
+                _socket = s;
                 // SNI and the certificate callback use the MX host name (RFC 8461 §7.1, RFC 7672 §8.1).
                 await client.ConnectAsync(s, Target.Host, Target.Port, mode, cts.Token).ConfigureAwait(false);
             }
@@ -332,7 +334,8 @@ public sealed class OutboundConnection : IAsyncDisposable
             eightBit = false;
         }
         using var convertedBody = converted;
-        using var mime = SpooledMessagePart.Wrap(body, eightBit);
+        // Plaintext: the body goes straight to the socket in large sends (see SpooledMessagePart.WriteToAsync).
+        using var mime = SpooledMessagePart.Wrap(body, eightBit, client.IsSecure ? null : _socket);
         var mailboxes = new List<MailboxAddress>(message.Recipients.Count);
         for (int i = 0; i < message.Recipients.Count; i++)
         {
@@ -552,6 +555,7 @@ public sealed class OutboundConnection : IAsyncDisposable
     {
         var c = _client;
         _client = null;
+        _socket = null;
         if (c is null) return Task.CompletedTask;
         try { c.Dispose(); } catch (Exception) { /* closing a broken socket */ }
         return Task.CompletedTask;

@@ -59,6 +59,74 @@ public sealed class OutboundBodyTests
                 Assert.Equal(expected, Normalize(input, a, b));
     }
 
+    /// <summary>The DATA form, written plainly: the repaired lines, each that starts with "." given one more (RFC 5321 §4.5.2).</summary>
+    private static byte[] Stuffed(byte[] input)
+    {
+        var o = new List<byte>();
+        foreach (var line in Encoding.Latin1.GetString(Reference(input)).Split("\r\n")[..^1])
+            o.AddRange(Encoding.Latin1.GetBytes((line.StartsWith('.') ? "." + line : line) + "\r\n"));
+        return o.ToArray();
+    }
+
+    private static byte[] NormalizeStuffed(byte[] input, params int[] cuts)
+    {
+        var n = new CrlfNormalizer(dotStuff: true);
+        var output = new List<byte>();
+        var buffer = new byte[CrlfNormalizer.MaxOutput(input.Length)];
+        var start = 0;
+        foreach (var end in cuts.Append(input.Length))
+        {
+            var k = n.Transform(input.AsSpan(start, end - start), buffer);
+            Assert.True(k <= CrlfNormalizer.MaxOutput(end - start));
+            output.AddRange(buffer.AsSpan(0, k).ToArray());
+            start = end;
+        }
+        output.AddRange(buffer.AsSpan(0, n.Finish(buffer)).ToArray());
+        return output.ToArray();
+    }
+
+    [Theory]
+    [InlineData(".")]
+    [InlineData("..\r\n.\r\n")]
+    [InlineData(".a\r\n.\n.\r.\r\n..")]
+    [InlineData("\r.\r\n\n.x\r\r\n.")]
+    [InlineData("a.b\r\n c.\r\n.\r\n\r\n.")]
+    [InlineData("no dots\r\nat all")]
+    public void Dot_stuffing_in_the_same_pass_stuffs_every_line_start_wherever_the_chunks_split(string text)
+    {
+        var input = Encoding.Latin1.GetBytes(text);
+        var expected = Stuffed(input);
+        for (int a = 0; a <= input.Length; a++)
+            for (int b = a; b <= input.Length; b++)
+                Assert.Equal(Encoding.Latin1.GetString(expected), Encoding.Latin1.GetString(NormalizeStuffed(input, a, b)));
+        // Without stuffing the same input is only repaired.
+        Assert.Equal(Reference(input), Normalize(input));
+    }
+
+    /// <summary>Lines that start with "." right at the 16 KB read-chunk boundaries (after a CRLF, after a CRLF split
+    /// across the boundary, after a bare LF) and a lone "." line: each arrives stuffed, the receiver unstuffs them to
+    /// the spooled bytes, and the message is not cut short.</summary>
+    [Fact]
+    public async Task Dots_at_read_chunk_boundaries_are_stuffed_on_the_wire()
+    {
+        const int chunk = OutboundBody.ChunkSize;
+        var body = new byte[4 * chunk + 10];
+        for (int i = 0; i < body.Length; i++) body[i] = (byte)('a' + i % 26);
+        void At(int pos, string s) => Encoding.ASCII.GetBytes(s).CopyTo(body, pos);
+        At(chunk - 2, "\r\n.");          // "." is the first byte of the second chunk
+        At(2 * chunk - 1, "\r\n..x");    // CR ends the second chunk, LF starts the third, then a dot line
+        At(3 * chunk - 1, "\n.\r\n");    // bare LF ends the third chunk; a lone "." line follows
+        At(body.Length - 4, "\r\n.z");
+        await using var rx = new RawCaptureReceiver();
+        await using var c = Connect(rx.Port);
+        Assert.True((await c.ConnectAsync()).Ready);
+        using var stream = OutboundBody.FromStream(new MemoryStream(body, writable: false));
+        var res = await c.SendAsync(new OutboundMessage(8, "a@sender.test", [new Recipient(0, "b@example.com")], stream));
+        Assert.True(res.AllAccepted);
+        var wire = Assert.Single(rx.Data);
+        Assert.Equal(Encoding.Latin1.GetString([.. Stuffed(body), .. ".\r\n"u8.ToArray()]), Encoding.Latin1.GetString(wire));
+    }
+
     private static OutboundConnection Connect(int port, OutboundOptions? options = null) =>
         new(new MxTarget("mx.example.com", IPAddress.Loopback, port),
             SecurityPlanner.Plan(new SecurityContext("example.com", "mx.example.com", TlsSupport.None, DaneSupport.None, MtaStsMode.None, true, null)),

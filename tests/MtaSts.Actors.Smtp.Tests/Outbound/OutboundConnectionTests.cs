@@ -116,6 +116,31 @@ public sealed class OutboundConnectionTests : IAsyncLifetime
         Assert.Equal(Mx, m.Sni);
     }
 
+    /// <summary>The DATA body is dot-stuffed by the gateway and sent past MailKit's filter: straight to the socket on a
+    /// plaintext connection, through MailKit's stream under TLS. Either way a 100 KB body with "." lines at the read-chunk
+    /// boundaries arrives byte-exact after the receiver unstuffs it, and the connection stays in step for a second one.</summary>
+    [Theory]
+    [InlineData(false)]
+    [InlineData(true)]
+    public async Task Large_bodies_with_leading_dots_arrive_exact_over_plaintext_and_tls(bool tls)
+    {
+        var body = new byte[100 * 1024];
+        for (int i = 0; i < body.Length; i++) body[i] = (byte)('a' + i % 23);
+        for (int at = 50; at < body.Length - 8; at += 700) Encoding.ASCII.GetBytes("\r\n.").CopyTo(body, at);
+        foreach (int boundary in new[] { 1, 2, 3, 4, 5, 6 })
+            Encoding.ASCII.GetBytes("\r\n..\r\n").CopyTo(body, boundary * OutboundBody.ChunkSize - 2);
+        Encoding.ASCII.GetBytes("\r\n").CopyTo(body, body.Length - 2);
+        var r = tls ? TlsReceiver() : Receiver();
+        var c = Connection(r, Plan(tls ? TlsSupport.Preferred : TlsSupport.None));
+        Assert.True((await c.ConnectAsync()).Ready);
+        Assert.Equal(tls, c.IsTls);
+        for (int mid = 1; mid <= 2; mid++)
+            Assert.True((await c.SendAsync(new OutboundMessage(mid, "a@sender.test", [new Recipient(0, "b@example.com")], body))).AllAccepted);
+        await c.CloseAsync();
+        Assert.Equal(2, r.Messages.Count);
+        Assert.All(r.Messages, m => Assert.Equal(body, m.Data));
+    }
+
     [Fact]
     public async Task Preferred_without_starttls_falls_back_to_plain()
     {

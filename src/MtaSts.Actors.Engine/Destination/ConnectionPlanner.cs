@@ -345,9 +345,11 @@ public sealed class ConnectionPlanner(DestinationState state, Func<long> nextDci
         return fx;
     }
 
-    /// <summary>The connection could not be opened. True when nothing gets through (no connection is up, or the failure
-    /// is not transient): every due recipient then gets the failure. With others up, a transient refusal only lowers
-    /// the concurrency (the destination refuses more parallel sessions) and the mail stays due.</summary>
+    /// <summary>The connection could not be opened. True when nothing gets through (no connection is up or still opening,
+    /// or the failure is not transient): every due recipient then gets the failure. With others up or opening, a transient
+    /// refusal only lowers the concurrency (the destination refuses more parallel sessions, or one 421 at the banner of a
+    /// busy receiver) and the mail stays due — like Postfix, which declares a destination dead only when a whole cohort
+    /// of attempts failed.</summary>
     public bool OpenFailed(long dcid, bool transient, PlanContext c)
     {
         if (_conns.Remove(dcid))
@@ -355,7 +357,7 @@ public sealed class ConnectionPlanner(DestinationState state, Func<long> nextDci
             Opening--;
             budget?.Release();
         }
-        if (transient && _conns.Values.Any(x => x.Open))
+        if (transient && Live > 0)
         {
             Cap = Math.Max(1, _conns.Count);
             return false;

@@ -95,17 +95,25 @@ public sealed class ConnectionPlannerTests
     }
 
     [Theory]
-    // another connection open?, transient? → destination unreachable (every due recipient fails), cap after (profile 16, initial 3)
-    [InlineData(true, true, false, 2)]   // refuses more parallel sessions: concurrency lowered to the connections left, mail stays due
-    [InlineData(false, true, true, 3)]   // nothing gets through: min(initial, max / 4)
-    [InlineData(true, false, true, 3)]   // a permanent failure is the destination's answer even with others up
-    public void A_failed_open_lowers_concurrency_or_makes_the_destination_unreachable(bool otherOpen, bool transient, bool unreachable, int cap)
+    // the other two connections (open, still opening, both failed), transient? → destination unreachable (every due
+    // recipient fails), cap after (profile 16, initial 3)
+    [InlineData("open", true, false, 2)]    // refuses more parallel sessions: concurrency lowered to the connections left, mail stays due
+    [InlineData("opening", true, false, 2)] // one refusal (e.g. a 421 at the banner) is not the destination's answer while others may get in
+    [InlineData("failed", true, true, 3)]   // nothing gets through: min(initial, max / 4)
+    [InlineData("open", false, true, 3)]    // a permanent failure is the destination's answer even with others up
+    public void A_failed_open_lowers_concurrency_or_makes_the_destination_unreachable(string others, bool transient, bool unreachable, int cap)
     {
         var rig = new Rig(5) { Profile = new DestinationProfile { MaxConcurrentConnections = 16 } };
         var dcids = Opened(rig.Plan.Pump(rig.Ctx));
-        if (otherOpen) rig.Plan.Ready(dcids[0], rig.Ctx);
+        Assert.Equal(3, dcids.Count());
+        if (others == "open") rig.Plan.Ready(dcids[0], rig.Ctx);
+        if (others == "failed")
+        {
+            Assert.False(rig.Plan.OpenFailed(dcids[0], transient: true, rig.Ctx));
+            Assert.False(rig.Plan.OpenFailed(dcids[1], transient: true, rig.Ctx));
+        }
         Assert.Equal(unreachable, rig.Plan.OpenFailed(dcids[2], transient, rig.Ctx));
-        Assert.Equal(2, rig.Plan.Count);
+        Assert.Equal(others == "failed" ? 0 : 2, rig.Plan.Count);
         Assert.Equal(cap, rig.Plan.Cap);
     }
 

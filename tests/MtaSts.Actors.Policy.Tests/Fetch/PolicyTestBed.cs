@@ -31,7 +31,7 @@ public sealed class PolicyTestBed : IAsyncDisposable
         var bed = new PolicyTestBed();
         bed.Https = await PolicyHttpsServer.StartAsync(bed.Ca);
         bed.CaBundlePath = bed.Ca.WriteRootPem(bed._dir);
-        bed.Resolver = new DnsClientResolver(DnsResolverOptions.ForServer(bed.Dns.EndPoint, TimeSpan.FromSeconds(3), retries: 1));
+        bed.Resolver = new DnsClientResolver(DnsResolverOptions.ForServer(bed.Dns.EndPoint, TimeSpan.FromSeconds(5), retries: 1));
         return bed;
     }
 

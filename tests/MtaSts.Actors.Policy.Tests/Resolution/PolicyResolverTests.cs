@@ -32,7 +32,7 @@ public sealed class PolicyResolverTests : IAsyncLifetime
     {
         store ??= PolicyStore.InMemory();
         _stores.Add(store);
-        var r = new PolicyResolver(_bed.Resolver, fetcher ?? _bed.Fetcher(timeout: TimeSpan.FromSeconds(5)), store, _bed.Log, options, _time);
+        var r = new PolicyResolver(_bed.Resolver, fetcher ?? _bed.Fetcher(timeout: TimeSpan.FromSeconds(15)), store, _bed.Log, options, _time);
         _resolvers.Add(r);
         return r;
     }

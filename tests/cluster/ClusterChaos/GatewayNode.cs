@@ -16,7 +16,8 @@ internal enum NodeHealth { Unknown, Up, NotUp, PeerUnreachable, Unresponsive, Ex
 /// One gateway OS process (<c>dotnet mtasts-gateway.dll serve --config …</c>), restartable on the same data directory.
 /// Signals go to its PID only (the process we started); it is polled on /health/ready to know whether it is an Up member.
 /// </summary>
-internal sealed class GatewayNode(ClusterNode spec, string gatewayDll, IReadOnlyList<string> configFiles, string workDir, Func<TimeSpan> clock)
+internal sealed class GatewayNode(ClusterNode spec, string gatewayDll, IReadOnlyList<string> configFiles, string workDir, Func<TimeSpan> clock,
+    IReadOnlyList<KeyValuePair<string, string>> runtimeSettings)
 {
     private static readonly HttpClient Http = new() { Timeout = TimeSpan.FromSeconds(2) };
     private static readonly HashSet<Process> Live = [];
@@ -91,10 +92,12 @@ internal sealed class GatewayNode(ClusterNode spec, string gatewayDll, IReadOnly
         psi.ArgumentList.Add(gatewayDll);
         psi.ArgumentList.Add("serve");
         foreach (var c in configFiles) { psi.ArgumentList.Add("--config"); psi.ArgumentList.Add(c); }
-        // The node runs with its shipped runtime settings; MTASTS_* of the shell would override its files.
+        // The node runs with its shipped runtime settings (the systemd unit's DOTNET_* lines, as the load harness applies
+        // them); MTASTS_* of the shell would override its files.
         psi.Environment.Remove("DOTNET_gcServer");
         psi.Environment.Remove("DOTNET_TieredPGO");
         foreach (var v in ClusterNodeConfig.ScrubbedEnvironment) psi.Environment.Remove(v);
+        foreach (var (name, value) in runtimeSettings) psi.Environment[name] = value;
         if (_out is { } previous) lock (previous) previous.Dispose();
         var output = new StreamWriter(Path.Combine(workDir, $"node{Index}-{Generation}.out")) { AutoFlush = true };
         _out = output;

@@ -200,13 +200,14 @@ internal sealed class ScenarioRun(Options o, string scenario, string connectionS
         var extra = o.NodeExtra;
         if (scenario == "limit")
             extra += $"\nmtasts {{ destinations {{ \"{LimitedDomain}\" {{ max-concurrent-connections = 2 }} }} }}\n";
+        var runtime = ShippedRuntimeSettings.Read(o.RepoRoot);
         foreach (var s in specs)
         {
             Directory.CreateDirectory(s.DataDir);
             var conf = Path.Combine(workDir, $"node{s.Index}.conf");
             File.WriteAllText(conf, ClusterNodeConfig.Hocon(s, specs, connectionString, receiverPort, o.Bootstrap, extra));
             var files = ClusterNodeConfig.ConfigFiles(o.RepoRoot, o.ClusterConf).Append(conf).ToList();
-            _nodes.Add(new GatewayNode(s, o.GatewayDll, files, workDir, () => _clock.Elapsed));
+            _nodes.Add(new GatewayNode(s, o.GatewayDll, files, workDir, () => _clock.Elapsed, runtime));
         }
     }
 

@@ -1,3 +1,5 @@
+using System.Buffers.Binary;
+using System.Collections.Concurrent;
 using System.Globalization;
 using System.Security.Cryptography;
 using System.Security.Cryptography.X509Certificates;
@@ -17,6 +19,12 @@ public sealed record CertificateVerdict(bool Ok, string? Error, string? MatchedN
 /// <summary>
 /// PKIX chain validation (system roots plus an optional extra CA bundle for private deployments and tests) and
 /// RFC 6125 name matching. Thread-safe; create once and share.
+/// A successful path validation is remembered for a short time (<see cref="DefaultChainCacheTime"/>), keyed by the exact
+/// bytes of the leaf and of every certificate the peer presented: a connection to an MX that presents the same
+/// certificates skips the X509 chain build (two per handshake with a private CA: system roots, then the extra roots).
+/// Only the path result is reused — it depends on nothing but those bytes, this verifier's trust anchors and the time —
+/// and only while the verification time is inside every chain certificate's validity period; the name check (RFC 6125)
+/// runs on every call, for the reference identifiers of that call. Failures are never remembered.
 /// </summary>
 public sealed class CertificateVerifier
 {
@@ -28,22 +36,44 @@ public sealed class CertificateVerifier
     public const string BadSignature = "certificate signature failure";
     public const string Revoked = "certificate revoked";
 
+    /// <summary>How long a successful path validation is reused (a change to the OS root store is seen within it).</summary>
+    public static readonly TimeSpan DefaultChainCacheTime = TimeSpan.FromSeconds(60);
+
+    /// <summary>Distinct certificate sets remembered; beyond it the expired ones are dropped, then all.</summary>
+    internal const int ChainCacheLimit = 4096;
+
     private static readonly Oid ServerAuth = new("1.3.6.1.5.5.7.3.1");
     private readonly X509Certificate2Collection _extraRoots;
     private readonly bool _useSystemRoots;
     private readonly Func<DateTimeOffset> _clock;
+    private readonly TimeSpan _chainCacheTime;
+    private readonly ConcurrentDictionary<string, ValidPath> _validPaths = new(StringComparer.Ordinal);
+    private long _chainBuilds;
+
+    /// <summary>A validated path: usable from <see cref="From"/> to <see cref="Until"/> (the chain certificates' common
+    /// validity period, exclusive end) and no later than <see cref="Expires"/> (cached time).</summary>
+    private sealed record ValidPath(DateTime From, DateTime Until, DateTime Expires)
+    {
+        public bool Covers(DateTime now) => now >= From && now < Until && now < Expires;
+    }
 
     /// <param name="extraRoots">Additional trust anchors (private CA, test CA).</param>
     /// <param name="useSystemRoots">Trust the OS root store as well.</param>
     /// <param name="clock">Validation time (tests); defaults to now.</param>
+    /// <param name="chainCacheTime">How long a successful path validation is reused (null: <see cref="DefaultChainCacheTime"/>;
+    /// zero: never).</param>
     public CertificateVerifier(IEnumerable<X509Certificate2>? extraRoots = null, bool useSystemRoots = true,
-        Func<DateTimeOffset>? clock = null)
+        Func<DateTimeOffset>? clock = null, TimeSpan? chainCacheTime = null)
     {
         _extraRoots = new X509Certificate2Collection();
         if (extraRoots is not null) foreach (var r in extraRoots) _extraRoots.Add(r);
         _useSystemRoots = useSystemRoots;
         _clock = clock ?? (() => DateTimeOffset.UtcNow);
+        _chainCacheTime = chainCacheTime ?? DefaultChainCacheTime;
     }
+
+    /// <summary>X509 chain builds done so far (a cached path needs none).</summary>
+    public long ChainBuilds => Interlocked.Read(ref _chainBuilds);
 
     /// <summary>The system roots only.</summary>
     public static CertificateVerifier System { get; } = new();
@@ -80,16 +110,19 @@ public sealed class CertificateVerifier
         ArgumentNullException.ThrowIfNull(leaf);
         var extra = presented?.Where(c => !c.RawDataMemory.Span.SequenceEqual(leaf.RawDataMemory.Span)).ToArray()
                     ?? Array.Empty<X509Certificate2>();
+        var now = _clock();
+        var key = _chainCacheTime > TimeSpan.Zero ? PathKey(leaf, extra) : null;
+        if (key is not null && _validPaths.TryGetValue(key, out var known) && known.Covers(now.UtcDateTime)) return CertificateVerdict.Success();
         string? firstError = null;
         if (_useSystemRoots)
         {
-            var error = Build(leaf, extra, customRoots: null);
+            var error = Build(leaf, extra, customRoots: null, now, key);
             if (error is null) return CertificateVerdict.Success();
             firstError = error;
         }
         if (_extraRoots.Count > 0)
         {
-            var error = Build(leaf, extra, _extraRoots);
+            var error = Build(leaf, extra, _extraRoots, now, key);
             if (error is null) return CertificateVerdict.Success();
             // Prefer the error of the attempt that got further (not "unknown issuer") when both failed.
             if (firstError is null || firstError == UnknownIssuer || firstError == SelfSigned) firstError = error;
@@ -97,13 +130,15 @@ public sealed class CertificateVerifier
         return CertificateVerdict.Failure(firstError ?? UnknownIssuer);
     }
 
-    private string? Build(X509Certificate2 leaf, X509Certificate2[] extra, X509Certificate2Collection? customRoots)
+    /// <param name="key">Where to remember a success (null: not remembered).</param>
+    private string? Build(X509Certificate2 leaf, X509Certificate2[] extra, X509Certificate2Collection? customRoots, DateTimeOffset now,
+        string? key)
     {
         using var chain = new X509Chain();
         var p = chain.ChainPolicy;
         p.RevocationMode = X509RevocationMode.NoCheck;
         p.DisableCertificateDownloads = true;
-        p.VerificationTime = _clock().UtcDateTime;
+        p.VerificationTime = now.UtcDateTime;
         p.ApplicationPolicy.Add(ServerAuth);
         p.ExtraStore.AddRange(extra);
         if (customRoots is not null)
@@ -111,8 +146,45 @@ public sealed class CertificateVerifier
             p.TrustMode = X509ChainTrustMode.CustomRootTrust;
             p.CustomTrustStore.AddRange(customRoots);
         }
-        if (chain.Build(leaf)) return null;
-        return Describe(leaf, chain, _clock());
+        Interlocked.Increment(ref _chainBuilds);
+        if (!chain.Build(leaf)) return Describe(leaf, chain, now);
+        if (key is not null) Remember(key, chain, now.UtcDateTime);
+        return null;
+    }
+
+    private void Remember(string key, X509Chain chain, DateTime now)
+    {
+        var from = DateTime.MinValue;
+        var until = DateTime.MaxValue;
+        foreach (var e in chain.ChainElements)
+        {
+            var notBefore = e.Certificate.NotBefore.ToUniversalTime();
+            var notAfter = e.Certificate.NotAfter.ToUniversalTime();
+            if (notBefore > from) from = notBefore;
+            if (notAfter < until) until = notAfter;
+        }
+        if (_validPaths.Count >= ChainCacheLimit)
+        {
+            foreach (var (k, v) in _validPaths)
+                if (!v.Covers(now)) _validPaths.TryRemove(k, out _);
+            if (_validPaths.Count >= ChainCacheLimit) _validPaths.Clear();
+        }
+        _validPaths[key] = new ValidPath(from, until, now + _chainCacheTime);
+    }
+
+    /// <summary>SHA-256 over the leaf and the other presented certificates, each length-prefixed, in the order given.</summary>
+    private static string PathKey(X509Certificate2 leaf, X509Certificate2[] extra)
+    {
+        using var hash = IncrementalHash.CreateHash(HashAlgorithmName.SHA256);
+        Span<byte> length = stackalloc byte[4];
+        for (var i = -1; i < extra.Length; i++)
+        {
+            var raw = (i < 0 ? leaf : extra[i]).RawDataMemory.Span;
+            BinaryPrimitives.WriteInt32BigEndian(length, raw.Length);
+            hash.AppendData(length);
+            hash.AppendData(raw);
+        }
+        return Convert.ToHexString(hash.GetHashAndReset());
     }
 
     private static string Describe(X509Certificate2 leaf, X509Chain chain, DateTimeOffset now)

@@ -46,6 +46,8 @@ public sealed record RunOptions
     public int MessagesPerConnection { get; init; } = 50;
     /// <summary>Gateway <c>mtasts.delivery.mx-rollup</c>; null = the shipped default.</summary>
     public bool? MxRollup { get; init; }
+    /// <summary>Gateway <c>mtasts.delivery.mx-rollup-max-connections</c>; null = the shipped default.</summary>
+    public int? MxRollupMaxConnections { get; init; }
     /// <summary>Profile <c>limit-type</c> given to the gateway with the destination concurrency: false = domain, true = mx-ip.</summary>
     public bool PerMxIp { get; init; }
     public string? OutDirectory { get; init; }
@@ -76,6 +78,7 @@ public sealed record RunOptions
           --dest-concurrency N   per-destination connection limit given to the target (default 20)
           --dest-msgs-per-conn N messages per delivery connection given to the target (default 50)
           --mx-rollup on|off     gateway MX roll-up (mtasts.delivery.mx-rollup; default: the shipped setting)
+          --mx-rollup-max N      gateway connections per MX address with roll-up (mtasts.delivery.mx-rollup-max-connections; 0 = none)
           --dest-limit-type T    domain | mx-ip: what --dest-concurrency covers at the gateway (default domain)
           --mta-sts | --mta-sts-both | --mta-sts-on-first   MTA-STS on only | off then on | on then off (order check)
           --tls                  the receiver offers STARTTLS (test CA certificate for the MX name); relays must verify it
@@ -118,6 +121,7 @@ public sealed record RunOptions
                 case "--retry": o = o with { RetryInterval = ParseSeconds(Next()) }; break;
                 case "--dest-concurrency": o = o with { DestinationConcurrency = (int)ParseCount(Next()) }; break;
                 case "--dest-msgs-per-conn": o = o with { MessagesPerConnection = (int)ParseCount(Next()) }; break;
+                case "--mx-rollup-max": o = o with { MxRollupMaxConnections = int.TryParse(Next(), out var mrm) && mrm >= 0 ? mrm : throw new ArgumentException("--mx-rollup-max: a number ≥ 0") }; break;
                 case "--dest-limit-type": o = o with { PerMxIp = Next() switch { "domain" => false, "mx-ip" => true, var x => throw new ArgumentException($"--dest-limit-type: '{x}' is not domain or mx-ip") } }; break;
                 case "--mx-rollup": o = o with { MxRollup = Next() switch { "on" => true, "off" => false, var x => throw new ArgumentException($"--mx-rollup: '{x}' is not on or off") } }; break;
                 case "--drain-timeout": o = o with { DrainTimeout = ParseSeconds(Next()) }; break;

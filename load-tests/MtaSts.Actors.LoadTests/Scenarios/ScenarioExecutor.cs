@@ -48,7 +48,7 @@ public sealed class ScenarioExecutor(ScenarioDefinition scenario, RunOptions o)
         var routes = new List<KeyValuePair<string, IPEndPoint>> { new("*", sinkEp) };
         var spec = new TargetSpec(workDirectory, routes, plan.Domains, mtaSts, o.RetryInterval, o.DestinationConcurrency, o.MessagesPerConnection,
             LocalMtaSts: o.MtaStsVariants.Contains(true) || o.Tls, Metrics: metrics, TlsCa: tlsCa, TlsCaBundle: tlsBundle,
-            MxRollup: o.MxRollup, PerMxIp: o.PerMxIp);
+            MxRollup: o.MxRollup, PerMxIp: o.PerMxIp, MxRollupMaxConnections: o.MxRollupMaxConnections);
 
         try
         {

@@ -152,6 +152,7 @@ public sealed partial class GatewayTarget(int port, string? dllPath, string? com
         _facts["config"] = config;
         _facts["mail log"] = _mailLog;
         _facts["mta-sts"] = spec.MtaSts ? "on" : "off";
+        _facts["mx-rollup-max-connections"] = spec.MxRollupMaxConnections?.ToString(CultureInfo.InvariantCulture) ?? "shipped default";
         _facts["limit-type"] = spec.PerMxIp ? "mx-ip" : "domain";
         _facts["mx-rollup"] = spec.MxRollup switch { true => "on", false => "off", null => "shipped default" };
         _facts["outbound tls"] = spec.TlsCa is null ? "none" : $"required-verify-hosted-domains (STARTTLS to {LocalMtaStsWorld.MxHost}, test CA)";
@@ -278,6 +279,7 @@ public sealed partial class GatewayTarget(int port, string? dllPath, string? com
         sb.AppendLine("    }");
         sb.AppendLine("    connection-idle-time = 2s");
         if (spec.MxRollup is { } rollup) sb.AppendLine($"    mx-rollup = {(rollup ? "on" : "off")}");
+        if (spec.MxRollupMaxConnections is { } rollupMax) sb.AppendLine($"    mx-rollup-max-connections = {rollupMax.ToString(inv)}");
         sb.AppendLine("    connect-timeout = 5s");
         sb.AppendLine("  }");
         sb.AppendLine($"  log.text = {Q(_mailLog!)}");

@@ -43,7 +43,8 @@ public interface ITarget : IAsyncDisposable
 /// <c>mtasts.admin.metrics</c> (null = its default); other targets ignore it. <see cref="TlsCa"/> (`--tls`): the run's
 /// test CA, which issued the receiver's certificate for <see cref="LocalMtaStsWorld.MxHost"/>; relays must verify it
 /// (<see cref="TlsCaBundle"/> is its root as a PEM file). <see cref="MxRollup"/>: the gateway's
-/// <c>mtasts.delivery.mx-rollup</c> (null = the shipped default); <see cref="PerMxIp"/>: its <c>limit-type = mx-ip</c>.
+/// <c>mtasts.delivery.mx-rollup</c> (null = the shipped default); <see cref="PerMxIp"/>: its <c>limit-type = mx-ip</c>;
+/// <see cref="MxRollupMaxConnections"/>: its <c>mtasts.delivery.mx-rollup-max-connections</c> (null = the shipped default).
 /// </summary>
 public sealed record TargetSpec(
     string WorkDirectory,
@@ -58,4 +59,5 @@ public sealed record TargetSpec(
     MtaSts.Actors.TestInfra.Certificates.TestCertificateAuthority? TlsCa = null,
     string? TlsCaBundle = null,
     bool? MxRollup = null,
-    bool PerMxIp = false);
+    bool PerMxIp = false,
+    int? MxRollupMaxConnections = null);

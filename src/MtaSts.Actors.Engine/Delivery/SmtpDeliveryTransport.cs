@@ -101,10 +101,11 @@ public sealed class SmtpDeliveryTransport(
                     // limit-type = mx-ip: the profile's connection limit applies per MX address, across destinations;
                     // this waits (asynchronously, until a place frees, a usable session is parked, or the connection is
                     // cancelled) rather than trying a less preferred MX. Other profiles are only counted. With roll-up,
+                    // mx-rollup-max-connections caps every profile there the same way (see AddressLimit); and
                     // while a few connections are opening at that address it waits for one of the busy sessions there to be
                     // parked instead of opening yet another (measured: without it a burst of new domains opened one
                     // connection each, ~700 TLS handshakes for 5,000 messages, and kept them until the idle time).
-                    else if (await AcquireAsync(key, profile.LimitType == LimitType.PerMxIp ? profile.MaxConcurrentConnections : int.MaxValue,
+                    else if (await AcquireAsync(key, AddressLimit(profile, rollup: usable is not null),
                                  usable, ct, usable is null ? int.MaxValue : _siteOptions.OpeningPerAddress).ConfigureAwait(false) is { } grant)
                     {
                         slot = grant.Slot;
@@ -157,6 +158,14 @@ public sealed class SmtpDeliveryTransport(
         var detail = SmtpReplyFormatter.NoReply(lastStatus, lastError ?? "no usable MX host",
             lastStatus.StartsWith("4.4.1") ? "No answer from any hosts listed in MX" : "Delivery not possible");
         throw new DeliveryOpenException(RecipientOutcomeKind.Transient, detail, lastStatus, lastReply);
+    }
+
+    /// <summary>Connections allowed at one MX address for this profile: its own limit under <c>limit-type = mx-ip</c>,
+    /// and with roll-up the node's <c>mx-rollup-max-connections</c> (the lower of the two; int.MaxValue: only counted).</summary>
+    private int AddressLimit(DestinationProfile profile, bool rollup)
+    {
+        var limit = profile.LimitType == LimitType.PerMxIp ? profile.MaxConcurrentConnections : int.MaxValue;
+        return rollup && _siteOptions.MaxPerAddress > 0 ? Math.Min(limit, _siteOptions.MaxPerAddress) : limit;
     }
 
     private void LogSecured(ConnectionSecurity plan, MtaStsMode mode, string domain, string mx, long dcid)
@@ -344,8 +353,10 @@ public sealed class SmtpDeliveryTransport(
 /// <param name="Budget">The node's outbound connection budget: a parked session holds a token (null: no limit).</param>
 /// <param name="OpeningPerAddress">With roll-up: connections opening at once per MX address; a further one waits for a
 /// parked session or for an opening to end (the engine's initial concurrency, Postfix initial_destination_concurrency).</param>
+/// <param name="MaxPerAddress">With roll-up: connections at once per MX address over all destinations
+/// (<c>mx-rollup-max-connections</c>); one more waits for a usable parked session or a place. 0: no limit.</param>
 public sealed record DeliverySiteOptions(bool MxRollup = false, TimeSpan IdleTime = default, ConnectionBudget? Budget = null,
-    int OpeningPerAddress = 5);
+    int OpeningPerAddress = 5, int MaxPerAddress = 0);
 
 /// <summary>An open outbound connection, its place at the MX address (released when it closes) and what it proved.</summary>
 public sealed class SiteConnection(OutboundConnection conn, SiteSlot slot, SiteKey key, ConnectResult connected)

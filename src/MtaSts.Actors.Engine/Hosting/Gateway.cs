@@ -364,7 +364,8 @@ public sealed class Gateway : IAsyncDisposable
             LocalAddress = watcher.Gateway.SourceAddressFor(profile.SourceAddress),
             ClientCertificate = LoadClientCertificate(profile.ClientCertificate),
         }, tlsRpt?.Recorder, () => watcher.Gateway.BounceVerification,
-            new DeliverySiteOptions(config.Delivery.MxRollup, config.Delivery.ConnectionIdleTime, budget, new EngineTuning().InitialConcurrency));
+            new DeliverySiteOptions(config.Delivery.MxRollup, config.Delivery.ConnectionIdleTime, budget, new EngineTuning().InitialConcurrency,
+                config.Delivery.MxRollupMaxConnections));
     }
 
     /// <summary>The actors' host: Akka (single-node cluster by default) with the features <paramref name="features"/> adds.</summary>

@@ -22,6 +22,7 @@ public sealed class DeliveryOptionsTests
         Assert.Equal(outbound.DataTimeout, o.DataTimeout);
         Assert.Equal(new EngineTuning().ConnectionIdleTime, o.ConnectionIdleTime);
         Assert.Equal(1000, o.MaxConnections);
+        Assert.Equal(20, o.MxRollupMaxConnections);
         Assert.Null(o.MxOverrideMap());
     }
 
@@ -35,6 +36,7 @@ public sealed class DeliveryOptionsTests
             ["mtasts.delivery.data-timeout"] = "3m",
             ["mtasts.delivery.connection-idle-time"] = "200ms",
             ["mtasts.delivery.max-connections"] = "250",
+            ["mtasts.delivery.mx-rollup-max-connections"] = "0",
             ["mtasts.delivery.mx-override.*"] = "127.0.0.1:2600",
             ["mtasts.delivery.mx-override.b.test"] = "10.0.0.1:25, 10.0.0.2",
         });
@@ -44,6 +46,7 @@ public sealed class DeliveryOptionsTests
         Assert.Equal(TimeSpan.FromMinutes(3), o.DataTimeout);
         Assert.Equal(TimeSpan.FromMilliseconds(200), o.ConnectionIdleTime);
         Assert.Equal(250, o.MaxConnections);
+        Assert.Equal(0, o.MxRollupMaxConnections);
         var map = o.MxOverrideMap()!;
         Assert.Equal(2600, Assert.Single(map("a.test")!).Port);
         Assert.Equal(["10.0.0.1", "10.0.0.2"], map("B.TEST")!.Select(h => h.Host));
@@ -53,6 +56,7 @@ public sealed class DeliveryOptionsTests
     [InlineData("mtasts.delivery.connect-timeout", "soon", "mtasts.delivery.connect-timeout = \"soon\": not a duration")]
     [InlineData("mtasts.delivery.data-timeout", "600", "mtasts.delivery.data-timeout = \"600\": not a duration")]
     [InlineData("mtasts.delivery.max-connections", "0", "mtasts.delivery.max-connections = \"0\": out of range 1..1000000")]
+    [InlineData("mtasts.delivery.mx-rollup-max-connections", "-1", "mtasts.delivery.mx-rollup-max-connections = \"-1\": out of range 0..1000000")]
     [InlineData("mtasts.delivery.mx-override.*", "[::1", "mtasts.delivery.mx-override.\"*\": bad host:port")]
     [InlineData("mtasts.delivery.max-recipients-per-transaction", "50", "mtasts.delivery.max-recipients-per-transaction is no longer a gateway setting")]
     public void A_bad_value_is_an_error_naming_its_key(string key, string value, string expected)

@@ -37,6 +37,37 @@ public sealed class MxRollupEndToEndTests
         Assert.InRange(mx.MaxConcurrentSessions, 1, 2);
     }
 
+    [Theory]
+    [InlineData(2, 1, 2)]  // mx-rollup-max-connections: 2 at the address for the three domains together
+    [InlineData(0, 3, 12)] // no such limit: each domain opens its own (up to 4 each)
+    public async Task With_roll_up_the_connections_at_one_MX_address_stay_within_mx_rollup_max_connections(int max, int low, int high)
+    {
+        await using var mx = TestSmtpReceiver.Start(new TestSmtpReceiverOptions { OfferStartTls = false });
+        // A slow final reply keeps the connections busy, so that each domain wants more than one.
+        mx.Script = (phase, _, _) =>
+        {
+            if (phase == SmtpPhase.DataEnd) Thread.Sleep(50);
+            return null;
+        };
+        await using var gw = await GatewayFixture.StartAsync(mx.Port, $$"""
+            mtasts.delivery.mx-rollup-max-connections = {{max}}
+            mtasts.destinations.default { max-concurrent-connections = 4
+              max-messages-per-connection = 100 }
+            """);
+        var sends = Enumerable.Range(0, 15).SelectMany(i => new[]
+        {
+            gw.SendAsync("app@sender.test", [$"u{i}@a.test"], $"a{i}"),
+            gw.SendAsync("app@sender.test", [$"u{i}@b.test"], $"b{i}"),
+            gw.SendAsync("app@sender.test", [$"u{i}@c.test"], $"c{i}"),
+        });
+        await Task.WhenAll(sends);
+
+        var got = await gw.ReceivedAsync(mx, 45, Wait);
+        foreach (var d in new[] { "a", "b", "c" })
+            Assert.Equal(15, got.Count(m => m.Recipients[0].Address.EndsWith($"@{d}.test", StringComparison.Ordinal)));
+        Assert.InRange(mx.MaxConcurrentSessions, low, high);
+    }
+
     [Fact]
     public async Task An_idle_session_carries_another_domains_mail_when_it_satisfies_that_domains_requirements()
     {

@@ -44,26 +44,24 @@ public sealed class KnownPersistenceIds
 
     public HandedOver HandOver() => new(_ids.ToArray());
 
-    /// <summary>What a message means to the store actor while the scan runs.</summary>
-    public enum LoadStep { Consumed, Ready, Stash }
-
-    /// <summary>While loading: the scan's answer makes the set <see cref="LoadStep.Ready"/> (the actor unstashes);
-    /// a hand-over or a previous incarnation's scan is consumed; everything else waits (an id must not be answered
-    /// "empty" before it is known).</summary>
-    public LoadStep WhileLoading(object message)
+    /// <summary>The store actor's behaviour while the scan runs: the scan's answer fills the set, then the actor
+    /// unbecomes and unstashes; a hand-over or a previous incarnation's scan is consumed; everything else waits in the
+    /// stash (an id must not be answered "empty" before it is known).</summary>
+    public bool WhileLoading(object message, IStash stash, Action unbecome)
     {
         switch (message)
         {
             case Loaded l when l.Owner == this:
                 if (l.Ids is null) throw new ApplicationException("Reading the persistence ids of the SQLite store failed.", l.Error);
                 AddAll(l.Ids);
-                return LoadStep.Ready;
-            case Loaded: return LoadStep.Consumed;
-            case HandedOver h:
-                AddAll(h.Ids);
-                return LoadStep.Consumed;
-            default: return LoadStep.Stash;
+                unbecome();
+                stash.UnstashAll();
+                break;
+            case Loaded: break;
+            case HandedOver h: AddAll(h.Ids); break;
+            default: stash.Stash(); break;
         }
+        return true;
     }
 
     /// <summary>After loading: a late hand-over is merged, a stale scan dropped; false for the store's own messages.</summary>

@@ -28,28 +28,13 @@ public sealed class SingleWriterSqliteSnapshotStore : SqlSnapshotStore
     {
         base.PreStart(); // stacks the SQL plugin's own initialization (tables) under the scan
         _known.StartLoad(Self);
-        BecomeStacked(LoadingIds);
+        BecomeStacked(m => _known.WhileLoading(m, Stash, UnbecomeStacked));
     }
 
     protected override void PreRestart(Exception reason, object message)
     {
         Self.Tell(_known.HandOver(), Self);
         base.PreRestart(reason, message);
-    }
-
-    private bool LoadingIds(object message)
-    {
-        switch (_known.WhileLoading(message))
-        {
-            case KnownPersistenceIds.LoadStep.Ready:
-                UnbecomeStacked();
-                Stash.UnstashAll();
-                break;
-            case KnownPersistenceIds.LoadStep.Stash:
-                Stash.Stash();
-                break;
-        }
-        return true;
     }
 
     protected override bool ReceivePluginInternal(object message) => _known.Absorb(message) || base.ReceivePluginInternal(message);

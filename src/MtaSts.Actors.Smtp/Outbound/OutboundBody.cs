@@ -40,7 +40,13 @@ public sealed class OutboundBody : IDisposable
     /// start each time (MailKit may ask twice). With <paramref name="dotStuff"/> the bytes are also dot-stuffed (RFC 5321
     /// §4.5.2) in the same pass, for a destination that writes them to the wire as they are. Output is gathered in the
     /// repair buffer and written when the next chunk might not fit (≈ 32 KB writes for a large body).</summary>
-    internal async Task WriteAsync(Stream destination, bool dotStuff, CancellationToken ct)
+    internal Task WriteAsync(Stream destination, bool dotStuff, CancellationToken ct) => Copy(destination, dotStuff, useAsync: true, ct);
+
+    /// <summary>The same for MailKit's synchronous API: no await inside suspends, so the task is complete on return.</summary>
+    internal void Write(Stream destination, bool dotStuff, CancellationToken ct) =>
+        Copy(destination, dotStuff, useAsync: false, ct).GetAwaiter().GetResult();
+
+    private async Task Copy(Stream destination, bool dotStuff, bool useAsync, CancellationToken ct)
     {
         var chunk = ChunkFor(_stream.Length);
         var input = ArrayPool<byte>.Shared.Rent(chunk);
@@ -58,41 +64,24 @@ public sealed class OutboundBody : IDisposable
                 used += crlf.Transform(input.AsSpan(0, n), output.AsSpan(used));
                 if (output.Length - used < CrlfNormalizer.MaxOutput(chunk))
                 {
-                    await destination.WriteAsync(output.AsMemory(0, used), ct).ConfigureAwait(false);
+                    await Send(used).ConfigureAwait(false);
                     used = 0;
                 }
             }
             used += crlf.Finish(output.AsSpan(used)); // room: at least MaxOutput(chunk) ≥ 4 bytes are free here
-            if (used > 0) await destination.WriteAsync(output.AsMemory(0, used), ct).ConfigureAwait(false);
+            if (used > 0) await Send(used).ConfigureAwait(false);
         }
         finally
         {
             ArrayPool<byte>.Shared.Return(output);
             ArrayPool<byte>.Shared.Return(input);
         }
-    }
 
-    internal void Write(Stream destination, bool dotStuff, CancellationToken ct)
-    {
-        var chunk = ChunkFor(_stream.Length);
-        var input = ArrayPool<byte>.Shared.Rent(chunk);
-        var output = ArrayPool<byte>.Shared.Rent(CrlfNormalizer.MaxOutput(chunk));
-        try
+        ValueTask Send(int count)
         {
-            _stream.Position = 0;
-            var crlf = new CrlfNormalizer(dotStuff);
-            int n;
-            while ((n = _stream.Read(input, 0, chunk)) > 0)
-            {
-                ct.ThrowIfCancellationRequested();
-                destination.Write(output, 0, crlf.Transform(input.AsSpan(0, n), output));
-            }
-            destination.Write(output, 0, crlf.Finish(output));
-        }
-        finally
-        {
-            ArrayPool<byte>.Shared.Return(output);
-            ArrayPool<byte>.Shared.Return(input);
+            if (useAsync) return destination.WriteAsync(output.AsMemory(0, count), ct);
+            destination.Write(output, 0, count);
+            return ValueTask.CompletedTask;
         }
     }
 

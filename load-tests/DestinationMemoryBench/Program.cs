@@ -259,6 +259,18 @@ foreach (var p in points)
       $"{(p.Heap is { } h ? (h.TotalBytes / 1048576.0).ToString("N1", inv) : "–")} | {Count(p, "MtaSts.Actors.Engine.Destination.DestinationActor")} | " +
       $"{Count(p, "Akka.Actor.ActorCell")} | {p.Before.CpuS:N0} |");
 L();
+if (points.Any(p => p.Maps is not null))
+{
+    // After the dump (it ran a full GC): what the RSS consists of, so the destinations' share is not confused with the
+    // runtime's code pages.
+    L("Where the RSS lives (`/proc/<pid>/smaps`, read after the dump), MiB:");
+    L();
+    L("| point | anonymous (GC heap, native heap, stacks) | JIT code + loader heaps (memfd) | managed assemblies | native libraries | other | total |");
+    L("|---|---:|---:|---:|---:|---:|---:|");
+    foreach (var p in points.Where(p => p.Maps is not null))
+        L($"| {p.Name} | {Mib(p.Maps!.AnonKb):N0} | {Mib(p.Maps.JitKb):N0} | {Mib(p.Maps.AssembliesKb):N0} | {Mib(p.Maps.NativeLibsKb):N0} | {Mib(p.Maps.OtherKb):N0} | {Mib(p.Maps.TotalKb):N0} |");
+    L();
+}
 var base0 = points[0];
 var queued = points.FirstOrDefault(p => p.Name == "queued");
 var idlePoint = points.FirstOrDefault(p => p.Name == "idle");
@@ -317,8 +329,9 @@ Point Measure(string name, string what)
         if (heap is null) notes.Add($"{name}: {error}");
         after = RssSampler.Read(gw.Pid, clock.Elapsed.TotalSeconds, name);
     }
+    var maps = SmapsBreakdown.Read(gw.Pid);
     Say($"{name}: RSS {Mib(before.RssKb):N0} MiB{(heap is not null ? $", managed heap {heap.TotalBytes / 1048576.0:N1} MiB (dump {heap.Seconds:F0} s), RSS after the dump {Mib(after?.RssKb ?? 0):N0} MiB" : "")}");
-    return new Point(name, what, before, after, heap);
+    return new Point(name, what, before, after, heap, maps);
 }
 
 string Count(Point p, string type) => p.Heap?.Types.TryGetValue(type, out var t) == true ? t.Count.ToString("N0", inv) : p.Heap is null ? "–" : "0";
@@ -416,7 +429,7 @@ static string LoadAverage()
     catch (IOException) { return "?"; }
 }
 
-internal sealed record Point(string Name, string What, Sample Before, Sample? After, HeapDump? Heap);
+internal sealed record Point(string Name, string What, Sample Before, Sample? After, HeapDump? Heap, SmapsBreakdown? Maps);
 
 /// <summary>Counts lines of the operator log containing a marker, reading only what was appended since the last call.</summary>
 internal sealed class LogCounter(string path)

@@ -161,6 +161,9 @@ internal sealed class GatewayProcess : IAsyncDisposable
     [DllImport("libc", EntryPoint = "kill", SetLastError = true)]
     private static extern int SysKill(int pid, int sig);
 
+    /// <summary>Sends a signal to the gateway (e.g. 10 = SIGUSR1, "deliver now"); false when it could not be sent.</summary>
+    public bool Signal(int signal) => !_process.HasExited && SysKill(Pid, signal) == 0;
+
     /// <summary>SIGTERM, then SIGKILL if it has not exited after <paramref name="grace"/>. Returns how it ended.</summary>
     public async Task<string> StopAsync(TimeSpan grace)
     {

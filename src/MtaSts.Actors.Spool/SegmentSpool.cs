@@ -1,5 +1,6 @@
 using System.Buffers;
 using System.Buffers.Binary;
+using System.Diagnostics;
 using System.Globalization;
 using System.Threading.Channels;
 using Microsoft.Win32.SafeHandles;
@@ -86,6 +87,11 @@ public sealed class SegmentSpool : ISpool
     /// <summary>Writer-loop batches that wrote something.</summary>
     public long Batches => Interlocked.Read(ref _batches);
     public long SegmentsDeleted => Interlocked.Read(ref _segmentsDeleted);
+
+    /// <summary>Raised on the writer thread after each group commit with the fsync's duration and the number of
+    /// appends and done-marks it made durable (for metrics: the fsync is the floor of every 250's latency). Handlers
+    /// must be cheap and must not throw; they delay the waiters of the batch.</summary>
+    public event Action<TimeSpan, int>? GroupCommitted;
 
     /// <summary>Ids of the segment files currently on disk, ascending.</summary>
     public IReadOnlyList<long> SegmentIds { get { EnsureOpen(); lock (_gate) return _segments.Keys.ToArray(); } }
@@ -625,7 +631,9 @@ public sealed class SegmentSpool : ISpool
             }
             if (_activeLength != _activeCommitted)
             {
+                long fsyncStart = Stopwatch.GetTimestamp();
                 _activeStream!.Flush(flushToDisk: true); // the group commit: one fsync for the whole batch
+                GroupCommitted?.Invoke(Stopwatch.GetElapsedTime(fsyncStart), written.Count);
                 Interlocked.Increment(ref _fsyncs);
                 Interlocked.Add(ref _bytesWritten, _activeLength - _activeCommitted);
                 _activeCommitted = _activeLength;

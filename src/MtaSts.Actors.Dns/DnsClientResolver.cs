@@ -1,3 +1,4 @@
+using System.Collections.Concurrent;
 using System.Net;
 using System.Net.Sockets;
 using DnsClient;
@@ -18,7 +19,8 @@ public sealed record DnsResolverOptions
     /// <summary>Retries after a timeout or transient error (per name server).</summary>
     public int Retries { get; init; } = 2;
 
-    /// <summary>TTL-honouring response cache (positive answers only; failures are never cached).</summary>
+    /// <summary>TTL-honouring response cache: positive answers for their TTL, NXDOMAIN and NODATA for the negative TTL
+    /// of the SOA that came with them (RFC 2308 §5); failures (SERVFAIL, timeouts) are never cached.</summary>
     public bool UseCache { get; init; } = true;
 
     /// <summary>Sets EDNS DO (RFC 3225) so that a validating resolver reports AD.</summary>
@@ -39,11 +41,24 @@ public sealed record DnsResolverOptions
 /// </summary>
 public sealed class DnsClientResolver : IDnsResolver
 {
+    /// <summary>Most negative answers kept (names come from recipient domains: bounded, expired ones purged first).</summary>
+    public const int MaxNegativeEntries = 10_000;
+
+    /// <summary>Longest a negative answer is kept, whatever the SOA says (RFC 2308 §5: one to three hours).</summary>
+    public static readonly TimeSpan MaxNegativeTtl = TimeSpan.FromHours(1);
+
     private readonly LookupClient _client;
     private readonly DnsResolverOptions _options;
+    private readonly TimeProvider _clock;
+    // DnsClient caches positive answers only. Without this, an MX host with no AAAA record cost an AAAA query at every
+    // connection opened to it (many-domains-tls: ≈ 0.9 queries per message, 6 % of the gateway's CPU).
+    private readonly ConcurrentDictionary<(string Name, QueryType Type), NegativeEntry> _negative = new();
 
-    public DnsClientResolver(DnsResolverOptions? options = null)
+    private sealed record NegativeEntry(DnsOutcome Outcome, bool Authenticated, DateTimeOffset Expires);
+
+    public DnsClientResolver(DnsResolverOptions? options = null, TimeProvider? clock = null)
     {
+        _clock = clock ?? TimeProvider.System;
         _options = options ?? new DnsResolverOptions();
         var lco = _options.NameServers.Count > 0
             ? new LookupClientOptions(_options.NameServers.ToArray())
@@ -113,6 +128,11 @@ public sealed class DnsClientResolver : IDnsResolver
         if (current.Length == 0) return DnsAnswer<T>.Fail($"invalid DNS name '{name}'");
         var authenticated = true;
         var hops = 0;
+        if (_options.UseCache && _negative.TryGetValue((current, type), out var cached))
+        {
+            if (cached.Expires > _clock.GetUtcNow()) return new DnsAnswer<T>(cached.Outcome, Array.Empty<T>(), cached.Authenticated);
+            _negative.TryRemove(new KeyValuePair<(string, QueryType), NegativeEntry>((current, type), cached));
+        }
         while (true)
         {
             ct.ThrowIfCancellationRequested();
@@ -144,7 +164,10 @@ public sealed class DnsClientResolver : IDnsResolver
             var rcode = response.Header.ResponseCode;
             var from = response.NameServer?.ToString() ?? Servers;
             if (rcode == DnsHeaderResponseCode.NotExistentDomain)
+            {
+                if (hops == 0) RememberNegative(current, type, DnsOutcome.NxDomain, authenticated, response);
                 return new DnsAnswer<T>(DnsOutcome.NxDomain, Array.Empty<T>(), authenticated);
+            }
             if (rcode != DnsHeaderResponseCode.NoError)
                 return DnsAnswer<T>.Fail($"{RcodeName(rcode)} from {from} for {current} {type}");
 
@@ -164,10 +187,34 @@ public sealed class DnsClientResolver : IDnsResolver
                 owner = HostName(cname.CanonicalName.Value);
             }
             if (SameName(owner, current))
+            {
+                if (hops == 0) RememberNegative(current, type, DnsOutcome.NoData, authenticated, response);
                 return new DnsAnswer<T>(DnsOutcome.NoData, Array.Empty<T>(), authenticated);
+            }
             // The server gave us only (part of) the chain: ask for the target ourselves.
             current = owner;
         }
+    }
+
+    /// <summary>RFC 2308 §5: a negative answer is cached for min(SOA TTL, SOA MINIMUM) of the SOA in its authority
+    /// section; one without an SOA is not cached (§5: SHOULD NOT). Only answers about the name asked (no CNAME in
+    /// between), so an entry never stands for another name's records.</summary>
+    private void RememberNegative(string name, QueryType type, DnsOutcome outcome, bool authenticated, IDnsQueryResponse response)
+    {
+        if (!_options.UseCache) return;
+        var soa = response.Authorities.OfType<SoaRecord>().FirstOrDefault();
+        if (soa is null) return;
+        var seconds = Math.Min((long)soa.TimeToLive, soa.Minimum);
+        if (seconds <= 0) return;
+        var ttl = TimeSpan.FromSeconds(Math.Min(seconds, (long)MaxNegativeTtl.TotalSeconds));
+        var now = _clock.GetUtcNow();
+        if (_negative.Count >= MaxNegativeEntries)
+        {
+            foreach (var e in _negative)
+                if (e.Value.Expires <= now) _negative.TryRemove(e);
+            if (_negative.Count >= MaxNegativeEntries) return;
+        }
+        _negative[(name, type)] = new NegativeEntry(outcome, authenticated, now + ttl);
     }
 
     private string Servers => _options.NameServers.Count == 0 ? "system resolver"

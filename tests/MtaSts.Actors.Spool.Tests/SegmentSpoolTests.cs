@@ -59,6 +59,38 @@ public sealed class SegmentSpoolTests : SpoolTestBase
     }
 
     [Fact]
+    public async Task A_drained_index_gives_its_arrays_back_and_stays_usable()
+    {
+        // A burst of 20,000 queued messages, all but 100 delivered: the index must not keep 20,000 slots (a Dictionary
+        // keeps its grown capacity: ≈ 8.7 MB after 100,000 messages in DestinationMemoryBench).
+        const int n = 20_000;
+        await using var spool = Open();
+        await Task.WhenAll(Enumerable.Range(1, n).Select(i => spool.AppendAsync(i, Env(), Body(i, 10))));
+        Assert.True(spool.IndexCapacity >= n);
+        await Task.WhenAll(Enumerable.Range(1, n - 100).Select(i => spool.MarkDoneAsync(i, [0]).AsTask())).WaitAsync(TimeSpan.FromMinutes(2));
+        Assert.Equal(100, spool.Count);
+        Assert.True(spool.IndexCapacity <= n / 8, $"capacity {spool.IndexCapacity} after draining to 100");
+        // What is left is still found, and new mail still goes in.
+        Assert.Equal(Body(n, 10), (await spool.ReadBodyAsync(n)).ToArray());
+        await spool.AppendAsync(n + 1, Env(), Body(n + 1, 10));
+        Assert.Equal(101, spool.Count);
+    }
+
+    [Fact]
+    public async Task A_reopened_spool_with_few_live_messages_holds_a_small_index()
+    {
+        const int n = 20_000;
+        await using (var spool = Open())
+        {
+            await Task.WhenAll(Enumerable.Range(1, n).Select(i => spool.AppendAsync(i, Env(), Body(i, 10))));
+            await Task.WhenAll(Enumerable.Range(1, n - 10).Select(i => spool.MarkDoneAsync(i, [0]).AsTask())).WaitAsync(TimeSpan.FromMinutes(2));
+        }
+        await using var reopened = Open();
+        Assert.Equal(10, reopened.Count);
+        Assert.True(reopened.IndexCapacity <= n / 8, $"capacity {reopened.IndexCapacity} after recovery of 10");
+    }
+
+    [Fact]
     public async Task Reads_run_concurrently_with_appends()
     {
         await using var spool = Open(segmentSize: 64 * 1024);

@@ -13,13 +13,15 @@ namespace MtaSts.Actors.LoadTests.Scenarios;
 public static class AllRunner
 {
     public const string Usage = """
-        usage: mtasts-load all [--smoke] [--scale F] [--target LIST] [--scenarios LIST] [--out DIR] [scenario options …]
+        usage: mtasts-load all [--smoke] [--scale F] [--target LIST] [--scenarios LIST] [--out DIR] [--update-readme] [scenario options …]
           --smoke            tiny counts, every scenario, no warm-up, 1 s retries in hostile-receiver (about 1–2 minutes);
                              exit 1 on any LOST or duplicated message, never on speed
           --scale F          every scenario's default message count × F (at least 50), e.g. 0.1; an explicit --messages wins
           --target LIST      default gateway,postfix,ceiling; Postfix is left out (with a note) when it cannot run here
           --scenarios LIST   a subset, e.g. relay-throughput,backlog (default: all nine; the smoke leaves out accept-latency)
           --out DIR          report directory (default load-tests/results/<timestamp>-all[-smoke])
+          --update-readme    replace README.md's load-test table (between its load-tests:all markers) with this run's
+                             summary, command, machine, load average and commit (readme-table.md is written either way)
           any other option (e.g. --drain-timeout 60, --sessions 40) applies to every scenario: mtasts-load --help
         The ceiling (generator straight to the receiver) is not run where it means nothing: backlog (no queue to hold
         mail while the receiver is down) and hostile-receiver (the generator does not retry, so faults become submit
@@ -47,6 +49,8 @@ public static class AllRunner
         IReadOnlyList<ScenarioDefinition> scenarios = ScenarioCatalog.All;
         var scenariosGiven = false;
         var pass = new List<string>();
+        var updateReadme = false;
+        var command = "load-tests/run.sh " + string.Join(' ', new[] { "all" }.Concat(args.Where((a, i) => a != "--repo" && (i == 0 || args[i - 1] != "--repo"))));
         try
         {
             for (var i = 0; i < args.Length; i++)
@@ -66,6 +70,7 @@ public static class AllRunner
                         scenariosGiven = true;
                         break;
                     case "--out": outDir = Next(); break;
+                    case "--update-readme": updateReadme = true; break;
                     case "--repo": repoRoot = Next(); break;
                     case "-h" or "--help": Console.WriteLine(Usage); return 0;
                     default: pass.Add(args[i]); break;
@@ -130,6 +135,21 @@ public static class AllRunner
             loadStart, MachineFacts.LoadAverage(), targets, reports, notes);
         var dir = outDir ?? Path.Combine(repoRoot, "load-tests", "results", $"{started:yyyyMMdd-HHmmss}-all{(smoke ? "-smoke" : "")}");
         await CombinedReport.WriteAsync(combined, dir);
+        var block = CombinedReport.RenderReadmeBlock(combined, command.Replace(" --update-readme", "", StringComparison.Ordinal));
+        await File.WriteAllTextAsync(Path.Combine(dir, "readme-table.md"), block + "\n");
+        if (updateReadme)
+        {
+            var readme = Path.Combine(repoRoot, "README.md");
+            try
+            {
+                await File.WriteAllTextAsync(readme, CombinedReport.SpliceReadme(await File.ReadAllTextAsync(readme), block));
+                Console.Error.WriteLine($"mtasts-load all: {readme}: load-test table replaced with this run's");
+            }
+            catch (Exception ex) when (ex is IOException or InvalidOperationException or UnauthorizedAccessException)
+            {
+                Console.Error.WriteLine($"mtasts-load all: README not updated ({ex.Message}); the table is in {dir}/readme-table.md");
+            }
+        }
         Console.WriteLine(CombinedReport.RenderMarkdown(combined, summaryOnly: true));
         Console.WriteLine($"reports: {dir}/report.md, report.html, report.json");
         Console.WriteLine(CombinedReport.HeaderLine(combined));

@@ -66,7 +66,9 @@ public sealed partial class GatewayTarget(int port, string? dllPath, string? com
         _mailLog = Path.Combine(dir, "gw-mail.log");
         _dataDir = Path.Combine(dir, "gw-data");
         var sink = spec.Routes.FirstOrDefault(r => r.Key == "*").Value ?? spec.Routes[0].Value;
-        if ((spec.MtaSts || spec.LocalMtaSts) && commandTemplate is null)
+        // Also for --gateway-cmd: the config written below names this world's DNS server and CA (without them a --tls
+        // run delivered nothing: every MX certificate failed verification).
+        if (spec.MtaSts || spec.LocalMtaSts)
         {
             // Policies for every destination served locally (DNS + HTTPS policy host + test CA). In mta-sts-everywhere
             // both variants get the same world (next hop by name through the local DNS); only mta-sts = on/off differs.

@@ -42,7 +42,9 @@ public sealed class LocalMtaStsWorld : IAsyncDisposable
     {
         var ca = sharedCa ?? new TestCertificateAuthority("MtaSts.Actors load-test CA");
         var bundle = ca.WriteRootPem(directory);
+        // Negative answers (the MX host's AAAA, absent records) carry an SOA as a real zone's do (RFC 2308 §3).
         var dns = TestDnsServer.Start();
+        dns.NegativeTtl = 300;
         PolicyHttpsServer https;
         try { https = await PolicyHttpsServer.StartAsync(ca, ct); }
         catch

@@ -29,6 +29,8 @@ public sealed class DestinationActor : UntypedPersistentActor, IWithTimers
     private readonly SnapshotCadence _snapshots = new();
     private readonly PolicyGate _policy;
     private bool _handingOff;
+    /// <summary>The attempt outcome lines of the decision whose journal write is in flight (logged after it).</summary>
+    private LogLine[]? _attemptLinesInFlight;
     /// <summary>Cluster: the queue's truth is the shared spool, read by this owner; null on a single node.</summary>
     private readonly ClusterQueueSync? _cluster;
 
@@ -283,6 +285,7 @@ public sealed class DestinationActor : UntypedPersistentActor, IWithTimers
             After(d);
             return;
         }
+        _attemptLinesInFlight = d.Effects.OfType<LogLine>().Where(l => l.Event is "rcpt_delayed" or "rcpt_delivered").ToArray();
         // Deferrals go up to 1,000 messages per journal row (a down destination defers its whole queue at once).
         PersistAll(DeferralBatch.Pack(journaled, 1000), e =>
         {
@@ -293,6 +296,7 @@ public sealed class DestinationActor : UntypedPersistentActor, IWithTimers
 
         void After(Decision decision)
         {
+            _attemptLinesInFlight = null;
             // First noting (cluster mode) which recipients are being finished.
             _cluster?.Finishing(decision.Effects, Now);
             _effects.Run(decision.Effects);
@@ -309,6 +313,12 @@ public sealed class DestinationActor : UntypedPersistentActor, IWithTimers
     /// periodic <see cref="Resume"/> restarts the entity (recovery re-reads the journal and the pending index).</summary>
     protected override void OnPersistFailure(Exception cause, object @event, long sequenceNr)
     {
+        // The attempts happened whatever became of the write: a write that timed out may still commit, and the
+        // restarted destination then recovers the deferral and waits without logging the attempt again (seen under
+        // overload in DestinationMemoryBench: 238 of 100,000 deferrals had no "Delayed" line). Bounces are not logged
+        // here: their DSN and done record are effects that did not run, and the next incarnation decides them again.
+        if (_attemptLinesInFlight is { Length: > 0 } attempts) _effects.Run(attempts);
+        _attemptLinesInFlight = null;
         _svc.Log.Critical("journal_failed", $"Destination {_domain}: journal write failed ({cause.GetType().Name}: {cause.Message}); " +
             "the destination restarts on the next resume, its mail stays in the spool", ("domain", _domain.Name));
         base.OnPersistFailure(cause, @event, sequenceNr);

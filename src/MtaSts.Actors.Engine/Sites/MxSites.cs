@@ -65,12 +65,50 @@ public sealed class MxSites<T> where T : class
 
     private sealed record Waiter(SiteKey Key, int Limit, int OpeningLimit, Func<Parked, bool>? Usable, TaskCompletionSource<Grant> Done);
 
+    /// <summary>The connections waiting at one address, in arrival order, with how many wait under each (limit, opening
+    /// limit): a freed place is given by looking at those few kinds first. Scanning the whole queue on every release was
+    /// quadratic: 100,000 new destinations behind one MX address (mx-rollup-max-connections) held the lock for seconds
+    /// per release and starved the node (journal writes timed out, the admin API stopped answering).</summary>
+    private sealed class WaitQueue
+    {
+        public readonly LinkedList<Waiter> List = new();
+        private readonly Dictionary<(int Limit, int Opening), int> _kinds = new();
+
+        public int Count => List.Count;
+
+        public LinkedListNode<Waiter> Add(Waiter w)
+        {
+            var kind = (w.Limit, w.OpeningLimit);
+            _kinds[kind] = _kinds.GetValueOrDefault(kind) + 1;
+            return List.AddLast(w);
+        }
+
+        public void Remove(LinkedListNode<Waiter> node)
+        {
+            var kind = (node.Value.Limit, node.Value.OpeningLimit);
+            if (_kinds[kind] == 1) _kinds.Remove(kind);
+            else _kinds[kind]--;
+            List.Remove(node);
+        }
+
+        /// <summary>Whether a waiting connection's (limit, opening limit) satisfies <paramref name="fits"/>.</summary>
+        public bool AnyFits(Func<int, int, bool> fits)
+        {
+            foreach (var (limit, opening) in _kinds.Keys)
+                if (fits(limit, opening)) return true;
+            return false;
+        }
+    }
+
+    /// <summary>Waiters looked at while giving places (tests: a release must not walk the whole queue).</summary>
+    internal long WaitersExamined { get; private set; }
+
     private readonly object _gate = new();
     private readonly Dictionary<IPEndPoint, int> _open = new();
     private readonly Dictionary<IPEndPoint, int> _opening = new();
     /// <summary>Addresses whose last connection attempt got no answer: no one waits for an opening there.</summary>
     private readonly HashSet<IPEndPoint> _silent = new();
-    private readonly Dictionary<IPEndPoint, LinkedList<Waiter>> _waiting = new();
+    private readonly Dictionary<IPEndPoint, WaitQueue> _waiting = new();
     private readonly Dictionary<SiteKey, List<Parked>> _parked = new();
 
     /// <summary>Connections counted at <paramref name="mx"/> (opening, busy or parked).</summary>
@@ -119,8 +157,8 @@ public sealed class MxSites<T> where T : class
             // Parked since the caller last looked (under this lock, so it is not parked past a waiter).
             if (usable is not null && TakeParked(key, usable) is { } ready) return Task.FromResult(new Grant(null, ready));
             var waiter = new Waiter(key, limit, openingLimit, usable, new TaskCompletionSource<Grant>(TaskCreationOptions.RunContinuationsAsynchronously));
-            if (!_waiting.TryGetValue(mx, out var queue)) _waiting[mx] = queue = new LinkedList<Waiter>();
-            var node = queue.AddLast(waiter);
+            if (!_waiting.TryGetValue(mx, out var queue)) _waiting[mx] = queue = new WaitQueue();
+            var node = queue.Add(waiter);
             if (open >= limit) evicted = EvictAt(mx);
             if (ct.CanBeCanceled)
                 ct.Register(() =>
@@ -195,8 +233,10 @@ public sealed class MxSites<T> where T : class
     private int GrantWaiting(IPEndPoint mx, int open, List<(Waiter, Grant)> granted)
     {
         if (!_waiting.TryGetValue(mx, out var queue)) return open;
-        for (var n = queue.First; n is not null;)
+        // Places and openings only grow while places are given, so once no kind of waiter fits, none will.
+        for (var n = queue.List.First; n is not null && queue.AnyFits((limit, opening) => open < limit && CanOpen(mx, opening));)
         {
+            WaitersExamined++;
             var next = n.Next;
             if (open < n.Value.Limit && CanOpen(mx, n.Value.OpeningLimit))
             {
@@ -224,7 +264,7 @@ public sealed class MxSites<T> where T : class
         {
             if (_waiting.TryGetValue(parked.Key.Mx, out var queue))
             {
-                for (var n = queue.First; n is not null && taker is null; n = n.Next)
+                for (var n = queue.List.First; n is not null && taker is null; n = n.Next)
                     if (n.Value.Key.Equals(parked.Key) && n.Value.Usable?.Invoke(parked) == true)
                     {
                         taker = n.Value;
@@ -233,7 +273,7 @@ public sealed class MxSites<T> where T : class
                 if (queue.Count == 0) _waiting.Remove(parked.Key.Mx);
                 // Closing it frees a place only for a waiter kept out by the places (not one waiting for an opening).
                 var open = _open.GetValueOrDefault(parked.Key.Mx);
-                if (taker is null && queue.Any(w => open >= w.Limit)) return false;
+                if (taker is null && queue.AnyFits((limit, _) => open >= limit)) return false;
             }
             if (taker is null)
             {
@@ -255,7 +295,7 @@ public sealed class MxSites<T> where T : class
         lock (_gate)
         {
             if (!_waiting.TryGetValue(parked.Key.Mx, out var queue)) return false;
-            for (var n = queue.First; n is not null; n = n.Next)
+            for (var n = queue.List.First; n is not null; n = n.Next)
                 if (n.Value.Key.Equals(parked.Key) && n.Value.Usable?.Invoke(parked) == true)
                 {
                     taker = n.Value;

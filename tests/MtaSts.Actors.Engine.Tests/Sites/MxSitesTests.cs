@@ -217,4 +217,61 @@ public sealed class MxSitesTests
         Assert.Equal(2, sites.TakeAll().Count);
         Assert.Equal(0, sites.ParkedCount);
     }
+
+    [Fact]
+    public async Task A_freed_place_goes_to_the_next_waiter_without_walking_the_whole_queue()
+    {
+        // 100,000 new destinations behind one MX address (mx-rollup-max-connections) made every release walk the
+        // whole queue under the lock: quadratic, the node starved. Places still go in arrival order.
+        var sites = new MxSites<Conn>();
+        var held = new Queue<SiteSlot>();
+        for (var i = 0; i < 20; i++) held.Enqueue((await sites.AcquireAsync(Key1, 20, null, default, out _)).Slot!);
+        var waiting = Enumerable.Range(0, 10_000).Select(k => sites.AcquireAsync(Key1, 20, null, default, out _)).ToList();
+        Assert.Equal(10_000, sites.WaitingAt(Ip1));
+        for (var i = 0; i < 1_000; i++)
+        {
+            held.Dequeue().Release();
+            Assert.True(waiting[i].IsCompletedSuccessfully, $"waiter {i} is next in line");
+            Assert.False(waiting[i + 1].IsCompleted);
+            held.Enqueue((await waiting[i]).Slot!);
+        }
+        Assert.Equal(9_000, sites.WaitingAt(Ip1));
+        Assert.True(sites.WaitersExamined <= 2_000, $"{sites.WaitersExamined} waiters examined for 1,000 places");
+    }
+
+    [Fact]
+    public async Task Openings_that_end_let_the_next_waiters_open_without_walking_the_whole_queue()
+    {
+        var sites = new MxSites<Conn>();
+        var opening = new List<SiteSlot>();
+        for (var i = 0; i < 5; i++) opening.Add((await sites.AcquireAsync(Key1, 1_000_000, null, default, out _, openingLimit: 5)).Slot!);
+        var waiting = Enumerable.Range(0, 10_000).Select(k => sites.AcquireAsync(Key1, 1_000_000, null, default, out _, openingLimit: 5)).ToList();
+        for (var i = 0; i < 1_000; i++)
+        {
+            opening[i].Connected(answered: true); // its attempt is over: one more may open
+            Assert.True(waiting[i].IsCompletedSuccessfully);
+            Assert.False(waiting[i + 1].IsCompleted);
+            opening.Add((await waiting[i]).Slot!);
+        }
+        Assert.True(sites.WaitersExamined <= 2_000, $"{sites.WaitersExamined} waiters examined for 1,000 openings");
+    }
+
+    [Fact]
+    public async Task A_waiter_with_a_higher_limit_behind_one_that_cannot_go_still_gets_a_place()
+    {
+        var sites = new MxSites<Conn>();
+        var a = (await sites.AcquireAsync(Key1, 2, null, default, out _)).Slot!;
+        (await sites.AcquireAsync(Key1, 2, null, default, out _)).Slot!.Connected(answered: true);
+        var low = sites.AcquireAsync(Key1, 2, null, default, out _);   // limit 2: both places taken
+        var high = sites.AcquireAsync(Key1, 4, null, default, out _);  // limit 4: waits behind it (arrival order)
+        Assert.False(low.IsCompleted);
+        Assert.False(high.IsCompleted);
+        a.Connected(answered: true);                                    // places are looked at again: the one that fits goes
+        Assert.False(low.IsCompleted);
+        Assert.True(high.IsCompletedSuccessfully);
+        a.Release();
+        Assert.False(low.IsCompleted);                                 // the place it took counts too
+        (await high).Slot!.Release();
+        Assert.True(low.IsCompletedSuccessfully);
+    }
 }

@@ -189,6 +189,76 @@ public sealed class DnsClientResolverTests : IAsyncLifetime
         await Assert.ThrowsAnyAsync<OperationCanceledException>(() => resolver.TxtAsync("slow.test", cts.Token));
     }
 
+    /// <summary>A resolver with the cache on (as the gateway runs it) and a clock the test moves.</summary>
+    private (DnsClientResolver Resolver, ManualClock Clock) Caching(bool useCache = true)
+    {
+        var clock = new ManualClock();
+        return (new DnsClientResolver(DnsResolverOptions.ForServer(_dns.EndPoint, TimeSpan.FromSeconds(3), retries: 1, useCache: useCache), clock), clock);
+    }
+
+    [Fact]
+    public async Task Negative_answers_with_an_soa_are_cached_for_its_ttl()
+    {
+        // RFC 2308 §5: NODATA and NXDOMAIN are kept for min(SOA TTL, SOA MINIMUM).
+        _dns.NegativeTtl = 300;
+        _dns.AddA("mx.example.test", "192.0.2.25");
+        var (resolver, clock) = Caching();
+
+        var first = await resolver.AddressesAsync("mx.example.test", ct: Ct); // A answer + AAAA NODATA
+        Assert.Equal(IPAddress.Parse("192.0.2.25"), Assert.Single(first.Records));
+        Assert.Equal(DnsOutcome.NxDomain, (await resolver.TxtAsync("gone.example.test", Ct)).Outcome);
+        var asked = (_dns.QueryCount("mx.example.test"), _dns.QueryCount("gone.example.test"));
+        Assert.Equal((2, 1), asked);
+
+        clock.Advance(TimeSpan.FromSeconds(299));
+        var again = await resolver.AddressesAsync("mx.example.test", ct: Ct);
+        Assert.Equal(DnsOutcome.Ok, again.Outcome);
+        Assert.Equal(IPAddress.Parse("192.0.2.25"), Assert.Single(again.Records));
+        Assert.Equal(DnsOutcome.NoData, (await resolver.AddressesAsync("mx.example.test", ipv4: false, ct: Ct)).Outcome);
+        Assert.Equal(DnsOutcome.NxDomain, (await resolver.TxtAsync("gone.example.test", Ct)).Outcome);
+        Assert.Equal(asked, (_dns.QueryCount("mx.example.test"), _dns.QueryCount("gone.example.test")));
+
+        // Expired: asked again, and the new answer is taken.
+        _dns.AddAaaa("mx.example.test", "2001:db8::25");
+        _dns.AddTxt("gone.example.test", "now here");
+        clock.Advance(TimeSpan.FromSeconds(2));
+        Assert.Equal(IPAddress.Parse("2001:db8::25"), Assert.Single((await resolver.AddressesAsync("mx.example.test", ipv4: false, ct: Ct)).Records));
+        Assert.Equal(DnsOutcome.Ok, (await resolver.TxtAsync("gone.example.test", Ct)).Outcome);
+        Assert.Equal((3, 2), (_dns.QueryCount("mx.example.test"), _dns.QueryCount("gone.example.test")));
+    }
+
+    [Fact]
+    public async Task Negative_answers_without_an_soa_failures_and_an_uncached_resolver_always_ask()
+    {
+        _dns.AddA("v4.example.test", "192.0.2.4");
+        var (resolver, _) = Caching();
+        // No SOA with the NODATA (RFC 2308 §5: SHOULD NOT cache).
+        for (var i = 0; i < 2; i++)
+            Assert.Equal(DnsOutcome.NoData, (await resolver.AddressesAsync("v4.example.test", ipv4: false, ct: Ct)).Outcome);
+        Assert.Equal(2, _dns.QueryCount("v4.example.test"));
+
+        _dns.NegativeTtl = 300;
+        // A failure is never an answer to keep.
+        _dns.SetFault("flaky.example.test", DnsFault.ServFail);
+        Assert.Equal(DnsOutcome.TempFail, (await resolver.TxtAsync("flaky.example.test", Ct)).Outcome);
+        _dns.SetFault("flaky.example.test", DnsFault.None);
+        _dns.AddTxt("flaky.example.test", "v=STSv1; id=1");
+        Assert.Equal(DnsOutcome.Ok, (await resolver.TxtAsync("flaky.example.test", Ct)).Outcome);
+
+        // Cache off (the domain checker's fresh look): every question reaches the server.
+        var (uncached, _) = Caching(useCache: false);
+        for (var i = 0; i < 2; i++)
+            Assert.Equal(DnsOutcome.NxDomain, (await uncached.TxtAsync("nothing.example.test", Ct)).Outcome);
+        Assert.Equal(2, _dns.QueryCount("nothing.example.test"));
+    }
+
+    private sealed class ManualClock : TimeProvider
+    {
+        private DateTimeOffset _now = new(2026, 12, 2, 0, 0, 0, TimeSpan.Zero);
+        public override DateTimeOffset GetUtcNow() => _now;
+        public void Advance(TimeSpan by) => _now += by;
+    }
+
     private static int FreeUdpPort()
     {
         using var u = new System.Net.Sockets.UdpClient(new IPEndPoint(IPAddress.Loopback, 0));

@@ -18,7 +18,7 @@ public enum DnsFault { None, ServFail, Refused, Drop }
 /// </summary>
 public sealed class TestDnsServer : IAsyncDisposable
 {
-    private const ushort TypeA = 1, TypeCname = 5, TypeMx = 15, TypeTxt = 16, TypeAaaa = 28, TypeOpt = 41, TypeTlsa = 52;
+    private const ushort TypeA = 1, TypeCname = 5, TypeMx = 15, TypeTxt = 16, TypeAaaa = 28, TypeOpt = 41, TypeTlsa = 52, TypeSoa = 6;
 
     private readonly UdpClient _udp;
     private readonly TcpListener _tcp;
@@ -45,6 +45,11 @@ public sealed class TestDnsServer : IAsyncDisposable
     /// <summary>UDP payload above which the answer is truncated (TC=1, empty sections). Default: the client's EDNS
     /// size, or 512 without EDNS (RFC 1035 §4.2.1).</summary>
     public int? MaxUdpPayload { get; set; }
+
+    /// <summary>When set, NXDOMAIN and NODATA answers carry the zone's SOA in the authority section with this TTL and
+    /// MINIMUM, as real authoritative servers send them (RFC 2308 §3), so resolvers may cache them (§5). Off by default:
+    /// tests that change the zone between queries then always reach the server.</summary>
+    public uint? NegativeTtl { get; set; }
 
     public int TotalQueries => _queryCounts.Values.Sum();
     public int TcpQueries => _tcpQueries;
@@ -277,6 +282,11 @@ public sealed class TestDnsServer : IAsyncDisposable
         else if (qclass != 1) rcode = 4; // NOTIMP
         else rcode = Resolve(name, qtype, answers);
 
+        // RFC 2308 §3: the SOA of the zone with a negative answer (owner: the name's last label stands for the zone).
+        var negativeSoa = NegativeTtl is { } negTtl && rcode is 0 or 3 && answers.Count == 0
+            ? (Owner: name[(name.LastIndexOf('.') + 1)..], Ttl: negTtl)
+            : ((string Owner, uint Ttl)?)null;
+
         var r = new MemoryStream();
         WriteU16(r, id);
         // QR=1, opcode 0, AA=1, RD copied, RA=1, AD per setting (only on success), rcode
@@ -286,7 +296,7 @@ public sealed class TestDnsServer : IAsyncDisposable
         WriteU16(r, (ushort)rflags);
         WriteU16(r, 1);
         WriteU16(r, (ushort)answers.Count);
-        WriteU16(r, 0);
+        WriteU16(r, (ushort)(negativeSoa is null ? 0 : 1));
         WriteU16(r, (ushort)(ednsSize is null ? 0 : 1));
         r.Write(q, 12, questionEnd - 12);
         foreach (var (owner, rr) in answers)
@@ -297,6 +307,24 @@ public sealed class TestDnsServer : IAsyncDisposable
             WriteU32(r, rr.Ttl);
             WriteU16(r, (ushort)rr.RData.Length);
             r.Write(rr.RData);
+        }
+        if (negativeSoa is { } soa)
+        {
+            // RFC 1035 §3.3.13: MNAME, RNAME, SERIAL, REFRESH, RETRY, EXPIRE, MINIMUM.
+            var rdata = new MemoryStream();
+            WriteName(rdata, "ns." + soa.Owner);
+            WriteName(rdata, "hostmaster." + soa.Owner);
+            WriteU32(rdata, 1);
+            WriteU32(rdata, 3600);
+            WriteU32(rdata, 600);
+            WriteU32(rdata, 86400);
+            WriteU32(rdata, soa.Ttl);
+            WriteName(r, soa.Owner);
+            WriteU16(r, TypeSoa);
+            WriteU16(r, 1);
+            WriteU32(r, soa.Ttl);
+            WriteU16(r, (ushort)rdata.Length);
+            r.Write(rdata.ToArray());
         }
         if (ednsSize is not null) WriteOpt(r, dnssecOk);
 

@@ -153,7 +153,9 @@ public static class Program
         var sessions = Math.Min(2000, 2 * o.Sessions);
         Console.Error.WriteLine($"[{scenario.Name}/{target}] maximum accept rate {closed.AcceptRate:0} msg/s (closed, {o.Sessions} sessions): open run at {rate:0} msg/s, ≤ {sessions} sessions");
         var open = await new ScenarioExecutor(scenario, o with { Rate = rate, Sessions = sessions }).RunAsync(target, mtaSts, ct, metrics, repeat, OpenVariant(fraction));
-        runs.Add(open with { OpenLatency = new OpenLatencyProbe(closed.AcceptRate, fraction, rate, sessions, AcceptLatencyScenario.TargetP99Ms) });
+        var probe = new OpenLatencyProbe(closed.AcceptRate, fraction, rate, sessions, AcceptLatencyScenario.TargetP99Ms);
+        if (open.NotAvailable is null && !probe.Sustained(open)) Console.Error.WriteLine($"[{scenario.Name}/{target}] {probe.NotSustainedText(open)}");
+        runs.Add(open with { OpenLatency = probe });
         return runs;
     }
 

@@ -1,6 +1,7 @@
 using System.Collections.Concurrent;
 using MtaSts.Actors.Engine.Hosting;
 using MtaSts.Actors.Logging;
+using MtaSts.Actors.Spool;
 using Prometheus;
 
 namespace MtaSts.Actors.Admin;
@@ -21,7 +22,8 @@ public sealed class GatewayMetrics : IDisposable
     private readonly ConcurrentDictionary<string, byte> _labelled = new(StringComparer.Ordinal);
     private readonly Counter _received, _receivedBytes, _rejected, _delivered, _deferred, _bounced, _tls, _sts, _dane,
         _policyFetches, _connections, _refused, _authFailures, _authLockouts, _deliveryConnections, _throttled;
-    private readonly Histogram _acceptSeconds;
+    private readonly Histogram _acceptSeconds, _fsyncSeconds, _commitBatch;
+    private readonly SegmentSpool? _localSpool;
     private readonly Gauge _queueRecipients, _queueOldest, _queueTotal, _spoolMessages, _spoolBytes, _sessions, _dataInFlight,
         _openDeliveryConnections, _budgetLimit, _budgetInUse, _budgetWaiting;
     private long _openConnections;
@@ -55,6 +57,13 @@ public sealed class GatewayMetrics : IDisposable
             "From the final dot of DATA to the 250 (spool append + fsync, group-committed).",
             new HistogramConfiguration { Buckets = Histogram.ExponentialBuckets(0.0005, 2, 14) });
 
+        _fsyncSeconds = f.CreateHistogram("mtasts_spool_fsync_seconds",
+            "Duration of the spool's group-commit fsync (single node; one fsync per batch of appends and done-marks).",
+            new HistogramConfiguration { Buckets = Histogram.ExponentialBuckets(0.0001, 2, 16) });
+        _commitBatch = f.CreateHistogram("mtasts_spool_commit_batch_operations",
+            "Appends and done-marks made durable by one group-commit fsync (single node).",
+            new HistogramConfiguration { Buckets = Histogram.ExponentialBuckets(1, 2, 13) });
+
         _queueRecipients = G("mtasts_queue_recipients", "Recipients queued for a destination (deepest destinations only; see _total).", "destination");
         _queueOldest = G("mtasts_queue_oldest_age_seconds", "Age of the oldest queued message of a destination (deepest destinations only).", "destination");
         _queueTotal = G("mtasts_queue_recipients_total", "Recipients queued for all destinations on this node.");
@@ -68,6 +77,14 @@ public sealed class GatewayMetrics : IDisposable
         _budgetWaiting = G("mtasts_delivery_destinations_waiting", "Destinations with mail due waiting for a connection under the node's limit.");
         Registry.AddBeforeCollectCallback(Refresh);
         gateway.Log.Written += OnLog;
+        _localSpool = gateway.Spool as SegmentSpool; // the cluster spool commits in PostgreSQL, timed there
+        if (_localSpool is not null) _localSpool.GroupCommitted += OnGroupCommit;
+    }
+
+    private void OnGroupCommit(TimeSpan fsync, int operations)
+    {
+        _fsyncSeconds.Observe(fsync.TotalSeconds);
+        _commitBatch.Observe(operations);
     }
 
     public CollectorRegistry Registry { get; }
@@ -186,7 +203,11 @@ public sealed class GatewayMetrics : IDisposable
 
     private static double Sum(Counter c) => c.GetAllLabelValues().Sum(l => c.WithLabels(l).Value);
 
-    public void Dispose() => _gateway.Log.Written -= OnLog;
+    public void Dispose()
+    {
+        _gateway.Log.Written -= OnLog;
+        if (_localSpool is not null) _localSpool.GroupCommitted -= OnGroupCommit;
+    }
 }
 
 /// <summary>What <c>/api/stats</c> returns.</summary>

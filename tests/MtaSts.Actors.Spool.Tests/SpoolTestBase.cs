@@ -7,8 +7,8 @@ public abstract class SpoolTestBase : IDisposable
 {
     protected string Dir { get; } = Path.Combine(Path.GetTempPath(), "spool-tests-" + Guid.NewGuid().ToString("N"));
 
-    protected SegmentSpool Open(long segmentSize = 64L * 1024 * 1024) =>
-        new(new SegmentSpoolOptions(Dir, SegmentSize: segmentSize));
+    protected SegmentSpool Open(long segmentSize = 64L * 1024 * 1024, bool preallocate = true) =>
+        new(preallocate ? new SegmentSpoolOptions(Dir, SegmentSize: segmentSize) : new SegmentSpoolOptions(Dir, SegmentSize: segmentSize, PreallocateBytes: 0));
 
     protected static Envelope Env(int recipients = 1, string from = "s@example.org") =>
         new(from,

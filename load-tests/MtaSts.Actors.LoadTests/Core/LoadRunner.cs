@@ -157,12 +157,19 @@ public sealed class LoadRunner(LoadScenario scenario)
 
         var intervalUs = 1_000_000.0 / sim.RatePerSecond;
         var t0 = Clock.NowUs();
+        // The warm-up ramps the offered rate linearly from 0 to the full rate: a freshly started target (tier-0 code,
+        // small heap) is not handed the full rate cold, whose backlog would otherwise carry into the measured part.
+        // Message i of the ramp is due at sqrt(2·W·i/R); after it, one every 1/R. The measured part is unchanged.
+        var warmUs = (double)Math.Max(0, warmEndUs - t0);
+        var rampCount = (long)(sim.RatePerSecond * warmUs / 1e6 / 2);
         long i = 0, measured = 0;
         try
         {
             while (!ct.IsCancellationRequested)
             {
-                var due = t0 + (long)(i * intervalUs);
+                var due = i < rampCount
+                    ? t0 + (long)Math.Sqrt(2 * warmUs * i * intervalUs)
+                    : t0 + (long)(warmUs + (i - rampCount) * intervalUs);
                 if (due >= endUs) break;
                 var measuring = due >= warmEndUs;
                 if (measuring && ++measured > scenario.Limit.MaxIterations) break;

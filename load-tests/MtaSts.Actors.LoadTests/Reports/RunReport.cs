@@ -66,7 +66,18 @@ public sealed record TargetRunResult
 
 /// <param name="MaxAcceptRate">Accept msg/s of the closed run against the same target (the maximum it took).</param>
 /// <param name="OfferedRate">Fraction × maximum: the open model's schedule.</param>
-public sealed record OpenLatencyProbe(double MaxAcceptRate, double Fraction, double OfferedRate, int Sessions, double TargetP99Ms);
+public sealed record OpenLatencyProbe(double MaxAcceptRate, double Fraction, double OfferedRate, int Sessions, double TargetP99Ms)
+{
+    /// <summary>Below this share of the offered rate the open run fell behind its schedule: its latency is mostly the
+    /// queue that built up, not the accept path, so no p99 verdict is given.</summary>
+    public const double SustainedShare = 0.95;
+
+    public bool Sustained(TargetRunResult run) => !run.Saturated && run.Unsent == 0 && run.AcceptRate >= SustainedShare * OfferedRate;
+
+    public string NotSustainedText(TargetRunResult run) =>
+        string.Create(System.Globalization.CultureInfo.InvariantCulture,
+            $"NOT SUSTAINED: accepted {run.AcceptRate:0} of {OfferedRate:0} msg/s offered ({100 * run.AcceptRate / Math.Max(1e-9, OfferedRate):0} %{(run.Saturated ? ", saturated" : "")}{(run.Unsent > 0 ? $", {run.Unsent} unsent" : "")}); the latency is queueing behind the schedule, no p99 verdict");
+}
 
 /// <summary>Target process tree (RSS/PSS from /proc) and the harness itself, so the generator's share of the 2 cores is visible.</summary>
 public sealed record ResourceSummary(double PeakRssMb, double PeakPssMb, double MeanCpuPercent, double CpuSeconds, double CpuMsPerMessage, long? PeakQueue, double HarnessPeakRssMb, double HarnessMeanCpuPercent);

@@ -245,6 +245,8 @@ public sealed partial class AdminApiTests(AdminGateway gw)
         Assert.True(v["mtasts_messages_received_total"] >= 1);
         Assert.True(v["mtasts_received_bytes_total"] > 0);
         Assert.True(v["mtasts_accept_commit_seconds_count"] >= 1);
+        Assert.True(v["mtasts_spool_fsync_seconds_count"] >= 1);
+        Assert.True(v["mtasts_spool_commit_batch_operations_sum"] >= 1);
         Assert.True(v["mtasts_smtp_connections_total"] >= 1);
         Assert.True(v["mtasts_recipients_deferred_total{destination=\"held.test\",status_class=\"4\"}"] >= 1);
         Assert.True(v["mtasts_queue_recipients{destination=\"held.test\"}"] >= 1);

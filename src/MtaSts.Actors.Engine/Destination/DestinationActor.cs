@@ -285,7 +285,7 @@ public sealed class DestinationActor : UntypedPersistentActor, IWithTimers
             After(d);
             return;
         }
-        _attemptLinesInFlight = d.Effects.OfType<LogLine>().Where(l => l.Event is "rcpt_delayed" or "rcpt_delivered").ToArray();
+        _attemptLinesInFlight = d.AttemptLines();
         // Deferrals go up to 1,000 messages per journal row (a down destination defers its whole queue at once).
         PersistAll(DeferralBatch.Pack(journaled, 1000), e =>
         {

@@ -48,6 +48,11 @@ public sealed record Decision(IReadOnlyList<IDestinationChange> Changes, IReadOn
 {
     public static Decision None { get; } = new([], []);
     public IEnumerable<IDestinationEvent> Journaled => Changes.OfType<IDestinationEvent>();
+
+    /// <summary>The lines that report what a receiver answered (delivered, delayed): facts whatever becomes of the
+    /// journal write, unlike bounce lines, whose DSN and done record are effects still to run.</summary>
+    public LogLine[] AttemptLines() =>
+        Effects.OfType<LogLine>().Where(l => l.Event is "rcpt_delayed" or "rcpt_delivered").ToArray();
 }
 
 /// <summary>

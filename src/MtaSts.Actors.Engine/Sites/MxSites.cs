@@ -97,11 +97,20 @@ public sealed class MxSites<T> where T : class
             List.Remove(node);
         }
 
-        /// <summary>Whether a waiting connection's (limit, opening limit) satisfies <paramref name="fits"/>.</summary>
-        public bool AnyFits(Func<int, int, bool> fits)
+        /// <summary>Whether a waiting connection could get a place with <paramref name="open"/> counted and
+        /// <paramref name="opening"/> opening (<paramref name="silent"/>: the address does not answer, no opening limit).</summary>
+        public bool AnyFits(int open, int opening, bool silent)
         {
-            foreach (var (limit, opening) in _kinds.Keys)
-                if (fits(limit, opening)) return true;
+            foreach (var (limit, openingLimit) in _kinds.Keys)
+                if (open < limit && (opening < openingLimit || silent)) return true;
+            return false;
+        }
+
+        /// <summary>Whether a waiting connection is kept out by the places: its limit is at most <paramref name="open"/>.</summary>
+        public bool AnyKeptOut(int open)
+        {
+            foreach (var (limit, _) in _kinds.Keys)
+                if (open >= limit) return true;
             return false;
         }
     }
@@ -240,7 +249,7 @@ public sealed class MxSites<T> where T : class
     {
         if (!_waiting.TryGetValue(mx, out var queue)) return open;
         // Places and openings only grow while places are given, so once no kind of waiter fits, none will.
-        for (var n = queue.List.First; n is not null && queue.AnyFits((limit, opening) => open < limit && CanOpen(mx, opening));)
+        for (var n = queue.List.First; n is not null && queue.AnyFits(open, _opening.GetValueOrDefault(mx), _silent.Contains(mx));)
         {
             WaitersExamined++;
             var next = n.Next;
@@ -279,7 +288,7 @@ public sealed class MxSites<T> where T : class
                 if (queue.Count == 0) _waiting.Remove(parked.Key.Mx);
                 // Closing it frees a place only for a waiter kept out by the places (not one waiting for an opening).
                 var open = _open.GetValueOrDefault(parked.Key.Mx);
-                if (taker is null && queue.AnyFits((limit, _) => open >= limit)) return false;
+                if (taker is null && queue.AnyKeptOut(open)) return false;
             }
             if (taker is null)
             {

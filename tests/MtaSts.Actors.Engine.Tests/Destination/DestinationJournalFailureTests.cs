@@ -5,6 +5,7 @@ using Akka.Persistence;
 using Akka.Persistence.Journal;
 using Akka.TestKit.Xunit2;
 using MtaSts.Actors.Engine.Delivery;
+using MtaSts.Actors.Engine.Destination;
 
 namespace MtaSts.Actors.Engine.Tests.Destination;
 
@@ -44,10 +45,7 @@ public sealed class DestinationJournalFailureTests : TestKit
     {
         // The write may have committed (a timeout is ambiguous): the next incarnation would then recover the deferral
         // and wait without a second attempt, so the attempt's "Delayed" line must be written now.
-        _rig.Transport.Decide = _ => RecipientOutcomeKind.Transient;
-        var shard = Sys.ActorOf(Props.Create(() => new FakeShard(_rig.Props("fail-journal.test"), TestActor)));
-        var msg = _rig.Message("fail-journal.test");
-        shard.Tell(msg);
+        var msg = SendOneThatIsDeferred("fail-journal.test");
         AwaitCondition(() => _rig.LogText.ToString().Contains("journal write failed", StringComparison.Ordinal), Long);
         var log = _rig.LogText.ToString();
         Assert.Contains($"Delayed: DCID ", log);
@@ -60,15 +58,22 @@ public sealed class DestinationJournalFailureTests : TestKit
     [Fact]
     public void A_deferral_whose_journal_write_succeeds_is_logged_once()
     {
-        _rig.Transport.Decide = _ => RecipientOutcomeKind.Transient;
-        var shard = Sys.ActorOf(Props.Create(() => new FakeShard(_rig.Props("ok-journal.test"), TestActor)));
-        var msg = _rig.Message("ok-journal.test");
-        shard.Tell(msg);
+        var msg = SendOneThatIsDeferred("ok-journal.test");
         AwaitCondition(() => _rig.LogText.ToString().Contains($"MID {msg.Message.Mid} From:", StringComparison.Ordinal), Long);
         Thread.Sleep(300);
         var log = _rig.LogText.ToString();
         Assert.Equal(1, CountOf(log, $"Delayed: DCID "));
         Assert.DoesNotContain("journal write failed", log);
+    }
+
+    /// <summary>A destination whose receiver answers 4xx gets one message: its deferral is journaled.</summary>
+    private EnqueueRecipients SendOneThatIsDeferred(string domain)
+    {
+        _rig.Transport.Decide = _ => RecipientOutcomeKind.Transient;
+        var shard = Sys.ActorOf(Props.Create(() => new FakeShard(_rig.Props(domain), TestActor)));
+        var msg = _rig.Message(domain);
+        shard.Tell(msg);
+        return msg;
     }
 
     private static int CountOf(string text, string what)

@@ -20,6 +20,12 @@ for f in TestResults/*.trx; do
   x=$(grep -o '<Counters [^>]*' "$f" | grep -o ' failed="[0-9]*"' | grep -o '[0-9]*'); failed=$((failed + ${x:-0}))
 done
 if [ "$rc" -ne 0 ] && [ "$failed" -eq 0 ]; then failed=1; echo "dotnet test exited $rc (crash or hang)"; fi
+# The failed tests' names and first lines of their messages, repeated here: CI keeps only the end of the output.
+failed_tests() {
+  perl -0777 -ne 'while (/<UnitTestResult [^>]*?testName="([^"]*)"[^>]*?outcome="Failed".*?<\/UnitTestResult>/gs) {
+      my ($n, $b) = ($1, $&); my ($m) = $b =~ /<Message>(.*?)<\/Message>/s; $m //= "";
+      my @l = split /\n/, $m; $#l = 5 if $#l > 5; $m = join("\n      ", @l); print "  FAILED $n\n      $m\n" }' TestResults/*.trx 2>/dev/null
+}
 # Crash test (SIGKILL the gateway process under load; nothing acked may be lost): counts as one test.
 echo "crash test:"
 tests/crash/crash-test.sh --no-build 2>&1 | tail -40
@@ -37,5 +43,6 @@ if [ "${PIPESTATUS[0]}" -eq 0 ]; then passed=$((passed + 1)); else failed=$((fai
 echo "cluster test:"
 timeout -k 30 300 tests/cluster/run.sh --no-build --scenario b,limit --quick 2>&1 | tail -40
 if [ "${PIPESTATUS[0]}" -eq 0 ]; then passed=$((passed + 1)); else failed=$((failed + 1)); echo "cluster test FAILED"; fi
+[ "$failed" -gt 0 ] && { echo "failed tests:"; failed_tests; }
 echo "$passed passed, $failed failed"
 [ "$failed" -eq 0 ]

@@ -69,7 +69,9 @@ public sealed class SegmentSpoolTests : SpoolTestBase
         Assert.True(spool.IndexCapacity >= n);
         await Task.WhenAll(Enumerable.Range(1, n - 100).Select(i => spool.MarkDoneAsync(i, [0]).AsTask())).WaitAsync(TimeSpan.FromMinutes(2));
         Assert.Equal(100, spool.Count);
-        Assert.True(spool.IndexCapacity <= n / 8, $"capacity {spool.IndexCapacity} after draining to 100");
+        // Trimmed once it fell to 1/8 of its capacity, to about the count at that moment; below 4,096 slots it is left
+        // alone. Where exactly the trim lands depends on how the done-marks were batched (bigger batches on a loaded box).
+        Assert.True(spool.IndexCapacity < 4096, $"capacity {spool.IndexCapacity} after draining to 100");
         // What is left is still found, and new mail still goes in.
         Assert.Equal(Body(n, 10), (await spool.ReadBodyAsync(n)).ToArray());
         await spool.AppendAsync(n + 1, Env(), Body(n + 1, 10));

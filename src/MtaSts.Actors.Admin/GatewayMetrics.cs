@@ -25,7 +25,8 @@ public sealed class GatewayMetrics : IDisposable
     private readonly Histogram _acceptSeconds, _fsyncSeconds, _commitBatch;
     private readonly SegmentSpool? _localSpool;
     private readonly Gauge _queueRecipients, _queueOldest, _queueTotal, _spoolMessages, _spoolBytes, _sessions, _dataInFlight,
-        _openDeliveryConnections, _budgetLimit, _budgetInUse, _budgetWaiting;
+        _openDeliveryConnections, _budgetLimit, _budgetInUse, _budgetWaiting, _poolQueue, _poolThreads, _gcCommitted;
+    private readonly Counter _gcPause, _poolCompleted, _lockContentions;
     private long _openConnections;
 
     public GatewayMetrics(Gateway gateway, int topDestinations)
@@ -75,6 +76,16 @@ public sealed class GatewayMetrics : IDisposable
         _budgetLimit = G("mtasts_delivery_connection_limit", "Outbound connections this node may have at once (mtasts.delivery.max-connections).");
         _budgetInUse = G("mtasts_delivery_connection_budget_in_use", "Outbound connections counted against the node's limit (opening, open or parked).");
         _budgetWaiting = G("mtasts_delivery_destinations_waiting", "Destinations with mail due waiting for a connection under the node's limit.");
+        // The process and runtime: CPU, memory, GC collections per generation (prometheus-net's standard process_* and
+        // dotnet_* series), and what the accept tail depends on — GC pauses and the thread pool's queue
+        // (load-tests/README.md, "Accept latency: what the tail is made of").
+        DotNetStats.Register(Registry);
+        _gcPause = C("dotnet_gc_pause_seconds_total", "Time the garbage collector paused the process (GC.GetTotalPauseDuration).");
+        _gcCommitted = G("dotnet_gc_committed_bytes", "Memory committed by the garbage collector (managed heap and its free space).");
+        _poolQueue = G("dotnet_threadpool_queue_length", "Work items waiting in the .NET thread pool's queues.");
+        _poolThreads = G("dotnet_threadpool_threads", "Thread-pool threads.");
+        _poolCompleted = C("dotnet_threadpool_completed_items_total", "Work items the thread pool has run.");
+        _lockContentions = C("dotnet_monitor_lock_contentions_total", "Times a thread waited for a lock (Monitor) another held.");
         Registry.AddBeforeCollectCallback(Refresh);
         gateway.Log.Written += OnLog;
         _localSpool = gateway.Spool as SegmentSpool; // the cluster spool commits in PostgreSQL, timed there
@@ -180,6 +191,12 @@ public sealed class GatewayMetrics : IDisposable
             _budgetInUse.Set(budget.InUse);
             _budgetWaiting.Set(budget.Waiting);
         }
+        _gcPause.IncTo(GC.GetTotalPauseDuration().TotalSeconds);
+        _gcCommitted.Set(GC.GetGCMemoryInfo().TotalCommittedBytes);
+        _poolQueue.Set(ThreadPool.PendingWorkItemCount);
+        _poolThreads.Set(ThreadPool.ThreadCount);
+        _poolCompleted.IncTo(ThreadPool.CompletedWorkItemCount);
+        _lockContentions.IncTo(Monitor.LockContentionCount);
     }
 
     private long SpoolBytes()

@@ -253,7 +253,17 @@ public sealed partial class AdminApiTests(AdminGateway gw)
         Assert.True(v["mtasts_queue_recipients_total"] >= 1);
         Assert.True(v["mtasts_spool_messages"] >= 1);
         Assert.True(v["mtasts_spool_bytes"] > 0);
-        Assert.Contains(v.Keys, k => k.StartsWith("process_resident_memory_bytes", StringComparison.Ordinal) || k.StartsWith("mtasts_", StringComparison.Ordinal));
+        // The process and the runtime.
+        Assert.True(v["process_cpu_seconds_total"] > 0);
+        Assert.True(v["process_working_set_bytes"] > 0);
+        Assert.True(v["dotnet_total_memory_bytes"] > 0);
+        Assert.Contains(v.Keys, k => k.StartsWith("dotnet_collection_count_total{generation=", StringComparison.Ordinal));
+        Assert.True(v["dotnet_gc_pause_seconds_total"] >= 0);
+        Assert.True(v["dotnet_gc_committed_bytes"] > 0);
+        Assert.True(v["dotnet_threadpool_threads"] >= 1);
+        Assert.True(v["dotnet_threadpool_completed_items_total"] >= 1);
+        Assert.True(v["dotnet_threadpool_queue_length"] >= 0);
+        Assert.True(v["dotnet_monitor_lock_contentions_total"] >= 0);
     }
 }
 

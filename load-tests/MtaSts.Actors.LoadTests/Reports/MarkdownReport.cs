@@ -103,6 +103,7 @@ public static class MarkdownReport
             ("target peak RSS / PSS MB", x => $"{N(x.Resources.PeakRssMb)} / {N(x.Resources.PeakPssMb)}"),
             ("target CPU: mean % / ms per message", x => $"{N(x.Resources.MeanCpuPercent)} / {N(x.Resources.CpuMsPerMessage, "0.00")}"),
             ("target peak queue", x => x.Resources.PeakQueue?.ToString(CultureInfo.InvariantCulture) ?? "n/a"),
+            ("gateway runtime over the whole run (its /metrics at the end)", x => x.Facts.TryGetValue(Targets.GatewayTarget.RuntimeFact, out var t) ? t : "–"),
             ("harness peak RSS MB / mean CPU %", x => $"{N(x.Resources.HarnessPeakRssMb)} / {N(x.Resources.HarnessMeanCpuPercent)}"),
             ("receiver: sessions / max concurrent / msgs per conn (mean, max)", x => x.ReceiverStats is { } s ? $"{s.Sessions} / {s.MaxConcurrentSessions} / {N(s.MeanMessagesPerConnection, "0.0")}, {s.MaxMessagesPerConnection}" : "–"),
             ("receiver: domains seen / replies refused", x => x.ReceiverStats is { } s ? $"{s.DomainsSeen} / {s.Rejected}" : "–"),

@@ -381,6 +381,7 @@ public sealed partial class GatewayTarget(int port, string? dllPath, string? com
         if (_process is null) return;
         if (!_process.HasExited)
         {
+            await ReadRuntimeAsync();
             // SIGTERM first: a graceful stop is part of what the gateway must do; kill only if it hangs.
             var t0 = System.Diagnostics.Stopwatch.StartNew();
             await ProcessRunner.RunAsync("/bin/kill", ["-TERM", _process.Id.ToString(CultureInfo.InvariantCulture)], TimeSpan.FromSeconds(5));
@@ -469,6 +470,46 @@ public sealed partial class GatewayTarget(int port, string? dllPath, string? com
         }
         return lines.ToDictionary(kv => kv.Key, kv => (IReadOnlyList<string>)kv.Value);
     }
+
+    /// <summary>The gateway's runtime over its whole run (start-up and warm-up included), from its own <c>/metrics</c>
+    /// just before the SIGTERM: garbage collections per generation, the time GC paused it, lock contentions and threads —
+    /// what its latency tails depend on. The admin endpoint's port is the one the gateway logged at start.</summary>
+    private async Task ReadRuntimeAsync()
+    {
+        if (_mailLog is null || !File.Exists(_mailLog)) return;
+        try
+        {
+            var head = new char[64 * 1024];
+            int n;
+            using (var r = new StreamReader(new FileStream(_mailLog, FileMode.Open, FileAccess.Read, FileShare.ReadWrite | FileShare.Delete)))
+                n = await r.ReadBlockAsync(head);
+            if (AdminLine().Match(new string(head, 0, n)) is not { Success: true } m) return;
+            using var http = new HttpClient { Timeout = TimeSpan.FromSeconds(5) };
+            var text = await http.GetStringAsync(new Uri(new Uri(m.Groups[1].Value), "metrics"));
+            var v = new Dictionary<string, double>(StringComparer.Ordinal);
+            foreach (var line in text.Split('\n'))
+            {
+                var sp = line.LastIndexOf(' ');
+                if (line.StartsWith('#') || sp <= 0) continue;
+                if (double.TryParse(line.AsSpan(sp + 1), NumberStyles.Float, CultureInfo.InvariantCulture, out var d)) v[line[..sp]] = d;
+            }
+            string G(string key, string format = "0") => v.TryGetValue(key, out var d) ? d.ToString(format, CultureInfo.InvariantCulture) : "?";
+            _facts[RuntimeFact] =
+                $"GCs gen0/1/2 {G("dotnet_collection_count_total{generation=\"0\"}")}/{G("dotnet_collection_count_total{generation=\"1\"}")}/" +
+                $"{G("dotnet_collection_count_total{generation=\"2\"}")}, GC pause {G("dotnet_gc_pause_seconds_total", "0.00")} s, " +
+                $"lock contentions {G("dotnet_monitor_lock_contentions_total")}, threads {G("process_num_threads")} (pool {G("dotnet_threadpool_threads")})";
+        }
+        catch (Exception e) when (e is IOException or HttpRequestException or TaskCanceledException or UriFormatException)
+        {
+            _facts[RuntimeFact] = "not read: " + e.Message;
+        }
+    }
+
+    /// <summary>Facts key of <see cref="ReadRuntimeAsync"/>'s line (the report's "gateway runtime" row).</summary>
+    public const string RuntimeFact = "gateway runtime (whole run, its /metrics)";
+
+    [GeneratedRegex(@"Admin endpoint on (http://\S+/)")]
+    private static partial Regex AdminLine();
 
     [GeneratedRegex(@"Bounced: DCID \S+ MID (\d+) to RID")]
     private static partial Regex BouncedLine();

@@ -497,12 +497,35 @@ public sealed partial class GatewayTarget(int port, string? dllPath, string? com
             _facts[RuntimeFact] =
                 $"GCs gen0/1/2 {G("dotnet_collection_count_total{generation=\"0\"}")}/{G("dotnet_collection_count_total{generation=\"1\"}")}/" +
                 $"{G("dotnet_collection_count_total{generation=\"2\"}")}, GC pause {G("dotnet_gc_pause_seconds_total", "0.00")} s, " +
-                $"lock contentions {G("dotnet_monitor_lock_contentions_total")}, threads {G("process_num_threads")} (pool {G("dotnet_threadpool_threads")})";
+                $"lock contentions {G("dotnet_monitor_lock_contentions_total")}, threads {G("process_num_threads")} (pool {G("dotnet_threadpool_threads")})" +
+                CommitQuantiles(v);
         }
         catch (Exception e) when (e is IOException or HttpRequestException or TaskCanceledException or UriFormatException)
         {
             _facts[RuntimeFact] = "not read: " + e.Message;
         }
+    }
+
+    /// <summary>The gateway's own share of the accept latency, from its <c>mtasts_accept_commit_seconds</c> histogram
+    /// (final dot → 250: spool append and group-commit fsync): p50 and p99 as the upper bound of the bucket that holds
+    /// them (buckets double from 0.5 ms), so "≤ 4 ms" means between 2 and 4 ms. Against the client-side accept latency
+    /// it splits the tail into the gateway's commit and everything else (CPU queueing on both sides, the network path).</summary>
+    internal static string CommitQuantiles(IReadOnlyDictionary<string, double> metrics)
+    {
+        const string prefix = "mtasts_accept_commit_seconds_bucket{le=\"";
+        var buckets = metrics.Where(kv => kv.Key.StartsWith(prefix, StringComparison.Ordinal))
+            .Select(kv => (Le: kv.Key[prefix.Length..^2], Count: kv.Value))
+            .Select(b => (Le: b.Le == "+Inf" ? double.PositiveInfinity : double.Parse(b.Le, CultureInfo.InvariantCulture), b.Count))
+            .OrderBy(b => b.Le).ToList();
+        if (buckets.Count == 0 || buckets[^1].Count <= 0) return "";
+        var total = buckets[^1].Count;
+        string At(double q)
+        {
+            var (le, _) = buckets.First(b => b.Count >= q * total);
+            return double.IsPositiveInfinity(le) ? $"> {(buckets[^2].Le * 1000).ToString("0.#", CultureInfo.InvariantCulture)}"
+                                                 : "≤ " + (le * 1000).ToString("0.#", CultureInfo.InvariantCulture);
+        }
+        return $"; accept commit (final dot → 250, gateway side) p50 {At(0.5)} ms, p99 {At(0.99)} ms over {total.ToString("0", CultureInfo.InvariantCulture)}";
     }
 
     /// <summary>Facts key of <see cref="ReadRuntimeAsync"/>'s line (the report's "gateway runtime" row).</summary>

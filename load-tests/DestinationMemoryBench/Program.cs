@@ -5,6 +5,7 @@ using System.Net.Sockets;
 using System.Text;
 using MtaSts.Actors.DestinationMemoryBench;
 using MtaSts.Actors.IntakeMemoryBench;
+using MtaSts.Actors.LoadTests.Targets;
 
 // Destination memory benchmark: a REAL gateway process (dotnet mtasts-gateway.dll serve, shipped hocon + a generated
 // config) gets one message for each of N distinct destination domains while its next hop refuses connections, so every
@@ -180,7 +181,7 @@ try
     receiver = new DiscardReceiver(nextHop);
     sampler.Phase = "drain";
     var t1 = clock.Elapsed.TotalSeconds;
-    var admin = AdminUrl(gw.MailLog) ?? throw new InvalidOperationException("no 'Admin endpoint on' line in the mail log");
+    var admin = GatewayAdmin.Url(gw.MailLog) ?? throw new InvalidOperationException("no 'Admin endpoint on' line in the mail log");
     // Generous: a node that is still working off a 100,000-destination backlog answers late; that is reported, not fatal.
     using var http = new HttpClient { BaseAddress = new Uri(admin), Timeout = TimeSpan.FromMinutes(5) };
     until = clock.Elapsed + TimeSpan.FromSeconds(drainTimeout);
@@ -449,15 +450,6 @@ static string? RepoRoot()
 }
 
 string Git(string a) => ChildProcess.Git(root, a);
-
-static string? AdminUrl(string mailLog)
-{
-    // "Admin endpoint on http://127.0.0.1:38765/ (loopback, no token)"
-    foreach (var line in File.ReadLines(mailLog))
-        if (line.IndexOf("Admin endpoint on ", StringComparison.Ordinal) is var at and >= 0)
-            return line[(at + 18)..].Split([' ', ','])[0].TrimEnd('/') + "/";
-    return null;
-}
 
 static string LoadAverage()
 {

@@ -472,33 +472,16 @@ public sealed partial class GatewayTarget(int port, string? dllPath, string? com
     }
 
     /// <summary>The gateway's runtime over its whole run (start-up and warm-up included), from its own <c>/metrics</c>
-    /// just before the SIGTERM: garbage collections per generation, the time GC paused it, lock contentions and threads —
-    /// what its latency tails depend on. The admin endpoint's port is the one the gateway logged at start.</summary>
+    /// just before the SIGTERM (<see cref="GatewayAdmin.RuntimeLine"/>): what its latency tails depend on.</summary>
     private async Task ReadRuntimeAsync()
     {
         if (_mailLog is null || !File.Exists(_mailLog)) return;
         try
         {
-            var head = new char[64 * 1024];
-            int n;
-            using (var r = new StreamReader(new FileStream(_mailLog, FileMode.Open, FileAccess.Read, FileShare.ReadWrite | FileShare.Delete)))
-                n = await r.ReadBlockAsync(head);
-            if (AdminLine().Match(new string(head, 0, n)) is not { Success: true } m) return;
+            if (GatewayAdmin.Url(_mailLog) is not { } admin) return;
             using var http = new HttpClient { Timeout = TimeSpan.FromSeconds(5) };
-            var text = await http.GetStringAsync(new Uri(new Uri(m.Groups[1].Value), "metrics"));
-            var v = new Dictionary<string, double>(StringComparer.Ordinal);
-            foreach (var line in text.Split('\n'))
-            {
-                var sp = line.LastIndexOf(' ');
-                if (line.StartsWith('#') || sp <= 0) continue;
-                if (double.TryParse(line.AsSpan(sp + 1), NumberStyles.Float, CultureInfo.InvariantCulture, out var d)) v[line[..sp]] = d;
-            }
-            string G(string key, string format = "0") => v.TryGetValue(key, out var d) ? d.ToString(format, CultureInfo.InvariantCulture) : "?";
-            _facts[RuntimeFact] =
-                $"GCs gen0/1/2 {G("dotnet_collection_count_total{generation=\"0\"}")}/{G("dotnet_collection_count_total{generation=\"1\"}")}/" +
-                $"{G("dotnet_collection_count_total{generation=\"2\"}")}, GC pause {G("dotnet_gc_pause_seconds_total", "0.00")} s, " +
-                $"lock contentions {G("dotnet_monitor_lock_contentions_total")}, threads {G("process_num_threads")} (pool {G("dotnet_threadpool_threads")})" +
-                CommitQuantiles(v);
+            var text = await http.GetStringAsync(new Uri(new Uri(admin), "metrics"));
+            _facts[RuntimeFact] = GatewayAdmin.RuntimeLine(GatewayAdmin.ParseMetrics(text));
         }
         catch (Exception e) when (e is IOException or HttpRequestException or TaskCanceledException or UriFormatException)
         {
@@ -506,33 +489,8 @@ public sealed partial class GatewayTarget(int port, string? dllPath, string? com
         }
     }
 
-    /// <summary>The gateway's own share of the accept latency, from its <c>mtasts_accept_commit_seconds</c> histogram
-    /// (final dot → 250: spool append and group-commit fsync): p50 and p99 as the upper bound of the bucket that holds
-    /// them (buckets double from 0.5 ms), so "≤ 4 ms" means between 2 and 4 ms. Against the client-side accept latency
-    /// it splits the tail into the gateway's commit and everything else (CPU queueing on both sides, the network path).</summary>
-    internal static string CommitQuantiles(IReadOnlyDictionary<string, double> metrics)
-    {
-        const string prefix = "mtasts_accept_commit_seconds_bucket{le=\"";
-        var buckets = metrics.Where(kv => kv.Key.StartsWith(prefix, StringComparison.Ordinal))
-            .Select(kv => (Le: kv.Key[prefix.Length..^2], Count: kv.Value))
-            .Select(b => (Le: b.Le == "+Inf" ? double.PositiveInfinity : double.Parse(b.Le, CultureInfo.InvariantCulture), b.Count))
-            .OrderBy(b => b.Le).ToList();
-        if (buckets.Count == 0 || buckets[^1].Count <= 0) return "";
-        var total = buckets[^1].Count;
-        string At(double q)
-        {
-            var (le, _) = buckets.First(b => b.Count >= q * total);
-            return double.IsPositiveInfinity(le) ? $"> {(buckets[^2].Le * 1000).ToString("0.#", CultureInfo.InvariantCulture)}"
-                                                 : "≤ " + (le * 1000).ToString("0.#", CultureInfo.InvariantCulture);
-        }
-        return $"; accept commit (final dot → 250, gateway side) p50 {At(0.5)} ms, p99 {At(0.99)} ms over {total.ToString("0", CultureInfo.InvariantCulture)}";
-    }
-
     /// <summary>Facts key of <see cref="ReadRuntimeAsync"/>'s line (the report's "gateway runtime" row).</summary>
     public const string RuntimeFact = "gateway runtime (whole run, its /metrics)";
-
-    [GeneratedRegex(@"Admin endpoint on (http://\S+/)")]
-    private static partial Regex AdminLine();
 
     [GeneratedRegex(@"Bounced: DCID \S+ MID (\d+) to RID")]
     private static partial Regex BouncedLine();

@@ -85,7 +85,15 @@ public sealed class AdminServer : IAsyncDisposable
 
         if (options.RequiresToken) app.Use(RequireToken(options));
         Map(app, gateway, metrics);
-        await app.StartAsync(ct).ConfigureAwait(false);
+        try
+        {
+            await app.StartAsync(ct).ConfigureAwait(false);
+        }
+        catch
+        {
+            await server.DisposeAsync().ConfigureAwait(false); // the metrics' probe thread and log observer with it
+            throw;
+        }
         server.Urls = app.Urls.Select(u => new Uri(u)).ToArray();
         gateway.Log.Info("admin_listen", $"Admin endpoint on {string.Join(", ", server.Urls)}" + (!options.RequiresToken ? " (loopback, no token)"
                 : $" (bearer token{(options.Tokens.Count > 0 ? $"; named: {string.Join(", ", options.Tokens)}" : "")})")

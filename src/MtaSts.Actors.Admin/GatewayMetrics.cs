@@ -23,6 +23,7 @@ public sealed class GatewayMetrics : IDisposable
     private readonly Counter _received, _receivedBytes, _rejected, _delivered, _deferred, _bounced, _tls, _sts, _dane,
         _policyFetches, _connections, _refused, _authFailures, _authLockouts, _deliveryConnections, _throttled;
     private readonly Histogram _acceptSeconds, _fsyncSeconds, _commitBatch;
+    private readonly RuntimeLagProbe _lagProbe;
     private readonly SegmentSpool? _localSpool;
     private readonly Gauge _queueRecipients, _queueOldest, _queueTotal, _spoolMessages, _spoolBytes, _sessions, _dataInFlight,
         _openDeliveryConnections, _budgetLimit, _budgetInUse, _budgetWaiting, _poolQueue, _poolThreads, _gcCommitted;
@@ -86,6 +87,12 @@ public sealed class GatewayMetrics : IDisposable
         _poolThreads = G("dotnet_threadpool_threads", "Thread-pool threads.");
         _poolCompleted = C("dotnet_threadpool_completed_items_total", "Work items the thread pool has run.");
         _lockContentions = C("dotnet_monitor_lock_contentions_total", "Times a thread waited for a lock (Monitor) another held.");
+        var lagBuckets = new HistogramConfiguration { Buckets = Histogram.ExponentialBuckets(0.0005, 2, 14) };
+        var stall = f.CreateHistogram("mtasts_process_stall_seconds",
+            "How late a thread sleeping 10 ms at a time woke (GC suspension, or no core free): sampled every 10 ms.", lagBuckets);
+        var poolLag = f.CreateHistogram("mtasts_threadpool_lag_seconds",
+            "How long a work item waited in the thread pool's queue before it ran (SMTP reads, spool commits and actors continue there): sampled every 10 ms.", lagBuckets);
+        _lagProbe = new RuntimeLagProbe(stall.Observe, poolLag.Observe);
         Registry.AddBeforeCollectCallback(Refresh);
         gateway.Log.Written += OnLog;
         _localSpool = gateway.Spool as SegmentSpool; // the cluster spool commits in PostgreSQL, timed there
@@ -223,6 +230,7 @@ public sealed class GatewayMetrics : IDisposable
     public void Dispose()
     {
         _gateway.Log.Written -= OnLog;
+        _lagProbe.Dispose();
         if (_localSpool is not null) _localSpool.GroupCommitted -= OnGroupCommit;
     }
 }

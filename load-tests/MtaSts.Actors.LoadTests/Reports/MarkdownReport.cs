@@ -83,6 +83,7 @@ public static class MarkdownReport
         static string Ms(long us) => (us / 1000.0).ToString("0.00", CultureInfo.InvariantCulture);
         static string N(double v, string f = "0") => v.ToString(f, CultureInfo.InvariantCulture);
         static string Lat(LatencySummary l) => l.Count == 0 ? "–" : $"{Ms(l.P50Us)} / {Ms(l.P90Us)} / {Ms(l.P99Us)} / {Ms(l.P999Us)} / {Ms(l.MaxUs)}";
+        static string Lat4(LatencySummary l) => l.Count == 0 ? "–" : $"{Ms(l.P50Us)} / {Ms(l.P99Us)} / {Ms(l.P999Us)} / {Ms(l.MaxUs)}";
         yield return ("Summary", new (string, Func<TargetRunResult, string>)[]
         {
             ("load", x => x.Simulation),
@@ -105,6 +106,8 @@ public static class MarkdownReport
             ("target peak queue", x => x.Resources.PeakQueue?.ToString(CultureInfo.InvariantCulture) ?? "n/a"),
             ("gateway runtime over the whole run (its /metrics at the end)", x => x.Facts.TryGetValue(Targets.GatewayTarget.RuntimeFact, out var t) ? t : "–"),
             ("harness peak RSS MB / mean CPU %", x => $"{N(x.Resources.HarnessPeakRssMb)} / {N(x.Resources.HarnessMeanCpuPercent)}"),
+            ("harness stalls while sending: 1 ms sleeper woke late ms p50/p99/p99.9/max; harness GC pause", x => x.HarnessStalls.Count > 0
+                ? $"{Lat4(x.HarnessStalls)}; GC {N(x.HarnessGcPauseMs)} ms" : "–"),
             ("receiver: sessions / max concurrent / msgs per conn (mean, max)", x => x.ReceiverStats is { } s ? $"{s.Sessions} / {s.MaxConcurrentSessions} / {N(s.MeanMessagesPerConnection, "0.0")}, {s.MaxMessagesPerConnection}" : "–"),
             ("receiver: domains seen / replies refused", x => x.ReceiverStats is { } s ? $"{s.DomainsSeen} / {s.Rejected}" : "–"),
             ("outbound TLS (relay → receiver)", x => x.Facts.TryGetValue("outbound tls", out var t) ? t : "–"),

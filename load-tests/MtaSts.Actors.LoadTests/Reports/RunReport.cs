@@ -57,6 +57,10 @@ public sealed record TargetRunResult
     public ReceiverSummary? ReceiverStats { get; init; }
     public ResourceSummary Resources { get; init; } = new(0, 0, 0, 0, 0, null, 0, 0);
     public BacklogSummary? Backlog { get; init; }
+    /// <summary>While the generator sent (measured part): how late a 1 ms sleeper in the harness woke (µs,
+    /// <see cref="HiccupMeter"/>), and the harness's own GC pause time.</summary>
+    public LatencySummary HarnessStalls { get; init; } = LatencySummary.Empty;
+    public double HarnessGcPauseMs { get; init; }
     /// <summary>End state of every message the target acknowledged (delivered, bounced, still queued or LOST).</summary>
     public EndStateSummary? EndState { get; init; }
     public IReadOnlyList<TimeSample> Series { get; init; } = [];

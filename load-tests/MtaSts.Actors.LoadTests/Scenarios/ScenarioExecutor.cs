@@ -101,12 +101,14 @@ public sealed class ScenarioExecutor(ScenarioDefinition scenario, RunOptions o)
         var pssBefore = sampler.LastTargetPssMb;
 
         sampler.Phase = o.WarmUp > TimeSpan.Zero ? "warmup" : "inject";
+        var hiccups = new HiccupMeter(() => runner.Progress.Measuring);
         var runTask = runner.RunAsync(ct);
         while (!runTask.IsCompleted)
         {
             await Task.WhenAny(runTask, Task.Delay(200, CancellationToken.None));
             if (runner.Progress.Measuring && sampler.Phase == "warmup") sampler.Phase = "inject";
         }
+        var (harnessStalls, harnessGcPauseMs) = hiccups.Stop();
         var result = await runTask;
 
         BacklogSummary? backlog = null;
@@ -197,6 +199,8 @@ public sealed class ScenarioExecutor(ScenarioDefinition scenario, RunOptions o)
             Steps = steps.Where(s => s.Name != "iteration").ToArray(),
             ReceiverStats = receiver.Summary(),
             Resources = resources,
+            HarnessStalls = harnessStalls,
+            HarnessGcPauseMs = harnessGcPauseMs,
             Backlog = backlog,
             Series = series,
         };

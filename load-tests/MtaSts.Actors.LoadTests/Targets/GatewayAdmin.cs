@@ -42,24 +42,36 @@ internal static class GatewayAdmin
     }
 
     /// <summary>The gateway's own share of the accept latency, from its <c>mtasts_accept_commit_seconds</c> histogram
-    /// (final dot → 250: spool append and group-commit fsync): p50 and p99 as the upper bound of the bucket that holds
-    /// them (buckets double from 0.5 ms), so "≤ 4 ms" means between 2 and 4 ms. Against the client-side accept latency
-    /// it splits the tail into the gateway's commit and everything else (CPU queueing on both sides, the network path).</summary>
+    /// (final dot → 250: spool append and group-commit fsync), and how long its process and thread pool made work wait
+    /// (<c>mtasts_process_stall_seconds</c>, <c>mtasts_threadpool_lag_seconds</c>, sampled every 10 ms). Against the
+    /// client-side accept latency it splits the tail into the gateway's commit, its runtime and everything else.</summary>
     public static string CommitQuantiles(IReadOnlyDictionary<string, double> metrics)
     {
-        const string prefix = "mtasts_accept_commit_seconds_bucket{le=\"";
+        var commit = Quantiles(metrics, "mtasts_accept_commit_seconds", out var total);
+        var text = commit is null ? "" : $"; accept commit (final dot → 250, gateway side) {commit} over {total.ToString("0", CultureInfo.InvariantCulture)}";
+        if (Quantiles(metrics, "mtasts_process_stall_seconds", out _) is { } stall) text += $"; process stalls {stall}";
+        if (Quantiles(metrics, "mtasts_threadpool_lag_seconds", out _) is { } lag) text += $"; thread-pool lag {lag}";
+        return text;
+    }
+
+    /// <summary>"p50 ≤ 4 ms, p99 ≤ 16 ms, max ≤ 64 ms" from a Prometheus histogram: each as the upper bound of the bucket
+    /// that holds it (buckets double from 0.5 ms, so "≤ 4 ms" means between 2 and 4 ms); null when it has no samples.</summary>
+    public static string? Quantiles(IReadOnlyDictionary<string, double> metrics, string histogram, out double total)
+    {
+        var prefix = histogram + "_bucket{le=\"";
         var buckets = metrics.Where(kv => kv.Key.StartsWith(prefix, StringComparison.Ordinal))
             .Select(kv => (Le: kv.Key[prefix.Length..^2], Count: kv.Value))
             .Select(b => (Le: b.Le == "+Inf" ? double.PositiveInfinity : double.Parse(b.Le, CultureInfo.InvariantCulture), b.Count))
             .OrderBy(b => b.Le).ToList();
-        if (buckets.Count == 0 || buckets[^1].Count <= 0) return "";
-        var total = buckets[^1].Count;
+        total = buckets.Count == 0 ? 0 : buckets[^1].Count;
+        if (total <= 0) return null;
+        var n = total;
         string At(double q)
         {
-            var (le, _) = buckets.First(b => b.Count >= q * total);
+            var (le, _) = buckets.First(b => b.Count >= q * n);
             return double.IsPositiveInfinity(le) ? $"> {(buckets[^2].Le * 1000).ToString("0.#", CultureInfo.InvariantCulture)}"
                                                  : "≤ " + (le * 1000).ToString("0.#", CultureInfo.InvariantCulture);
         }
-        return $"; accept commit (final dot → 250, gateway side) p50 {At(0.5)} ms, p99 {At(0.99)} ms over {total.ToString("0", CultureInfo.InvariantCulture)}";
+        return $"p50 {At(0.5)} ms, p99 {At(0.99)} ms, p99.9 {At(0.999)} ms, max {At(1)} ms";
     }
 }

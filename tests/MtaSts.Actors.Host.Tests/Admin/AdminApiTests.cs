@@ -264,6 +264,10 @@ public sealed partial class AdminApiTests(AdminGateway gw)
         Assert.True(v["dotnet_threadpool_completed_items_total"] >= 1);
         Assert.True(v["dotnet_threadpool_queue_length"] >= 0);
         Assert.True(v["dotnet_monitor_lock_contentions_total"] >= 0);
+        // The lag probe samples every 10 ms from the gateway's start.
+        Assert.True(v["mtasts_process_stall_seconds_count"] >= 1);
+        Assert.True(v["mtasts_threadpool_lag_seconds_count"] >= 1);
+        Assert.True(v["mtasts_threadpool_lag_seconds_bucket{le=\"+Inf\"}"] >= v["mtasts_threadpool_lag_seconds_count"]);
     }
 }
 

@@ -150,7 +150,7 @@ public static class Program
         var runs = new List<TargetRunResult> { closed };
         if (closed.NotAvailable is not null || closed.AcceptRate <= 0 || ct.IsCancellationRequested) return runs;
         var rate = Math.Max(1, closed.AcceptRate * fraction);
-        var sessions = Math.Min(2000, 2 * o.Sessions);
+        var sessions = Math.Min(2000, 10 * o.Sessions);
         Console.Error.WriteLine($"[{scenario.Name}/{target}] maximum accept rate {closed.AcceptRate:0} msg/s (closed, {o.Sessions} sessions): open run at {rate:0} msg/s, ≤ {sessions} sessions");
         var open = await new ScenarioExecutor(scenario, o with { Rate = rate, Sessions = sessions }).RunAsync(target, mtaSts, ct, metrics, repeat, OpenVariant(fraction));
         var probe = new OpenLatencyProbe(closed.AcceptRate, fraction, rate, sessions, AcceptLatencyScenario.TargetP99Ms);

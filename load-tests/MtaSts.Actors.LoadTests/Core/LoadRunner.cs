@@ -130,6 +130,8 @@ public sealed class LoadRunner(LoadScenario scenario)
         await Task.WhenAll(workers);
     }
 
+    public const string StepSessionWait = "session_wait";
+
     private async Task RunOpenAsync(LoadSimulation.Inject sim, long warmEndUs, long endUs, CancellationToken ct)
     {
         var channel = Channel.CreateUnbounded<(long Id, long DueUs, bool Measuring)>(new UnboundedChannelOptions { SingleWriter = true });
@@ -145,6 +147,9 @@ public sealed class LoadRunner(LoadScenario scenario)
                     ctx.InvocationNumber = job.Id;
                     ctx.ScheduledUs = job.DueUs;
                     ctx.Measuring = job.Measuring;
+                    // How long the message waited for a free session: the generator's own queue, part of the latency
+                    // counted from the scheduled time (a stall of the target fills all sessions, and the next ones wait).
+                    ctx.Step(StepSessionWait, Math.Max(0, Clock.NowUs() - job.DueUs));
                     await ExecuteAsync(ctx, workerCts.Token);
                 }
             }

@@ -17,6 +17,8 @@ public sealed record RunOptions
     /// <summary>accept-latency: per target a closed run finds the maximum accept rate, then an open run offers this
     /// fraction of it (default 0.8) and reports its accept latency. null = an ordinary single run.</summary>
     public double? OpenFraction { get; init; }
+    /// <summary>accept-latency: the open run's session cap as a multiple of <see cref="Sessions"/> (default 2).</summary>
+    public int OpenSessionsFactor { get; init; } = 2;
     public int SizeBytes { get; init; } = 2 * 1024;
     public int Domains { get; init; } = 1;
     public double Zipf { get; init; }
@@ -66,6 +68,8 @@ public sealed record RunOptions
           --sessions N           closed model: concurrent SMTP sessions; open model: max sessions
           --rate R               open model: R messages/s from a fixed schedule (latency from scheduled time)
           --open-fraction F      accept-latency: the open run offers F × the maximum accept rate its closed run found (default 0.8)
+          --open-sessions-factor K  accept-latency: the open run may use K × --sessions sessions (default 2; its wait for
+                                 a free session is the step session_wait)
           --size BYTES           message size (e.g. 2048, 102400, or 2k / 100k)
           --domains N            destination domains dNNNNN.test   --zipf S  Zipf exponent (0 = uniform)
           --client-reuse N       messages per generator connection (default 100)
@@ -108,6 +112,7 @@ public sealed record RunOptions
                 case "--rate": o = o with { Rate = double.Parse(Next(), CultureInfo.InvariantCulture) }; break;
                 case "--closed": o = o with { Rate = null }; break;
                 case "--open-fraction": o = o with { OpenFraction = double.Parse(Next(), CultureInfo.InvariantCulture) }; break;
+                case "--open-sessions-factor": o = o with { OpenSessionsFactor = int.Parse(Next(), CultureInfo.InvariantCulture) }; break;
                 case "--size": o = o with { SizeBytes = (int)ParseCount(Next()) }; break;
                 case "--domains": o = o with { Domains = (int)ParseCount(Next()) }; break;
                 case "--zipf": o = o with { Zipf = double.Parse(Next(), CultureInfo.InvariantCulture) }; break;
@@ -146,6 +151,7 @@ public sealed record RunOptions
         if (o.Sessions is <= 0 or > 2000) throw new ArgumentException("--sessions must be 1..2000");
         if (o.Rate is <= 0 or > 200_000) throw new ArgumentException("--rate must be 0..200,000 msg/s");
         if (o.OpenFraction is { } f && (f is <= 0 or > 1 || double.IsNaN(f))) throw new ArgumentException("--open-fraction must be in (0, 1]");
+        if (o.OpenSessionsFactor is < 1 or > 100) throw new ArgumentException("--open-sessions-factor must be in 1..100");
         if (o.OpenFraction is not null && o.Rate is not null)
             throw new ArgumentException("accept-latency finds its open-model rate itself (--open-fraction × the maximum it measured): leave out --rate");
         if (o.SizeBytes is < 400 or > 50 * 1024 * 1024) throw new ArgumentException("--size must be 400 B..50 MB");

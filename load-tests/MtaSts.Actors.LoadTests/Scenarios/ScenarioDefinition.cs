@@ -46,7 +46,7 @@ public sealed class ManyDomainsTlsScenario : ScenarioDefinition
 
 /// <summary>Issue 15: "accept latency p99 ≤ 20 ms at 80 % of the maximum rate (open model)". Per target: a closed run
 /// (relay-throughput traffic) measures the maximum accept rate, then an open run offers 80 % of it from a fixed schedule
-/// (latency from the scheduled time: coordinated omission handled) with twice the sessions, so the generator does not
+/// (latency from the scheduled time: coordinated omission handled) with twice the sessions (`session_wait` shows what remains), so the generator does not
 /// queue what the target could take.</summary>
 public sealed class AcceptLatencyScenario : ScenarioDefinition
 {

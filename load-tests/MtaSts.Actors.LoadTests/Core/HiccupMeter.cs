@@ -6,7 +6,7 @@ namespace MtaSts.Actors.LoadTests.Core;
 /// delays the generator's sends and the receiver's replies as well, so an accept-latency tail that the sleeper saw too
 /// is the box's, not the target's. Recorded only while the run is measuring.
 /// </summary>
-public sealed class HiccupMeter : IDisposable
+public sealed class HiccupMeter
 {
     private readonly LatencyHistogram _late = new();
     private readonly Func<bool> _measuring;
@@ -39,6 +39,4 @@ public sealed class HiccupMeter : IDisposable
         _thread.Join();
         return (_late.Summary(), TimeSpan.FromTicks(GC.GetTotalPauseDuration().Ticks - _gcPauseStartTicks).TotalMilliseconds);
     }
-
-    public void Dispose() { _stop = true; }
 }

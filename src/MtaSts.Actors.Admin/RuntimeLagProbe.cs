@@ -13,15 +13,18 @@ public sealed class RuntimeLagProbe : IDisposable
 {
     public static readonly TimeSpan Period = TimeSpan.FromMilliseconds(10);
     private readonly Action<double> _stall, _poolLag;
+    private readonly Action<Action> _queue;
     private readonly Thread _thread;
     private volatile bool _stop;
 
     /// <param name="stall">Seconds the probe thread woke late.</param>
     /// <param name="poolLag">Seconds a work item waited in the thread pool's queue.</param>
-    public RuntimeLagProbe(Action<double> stall, Action<double> poolLag)
+    /// <param name="queue">Where the work item is queued (default: the thread pool's global queue; tests pass their own).</param>
+    public RuntimeLagProbe(Action<double> stall, Action<double> poolLag, Action<Action>? queue = null)
     {
         _stall = stall;
         _poolLag = poolLag;
+        _queue = queue ?? (static work => ThreadPool.UnsafeQueueUserWorkItem(static w => w(), work, preferLocal: false));
         _thread = new Thread(Run) { IsBackground = true, Name = "runtime-lag-probe" };
         _thread.Start();
     }
@@ -35,8 +38,8 @@ public sealed class RuntimeLagProbe : IDisposable
             Thread.Sleep(Period);
             var woke = Stopwatch.GetTimestamp();
             _stall(Math.Max(0, woke - before - periodTicks) / (double)Stopwatch.Frequency);
-            ThreadPool.UnsafeQueueUserWorkItem(static s => s.Probe._poolLag(Stopwatch.GetElapsedTime(s.Queued).TotalSeconds),
-                (Probe: this, Queued: Stopwatch.GetTimestamp()), preferLocal: false);
+            var queued = Stopwatch.GetTimestamp();
+            _queue(() => _poolLag(Stopwatch.GetElapsedTime(queued).TotalSeconds));
         }
     }
 

@@ -31,21 +31,21 @@ internal static class GatewayAdmin
     }
 
     /// <summary>One line on the gateway's runtime from its metrics: GC collections per generation, GC pause time, lock
-    /// contentions, threads, and its own share of the accept latency (<see cref="CommitQuantiles"/>).</summary>
+    /// contentions, threads, and its own share of the accept latency (<see cref="WaitQuantiles"/>).</summary>
     public static string RuntimeLine(IReadOnlyDictionary<string, double> v)
     {
         string G(string key, string format = "0") => v.TryGetValue(key, out var d) ? d.ToString(format, CultureInfo.InvariantCulture) : "?";
         return $"GCs gen0/1/2 {G("dotnet_collection_count_total{generation=\"0\"}")}/{G("dotnet_collection_count_total{generation=\"1\"}")}/" +
                $"{G("dotnet_collection_count_total{generation=\"2\"}")}, GC pause {G("dotnet_gc_pause_seconds_total", "0.00")} s, " +
                $"lock contentions {G("dotnet_monitor_lock_contentions_total")}, threads {G("process_num_threads")} (pool {G("dotnet_threadpool_threads")})" +
-               CommitQuantiles(v);
+               WaitQuantiles(v);
     }
 
     /// <summary>The gateway's own share of the accept latency, from its <c>mtasts_accept_commit_seconds</c> histogram
     /// (final dot → 250: spool append and group-commit fsync), and how long its process and thread pool made work wait
     /// (<c>mtasts_process_stall_seconds</c>, <c>mtasts_threadpool_lag_seconds</c>, sampled every 10 ms). Against the
     /// client-side accept latency it splits the tail into the gateway's commit, its runtime and everything else.</summary>
-    public static string CommitQuantiles(IReadOnlyDictionary<string, double> metrics)
+    public static string WaitQuantiles(IReadOnlyDictionary<string, double> metrics)
     {
         var commit = Quantiles(metrics, "mtasts_accept_commit_seconds", out var total);
         var text = commit is null ? "" : $"; accept commit (final dot → 250, gateway side) {commit} over {total.ToString("0", CultureInfo.InvariantCulture)}";

@@ -92,29 +92,52 @@ public sealed class OperatorPageTests(OperatorGateway gw) : IClassFixture<Operat
         await page.Locator("#token").FillAsync(OperatorGateway.AliceToken);
         await page.Locator("#connect").ClickAsync();
         var row = page.Locator("#queue tr.dest[data-domain='page-held.test']");
-        await row.WaitForAsync();
-        await page.WaitForFunctionAsync("() => document.querySelector(\"#queue tr.dest[data-domain='page-held.test']\").textContent.includes('suspended')");
+        // Each wait names its step: a timeout reports the step, what the page showed and the gateway log's tail.
+        var steps = new PageSteps(page, gw.LogText);
+        await steps.Until("the held destination's row says suspended",
+            "() => document.querySelector(\"#queue tr.dest[data-domain='page-held.test']\")?.textContent.includes('suspended')");
         await row.ClickAsync();
-        await page.WaitForFunctionAsync("() => document.querySelector('#detail-state').textContent.startsWith('suspended since')");
+        await steps.Until("the detail says suspended", "() => document.querySelector('#detail-state').textContent.startsWith('suspended since')");
         Assert.Contains("admin token", await page.Locator("#detail-state").InnerTextAsync());
         await Task.Delay(2000);
         Assert.Empty(gw.To("one@page-held.test"));
 
         await page.Locator("#resume").ClickAsync();
-        await page.WaitForFunctionAsync("() => document.querySelector('#action-result').textContent === 'resume done'");
+        await steps.Until("resume answered", "() => document.querySelector('#action-result').textContent === 'resume done'");
         await OperatorGateway.Eventually(() => Task.FromResult(gw.To("one@page-held.test").Length == 1), () => "not delivered after resume");
         // Delivered: the destination leaves the queue table (and its detail said "delivering" in between, or is gone).
-        await page.WaitForFunctionAsync("() => !document.querySelector(\"#queue tr.dest[data-domain='page-held.test']\")");
+        await steps.Until("the delivered destination left the queue table", "() => !document.querySelector(\"#queue tr.dest[data-domain='page-held.test']\")");
 
         // Suspend again from the page: the next mail stays queued and the row says so.
         await page.Locator("#suspend").ClickAsync();
-        await page.WaitForFunctionAsync("() => document.querySelector('#action-result').textContent === 'suspend done'");
+        await steps.Until("suspend answered", "() => document.querySelector('#action-result').textContent === 'suspend done'");
         await gw.SubmitAsync("app@sender.test", "two@page-held.test");
-        await page.WaitForFunctionAsync("() => document.querySelector(\"#queue tr.dest[data-domain='page-held.test']\")?.textContent.includes('suspended')");
+        await steps.Until("the new mail's row says suspended",
+            "() => document.querySelector(\"#queue tr.dest[data-domain='page-held.test']\")?.textContent.includes('suspended')");
         await Task.Delay(2000);
         Assert.Empty(gw.To("two@page-held.test"));
         var log = gw.LogText();
         Assert.Contains("Operator action: resume destination page-held.test by admin token \"alice\" from 127.0.0.1", log);
         Assert.Contains("Operator action: suspend destination page-held.test by admin token \"alice\" from 127.0.0.1", log);
+    }
+}
+
+/// <summary>Named waits on the status page: a timeout says which step, what the page showed (action result, detail
+/// state, queue rows) and the tail of the gateway's log, so a failure far away (CI) can be read without a rerun.</summary>
+internal sealed class PageSteps(IPage page, Func<string> log)
+{
+    public async Task Until(string step, string predicate)
+    {
+        try { await page.WaitForFunctionAsync(predicate); }
+        catch (TimeoutException ex)
+        {
+            var shown = await page.EvaluateAsync<string>("""
+                () => ['action-result', 'detail-domain', 'detail-state', 'detail-error'].map(id => id + ': ' + document.getElementById(id)?.textContent).join('\n')
+                  + '\nqueue rows:\n' + [...document.querySelectorAll('#queue tr.dest')].map(tr => tr.textContent.replace(/\s+/g, ' ')).join('\n')
+                """);
+            var lines = log().Split('\n');
+            throw new TimeoutException($"step \"{step}\" timed out ({ex.Message})\npage:\n{shown}\ngateway log (last 40 lines):\n" +
+                string.Join('\n', lines.TakeLast(40)), ex);
+        }
     }
 }

@@ -15,6 +15,32 @@ public sealed class MailLogBackgroundTests
     }
 
     [Fact]
+    public void The_log_file_asks_for_writeback_every_megabyte_and_keeps_every_line()
+    {
+        // Dirty log pages left to the kernel's 30-second writeback came out in bursts that stalled the spool's fsync.
+        var path = Path.Combine(Path.GetTempPath(), "mtasts-writeback-" + Guid.NewGuid().ToString("N") + ".log");
+        try
+        {
+            var stream = LogFile.OpenAppend(path);
+            if (!OperatingSystem.IsLinux()) { stream.Dispose(); return; }
+            var writeback = Assert.IsType<LogFile.WritebackStream>(stream);
+            using (var writer = new StreamWriter(writeback) { AutoFlush = false })
+            {
+                var line = new string('x', 99);
+                for (var i = 0; i < 30_000; i++) // ≈ 3 MB, flushed every 1,000 lines as the log pump does per batch
+                {
+                    writer.WriteLine(line);
+                    if (i % 1000 == 999) writer.Flush();
+                }
+                writer.Flush();
+                Assert.InRange(writeback.Requests, 2, 3);
+            }
+            Assert.Equal(30_000 * 100, new FileInfo(path).Length);
+        }
+        finally { File.Delete(path); }
+    }
+
+    [Fact]
     public void Lines_from_many_threads_all_arrive_in_per_thread_order_and_text_and_json_agree()
     {
         var text = new CountingWriter();

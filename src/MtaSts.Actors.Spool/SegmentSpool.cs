@@ -516,11 +516,19 @@ public sealed class SegmentSpool : ISpool
         fs.Write(NewSegmentHeader());
         fs.Flush(flushToDisk: true);
         DirectorySync.Fsync(_dir); // the new name must be durable before anything acknowledged lives in it
+        BecomeActive(id, path, fs, SegmentHeaderSize);
+    }
+
+    /// <summary>A new, durable, empty segment (its header written; zeros up to <paramref name="preallocatedTo"/>) becomes
+    /// the active one.</summary>
+    private void BecomeActive(long id, string path, FileStream stream, long preallocatedTo)
+    {
         var seg = new Segment(id, path);
         lock (_gate) _segments.Add(id, seg);
         _active = seg;
-        _activeStream = fs;
-        _activeLength = _activeCommitted = _preallocatedTo = SegmentHeaderSize;
+        _activeStream = stream;
+        _activeLength = _activeCommitted = SegmentHeaderSize;
+        _preallocatedTo = preallocatedTo;
     }
 
     // ---------------------------------------------------------------- high-water MID
@@ -792,15 +800,22 @@ public sealed class SegmentSpool : ISpool
     private static long ZeroFill(string path, long from, long to)
     {
         using var fs = new FileStream(path, FileMode.Open, FileAccess.Write, FileShare.ReadWrite | FileShare.Delete, bufferSize: 0);
-        var zeros = new byte[(int)Math.Min(1 << 20, to - from)];
         fs.Position = from;
-        for (long at = from; at < to; at += zeros.Length)
-        {
-            fs.Write(zeros, 0, (int)Math.Min(zeros.Length, to - at));
-            // 1 MiB per fsync: a group commit running meanwhile flushes at most that much of ours with its own data.
-            fs.Flush(flushToDisk: true);
-        }
+        // 1 MiB per fsync: a group commit running meanwhile flushes at most that much of ours with its own data.
+        WriteZeros(fs, to - from, fsyncEachChunk: true);
         return to;
+    }
+
+    /// <summary>Writes <paramref name="count"/> zero bytes at the stream's position, 1 MiB at a time.</summary>
+    private static void WriteZeros(FileStream fs, long count, bool fsyncEachChunk)
+    {
+        if (count <= 0) return;
+        var zeros = new byte[(int)Math.Min(1 << 20, count)];
+        for (long done = 0; done < count; done += zeros.Length)
+        {
+            fs.Write(zeros, 0, (int)Math.Min(zeros.Length, count - done));
+            if (fsyncEachChunk) fs.Flush(flushToDisk: true);
+        }
     }
 
     /// <summary>Waits for a running zero-fill and cuts the active segment back to its data (before it stops being the
@@ -848,8 +863,7 @@ public sealed class SegmentSpool : ISpool
             try
             {
                 fs.Write(NewSegmentHeader());
-                var zeros = new byte[(int)Math.Min(1 << 20, Math.Max(fill, 1))];
-                for (long at = 0; at < fill; at += zeros.Length) fs.Write(zeros, 0, (int)Math.Min(zeros.Length, fill - at));
+                WriteZeros(fs, fill, fsyncEachChunk: false); // nobody else writes this file yet: one fsync at the end
                 fs.Flush(flushToDisk: true);
                 fs.Position = SegmentHeaderSize;
                 return (fs, SegmentHeaderSize + Math.Max(0, fill));
@@ -890,12 +904,7 @@ public sealed class SegmentSpool : ISpool
             stream.Dispose();
             throw;
         }
-        var seg = new Segment(id, path);
-        lock (_gate) _segments.Add(id, seg);
-        _active = seg;
-        _activeStream = stream;
-        _activeLength = _activeCommitted = SegmentHeaderSize;
-        _preallocatedTo = preallocatedTo;
+        BecomeActive(id, path, stream, preallocatedTo);
     }
 
     /// <summary>At close: a prepared segment that never became active is removed.</summary>
@@ -951,14 +960,14 @@ public sealed class SegmentSpool : ISpool
                 // thread of its own truncates the file in steps before closing it (ReleaseGradually), as RocksDB's
                 // delete scheduler does for the same reason.
                 var handle = OpenForRelease(s.Path);
-                SafeFileHandle? readHandle;
-                lock (_gate)
-                {
-                    readHandle = s.ReadHandle;
-                    s.ReadHandle = null; // Live == 0: no index entry can open it again
-                }
                 File.Delete(s.Path);
-                lock (_gate) _segments.Remove(s.Id);
+                SafeFileHandle? readHandle;
+                lock (_gate) // Live == 0: no index entry points here, so nothing opens a read handle meanwhile
+                {
+                    _segments.Remove(s.Id);
+                    readHandle = s.ReadHandle;
+                    s.ReadHandle = null;
+                }
                 readHandle?.Dispose(); // not the last handle while ours is open: cheap
                 if (handle is not null) handles.Add(handle);
                 Interlocked.Increment(ref _segmentsDeleted);

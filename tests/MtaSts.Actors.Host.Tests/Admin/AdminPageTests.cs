@@ -30,15 +30,16 @@ public sealed class AdminPageTests(AdminGateway gw) : IClassFixture<AdminGateway
         await page.Locator("#token").FillAsync(AdminGateway.Token);
         await page.Locator("#connect").ClickAsync();
         var row = page.Locator("#queue tr.dest[data-domain='held-page.test']");
+        var steps = new PageSteps(page, gw.LogText);
         await row.WaitForAsync();
         // The first attempt fails (connection refused): the row and the detail show the error.
-        await page.WaitForFunctionAsync("() => [...document.querySelectorAll(\"#queue tr.dest[data-domain='held-page.test'] td.err\")].some(td => td.textContent.includes('4.4.'))");
+        await steps.Until("the row shows the 4.4.x error", "() => [...document.querySelectorAll(\"#queue tr.dest[data-domain='held-page.test'] td.err\")].some(td => td.textContent.includes('4.4.'))");
         await row.ClickAsync();
-        await page.WaitForFunctionAsync("() => document.querySelector('#detail-error').textContent.includes('4.4.')");
+        await steps.Until("the detail shows the error", "() => document.querySelector('#detail-error').textContent.includes('4.4.')");
         Assert.Contains("page@held-page.test", await page.Locator("#messages tbody").InnerTextAsync());
 
         await page.Locator("#deliver-now").ClickAsync();
-        await page.WaitForFunctionAsync("() => document.querySelector('#action-result').textContent === 'deliver now done'");
+        await steps.Until("deliver now answered", "() => document.querySelector('#action-result').textContent === 'deliver now done'");
         var deadline = DateTime.UtcNow + AdminGateway.Generous;
         while (!gw.LogText().Contains("Operator action: deliver now destination held-page.test by admin token from 127.0.0.1"))
         {
@@ -47,10 +48,10 @@ public sealed class AdminPageTests(AdminGateway gw) : IClassFixture<AdminGateway
         }
         // Suspend and resume from the page: the detail and the queue row show the state.
         await page.Locator("#suspend").ClickAsync();
-        await page.WaitForFunctionAsync("() => document.querySelector('#detail-state').textContent.startsWith('suspended since')");
-        await page.WaitForFunctionAsync("() => document.querySelector(\"#queue tr.dest[data-domain='held-page.test']\").textContent.includes('suspended')");
+        await steps.Until("the detail says suspended", "() => document.querySelector('#detail-state').textContent.startsWith('suspended since')");
+        await steps.Until("the row says suspended", "() => document.querySelector(\"#queue tr.dest[data-domain='held-page.test']\").textContent.includes('suspended')");
         await page.Locator("#resume").ClickAsync();
-        await page.WaitForFunctionAsync("() => document.querySelector('#detail-state').textContent === 'delivering'");
+        await steps.Until("the detail says delivering", "() => document.querySelector('#detail-state').textContent === 'delivering'");
         // Live charts: a polyline appears after a few refreshes, without reloading the page.
         await page.Locator("#chart-queue polyline").WaitForAsync(new() { State = WaitForSelectorState.Attached });
         Assert.Equal("ready", await page.Locator("#health").InnerTextAsync());

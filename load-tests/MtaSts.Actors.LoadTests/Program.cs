@@ -172,7 +172,7 @@ public static class Program
             : o.Rate is { } r ? $"open {r:0.#} msg/s, ≤ {o.Sessions} sessions" : $"closed {o.Sessions} sessions",
         ["messages"] = o.Messages.ToString("N0", CultureInfo.InvariantCulture),
         ["max duration"] = $"{o.Duration.TotalSeconds:0} s",
-        ["warm-up"] = $"{o.WarmUp.TotalSeconds:0} s",
+        ["warm-up"] = $"{o.WarmUp.TotalSeconds:0} s" + (o.Settle && !o.Backlog && o.Rate is null && o.WarmUp > TimeSpan.Zero ? ", then settled (the target finishes the warm-up mail before the measured part)" : ""),
         ["size"] = $"{o.SizeBytes} B",
         ["domains"] = o.Domains + (o.Zipf > 0 ? $" (Zipf {o.Zipf})" : ""),
         ["generator msgs/connection"] = o.ClientMessagesPerConnection.ToString(CultureInfo.InvariantCulture),

@@ -13,6 +13,8 @@ public sealed class RunProgress
     public volatile bool Measuring;
     public volatile bool Finished;
     public long MeasureStartUs;
+    /// <summary>Closed model with a settle step: harness µs spent between the warm-up and the measured part.</summary>
+    public long SettleUs;
 }
 
 public sealed record RunnerResult(
@@ -45,6 +47,12 @@ public sealed class LoadRunner(LoadScenario scenario)
 
     private long _measuredStarted;
     private long _lastEndUs;
+    private long _endUs = long.MaxValue;
+    // Settle step (closed model): sessions stop starting warm-up iterations once _holding is set, the runner waits for
+    // the ones in flight (_activeWarm), runs the settle, then opens the gate into the measured part.
+    private int _holding;
+    private long _activeWarm;
+    private readonly TaskCompletionSource _measureGate = new(TaskCreationOptions.RunContinuationsAsynchronously);
     private bool _saturated;
     private long _unsent;
 
@@ -57,7 +65,9 @@ public sealed class LoadRunner(LoadScenario scenario)
         Steps.Get("iteration");
         var startUs = Clock.NowUs();
         var warmEndUs = startUs + (long)scenario.WarmUp.TotalMicroseconds;
+        var settles = scenario.Settle is not null && scenario.WarmUp > TimeSpan.Zero && scenario.Simulation is LoadSimulation.KeepConstant;
         var endUs = warmEndUs + (long)scenario.Limit.Duration.TotalMicroseconds;
+        if (!settles) _endUs = endUs;
         if (scenario.WarmUp <= TimeSpan.Zero) BeginMeasuring(startUs);
 
         // The warm-up switch is time based so both models share it.
@@ -65,8 +75,14 @@ public sealed class LoadRunner(LoadScenario scenario)
         var warmTask = scenario.WarmUp > TimeSpan.Zero
             ? Task.Run(async () =>
             {
-                try { await Clock.WaitUntilAsync(warmEndUs, warmCts.Token); } catch (OperationCanceledException) { return; }
+                try
+                {
+                    await Clock.WaitUntilAsync(warmEndUs, warmCts.Token);
+                    if (settles) await SettleAsync(warmCts.Token);
+                }
+                catch (OperationCanceledException) { _measureGate.TrySetCanceled(); return; }
                 BeginMeasuring(Clock.NowUs());
+                _measureGate.TrySetResult();
             }, CancellationToken.None)
             : Task.CompletedTask;
 
@@ -75,7 +91,7 @@ public sealed class LoadRunner(LoadScenario scenario)
             switch (scenario.Simulation)
             {
                 case LoadSimulation.KeepConstant closed:
-                    await RunClosedAsync(closed, endUs, ct);
+                    await RunClosedAsync(closed, ct);
                     break;
                 case LoadSimulation.Inject open:
                     await RunOpenAsync(open, warmEndUs, endUs, ct);
@@ -100,26 +116,60 @@ public sealed class LoadRunner(LoadScenario scenario)
 
     private void BeginMeasuring(long nowUs)
     {
+        // With a settle step the duration bound counts from here, not from the end of the warm-up.
+        if (Interlocked.Read(ref _endUs) == long.MaxValue) Interlocked.Exchange(ref _endUs, nowUs + (long)scenario.Limit.Duration.TotalMicroseconds);
         Progress.MeasureStartUs = nowUs;
         Progress.Measuring = true;
     }
 
-    private async Task RunClosedAsync(LoadSimulation.KeepConstant sim, long endUs, CancellationToken ct)
+    /// <summary>Stops the sessions from starting warm-up iterations, waits for those in flight, then runs the
+    /// scenario's settle (the target finishes the warm-up mail), so every target starts the measured part from the
+    /// same place whatever its intake took during the warm-up.</summary>
+    private async Task SettleAsync(CancellationToken ct)
     {
-        long next = 0;
+        var t0 = Clock.NowUs();
+        Interlocked.Exchange(ref _holding, 1); // full fence: a session that raced past the check is counted in _activeWarm
+        while (Interlocked.Read(ref _activeWarm) > 0) await Task.Delay(5, ct);
+        await scenario.Settle!(ct);
+        Progress.SettleUs = Clock.NowUs() - t0;
+    }
+
+    private long _next;
+
+    private Task RunOneAsync(ScenarioContext ctx, bool measuring, CancellationToken ct)
+    {
+        ctx.InvocationNumber = Interlocked.Increment(ref _next);
+        ctx.Measuring = measuring;
+        ctx.ScheduledUs = Clock.NowUs();
+        return ExecuteAsync(ctx, ct);
+    }
+
+    private async Task RunClosedAsync(LoadSimulation.KeepConstant sim, CancellationToken ct)
+    {
         var workers = Enumerable.Range(0, sim.Copies).Select(copy => Task.Run(async () =>
         {
             var ctx = new ScenarioContext(Steps, copy);
             try
             {
-                while (!ct.IsCancellationRequested && Clock.NowUs() < endUs)
+                while (!ct.IsCancellationRequested && Clock.NowUs() < Interlocked.Read(ref _endUs))
                 {
                     var measuring = Progress.Measuring;
-                    if (measuring && Interlocked.Increment(ref _measuredStarted) > scenario.Limit.MaxIterations) break;
-                    ctx.InvocationNumber = Interlocked.Increment(ref next);
-                    ctx.Measuring = measuring;
-                    ctx.ScheduledUs = Clock.NowUs();
-                    await ExecuteAsync(ctx, ct);
+                    if (!measuring)
+                    {
+                        // Counted first, then the hold checked: the settle waits for every warm-up iteration started.
+                        Interlocked.Increment(ref _activeWarm);
+                        if (Volatile.Read(ref _holding) == 1)
+                        {
+                            Interlocked.Decrement(ref _activeWarm);
+                            try { await _measureGate.Task.WaitAsync(ct); } catch (OperationCanceledException) { break; }
+                            continue;
+                        }
+                        try { await RunOneAsync(ctx, false, ct); }
+                        finally { Interlocked.Decrement(ref _activeWarm); }
+                        continue;
+                    }
+                    if (Interlocked.Increment(ref _measuredStarted) > scenario.Limit.MaxIterations) break;
+                    await RunOneAsync(ctx, true, ct);
                 }
             }
             finally

@@ -11,6 +11,10 @@ public sealed record RunOptions
     public long Messages { get; init; } = 20_000;
     public TimeSpan Duration { get; init; } = TimeSpan.FromSeconds(120);
     public TimeSpan WarmUp { get; init; } = TimeSpan.FromSeconds(3);
+    /// <summary>Closed model: after the warm-up, wait until the target has finished the warm-up mail (bounded like the
+    /// drain) before the measured part. Without it a target whose intake is faster carries more warm-up mail into the
+    /// measured window and its end-to-end rate counts deliveries of messages it is not credited for.</summary>
+    public bool Settle { get; init; } = true;
     public int Sessions { get; init; } = 20;
     /// <summary>Set = open model at this many messages/s; null = closed model with <see cref="Sessions"/> sessions.</summary>
     public double? Rate { get; init; }
@@ -65,6 +69,8 @@ public sealed record RunOptions
           --messages N           measured messages per run (after warm-up)
           --duration S           max measured seconds per run (whichever bound comes first)
           --warmup S             warm-up seconds, not counted (default 3)
+          --no-settle            closed model: start measuring right after the warm-up, with its mail still queued
+                                 (default: wait until the target finished the warm-up mail, bounded like the drain)
           --sessions N           closed model: concurrent SMTP sessions; open model: max sessions
           --rate R               open model: R messages/s from a fixed schedule (latency from scheduled time)
           --open-fraction F      accept-latency: the open run offers F × the maximum accept rate its closed run found (default 0.8)
@@ -129,6 +135,7 @@ public sealed record RunOptions
                 case "--mx-rollup-max": o = o with { MxRollupMaxConnections = int.TryParse(Next(), out var mrm) && mrm >= 0 ? mrm : throw new ArgumentException("--mx-rollup-max: a number ≥ 0") }; break;
                 case "--dest-limit-type": o = o with { PerMxIp = Next() switch { "domain" => false, "mx-ip" => true, var x => throw new ArgumentException($"--dest-limit-type: '{x}' is not domain or mx-ip") } }; break;
                 case "--mx-rollup": o = o with { MxRollup = Next() switch { "on" => true, "off" => false, var x => throw new ArgumentException($"--mx-rollup: '{x}' is not on or off") } }; break;
+                case "--no-settle": o = o with { Settle = false }; break;
                 case "--drain-timeout": o = o with { DrainTimeout = ParseSeconds(Next()) }; break;
                 case "--stall": o = o with { StallTimeout = ParseSeconds(Next()) }; break;
                 case "--hold": o = o with { BacklogHold = ParseSeconds(Next()) }; break;

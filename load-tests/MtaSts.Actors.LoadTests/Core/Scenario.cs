@@ -73,4 +73,8 @@ public sealed record LoadScenario(
 {
     /// <summary>Called once per copy when it stops (close connections).</summary>
     public Func<ScenarioContext, Task>? CleanCopy { get; init; }
+
+    /// <summary>Closed model: called once between the warm-up and the measured part, while no session sends (waits
+    /// until the target has finished the warm-up mail). The measured part, and its duration bound, start after it.</summary>
+    public Func<CancellationToken, Task>? Settle { get; init; }
 }

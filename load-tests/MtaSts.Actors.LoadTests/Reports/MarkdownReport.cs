@@ -93,6 +93,8 @@ public static class MarkdownReport
             ("accept MB/s", x => N(x.AcceptMegabytesPerSecond, "0.0")),
             ("delivered (measured)", x => N(x.Delivered)),
             ("**end-to-end rate** msg/s", x => N(x.EndToEndRate)),
+            ("warm-up mail settled before measuring: seconds (unfinished at the start)", x => x.SettleSeconds is { } ss
+                ? $"{N(ss, "0.0")} ({x.SettleUnresolved ?? 0})" : "– (not settled)"),
             ("SMTP accept latency ms p50/p90/p99/p99.9/max", x => Lat(x.AcceptLatency)),
             ("end-to-end latency ms p50/p90/p99/p99.9/max", x => Lat(x.EndToEndLatency)),
             ("not arrived / duplicates / arrived-not-accepted", x => $"{x.NotArrived} / {x.Duplicates} / {x.ArrivedNotAccepted}"),

@@ -47,6 +47,10 @@ public sealed record TargetRunResult
     public long Delivered { get; init; }
     public double DeliverySeconds { get; init; }
     public double EndToEndRate { get; init; }
+    /// <summary>Closed model: seconds between the warm-up and the measured part while the target finished the warm-up
+    /// mail, and how many warm-up messages were still unfinished when the measured part began (0 = settled).</summary>
+    public double? SettleSeconds { get; init; }
+    public long? SettleUnresolved { get; init; }
     public long Duplicates { get; init; }
     public long NotArrived { get; init; }
     public long ArrivedNotAccepted { get; init; }

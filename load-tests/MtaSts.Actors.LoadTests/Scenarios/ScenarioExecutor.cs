@@ -93,8 +93,22 @@ public sealed class ScenarioExecutor(ScenarioDefinition scenario, RunOptions o)
     {
         var factory = new MessageFactory(ledger.RunTag, o.SizeBytes);
         var loadScenario = SmtpSendScenario.Create($"{scenario.Name}/{targetName}/{variant}", target.Endpoint, o, ledger, plan, factory);
+        Sampler? sampler = null;
+        long? settleUnresolved = null;
+        if (o.Settle && !o.Backlog)
+            loadScenario = loadScenario with
+            {
+                // Every target starts the measured part with the warm-up mail finished (delivered or bounced), so the
+                // end-to-end rate is the same measured messages over the same work, whatever each took in the warm-up.
+                Settle = async ct =>
+                {
+                    sampler!.Phase = "settle";
+                    await DrainAsync(ledger, receiver, ct);
+                    settleUnresolved = receiver is CountingReceiver ? ledger.Unresolved() : Math.Max(0, ledger.AcceptedTotal - receiver.MessagesReceived);
+                },
+            };
         var runner = new LoadRunner(loadScenario);
-        var sampler = new Sampler($"{scenario.Name}/{targetName}/{variant}", runner, ledger, receiver, target);
+        sampler = new Sampler($"{scenario.Name}/{targetName}/{variant}", runner, ledger, receiver, target);
         using var samplerCts = CancellationTokenSource.CreateLinkedTokenSource(ct);
         var samplerTask = sampler.RunAsync(samplerCts.Token);
         var rssBefore = sampler.LastTargetRssMb;
@@ -106,7 +120,7 @@ public sealed class ScenarioExecutor(ScenarioDefinition scenario, RunOptions o)
         while (!runTask.IsCompleted)
         {
             await Task.WhenAny(runTask, Task.Delay(200, CancellationToken.None));
-            if (runner.Progress.Measuring && sampler.Phase == "warmup") sampler.Phase = "inject";
+            if (runner.Progress.Measuring && sampler.Phase is "warmup" or "settle") sampler.Phase = "inject";
         }
         var (harnessStalls, harnessGcPauseMs) = hiccups.Stop();
         var result = await runTask;
@@ -190,6 +204,8 @@ public sealed class ScenarioExecutor(ScenarioDefinition scenario, RunOptions o)
             Delivered = delivered,
             DeliverySeconds = deliverySeconds,
             EndToEndRate = delivered / deliverySeconds,
+            SettleSeconds = runner.Progress.SettleUs > 0 ? runner.Progress.SettleUs / 1e6 : null,
+            SettleUnresolved = settleUnresolved,
             Duplicates = ledger.Duplicates,
             NotArrived = countsPerMessage ? notArrived : Math.Max(0, ledger.AcceptedTotal - receiver.MessagesReceived),
             ArrivedNotAccepted = arrivedNotAccepted,

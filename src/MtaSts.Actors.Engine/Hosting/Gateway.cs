@@ -284,6 +284,8 @@ public sealed class Gateway : IAsyncDisposable
         var services = new DeliveryServices(transport, spool, log, dcids,
             domain => Settings(watcher.Gateway, domain), bounces, clock, () => policyRef, tuning) { Budget = budget };
         PrepareSqlite(dataDir);
+        // PostgreSQL: the first node creates the persistence tables, the others wait for them (no CREATE race).
+        if (!IsSqlite(config)) await PostgresSchemaInit.RunAsync(config.Hocon, config.HoconText, log, TimeSpan.FromSeconds(120), ct).ConfigureAwait(false);
         var host = BuildHost(AkkaConfig(config, dataDir), ab => ab
             .AddPolicyBranch(policy, domain => watcher.Gateway.Policy.ResolveOptions(domain), log, started: supervisor => policyRef = supervisor)
             .AddDestinations(services, pending)
@@ -538,6 +540,9 @@ public sealed class Gateway : IAsyncDisposable
     // DCID/ICID are unique across restarts without persisting a counter: seconds since 2020 × 1000.
     private static long Epoch() => (DateTimeOffset.UtcNow.ToUnixTimeSeconds() - 1_577_836_800) * 1000;
 
+    private static bool IsSqlite(GatewayConfig config) =>
+        config.Hocon.GetString("akka.persistence.journal.sql.provider-name", "SQLite.MS").StartsWith("SQLite", StringComparison.OrdinalIgnoreCase);
+
     /// <summary>SQLite: WAL is a property of the file (measured ≈3× faster persists); set it before Akka opens it.</summary>
     private static void PrepareSqlite(string dataDir)
     {
@@ -559,8 +564,7 @@ public sealed class Gateway : IAsyncDisposable
     private static Config AkkaConfig(GatewayConfig config, string dataDir)
     {
         string Db(string file) => $"\"Data Source={Path.Combine(dataDir, file).Replace("\\", "/")};Default Timeout=60\"";
-        var isSqlite = config.Hocon.GetString("akka.persistence.journal.sql.provider-name", "SQLite.MS").StartsWith("SQLite", StringComparison.OrdinalIgnoreCase);
-        if (!isSqlite || config.HoconText.Length == 0) return config.Hocon;
+        if (!IsSqlite(config) || config.HoconText.Length == 0) return config.Hocon;
         return ConfigurationFactory.ParseString(config.HoconText + $$"""
 
             akka.persistence.journal.sql.connection-string = {{Db("journal.db")}}

@@ -47,6 +47,32 @@ internal sealed class SmtpLineReader(Stream stream)
         return true;
     }
 
+    private static readonly SearchValues<byte> CrLfNul = SearchValues.Create("\r\n\0"u8);
+
+    /// <summary>Takes, without I/O and without moving the buffer, the longest run of buffered complete lines that DATA
+    /// stores as they are: each ends in CRLF, is at most <paramref name="maxLength"/> octets with it, does not start with
+    /// "." (dot-stuffing, the end of data) and holds no other CR and no NUL. Returns them back to back; empty when the
+    /// next buffered line is not such a line or not complete (the line-by-line path takes it). One vectorised scan per
+    /// line instead of a line object, a hygiene check and a run merge for each (measured: the DATA loop was ≈ 25 % of
+    /// the gateway's CPU for 100 KB messages).</summary>
+    public ReadOnlyMemory<byte> TakePlainLines(int maxLength)
+    {
+        var span = _buf.AsSpan(_start, _end - _start);
+        int pos = 0;
+        while (true)
+        {
+            var rest = span[pos..];
+            int cr = rest.IndexOfAny(CrLfNul);
+            // The first CR, LF or NUL of a plain line is its CR, right before its LF.
+            if (cr < 0 || rest[cr] != (byte)'\r' || cr + 1 >= rest.Length || rest[cr + 1] != (byte)'\n') break;
+            if (cr + 2 > maxLength || rest[0] == (byte)'.') break;
+            pos += cr + 2;
+        }
+        var taken = _buf.AsMemory(_start, pos);
+        _start += pos;
+        return taken;
+    }
+
     private SmtpLine TakeLine(int lf, bool tooLong, int maxLength, bool keepBuffer = false)
     {
         var buf = _buf;

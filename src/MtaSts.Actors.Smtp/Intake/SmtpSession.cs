@@ -601,6 +601,28 @@ internal sealed class SmtpSession
         {
             while (true)
             {
+                // Plain lines already buffered (CRLF, no CR/NUL inside, no leading "."), taken as one run: each would
+                // pass every check below unchanged, and none can end the data. After a bare-LF line the next one goes
+                // through the checks (a "." there is a lookalike end).
+                if (!previousBareLf)
+                {
+                    var plain = _reader.TakePlainLines(_o.MaxTextLineLength);
+                    if (!plain.IsEmpty)
+                    {
+                        received += plain.Length;
+                        if (received > _o.MaxMessageSize) tooBig = true;
+                        if (!(tooBig || tooLong || noStorage || reject && flaws != DataFlaw.None))
+                        {
+                            if (!reservation.TryGrow(plain.Length)) noStorage = true;
+                            else if (Adjacent(run, plain)) run = Extend(run, plain.Length);
+                            else
+                            {
+                                if (!run.IsEmpty) await body.WriteAsync(run, _hardStop).ConfigureAwait(false);
+                                run = plain;
+                            }
+                        }
+                    }
+                }
                 ReadOutcome outcome;
                 if (!_reader.TryReadBufferedLine(_o.MaxTextLineLength, out var line))
                 {

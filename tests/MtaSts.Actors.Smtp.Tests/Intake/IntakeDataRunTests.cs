@@ -49,6 +49,7 @@ public sealed class IntakeDataRunTests
         var m = await h.NextHandedOffAsync();
         Assert.Equal(expected.ToString(), await h.BodyTextAsync(m.Mid));
     }
+
     /// <summary>A large body is read through a wider buffer that is handed back at the end of DATA: two 200 KB messages
     /// in one session, each sent in one write with the next transaction's commands pipelined right behind its end of data
     /// (RFC 2920), lines with leading dots and CRLFs wherever the 8 KB and 64 KB reads fall: both bodies are byte-exact
@@ -84,5 +85,66 @@ public sealed class IntakeDataRunTests
         Assert.Equal(221, (await c.ReadReplyAsync()).Code);
         Assert.Equal(firstExpected, await h.BodyTextAsync((await h.NextHandedOffAsync()).Mid));
         Assert.Equal(secondExpected, await h.BodyTextAsync((await h.NextHandedOffAsync()).Mid));
+    }
+    /// <summary>Plain lines are taken as whole runs; every line that needs a check (a bare CR or NUL inside, a leading
+    /// dot, a bare LF, a line of exactly the maximum length) stops the run and gets the line-by-line treatment, wherever
+    /// the client's writes fall.</summary>
+    [Theory]
+    [InlineData(11)]
+    [InlineData(12)]
+    [InlineData(13)]
+    public async Task Plain_runs_stop_at_every_line_that_needs_a_check(int seed)
+    {
+        var random = new Random(seed);
+        var wire = new StringBuilder();
+        var expected = new StringBuilder();
+        for (int i = 0; i < 4000; i++)
+        {
+            var text = new string((char)('a' + i % 26), random.Next(0, 90));
+            switch (random.Next(12))
+            {
+                case 0: wire.Append("..").Append(text).Append("\r\n"); expected.Append('.').Append(text).Append("\r\n"); break;
+                case 1: wire.Append(text).Append("\rz\r\n"); expected.Append(text).Append("\r\nz\r\n"); break; // bare CR → CRLF
+                case 2: wire.Append(text).Append("\0z\r\n"); expected.Append(text).Append("z\r\n"); break;     // NUL dropped
+                case 3: wire.Append('y').Append(text).Append('\n'); expected.Append('y').Append(text).Append("\r\n"); break; // bare LF
+                case 4: wire.Append(new string('m', 998)).Append("\r\n"); expected.Append(new string('m', 998)).Append("\r\n"); break; // 1,000 octets: the maximum
+                case 5: wire.Append("..\r\n"); expected.Append(".\r\n"); break; // "..": a stuffed lone dot
+                default: wire.Append(text).Append("\r\n"); expected.Append(text).Append("\r\n"); break;
+            }
+        }
+        wire.Append("last\r\n.\r\n"); // a "." right after a bare-LF line would be a lookalike end (refused)
+        expected.Append("last\r\n");
+        await using var h = await new IntakeHarness(o => o with { AddReceivedHeader = false, BareLineEndings = BareLineEndingPolicy.Normalize }).StartAsync();
+        await using var c = await h.OpenDataAsync();
+        var all = wire.ToString();
+        for (int at = 0; at < all.Length;)
+        {
+            int n = random.Next(4) switch { 0 => 1, 1 => random.Next(1, 64), 2 => random.Next(64, 30000), _ => all.Length };
+            n = Math.Min(n, all.Length - at);
+            await c.SendAsync(all.Substring(at, n));
+            at += n;
+        }
+        Assert.Equal(250, (await c.ReadReplyAsync()).Code);
+        var m = await h.NextHandedOffAsync();
+        Assert.Equal(expected.ToString(), await h.BodyTextAsync(m.Mid));
+    }
+
+    /// <summary>A line one octet over the maximum in the middle of a buffered run of plain lines is still seen: 500 5.5.2
+    /// for that message; the same line one octet shorter is taken. In reject mode a NUL or a bare CR inside such a run
+    /// refuses the message.</summary>
+    [Theory]
+    [InlineData(998, BareLineEndingPolicy.Reject, 250)]
+    [InlineData(999, BareLineEndingPolicy.Reject, 500)]
+    [InlineData(-1, BareLineEndingPolicy.Reject, 550)]  // NUL
+    [InlineData(-2, BareLineEndingPolicy.Reject, 550)]  // bare CR
+    [InlineData(-2, BareLineEndingPolicy.Normalize, 250)]
+    public async Task A_line_that_needs_a_check_inside_a_plain_run_is_seen(int special, BareLineEndingPolicy policy, int code)
+    {
+        var line = string.Concat(Enumerable.Repeat("plain line of text in a long body\r\n", 1500));
+        var odd = special switch { -1 => "nul\0here\r\n", -2 => "bare\rcr\r\n", var n => new string('q', n) + "\r\n" };
+        await using var h = await new IntakeHarness(o => o with { AddReceivedHeader = false, BareLineEndings = policy }).StartAsync();
+        await using var c = await h.OpenDataAsync();
+        await c.SendAsync(line + odd + line + ".\r\n");
+        Assert.Equal(code, (await c.ReadReplyAsync()).Code);
     }
 }

@@ -104,7 +104,7 @@ public sealed class ScenarioExecutor(ScenarioDefinition scenario, RunOptions o)
                 {
                     sampler!.Phase = "settle";
                     await DrainAsync(ledger, receiver, ct);
-                    settleUnresolved = receiver is CountingReceiver ? ledger.Unresolved() : Math.Max(0, ledger.AcceptedTotal - receiver.MessagesReceived);
+                    settleUnresolved = Unfinished(ledger, receiver);
                 },
             };
         var runner = new LoadRunner(loadScenario);
@@ -229,17 +229,20 @@ public sealed class ScenarioExecutor(ScenarioDefinition scenario, RunOptions o)
 
     /// <summary>Waits until every accepted message has arrived or bounced back (failure DSN); gives up when arrivals
     /// stall or at the drain bound. What is still queued then is counted by the end-state accounting.</summary>
+    /// <summary>Acknowledged messages not yet finished: neither arrived nor bounced with a DSN (a receiver that only
+    /// counts gives arrivals, not ids).</summary>
+    private static long Unfinished(DeliveryLedger ledger, IReceiver receiver) =>
+        receiver is CountingReceiver ? ledger.Unresolved() : Math.Max(0, ledger.AcceptedTotal - receiver.MessagesReceived);
+
     private async Task DrainAsync(DeliveryLedger ledger, IReceiver receiver, CancellationToken ct)
     {
         var deadline = Clock.NowUs() + (long)o.DrainTimeout.TotalMicroseconds;
         var stallUs = (long)((o.StallTimeout?.TotalSeconds ?? Math.Max(15, 3 * (o.RetryInterval?.TotalSeconds ?? 0) + 10)) * 1_000_000);
         long last = -1, lastChange = Clock.NowUs();
-        var perMessage = receiver is CountingReceiver;
         while (Clock.NowUs() < deadline)
         {
             var delivered = receiver.MessagesReceived;
-            var done = perMessage ? ledger.Unresolved() == 0 : delivered >= ledger.AcceptedTotal;
-            if (done) return;
+            if (Unfinished(ledger, receiver) == 0) return;
             if (delivered != last) { last = delivered; lastChange = Clock.NowUs(); }
             else if (Clock.NowUs() - lastChange > stallUs) return;
             await Task.Delay(250, ct);

@@ -20,8 +20,8 @@ public static class PostgresSchemaInit
     public const string LockName = "mtasts akka persistence schema";
     private const string ProbeId = "mtasts-schema-probe";
 
-    public static readonly string[] Journals = ["akka.persistence.journal.sql", "akka.persistence.journal.sharding"];
-    public static readonly string[] SnapshotStores = ["akka.persistence.snapshot-store.sql", "akka.persistence.snapshot-store.sharding"];
+    private static readonly string[] Journals = ["akka.persistence.journal.sql", "akka.persistence.journal.sharding"];
+    private static readonly string[] SnapshotStores = ["akka.persistence.snapshot-store.sql", "akka.persistence.snapshot-store.sharding"];
 
     /// <summary>Creates the persistence tables under the lock. Failures are logged, never thrown: the plugins' own
     /// initialization (and its restart on the race) remains, as before.</summary>

@@ -596,6 +596,8 @@ internal sealed class SmtpSession
         // written as one run (a write per buffer fill instead of per line). The run is written before any read that
         // could move the buffer and before any other write.
         ReadOnlyMemory<byte> run = default;
+        // Until the message is refused (too big, a line too long, no storage, a flaw in reject mode) its lines are kept.
+        bool Keeping() => !(tooBig || tooLong || noStorage || reject && flaws != DataFlaw.None);
         using (var deadline = new CancellationTokenSource(_o.DataTimeout))
         using (var readCancel = CancellationTokenSource.CreateLinkedTokenSource(deadline.Token, _hardStop))
         {
@@ -611,15 +613,10 @@ internal sealed class SmtpSession
                     {
                         received += plain.Length;
                         if (received > _o.MaxMessageSize) tooBig = true;
-                        if (!(tooBig || tooLong || noStorage || reject && flaws != DataFlaw.None))
+                        if (Keeping())
                         {
                             if (!reservation.TryGrow(plain.Length)) noStorage = true;
-                            else if (Adjacent(run, plain)) run = Extend(run, plain.Length);
-                            else
-                            {
-                                if (!run.IsEmpty) await body.WriteAsync(run, _hardStop).ConfigureAwait(false);
-                                run = plain;
-                            }
+                            else if (Join(ref run, plain) is { IsEmpty: false } before) await body.WriteAsync(before, _hardStop).ConfigureAwait(false);
                         }
                     }
                 }
@@ -667,17 +664,12 @@ internal sealed class SmtpSession
                 int stuffed = content.Length > 0 && content.Span[0] == (byte)'.' ? 1 : 0; // §4.5.2 transparency
                 received += content.Length - stuffed + 2;
                 if (received > _o.MaxMessageSize) tooBig = true;
-                if (tooBig || tooLong || noStorage || reject && flaws != DataFlaw.None) continue; // refused: read on, keep nothing
+                if (!Keeping()) continue; // refused: read on, keep nothing
                 if (flaw == DataFlaw.None)
                 {
                     var clean = line.WithTerminator[stuffed..];
-                    if (!reservation.TryGrow(clean.Length)) { noStorage = true; continue; }
-                    if (Adjacent(run, clean)) run = Extend(run, clean.Length);
-                    else
-                    {
-                        if (!run.IsEmpty) await body.WriteAsync(run, _hardStop).ConfigureAwait(false);
-                        run = clean;
-                    }
+                    if (!reservation.TryGrow(clean.Length)) noStorage = true;
+                    else if (Join(ref run, clean) is { IsEmpty: false } before) await body.WriteAsync(before, _hardStop).ConfigureAwait(false);
                 }
                 else
                 {
@@ -729,16 +721,19 @@ internal sealed class SmtpSession
         return null;
     }
 
-    /// <summary>Is <paramref name="next"/> the bytes right after <paramref name="run"/> in the same buffer?</summary>
-    private static bool Adjacent(ReadOnlyMemory<byte> run, ReadOnlyMemory<byte> next) =>
-        !run.IsEmpty &&
-        MemoryMarshal.TryGetArray(run, out var a) && MemoryMarshal.TryGetArray(next, out var b) &&
-        ReferenceEquals(a.Array, b.Array) && a.Offset + a.Count == b.Offset;
-
-    private static ReadOnlyMemory<byte> Extend(ReadOnlyMemory<byte> run, int by)
+    /// <summary>Adds <paramref name="next"/> to the run: extended in place when it is the bytes right after the run in
+    /// the same buffer; otherwise it starts a new run and the old one is returned, to be written first.</summary>
+    private static ReadOnlyMemory<byte> Join(ref ReadOnlyMemory<byte> run, ReadOnlyMemory<byte> next)
     {
-        MemoryMarshal.TryGetArray(run, out var a);
-        return a.Array.AsMemory(a.Offset, a.Count + by);
+        if (!run.IsEmpty && MemoryMarshal.TryGetArray(run, out var a) && MemoryMarshal.TryGetArray(next, out var b) &&
+            ReferenceEquals(a.Array, b.Array) && a.Offset + a.Count == b.Offset)
+        {
+            run = a.Array.AsMemory(a.Offset, a.Count + b.Count);
+            return default;
+        }
+        var before = run;
+        run = next;
+        return before;
     }
 
     /// <summary>A DATA line that needs a read; one linked token for the whole DATA phase (the command loop's helper

@@ -36,14 +36,7 @@ public sealed class IntakeDataRunTests
             BareLineEndings = bareLf ? BareLineEndingPolicy.Normalize : BareLineEndingPolicy.Reject,
         }).StartAsync();
         await using var c = await h.OpenDataAsync();
-        var all = wire.ToString();
-        for (int at = 0; at < all.Length;)
-        {
-            int n = random.Next(4) switch { 0 => 1, 1 => random.Next(1, 64), 2 => random.Next(64, 20000), _ => all.Length };
-            n = Math.Min(n, all.Length - at);
-            await c.SendAsync(all.Substring(at, n));
-            at += n;
-        }
+        await SendInRandomWritesAsync(c, wire.ToString(), random, 20000);
         var done = await c.ReadReplyAsync();
         Assert.Equal(250, done.Code);
         var m = await h.NextHandedOffAsync();
@@ -116,14 +109,7 @@ public sealed class IntakeDataRunTests
         expected.Append("last\r\n");
         await using var h = await new IntakeHarness(o => o with { AddReceivedHeader = false, BareLineEndings = BareLineEndingPolicy.Normalize }).StartAsync();
         await using var c = await h.OpenDataAsync();
-        var all = wire.ToString();
-        for (int at = 0; at < all.Length;)
-        {
-            int n = random.Next(4) switch { 0 => 1, 1 => random.Next(1, 64), 2 => random.Next(64, 30000), _ => all.Length };
-            n = Math.Min(n, all.Length - at);
-            await c.SendAsync(all.Substring(at, n));
-            at += n;
-        }
+        await SendInRandomWritesAsync(c, wire.ToString(), random, 30000);
         Assert.Equal(250, (await c.ReadReplyAsync()).Code);
         var m = await h.NextHandedOffAsync();
         Assert.Equal(expected.ToString(), await h.BodyTextAsync(m.Mid));
@@ -146,5 +132,18 @@ public sealed class IntakeDataRunTests
         await using var c = await h.OpenDataAsync();
         await c.SendAsync(line + odd + line + ".\r\n");
         Assert.Equal(code, (await c.ReadReplyAsync()).Code);
+    }
+
+    /// <summary>Sends <paramref name="all"/> in writes of 1 octet, a few octets, up to <paramref name="largest"/> octets or all
+    /// the rest, at random: DATA must not depend on where the client's writes fall.</summary>
+    private static async Task SendInRandomWritesAsync(RawSmtpClient c, string all, Random random, int largest)
+    {
+        for (int at = 0; at < all.Length;)
+        {
+            int n = random.Next(4) switch { 0 => 1, 1 => random.Next(1, 64), 2 => random.Next(64, largest), _ => all.Length };
+            n = Math.Min(n, all.Length - at);
+            await c.SendAsync(all.Substring(at, n));
+            at += n;
+        }
     }
 }
